@@ -1,0 +1,222 @@
+//! Bugcheck records: Windows' stop codes, their names, and what each
+//! parameter means, so reports read like `!analyze -v`.
+
+use serde::Serialize;
+
+/// Stop codes the emulator raises (Windows' own values).
+pub mod code {
+    pub const IRQL_NOT_LESS_OR_EQUAL: u32 = 0xA;
+    pub const SPIN_LOCK_ALREADY_OWNED: u32 = 0xF;
+    pub const SPIN_LOCK_NOT_OWNED: u32 = 0x10;
+    pub const KMODE_EXCEPTION_NOT_HANDLED: u32 = 0x1E;
+    pub const SYSTEM_THREAD_EXCEPTION_NOT_HANDLED: u32 = 0x7E;
+    pub const ATTEMPTED_SWITCH_FROM_DPC: u32 = 0xB8;
+    pub const DRIVER_VERIFIER_DETECTED_VIOLATION: u32 = 0xC4;
+    pub const IRQL_UNEXPECTED_VALUE: u32 = 0xC8;
+    pub const DRIVER_IRQL_NOT_LESS_OR_EQUAL: u32 = 0xD1;
+    pub const WORKER_THREAD_RETURNED_AT_BAD_IRQL: u32 = 0xE1;
+    pub const DPC_WATCHDOG_VIOLATION: u32 = 0x133;
+}
+
+/// Driver Verifier subcodes (P1 of 0xC4).
+pub mod c4 {
+    pub const RAISE_TO_LOWER: u64 = 0x30;
+    pub const LOWER_TO_HIGHER: u64 = 0x31;
+    pub const RELEASE_NOT_AT_DISPATCH: u64 = 0x32;
+    pub const ACQUIRE_AT_DPC_BELOW_DISPATCH: u64 = 0x40;
+    pub const RELEASE_FROM_DPC_BELOW_DISPATCH: u64 = 0x41;
+    pub const ACQUIRE_ABOVE_DISPATCH: u64 = 0x42;
+    pub const ISR_RETURNED_AT_OTHER_IRQL: u64 = 0x111;
+    pub const SELF_DEADLOCK: u64 = 0x1000;
+    pub const LOCK_HIERARCHY_VIOLATION: u64 = 0x1001;
+    pub const RELEASED_OUT_OF_ORDER: u64 = 0x1003;
+    pub const MIXED_ACQUIRE_API: u64 = 0x1008;
+    pub const RELEASE_WRONG_MODE: u64 = 0x1009;
+    pub const THREAD_OWNS_LOCK: u64 = 0x100A;
+}
+
+/// Exception codes raised by the interpreter itself.
+pub mod status {
+    pub const INTEGER_DIVIDE_BY_ZERO: u64 = 0xC000_0094;
+}
+
+/// One bugcheck: stop code and its four parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Bugcheck {
+    pub code: u32,
+    pub params: [u64; 4],
+}
+
+impl Bugcheck {
+    pub fn new(code: u32, params: [u64; 4]) -> Self {
+        Bugcheck { code, params }
+    }
+
+    /// A Driver Verifier violation (0xC4) with its subcode.
+    pub fn verifier(subcode: u64, p2: u64, p3: u64, p4: u64) -> Self {
+        Bugcheck::new(code::DRIVER_VERIFIER_DETECTED_VIOLATION, [subcode, p2, p3, p4])
+    }
+
+    /// Windows' symbolic name of the stop code.
+    pub fn name(&self) -> &'static str {
+        code_name(self.code).unwrap_or("UNKNOWN_BUGCHECK")
+    }
+
+    /// What each of the four parameters means for this code (and subcode).
+    pub fn param_meanings(&self) -> [&'static str; 4] {
+        use code::*;
+        match self.code {
+            SPIN_LOCK_ALREADY_OWNED | SPIN_LOCK_NOT_OWNED => {
+                ["address of the spin lock", "reserved", "reserved", "reserved"]
+            }
+            KMODE_EXCEPTION_NOT_HANDLED => [
+                "exception code",
+                "address where the exception occurred",
+                "exception parameter 0",
+                "exception parameter 1",
+            ],
+            SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => [
+                "exception code",
+                "address where the exception occurred",
+                "exception record address",
+                "context record address",
+            ],
+            DRIVER_IRQL_NOT_LESS_OR_EQUAL => [
+                "memory referenced",
+                "IRQL at the time of the reference",
+                "0 read, 1 write, 8 execute",
+                "address of the instruction that referenced memory",
+            ],
+            IRQL_UNEXPECTED_VALUE => [
+                "IRQL at return",
+                "IRQL expected",
+                "address of the DPC routine",
+                "reserved",
+            ],
+            WORKER_THREAD_RETURNED_AT_BAD_IRQL => [
+                "address of the thread routine",
+                "IRQL at return",
+                "reserved",
+                "reserved",
+            ],
+            DPC_WATCHDOG_VIOLATION => match self.params[0] {
+                0 => [
+                    "0: a single DPC or ISR exceeded its time allotment",
+                    "time it ran (microseconds)",
+                    "allotment (microseconds)",
+                    "reserved",
+                ],
+                _ => [
+                    "1: the processor stayed at DISPATCH_LEVEL or above too long",
+                    "watchdog period (microseconds)",
+                    "time spent at raised IRQL (microseconds)",
+                    "reserved",
+                ],
+            },
+            DRIVER_VERIFIER_DETECTED_VIOLATION => c4_meanings(self.params[0]),
+            _ => ["", "", "", ""],
+        }
+    }
+
+    /// One line saying which rule was broken.
+    pub fn summary(&self) -> &'static str {
+        use code::*;
+        match self.code {
+            SPIN_LOCK_ALREADY_OWNED => "a spin lock was acquired by a processor that already holds it: recursive acquisition spins forever",
+            SPIN_LOCK_NOT_OWNED => "a spin lock was released by a processor that does not hold it",
+            KMODE_EXCEPTION_NOT_HANDLED => "an exception was raised while holding a spin lock or at IRQL >= DISPATCH_LEVEL, where no handler may run",
+            SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "a system thread raised an exception that no __try/__except handled",
+            DRIVER_IRQL_NOT_LESS_OR_EQUAL => "pageable memory (data or code) was touched at IRQL >= DISPATCH_LEVEL, where a page fault cannot be serviced",
+            IRQL_UNEXPECTED_VALUE => "a DPC routine returned at an IRQL other than DISPATCH_LEVEL",
+            WORKER_THREAD_RETURNED_AT_BAD_IRQL => "a system thread returned at an IRQL above PASSIVE_LEVEL",
+            DPC_WATCHDOG_VIOLATION => "a processor stayed at DISPATCH_LEVEL or above too long: spin-lock deadlock or an over-long DPC/ISR",
+            DRIVER_VERIFIER_DETECTED_VIOLATION => c4_summary(self.params[0]),
+            _ => "unknown stop code",
+        }
+    }
+}
+
+fn c4_meanings(sub: u64) -> [&'static str; 4] {
+    use c4::*;
+    match sub {
+        RAISE_TO_LOWER => ["0x30: KeRaiseIrql to a lower IRQL", "current IRQL", "requested IRQL", "reserved"],
+        LOWER_TO_HIGHER => ["0x31: KeLowerIrql to a higher IRQL", "current IRQL", "requested IRQL", "reserved"],
+        RELEASE_NOT_AT_DISPATCH => ["0x32: spin lock released at an IRQL other than DISPATCH_LEVEL", "current IRQL", "address of the spin lock", "reserved"],
+        ACQUIRE_AT_DPC_BELOW_DISPATCH => ["0x40: AtDpcLevel acquire below DISPATCH_LEVEL", "current IRQL", "address of the spin lock", "reserved"],
+        RELEASE_FROM_DPC_BELOW_DISPATCH => ["0x41: FromDpcLevel release below DISPATCH_LEVEL", "current IRQL", "address of the spin lock", "reserved"],
+        ACQUIRE_ABOVE_DISPATCH => ["0x42: spin lock acquired above DISPATCH_LEVEL", "current IRQL", "address of the spin lock", "reserved"],
+        ISR_RETURNED_AT_OTHER_IRQL => ["0x111: ISR returned at another IRQL", "address of the ISR", "IRQL at entry", "IRQL at return"],
+        SELF_DEADLOCK => ["0x1000: self-deadlock, re-acquire of a held lock", "address of the lock", "reserved", "reserved"],
+        LOCK_HIERARCHY_VIOLATION => ["0x1001: deadlock detected (lock hierarchy violation)", "address of the lock that closed the cycle", "address of a lock it conflicts with", "reserved"],
+        RELEASED_OUT_OF_ORDER => ["0x1003: lock released in the wrong order", "address of the lock released", "address of the lock still held", "reserved"],
+        MIXED_ACQUIRE_API => ["0x1008: acquire API does not match the lock's type", "address of the lock", "reserved", "reserved"],
+        RELEASE_WRONG_MODE => ["0x1009: release API does not match the acquire", "address of the lock", "reserved", "reserved"],
+        THREAD_OWNS_LOCK => ["0x100A: a routine returned (thread terminated) owning a lock", "address of the lock", "reserved", "reserved"],
+        _ => ["Driver Verifier subcode", "", "", ""],
+    }
+}
+
+fn c4_summary(sub: u64) -> &'static str {
+    use c4::*;
+    match sub {
+        RAISE_TO_LOWER => "KeRaiseIrql was asked for an IRQL lower than the current one",
+        LOWER_TO_HIGHER => "KeLowerIrql was asked for an IRQL higher than the current one",
+        RELEASE_NOT_AT_DISPATCH => "KeReleaseSpinLock must be called at DISPATCH_LEVEL, with the IRQL the acquire returned",
+        ACQUIRE_AT_DPC_BELOW_DISPATCH => "an AtDpcLevel acquire requires the caller to be at DISPATCH_LEVEL or above already",
+        RELEASE_FROM_DPC_BELOW_DISPATCH => "a FromDpcLevel release requires the caller to be at DISPATCH_LEVEL or above",
+        ACQUIRE_ABOVE_DISPATCH => "KeAcquireSpinLock raises to DISPATCH_LEVEL, so it must not be called above it",
+        ISR_RETURNED_AT_OTHER_IRQL => "an interrupt service routine must return at the IRQL it was called at",
+        SELF_DEADLOCK => "a processor re-acquired a reader/writer spin lock it already holds: it waits for itself",
+        LOCK_HIERARCHY_VIOLATION => "locks are taken in an order that can deadlock (a cycle in the lock order, or a lock shared by an ISR and lower-IRQL code without the interrupt's lock)",
+        RELEASED_OUT_OF_ORDER => "a release dropped IRQL below DISPATCH_LEVEL while another spin lock was still held: locks released in the wrong order",
+        MIXED_ACQUIRE_API => "one KSPIN_LOCK was used both as an ordinary and as an in-stack queued spin lock",
+        RELEASE_WRONG_MODE => "a reader/writer spin lock was released in a mode it is not held in",
+        THREAD_OWNS_LOCK => "a thread, DPC or ISR routine returned while still holding a spin lock",
+        _ => "Driver Verifier detected a violation",
+    }
+}
+
+/// Every stop code the emulator knows, with its Windows name.
+pub const CODES: &[(u32, &str)] = &[
+    (code::IRQL_NOT_LESS_OR_EQUAL, "IRQL_NOT_LESS_OR_EQUAL"),
+    (code::SPIN_LOCK_ALREADY_OWNED, "SPIN_LOCK_ALREADY_OWNED"),
+    (code::SPIN_LOCK_NOT_OWNED, "SPIN_LOCK_NOT_OWNED"),
+    (code::KMODE_EXCEPTION_NOT_HANDLED, "KMODE_EXCEPTION_NOT_HANDLED"),
+    (code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED"),
+    (code::ATTEMPTED_SWITCH_FROM_DPC, "ATTEMPTED_SWITCH_FROM_DPC"),
+    (code::DRIVER_VERIFIER_DETECTED_VIOLATION, "DRIVER_VERIFIER_DETECTED_VIOLATION"),
+    (code::IRQL_UNEXPECTED_VALUE, "IRQL_UNEXPECTED_VALUE"),
+    (code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, "DRIVER_IRQL_NOT_LESS_OR_EQUAL"),
+    (code::WORKER_THREAD_RETURNED_AT_BAD_IRQL, "WORKER_THREAD_RETURNED_AT_BAD_IRQL"),
+    (code::DPC_WATCHDOG_VIOLATION, "DPC_WATCHDOG_VIOLATION"),
+];
+
+/// The name of a stop code.
+pub fn code_name(code: u32) -> Option<&'static str> {
+    CODES.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+}
+
+/// The stop code of a name (`SPIN_LOCK_ALREADY_OWNED` → 0xF).
+pub fn code_of_name(name: &str) -> Option<u32> {
+    CODES.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for (c, n) in CODES {
+            assert_eq!(code_of_name(n), Some(*c));
+            assert_eq!(code_name(*c), Some(*n));
+        }
+    }
+
+    #[test]
+    fn verifier_subcode_meanings() {
+        let b = Bugcheck::verifier(c4::LOCK_HIERARCHY_VIOLATION, 1, 2, 0);
+        assert_eq!(b.name(), "DRIVER_VERIFIER_DETECTED_VIOLATION");
+        assert!(b.param_meanings()[0].starts_with("0x1001"));
+    }
+}

@@ -1,0 +1,1 @@
+//! The verifier: an observer of the engine's event stream.

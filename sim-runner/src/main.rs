@@ -1,0 +1,2 @@
+//! `sim-runner`: the command line of the emulator.
+fn main() {}
