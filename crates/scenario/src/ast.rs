@@ -1,0 +1,297 @@
+//! The syntax tree of a `.sim` file, exactly as written (names unresolved).
+//! Every node carries the byte span it came from, so the checker and the
+//! runtime can point at the source.
+
+/// A byte range in the source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Span {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Span {
+    pub fn new(offset: usize, len: usize) -> Self {
+        Span { offset, len }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        let start = self.offset.min(other.offset);
+        let end = (self.offset + self.len).max(other.offset + other.len);
+        Span::new(start, end - start)
+    }
+}
+
+impl From<Span> for miette::SourceSpan {
+    fn from(s: Span) -> Self {
+        (s.offset, s.len).into()
+    }
+}
+
+/// A name as written, with where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// A value with the span it was written at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+/// A whole `.sim` file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct File {
+    pub header: Header,
+    pub items: Vec<Item>,
+}
+
+/// The `scenario "name" { ... }` block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    pub name: Spanned<String>,
+    pub entries: Vec<HeaderEntry>,
+    pub span: Span,
+}
+
+/// One `key value;` line of the header. Durations are in nanoseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HeaderEntry {
+    Title(Spanned<String>),
+    Cpus(Spanned<u64>),
+    Seed(Spanned<u64>),
+    /// `verifier standard;`, `verifier none;` or a comma list of check names.
+    Verifier(Vec<Ident>),
+    Watchdog(Spanned<u64>),
+    Duration(Spanned<u64>),
+    Expect(Spanned<Expect>),
+}
+
+/// An `expect ...;` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    Clean,
+    AssertionFailed,
+    /// `expect warning RULE;`
+    Warning(Ident),
+    /// `expect bugcheck NAME;`
+    BugcheckName(Ident),
+    /// `expect bugcheck 0xC4(0x1001);` or `expect bugcheck 0x10;`
+    BugcheckCode { code: u64, param1: Option<u64> },
+}
+
+/// A top-level item.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Global(GlobalDecl),
+    Routine(Routine),
+    Thread(ThreadDecl),
+    Interrupt(InterruptLine),
+}
+
+/// A global object or data declaration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlobalDecl {
+    /// `PAGED` prefix.
+    pub paged: bool,
+    /// `_Guarded_by_(L)` prefix.
+    pub guarded_by: Option<Ident>,
+    pub ty: GlobalType,
+    pub name: Ident,
+    /// `= expr` for data.
+    pub init: Option<Expr>,
+    pub span: Span,
+}
+
+/// The type of a global.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GlobalType {
+    KSpinLock,
+    ExSpinLock,
+    /// `KINTERRUPT I(Isr, Irql[, SynchronizeIrql]);`
+    KInterrupt {
+        isr: Ident,
+        irql: Expr,
+        sync_irql: Option<Expr>,
+    },
+    /// `KDPC D(Routine);`
+    KDpc { routine: Ident },
+    ListEntry,
+    Scalar(Spanned<ScalarType>),
+}
+
+/// Integer-like types of data, locals and parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalarType {
+    Ulong,
+    Long,
+    Boolean,
+    Kirql,
+}
+
+/// Types of locals, parameters and return values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Type {
+    Void,
+    Scalar(ScalarType),
+    /// `KLOCK_QUEUE_HANDLE` (locals only).
+    QueueHandle,
+    /// `PKINTERRUPT`, `PVOID`, `PKDPC`, ... (WDK parameter lists; receive NULL).
+    Pointer(String),
+}
+
+/// A routine definition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Routine {
+    pub paged: bool,
+    pub ret: Spanned<Type>,
+    pub name: Ident,
+    pub params: Vec<Param>,
+    pub body: Block,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub ty: Spanned<Type>,
+    pub name: Ident,
+}
+
+/// `thread Name [on cpu N] [repeat K] { ... }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreadDecl {
+    pub name: Ident,
+    pub cpu: Option<Spanned<u64>>,
+    pub repeat: Option<Spanned<u64>>,
+    pub body: Block,
+    pub span: Span,
+}
+
+/// `interrupt I on cpu N [at D] [every D] [count K];` (durations in ns)
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterruptLine {
+    pub interrupt: Ident,
+    pub cpu: Spanned<u64>,
+    pub at: Option<Spanned<u64>>,
+    pub every: Option<Spanned<u64>>,
+    pub count: Option<Spanned<u64>>,
+    pub span: Span,
+}
+
+/// `{ statements }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub stmts: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+/// `=`, `+=`, `-=`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssignOp {
+    Set,
+    Add,
+    Sub,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StmtKind {
+    /// `KIRQL a, b = 1;`
+    Decl {
+        ty: Spanned<Type>,
+        vars: Vec<(Ident, Option<Expr>)>,
+    },
+    Assign {
+        target: Ident,
+        op: AssignOp,
+        value: Expr,
+    },
+    /// `x++`, `++x`, `x--`, `--x`
+    IncDec { target: Ident, increment: bool },
+    If {
+        cond: Expr,
+        then: Box<Stmt>,
+        els: Option<Box<Stmt>>,
+    },
+    While { cond: Expr, body: Box<Stmt> },
+    For {
+        init: Option<Box<Stmt>>,
+        cond: Option<Expr>,
+        step: Option<Box<Stmt>>,
+        body: Box<Stmt>,
+    },
+    Break,
+    Continue,
+    Return(Option<Expr>),
+    /// An expression statement (in practice a call).
+    Expr(Expr),
+    Block(Block),
+    /// `__try { } __except (filter) { }`
+    Try {
+        body: Block,
+        filter: Expr,
+        handler: Block,
+    },
+    /// `;`
+    Empty,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Not,
+    BitNot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Shl,
+    Shr,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+    BitAnd,
+    BitOr,
+    BitXor,
+    And,
+    Or,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Int(i64),
+    Str(String),
+    /// A name: variable, constant (`TRUE`, `DISPATCH_LEVEL`, ...) or routine.
+    Name(Ident),
+    /// `&name`
+    AddrOf(Ident),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `c ? a : b`
+    Cond(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `(ULONG)x`
+    Cast(ScalarType, Box<Expr>),
+    Call { callee: Ident, args: Vec<Expr> },
+}

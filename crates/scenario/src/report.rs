@@ -1,0 +1,126 @@
+//! The result of one run, as data: what the text and JSON reports print.
+//! Serialized with serde, this *is* the contract's `--format json` object.
+
+use serde::Serialize;
+
+/// How the run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Clean,
+    Bugcheck,
+    AssertionFailed,
+}
+
+/// One frame of a scenario backtrace (innermost first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    pub routine: String,
+    pub line: u32,
+    /// `file:line` for display.
+    pub location: String,
+}
+
+/// A lock held by a processor when the run stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeldLock {
+    pub lock: String,
+    /// `ordinary`, `queued`, `shared`, `exclusive`, `interrupt`.
+    pub mode: String,
+    /// Context (thread, DPC, ISR) that took it.
+    pub by: String,
+    pub line: u32,
+}
+
+/// One processor's state when the run stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CpuState {
+    pub cpu: u32,
+    pub irql: u8,
+    /// What runs on top (`thread Worker#1`, `DPC SlowDpc`, `ISR OnInterrupt`, `idle`).
+    pub running: String,
+    /// `spinning on Lock` etc., if it is waiting.
+    pub waiting: Option<String>,
+    pub held: Vec<HeldLock>,
+}
+
+/// The bugcheck that ended the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BugcheckReport {
+    pub code: u32,
+    pub name: String,
+    pub params: [u64; 4],
+    /// What each parameter means.
+    pub param_meanings: [String; 4],
+    /// The rule's one-line explanation.
+    pub summary: String,
+    /// Scenario-specific explanation (which lock, which routine, ...).
+    pub detail: String,
+    pub cpu: u32,
+    pub irql: u8,
+    pub line: u32,
+    /// Thread, DPC or ISR that was running.
+    pub context: String,
+    pub backtrace: Vec<Frame>,
+    /// Deadlock or lock-order analysis lines, if any.
+    pub analysis: Vec<String>,
+}
+
+/// A failed ASSERT (or PAGED_CODE above APC_LEVEL).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AssertionReport {
+    pub message: String,
+    pub cpu: u32,
+    pub irql: u8,
+    pub line: u32,
+    pub context: String,
+    pub backtrace: Vec<Frame>,
+}
+
+/// A finding that does not end the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WarningReport {
+    pub rule: String,
+    pub line: u32,
+    pub message: String,
+}
+
+/// Statistics of one lock over the run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LockStatsReport {
+    pub name: String,
+    pub family: String,
+    pub acquisitions: u64,
+    pub contended: u64,
+    pub longest_hold_us: f64,
+    pub longest_spin_us: f64,
+}
+
+/// Everything about one run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub title: Option<String>,
+    pub file: String,
+    pub seed: u64,
+    pub mode: String,
+    pub cpus: u32,
+    pub outcome: Outcome,
+    pub bugcheck: Option<BugcheckReport>,
+    pub assertion: Option<AssertionReport>,
+    pub warnings: Vec<WarningReport>,
+    /// The `expect` lines as written (`bugcheck 0xC4(0x1001)`, `clean`, ...).
+    pub expectations: Vec<String>,
+    pub expectation_met: bool,
+    /// Why the expectation failed, if it did.
+    pub expectation_failure: Option<String>,
+    /// DbgPrint lines, in order.
+    pub output: Vec<String>,
+    pub locks: Vec<LockStatsReport>,
+    /// Processor states when the run stopped.
+    pub processors: Vec<CpuState>,
+    /// Virtual time at the end of the run, microseconds.
+    pub virtual_time_us: f64,
+    /// Statements executed over all processors.
+    pub statements: u64,
+}
