@@ -10,6 +10,7 @@ pub mod code {
     pub const SPIN_LOCK_NOT_OWNED: u32 = 0x10;
     pub const KMODE_EXCEPTION_NOT_HANDLED: u32 = 0x1E;
     pub const SYSTEM_THREAD_EXCEPTION_NOT_HANDLED: u32 = 0x7E;
+    pub const UNEXPECTED_KERNEL_MODE_TRAP: u32 = 0x7F;
     pub const ATTEMPTED_SWITCH_FROM_DPC: u32 = 0xB8;
     pub const DRIVER_VERIFIER_DETECTED_VIOLATION: u32 = 0xC4;
     pub const IRQL_UNEXPECTED_VALUE: u32 = 0xC8;
@@ -81,6 +82,12 @@ impl Bugcheck {
                 "exception record address",
                 "context record address",
             ],
+            UNEXPECTED_KERNEL_MODE_TRAP => [
+                "trap number (8: double fault, kernel stack overflow)",
+                "reserved",
+                "reserved",
+                "reserved",
+            ],
             DRIVER_IRQL_NOT_LESS_OR_EQUAL => [
                 "memory referenced",
                 "IRQL at the time of the reference",
@@ -126,6 +133,7 @@ impl Bugcheck {
             SPIN_LOCK_NOT_OWNED => "a spin lock was released by a processor that does not hold it",
             KMODE_EXCEPTION_NOT_HANDLED => "an exception was raised while holding a spin lock or at IRQL >= DISPATCH_LEVEL, where no handler may run",
             SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "a system thread raised an exception that no __try/__except handled",
+            UNEXPECTED_KERNEL_MODE_TRAP => "the kernel stack overflowed (runaway recursion): a double fault",
             DRIVER_IRQL_NOT_LESS_OR_EQUAL => "pageable memory (data or code) was touched at IRQL >= DISPATCH_LEVEL, where a page fault cannot be serviced",
             IRQL_UNEXPECTED_VALUE => "a DPC routine returned at an IRQL other than DISPATCH_LEVEL",
             WORKER_THREAD_RETURNED_AT_BAD_IRQL => "a system thread returned at an IRQL above PASSIVE_LEVEL",
@@ -183,6 +191,7 @@ pub const CODES: &[(u32, &str)] = &[
     (code::SPIN_LOCK_NOT_OWNED, "SPIN_LOCK_NOT_OWNED"),
     (code::KMODE_EXCEPTION_NOT_HANDLED, "KMODE_EXCEPTION_NOT_HANDLED"),
     (code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED"),
+    (code::UNEXPECTED_KERNEL_MODE_TRAP, "UNEXPECTED_KERNEL_MODE_TRAP"),
     (code::ATTEMPTED_SWITCH_FROM_DPC, "ATTEMPTED_SWITCH_FROM_DPC"),
     (code::DRIVER_VERIFIER_DETECTED_VIOLATION, "DRIVER_VERIFIER_DETECTED_VIOLATION"),
     (code::IRQL_UNEXPECTED_VALUE, "IRQL_UNEXPECTED_VALUE"),

@@ -1,0 +1,1234 @@
+//! The checker: resolves every name, checks types, argument counts and lock
+//! kinds, validates the header, and compiles routines to [`Op`] code.
+//! Every error carries the span of the offending text and, where one
+//! exists, a suggestion; the file is rejected before anything runs.
+
+use crate::ast::{self, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind, Type};
+use crate::diag::{did_you_mean, SimError, Source};
+use crate::kernel::{self, Kr, Sig, P};
+use crate::program::*;
+use std::collections::BTreeMap;
+use vcpu::bugcheck::code_of_name;
+use vcpu::LockId;
+
+/// Warning rules an `expect warning` line may name.
+pub const WARNING_RULES: &[&str] = &[
+    "HOLD_TIME_EXCEEDED",
+    "ISR_TOO_LONG",
+    "DPC_TOO_LONG",
+    "UNGUARDED_ACCESS",
+    "TIME_LIMIT_REACHED",
+];
+
+const NONPAGED_BASE: u64 = 0xFFFF_F806_1A00_0000;
+const PAGED_BASE: u64 = 0xFFFF_A000_0400_0000;
+const CODE_BASE: u64 = 0xFFFF_F806_1B00_0000;
+const PAGED_CODE_BASE: u64 = 0xFFFF_F806_1C00_0000;
+const MAX_SLOTS: usize = 4096;
+
+/// What a global name refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Global {
+    Lock(LockId),
+    Interrupt(u32),
+    Dpc(u32),
+    List(u32),
+    Var(VarId),
+    Routine(RoutineId),
+}
+
+fn kind_name(g: Global, prog: &Program) -> &'static str {
+    match g {
+        Global::Lock(l) => match prog.locks[l.0 as usize].kind {
+            LockKind::Spin => "a KSPIN_LOCK",
+            LockKind::Ex => "an EX_SPIN_LOCK",
+            LockKind::Interrupt(_) => "a KINTERRUPT",
+        },
+        Global::Interrupt(_) => "a KINTERRUPT",
+        Global::Dpc(_) => "a KDPC",
+        Global::List(_) => "a LIST_ENTRY",
+        Global::Var(_) => "a data variable",
+        Global::Routine(_) => "a routine",
+    }
+}
+
+type R<T> = Result<T, SimError>;
+
+struct Checker<'a> {
+    src: &'a Source,
+    globals: BTreeMap<String, (Global, Span)>,
+    /// Declared parameter count of each routine.
+    arity: BTreeMap<String, usize>,
+    prog: Program,
+}
+
+/// Check a parsed file and compile it.
+pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
+    let mut c = Checker {
+        src,
+        globals: BTreeMap::new(),
+        arity: BTreeMap::new(),
+        prog: Program {
+            source: src.clone(),
+            name: file.header.name.value.clone(),
+            title: None,
+            cpus: 0,
+            seed: 1,
+            checks: Checks::ALL,
+            watchdog: 10_000_000,
+            duration: None,
+            expects: vec![],
+            locks: vec![],
+            interrupts: vec![],
+            dpcs: vec![],
+            lists: vec![],
+            vars: vec![],
+            routines: vec![],
+            threads: vec![],
+            interrupt_lines: vec![],
+        },
+    };
+    c.run(file).map_err(|e| vec![e])?;
+    Ok(c.prog)
+}
+
+impl<'a> Checker<'a> {
+    fn err(&self, span: Span, msg: impl Into<String>) -> SimError {
+        SimError::new(self.src, span, msg)
+    }
+
+    fn line(&self, span: Span) -> u32 {
+        self.src.line_col(span.offset).0
+    }
+
+    fn run(&mut self, file: &ast::File) -> R<()> {
+        self.header(&file.header)?;
+        self.declare(file)?;
+        self.resolve_globals(file)?;
+        // Compile routines in declaration order (ids were assigned in declare).
+        for item in &file.items {
+            if let Item::Routine(r) = item {
+                let id = match self.globals.get(&r.name.name) {
+                    Some((Global::Routine(id), _)) => *id,
+                    _ => continue,
+                };
+                let code = self.compile_routine(r)?;
+                self.prog.routines[id as usize] = code;
+            }
+        }
+        for item in &file.items {
+            match item {
+                Item::Thread(t) => self.thread(t)?,
+                Item::Interrupt(i) => self.interrupt_line(i)?,
+                _ => {}
+            }
+        }
+        if self.prog.threads.is_empty() && self.prog.interrupt_lines.is_empty() {
+            return Err(self
+                .err(file.header.name.span, "the scenario has no workload")
+                .help("add a `thread Name on cpu 0 { ... }` or an `interrupt I on cpu 0 at 1us;` line"));
+        }
+        Ok(())
+    }
+
+    // ----- header -------------------------------------------------------
+
+    fn header(&mut self, h: &ast::Header) -> R<()> {
+        let mut seen: BTreeMap<&'static str, Span> = BTreeMap::new();
+        let mut once = |key: &'static str, span: Span, me: &Self| -> R<()> {
+            if let Some(prev) = seen.insert(key, span) {
+                let (l, _) = me.src.line_col(prev.offset);
+                return Err(me.err(span, format!("`{key}` is given twice in the header")).help(format!("the first is at line {l}")));
+            }
+            Ok(())
+        };
+        let mut cpus = None;
+        for e in &h.entries {
+            match e {
+                HeaderEntry::Title(t) => {
+                    once("title", t.span, self)?;
+                    self.prog.title = Some(t.value.clone());
+                }
+                HeaderEntry::Cpus(n) => {
+                    once("cpus", n.span, self)?;
+                    if !(1..=64).contains(&n.value) {
+                        return Err(self.err(n.span, format!("`cpus {}` is out of range", n.value)).help("a scenario has 1 to 64 virtual processors"));
+                    }
+                    cpus = Some(n.value as u32);
+                }
+                HeaderEntry::Seed(n) => {
+                    once("seed", n.span, self)?;
+                    self.prog.seed = n.value;
+                }
+                HeaderEntry::Verifier(names) => {
+                    if let Some(first) = names.first() {
+                        once("verifier", first.span, self)?;
+                    }
+                    self.prog.checks = self.verifier(names)?;
+                }
+                HeaderEntry::Watchdog(d) => {
+                    once("watchdog", d.span, self)?;
+                    if d.value == 0 {
+                        return Err(self.err(d.span, "the watchdog period must be positive"));
+                    }
+                    self.prog.watchdog = d.value;
+                }
+                HeaderEntry::Duration(d) => {
+                    once("duration", d.span, self)?;
+                    if d.value == 0 {
+                        return Err(self.err(d.span, "the duration must be positive"));
+                    }
+                    self.prog.duration = Some(d.value);
+                }
+                HeaderEntry::Expect(x) => {
+                    let text = self.expect(x)?;
+                    self.prog.expects.push((x.value.clone(), text));
+                }
+            }
+        }
+        match cpus {
+            Some(n) => self.prog.cpus = n,
+            None => {
+                return Err(self
+                    .err(h.name.span, "the scenario header has no `cpus` line")
+                    .label("this scenario")
+                    .help("add `cpus 2;` (1 to 64 virtual processors) to the header"))
+            }
+        }
+        Ok(())
+    }
+
+    fn verifier(&self, names: &[Ident]) -> R<Checks> {
+        let mut checks = Checks::NONE;
+        for n in names {
+            match n.name.as_str() {
+                "standard" => checks = Checks::ALL,
+                "none" => {}
+                "irql_checking" => checks.irql_checking = true,
+                "lock_checks" => checks.lock_checks = true,
+                "deadlock_detection" => checks.deadlock_detection = true,
+                "force_irql_checking" => checks.force_irql_checking = true,
+                other => {
+                    let mut e = self.err(n.span, format!("unknown verifier check `{other}`"));
+                    e = e.help(match did_you_mean(other, Checks::NAMES.iter().copied()) {
+                        Some(s) => s,
+                        None => format!("known checks: {}", Checks::NAMES.join(", ")),
+                    });
+                    return Err(e);
+                }
+            }
+        }
+        Ok(checks)
+    }
+
+    fn expect(&self, x: &ast::Spanned<ast::Expect>) -> R<String> {
+        use ast::Expect::*;
+        Ok(match &x.value {
+            Clean => "clean".into(),
+            AssertionFailed => "assertion_failed".into(),
+            Warning(id) => {
+                if !WARNING_RULES.contains(&id.name.as_str()) {
+                    let help = did_you_mean(&id.name, WARNING_RULES.iter().copied())
+                        .unwrap_or_else(|| format!("warnings: {}", WARNING_RULES.join(", ")));
+                    return Err(self.err(id.span, format!("unknown warning `{}`", id.name)).help(help));
+                }
+                format!("warning {}", id.name)
+            }
+            BugcheckName(id) => {
+                if code_of_name(&id.name).is_none() {
+                    let names = vcpu::bugcheck::CODES.iter().map(|(_, n)| *n);
+                    let help = did_you_mean(&id.name, names)
+                        .unwrap_or_else(|| "name a bugcheck like SPIN_LOCK_ALREADY_OWNED, or give its code: `0xC4(0x1001)`".into());
+                    return Err(self.err(id.span, format!("unknown bugcheck `{}`", id.name)).help(help));
+                }
+                format!("bugcheck {}", id.name)
+            }
+            BugcheckCode { code, param1 } => match param1 {
+                Some(p) => format!("bugcheck {code:#X}({p:#X})"),
+                None => format!("bugcheck {code:#X}"),
+            },
+        })
+    }
+
+    // ----- declarations ---------------------------------------------------
+
+    fn define(&mut self, id: &Ident, g: Global) -> R<()> {
+        if kernel::lookup(&id.name).is_some() || kernel::constant(&id.name).is_some() {
+            return Err(self.err(id.span, format!("`{}` is a kernel name and cannot be redeclared", id.name)));
+        }
+        if let Some((_, prev)) = self.globals.get(&id.name) {
+            let l = self.line(*prev);
+            return Err(self.err(id.span, format!("`{}` is already declared at line {l}", id.name)));
+        }
+        self.globals.insert(id.name.clone(), (g, id.span));
+        Ok(())
+    }
+
+    fn declare(&mut self, file: &ast::File) -> R<()> {
+        let (mut np, mut pg, mut code, mut pcode) = (0u64, 0u64, 0u64, 0u64);
+        let mut addr = |paged: bool| {
+            if paged {
+                pg += 1;
+                PAGED_BASE + pg * 0x40
+            } else {
+                np += 1;
+                NONPAGED_BASE + np * 0x40
+            }
+        };
+        for item in &file.items {
+            match item {
+                Item::Global(g) => {
+                    let line = self.line(g.span);
+                    let address = addr(g.paged);
+                    let name = g.name.name.clone();
+                    let global = match &g.ty {
+                        ast::GlobalType::KSpinLock | ast::GlobalType::ExSpinLock => {
+                            let kind = if g.ty == ast::GlobalType::KSpinLock { LockKind::Spin } else { LockKind::Ex };
+                            self.prog.locks.push(LockDecl { name, kind, paged: g.paged, address, line });
+                            Global::Lock(LockId(self.prog.locks.len() as u32 - 1))
+                        }
+                        ast::GlobalType::KInterrupt { .. } => {
+                            let idx = self.prog.interrupts.len() as u32;
+                            self.prog.locks.push(LockDecl { name: name.clone(), kind: LockKind::Interrupt(idx), paged: g.paged, address: address + 8, line });
+                            let lock = LockId(self.prog.locks.len() as u32 - 1);
+                            self.prog.interrupts.push(InterruptDecl { name, isr: 0, irql: 0, sync_irql: 0, lock, address });
+                            Global::Interrupt(idx)
+                        }
+                        ast::GlobalType::KDpc { .. } => {
+                            self.prog.dpcs.push(DpcDecl { name, routine: 0, address });
+                            Global::Dpc(self.prog.dpcs.len() as u32 - 1)
+                        }
+                        ast::GlobalType::ListEntry => {
+                            self.prog.lists.push(ListDecl { name, paged: g.paged, address });
+                            Global::List(self.prog.lists.len() as u32 - 1)
+                        }
+                        ast::GlobalType::Scalar(t) => {
+                            self.prog.vars.push(VarDecl { name, ty: t.value, init: 0, paged: g.paged, guard: None, address });
+                            Global::Var(self.prog.vars.len() as u32 - 1)
+                        }
+                    };
+                    self.define(&g.name, global)?;
+                }
+                Item::Routine(r) => {
+                    let address = if r.paged {
+                        pcode += 1;
+                        PAGED_CODE_BASE + pcode * 0x100
+                    } else {
+                        code += 1;
+                        CODE_BASE + code * 0x100
+                    };
+                    self.prog.routines.push(Code {
+                        name: r.name.name.clone(),
+                        params: 0,
+                        slots: vec![],
+                        ops: vec![],
+                        paged: r.paged,
+                        returns: r.ret.value != Type::Void,
+                        address,
+                        line: self.line(r.span),
+                    });
+                    let id = self.prog.routines.len() as u32 - 1;
+                    self.define(&r.name, Global::Routine(id))?;
+                    self.arity.insert(r.name.name.clone(), r.params.len());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup_global(&self, id: &Ident) -> R<Global> {
+        match self.globals.get(&id.name) {
+            Some((g, _)) => Ok(*g),
+            None => Err(self.unknown(id, &[])),
+        }
+    }
+
+    fn unknown(&self, id: &Ident, locals: &[&str]) -> SimError {
+        let mut cands: Vec<&str> = self.globals.keys().map(|s| s.as_str()).collect();
+        cands.extend(locals.iter().copied());
+        cands.extend(kernel::CONSTANTS.iter().map(|(n, _)| *n));
+        let mut e = self.err(id.span, format!("`{}` is not declared", id.name)).label("unknown name");
+        if let Some(h) = did_you_mean(&id.name, cands) {
+            e = e.help(h);
+        }
+        e
+    }
+
+    fn routine_ref(&self, id: &Ident, what: &str) -> R<RoutineId> {
+        match self.lookup_global(id)? {
+            Global::Routine(r) => Ok(r),
+            g => Err(self.err(id.span, format!("{what} must be a routine, but `{}` is {}", id.name, kind_name(g, &self.prog)))),
+        }
+    }
+
+    fn resolve_globals(&mut self, file: &ast::File) -> R<()> {
+        for item in &file.items {
+            let Item::Global(g) = item else { continue };
+            let global = self.lookup_global(&g.name)?;
+            if let Some(guard) = &g.guarded_by {
+                let lock = match self.lookup_global(guard)? {
+                    Global::Lock(l) => l,
+                    Global::Interrupt(i) => self.prog.interrupts[i as usize].lock,
+                    other => {
+                        return Err(self
+                            .err(guard.span, format!("_Guarded_by_ needs a lock, but `{}` is {}", guard.name, kind_name(other, &self.prog)))
+                            .help("name a KSPIN_LOCK, an EX_SPIN_LOCK or a KINTERRUPT"))
+                    }
+                };
+                match global {
+                    Global::Var(v) => self.prog.vars[v as usize].guard = Some(lock),
+                    _ => return Err(self.err(g.name.span, "_Guarded_by_ applies to data (ULONG, LONG, BOOLEAN, KIRQL)")),
+                }
+            }
+            if let Some(init) = &g.init {
+                let Global::Var(v) = global else {
+                    return Err(self.err(init.span, "only data can have an initial value"));
+                };
+                let value = self.const_eval(init)?;
+                let ty = self.prog.vars[v as usize].ty;
+                self.prog.vars[v as usize].init = truncate(ty, value);
+            }
+            match &g.ty {
+                ast::GlobalType::KInterrupt { isr, irql, sync_irql } => {
+                    let Global::Interrupt(i) = global else { continue };
+                    let isr_id = self.routine_ref(isr, "an interrupt's service routine")?;
+                    let l = self.const_eval(irql)?;
+                    if !(3..=12).contains(&l) {
+                        return Err(self.err(irql.span, format!("interrupt IRQL {l} is not a device IRQL")).help("device IRQLs are 3 to 12"));
+                    }
+                    let s = match sync_irql {
+                        Some(e) => {
+                            let s = self.const_eval(e)?;
+                            if !(l..=15).contains(&s) {
+                                return Err(self.err(e.span, format!("SynchronizeIrql {s} is below the interrupt's IRQL {l}")).help("SynchronizeIrql must be at least the interrupt's IRQL (at most 15)"));
+                            }
+                            s
+                        }
+                        None => l,
+                    };
+                    let d = &mut self.prog.interrupts[i as usize];
+                    d.isr = isr_id;
+                    d.irql = l as u8;
+                    d.sync_irql = s as u8;
+                }
+                ast::GlobalType::KDpc { routine } => {
+                    let Global::Dpc(d) = global else { continue };
+                    self.prog.dpcs[d as usize].routine = self.routine_ref(routine, "a DPC's routine")?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn const_eval(&self, e: &Expr) -> R<i64> {
+        Ok(match &e.kind {
+            ExprKind::Int(v) => *v,
+            ExprKind::Name(id) => match kernel::constant(&id.name) {
+                Some(v) => v,
+                None => match self.globals.get(&id.name) {
+                    Some(_) => return Err(self.err(e.span, format!("`{}` is not a constant", id.name)).help("use a number or a constant such as DISPATCH_LEVEL")),
+                    None => return Err(self.unknown(id, &[])),
+                },
+            },
+            ExprKind::Unary(op, a) => eval_unary(*op, self.const_eval(a)?),
+            ExprKind::Binary(op, a, b) => {
+                let (x, y) = (self.const_eval(a)?, self.const_eval(b)?);
+                eval_binary(*op, x, y).ok_or_else(|| self.err(e.span, "division by zero in a constant"))?
+            }
+            ExprKind::Cast(t, a) => truncate(*t, self.const_eval(a)?),
+            ExprKind::Cond(c, a, b) => {
+                if self.const_eval(c)? != 0 {
+                    self.const_eval(a)?
+                } else {
+                    self.const_eval(b)?
+                }
+            }
+            _ => return Err(self.err(e.span, "expected a constant expression")),
+        })
+    }
+
+    // ----- workload ---------------------------------------------------------
+
+    fn cpu(&self, n: &ast::Spanned<u64>) -> R<u32> {
+        if n.value >= self.prog.cpus as u64 {
+            let last = self.prog.cpus - 1;
+            return Err(self
+                .err(n.span, format!("cpu {} does not exist: the scenario has {} processor{}", n.value, self.prog.cpus, if self.prog.cpus == 1 { "" } else { "s" }))
+                .help(format!("use a cpu from 0 to {last}, or raise `cpus` in the header")));
+        }
+        Ok(n.value as u32)
+    }
+
+    fn thread(&mut self, t: &ast::ThreadDecl) -> R<()> {
+        if self.prog.threads.iter().any(|x| x.name == t.name.name) {
+            return Err(self.err(t.name.span, format!("a thread named `{}` is already declared", t.name.name)));
+        }
+        let cpu = t.cpu.as_ref().map(|c| self.cpu(c)).transpose()?;
+        let repeat = match &t.repeat {
+            Some(r) if r.value == 0 || r.value > 1024 => {
+                return Err(self.err(r.span, "`repeat` takes 1 to 1024 copies"));
+            }
+            Some(r) => r.value as u32,
+            None => 1,
+        };
+        let routine = ast::Routine {
+            paged: false,
+            ret: ast::Spanned { value: Type::Void, span: t.name.span },
+            name: t.name.clone(),
+            params: vec![],
+            body: t.body.clone(),
+            span: t.span,
+        };
+        let mut code = self.compile_routine(&routine)?;
+        code.address = CODE_BASE + 0x80_0000 + 0x100 * (self.prog.threads.len() as u64 + 1);
+        self.prog.routines.push(code);
+        let id = self.prog.routines.len() as u32 - 1;
+        self.prog.threads.push(ThreadSpec { name: t.name.name.clone(), cpu, repeat, routine: id });
+        Ok(())
+    }
+
+    fn interrupt_line(&mut self, i: &ast::InterruptLine) -> R<()> {
+        let idx = match self.lookup_global(&i.interrupt)? {
+            Global::Interrupt(x) => x,
+            g => {
+                return Err(self
+                    .err(i.interrupt.span, format!("`{}` is {}, not a KINTERRUPT", i.interrupt.name, kind_name(g, &self.prog)))
+                    .help("declare it as `KINTERRUPT I(Isr, Irql);`"))
+            }
+        };
+        let cpu = self.cpu(&i.cpu)?;
+        if let Some(e) = &i.every {
+            if e.value == 0 {
+                return Err(self.err(e.span, "`every` needs a positive period"));
+            }
+        }
+        let count = match (&i.count, &i.every) {
+            (Some(c), _) => Some(c.value),
+            (None, Some(_)) => None,
+            (None, None) => Some(1),
+        };
+        self.prog.interrupt_lines.push(InterruptLineSpec {
+            interrupt: idx,
+            cpu,
+            at: i.at.as_ref().map_or(0, |a| a.value),
+            every: i.every.as_ref().map(|e| e.value),
+            count,
+        });
+        Ok(())
+    }
+
+    // ----- routines ---------------------------------------------------------
+
+    fn compile_routine(&self, r: &ast::Routine) -> R<Code> {
+        let mut f = Fn {
+            c: self,
+            scopes: vec![vec![]],
+            slots: vec![],
+            ops: vec![],
+            loops: vec![],
+            tries: 0,
+            returns: r.ret.value != Type::Void,
+        };
+        for p in &r.params {
+            let slot_ty = match &p.ty.value {
+                Type::Scalar(t) => Some(*t),
+                Type::Pointer(_) => Some(ScalarType::Ulong),
+                Type::QueueHandle => None,
+                Type::Void => return Err(self.err(p.ty.span, "a parameter cannot be VOID")),
+            };
+            f.declare_local(&p.name, slot_ty)?;
+        }
+        let params = f.slots.len() as u16;
+        f.block(&r.body)?;
+        if f.returns {
+            f.ops.push(Op::Push(0));
+        }
+        f.ops.push(Op::Return(f.returns));
+        Ok(Code {
+            name: r.name.name.clone(),
+            params,
+            slots: f.slots,
+            ops: f.ops,
+            paged: r.paged,
+            returns: f.returns,
+            address: 0,
+            line: self.line(r.span),
+        })
+    }
+}
+
+fn truncate(t: ScalarType, v: i64) -> i64 {
+    match t {
+        ScalarType::Ulong => v as u32 as i64,
+        ScalarType::Long => v as i32 as i64,
+        ScalarType::Boolean | ScalarType::Kirql => v as u8 as i64,
+    }
+}
+
+/// Apply a unary operator (shared with the engine).
+pub fn eval_unary(op: ast::UnOp, v: i64) -> i64 {
+    match op {
+        ast::UnOp::Neg => v.wrapping_neg(),
+        ast::UnOp::Not => (v == 0) as i64,
+        ast::UnOp::BitNot => !v,
+    }
+}
+
+/// Apply a binary operator (shared with the engine); `None` on division by zero.
+pub fn eval_binary(op: BinOp, a: i64, b: i64) -> Option<i64> {
+    Some(match op {
+        BinOp::Add => a.wrapping_add(b),
+        BinOp::Sub => a.wrapping_sub(b),
+        BinOp::Mul => a.wrapping_mul(b),
+        BinOp::Div => {
+            if b == 0 {
+                return None;
+            }
+            a.wrapping_div(b)
+        }
+        BinOp::Rem => {
+            if b == 0 {
+                return None;
+            }
+            a.wrapping_rem(b)
+        }
+        BinOp::Shl => a.wrapping_shl((b & 63) as u32),
+        BinOp::Shr => a.wrapping_shr((b & 63) as u32),
+        BinOp::Lt => (a < b) as i64,
+        BinOp::Le => (a <= b) as i64,
+        BinOp::Gt => (a > b) as i64,
+        BinOp::Ge => (a >= b) as i64,
+        BinOp::Eq => (a == b) as i64,
+        BinOp::Ne => (a != b) as i64,
+        BinOp::BitAnd => a & b,
+        BinOp::BitOr => a | b,
+        BinOp::BitXor => a ^ b,
+        BinOp::And => (a != 0 && b != 0) as i64,
+        BinOp::Or => (a != 0 || b != 0) as i64,
+    })
+}
+
+/// Compiles one routine body.
+struct Fn<'c, 'a> {
+    c: &'c Checker<'a>,
+    /// Name → (slot, type; None = queue handle), innermost scope last.
+    scopes: Vec<Vec<(String, u16, Option<ScalarType>)>>,
+    slots: Vec<Option<ScalarType>>,
+    ops: Vec<Op>,
+    /// Per enclosing loop: (continue target or pending patches, break patches, try depth).
+    loops: Vec<Loop>,
+    tries: u32,
+    returns: bool,
+}
+
+struct Loop {
+    breaks: Vec<usize>,
+    continues: Vec<usize>,
+    tries: u32,
+}
+
+enum Lvalue {
+    Local(u16, ScalarType),
+    Var(VarId),
+}
+
+impl Fn<'_, '_> {
+    fn err(&self, span: Span, msg: impl Into<String>) -> SimError {
+        self.c.err(span, msg)
+    }
+
+    fn here(&self) -> u32 {
+        self.ops.len() as u32
+    }
+
+    fn patch(&mut self, at: usize, target: u32) {
+        match &mut self.ops[at] {
+            Op::Jump(t) | Op::JumpIfFalse(t) | Op::TryEnter(t) => *t = target,
+            _ => unreachable!("patching a non-jump"),
+        }
+    }
+
+    fn local(&self, name: &str) -> Option<(u16, Option<ScalarType>)> {
+        self.scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|(n, _, _)| n == name).map(|(_, s, t)| (*s, *t))
+    }
+
+    fn local_names(&self) -> Vec<&str> {
+        self.scopes.iter().flat_map(|s| s.iter().map(|(n, _, _)| n.as_str())).collect()
+    }
+
+    fn declare_local(&mut self, id: &Ident, ty: Option<ScalarType>) -> R<u16> {
+        if self.scopes.last().is_some_and(|s| s.iter().any(|(n, _, _)| *n == id.name)) {
+            return Err(self.err(id.span, format!("`{}` is already declared in this block", id.name)));
+        }
+        if kernel::constant(&id.name).is_some() || kernel::lookup(&id.name).is_some() {
+            return Err(self.err(id.span, format!("`{}` is a kernel name and cannot be a local", id.name)));
+        }
+        if self.slots.len() >= MAX_SLOTS {
+            return Err(self.err(id.span, "too many locals in one routine"));
+        }
+        let slot = self.slots.len() as u16;
+        self.slots.push(ty);
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.push((id.name.clone(), slot, ty));
+        }
+        Ok(slot)
+    }
+
+    fn unknown(&self, id: &Ident) -> SimError {
+        self.c.unknown(id, &self.local_names())
+    }
+
+    fn stmt_boundary(&mut self, span: Span) {
+        let line = self.c.line(span);
+        self.ops.push(Op::Stmt(line));
+    }
+
+    fn block(&mut self, b: &ast::Block) -> R<()> {
+        self.scopes.push(vec![]);
+        for s in &b.stmts {
+            self.stmt(s)?;
+        }
+        self.scopes.pop();
+        Ok(())
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> R<()> {
+        match &s.kind {
+            StmtKind::Empty => {}
+            StmtKind::Block(b) => self.block(b)?,
+            StmtKind::Decl { ty, vars } => {
+                let slot_ty = match &ty.value {
+                    Type::Scalar(t) => Some(*t),
+                    Type::QueueHandle => None,
+                    Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
+                    Type::Pointer(p) => return Err(self.err(ty.span, format!("locals of type {p} are not supported")).help("locals are KIRQL, KLOCK_QUEUE_HANDLE, ULONG, LONG or BOOLEAN")),
+                };
+                self.stmt_boundary(s.span);
+                for (id, init) in vars {
+                    // The initializer sees the outer names, as in C it sees the new one
+                    // only for self-reference, which is meaningless here.
+                    match (init, slot_ty) {
+                        (Some(e), None) => return Err(self.err(e.span, "a KLOCK_QUEUE_HANDLE cannot be initialized")),
+                        (Some(e), Some(t)) => {
+                            self.expr(e)?;
+                            let slot = self.declare_local(id, slot_ty)?;
+                            self.ops.push(Op::Store(slot, t));
+                        }
+                        (None, Some(t)) => {
+                            let slot = self.declare_local(id, slot_ty)?;
+                            self.ops.push(Op::Push(0));
+                            self.ops.push(Op::Store(slot, t));
+                        }
+                        (None, None) => {
+                            self.declare_local(id, None)?;
+                        }
+                    }
+                }
+            }
+            StmtKind::Assign { target, op, value } => {
+                self.stmt_boundary(s.span);
+                let lv = self.lvalue(target)?;
+                if *op != ast::AssignOp::Set {
+                    self.load_lvalue(&lv);
+                }
+                self.expr(value)?;
+                match op {
+                    ast::AssignOp::Set => {}
+                    ast::AssignOp::Add => self.ops.push(Op::Binary(BinOp::Add)),
+                    ast::AssignOp::Sub => self.ops.push(Op::Binary(BinOp::Sub)),
+                }
+                self.store_lvalue(&lv);
+            }
+            StmtKind::IncDec { target, increment } => {
+                self.stmt_boundary(s.span);
+                self.incdec(target, *increment)?;
+            }
+            StmtKind::If { cond, then, els } => {
+                self.stmt_boundary(s.span);
+                self.expr(cond)?;
+                let jf = self.ops.len();
+                self.ops.push(Op::JumpIfFalse(0));
+                self.scoped_stmt(then)?;
+                match els {
+                    Some(e) => {
+                        let j = self.ops.len();
+                        self.ops.push(Op::Jump(0));
+                        let h = self.here();
+                        self.patch(jf, h);
+                        self.scoped_stmt(e)?;
+                        let h = self.here();
+                        self.patch(j, h);
+                    }
+                    None => {
+                        let h = self.here();
+                        self.patch(jf, h);
+                    }
+                }
+            }
+            StmtKind::While { cond, body } => {
+                let top = self.here();
+                self.stmt_boundary(s.span);
+                self.expr(cond)?;
+                let jf = self.ops.len();
+                self.ops.push(Op::JumpIfFalse(0));
+                self.loop_body(body, top, jf)?;
+            }
+            StmtKind::For { init, cond, step, body } => {
+                self.scopes.push(vec![]);
+                if let Some(i) = init {
+                    self.stmt(i)?;
+                }
+                let top = self.here();
+                self.stmt_boundary(s.span);
+                let jf = match cond {
+                    Some(c) => {
+                        self.expr(c)?;
+                        self.ops.push(Op::JumpIfFalse(0));
+                        Some(self.ops.len() - 1)
+                    }
+                    None => None,
+                };
+                self.loops.push(Loop { breaks: vec![], continues: vec![], tries: self.tries });
+                self.scoped_stmt(body)?;
+                let lp = self.loops.pop().expect("loop pushed above");
+                let cont = self.here();
+                if let Some(st) = step {
+                    self.simple_stmt_no_boundary(st)?;
+                }
+                self.ops.push(Op::Jump(top));
+                let end = self.here();
+                if let Some(jf) = jf {
+                    self.patch(jf, end);
+                }
+                for b in lp.breaks {
+                    self.patch(b, end);
+                }
+                for c in lp.continues {
+                    self.patch(c, cont);
+                }
+                self.scopes.pop();
+            }
+            StmtKind::Break | StmtKind::Continue => {
+                let is_break = matches!(s.kind, StmtKind::Break);
+                let Some(lp) = self.loops.last() else {
+                    let what = if is_break { "break" } else { "continue" };
+                    return Err(self.err(s.span, format!("`{what}` outside a loop")));
+                };
+                for _ in lp.tries..self.tries {
+                    self.ops.push(Op::TryExit);
+                }
+                let at = self.ops.len();
+                self.ops.push(Op::Jump(0));
+                let lp = self.loops.last_mut().expect("checked above");
+                if is_break {
+                    lp.breaks.push(at);
+                } else {
+                    lp.continues.push(at);
+                }
+            }
+            StmtKind::Return(value) => {
+                self.stmt_boundary(s.span);
+                match (value, self.returns) {
+                    (Some(v), true) => self.expr(v)?,
+                    (None, false) => {}
+                    (Some(v), false) => return Err(self.err(v.span, "a VOID routine cannot return a value")),
+                    (None, true) => return Err(self.err(s.span, "this routine must return a value").help("write `return value;`")),
+                }
+                self.ops.push(Op::Return(self.returns));
+            }
+            StmtKind::Expr(e) => {
+                self.stmt_boundary(s.span);
+                match &e.kind {
+                    ExprKind::Call { callee, args } => self.call(callee, args, e.span, false)?,
+                    _ => {
+                        self.expr(e)?;
+                        self.ops.push(Op::Pop);
+                    }
+                }
+            }
+            StmtKind::Try { body, filter, handler } => {
+                self.stmt_boundary(s.span);
+                let f = self.c.const_eval(filter)?;
+                match f {
+                    1 => {
+                        let enter = self.ops.len();
+                        self.ops.push(Op::TryEnter(0));
+                        self.tries += 1;
+                        self.block(body)?;
+                        self.tries -= 1;
+                        self.ops.push(Op::TryExit);
+                        let j = self.ops.len();
+                        self.ops.push(Op::Jump(0));
+                        let h = self.here();
+                        self.patch(enter, h);
+                        self.block(handler)?;
+                        let end = self.here();
+                        self.patch(j, end);
+                    }
+                    0 => self.block(body)?,
+                    _ => {
+                        return Err(self
+                            .err(filter.span, "only EXCEPTION_EXECUTE_HANDLER and EXCEPTION_CONTINUE_SEARCH filters are supported"))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A loop body with break/continue patching; `top` is the condition.
+    fn loop_body(&mut self, body: &Stmt, top: u32, jf: usize) -> R<()> {
+        self.loops.push(Loop { breaks: vec![], continues: vec![], tries: self.tries });
+        self.scoped_stmt(body)?;
+        let lp = self.loops.pop().expect("loop pushed above");
+        self.ops.push(Op::Jump(top));
+        let end = self.here();
+        self.patch(jf, end);
+        for b in lp.breaks {
+            self.patch(b, end);
+        }
+        for c in lp.continues {
+            self.patch(c, top);
+        }
+        Ok(())
+    }
+
+    fn scoped_stmt(&mut self, s: &Stmt) -> R<()> {
+        self.scopes.push(vec![]);
+        let r = self.stmt(s);
+        self.scopes.pop();
+        r
+    }
+
+    /// A for-loop step: the loop head's boundary already paid for it.
+    fn simple_stmt_no_boundary(&mut self, s: &Stmt) -> R<()> {
+        let before = self.ops.len();
+        self.stmt(s)?;
+        if matches!(self.ops.get(before), Some(Op::Stmt(_))) {
+            self.ops.remove(before);
+        }
+        Ok(())
+    }
+
+    fn incdec(&mut self, target: &Ident, inc: bool) -> R<()> {
+        let lv = self.lvalue(target)?;
+        self.load_lvalue(&lv);
+        self.ops.push(Op::Push(1));
+        self.ops.push(Op::Binary(if inc { BinOp::Add } else { BinOp::Sub }));
+        self.store_lvalue(&lv);
+        Ok(())
+    }
+
+    fn lvalue(&self, id: &Ident) -> R<Lvalue> {
+        if let Some((slot, ty)) = self.local(&id.name) {
+            return match ty {
+                Some(t) => Ok(Lvalue::Local(slot, t)),
+                None => Err(self.err(id.span, format!("`{}` is a KLOCK_QUEUE_HANDLE; it cannot be assigned", id.name))),
+            };
+        }
+        if kernel::constant(&id.name).is_some() {
+            return Err(self.err(id.span, format!("`{}` is a constant and cannot be assigned", id.name)));
+        }
+        match self.c.globals.get(&id.name) {
+            Some((Global::Var(v), _)) => Ok(Lvalue::Var(*v)),
+            Some((g, _)) => Err(self.err(id.span, format!("`{}` is {}, not a variable", id.name, kind_name(*g, &self.c.prog)))),
+            None => Err(self.unknown(id)),
+        }
+    }
+
+    fn load_lvalue(&mut self, lv: &Lvalue) {
+        self.ops.push(match lv {
+            Lvalue::Local(s, _) => Op::Load(*s),
+            Lvalue::Var(v) => Op::LoadVar(*v),
+        });
+    }
+
+    fn store_lvalue(&mut self, lv: &Lvalue) {
+        self.ops.push(match lv {
+            Lvalue::Local(s, t) => Op::Store(*s, *t),
+            Lvalue::Var(v) => Op::StoreVar(*v),
+        });
+    }
+
+    fn expr(&mut self, e: &Expr) -> R<()> {
+        match &e.kind {
+            ExprKind::Int(v) => self.ops.push(Op::Push(*v)),
+            ExprKind::Str(_) => return Err(self.err(e.span, "a string can only be DbgPrint's format")),
+            ExprKind::Name(id) => {
+                if let Some((slot, ty)) = self.local(&id.name) {
+                    if ty.is_none() {
+                        return Err(self.err(id.span, format!("`{}` is a KLOCK_QUEUE_HANDLE, not a value", id.name)).help(format!("pass it as `&{}`", id.name)));
+                    }
+                    self.ops.push(Op::Load(slot));
+                } else if let Some(v) = kernel::constant(&id.name) {
+                    self.ops.push(Op::Push(v));
+                } else {
+                    match self.c.globals.get(&id.name) {
+                        Some((Global::Var(v), _)) => self.ops.push(Op::LoadVar(*v)),
+                        Some((g, _)) => {
+                            return Err(self
+                                .err(id.span, format!("`{}` is {}, not a value", id.name, kind_name(*g, &self.c.prog)))
+                                .help(format!("kernel routines take its address: `&{}`", id.name)))
+                        }
+                        None => return Err(self.unknown(id)),
+                    }
+                }
+            }
+            ExprKind::AddrOf(id) => {
+                return Err(self
+                    .err(e.span, format!("`&{}` can only be an argument of a kernel routine", id.name))
+                    .help("scenario routines take values; pass addresses only to Ke/Ex routines"))
+            }
+            ExprKind::Unary(op, a) => {
+                self.expr(a)?;
+                self.ops.push(Op::Unary(*op));
+            }
+            ExprKind::Binary(BinOp::And, a, b) | ExprKind::Binary(BinOp::Or, a, b) => {
+                let is_and = matches!(e.kind, ExprKind::Binary(BinOp::And, ..));
+                self.expr(a)?;
+                if !is_and {
+                    self.ops.push(Op::Unary(ast::UnOp::Not));
+                }
+                let jf = self.ops.len();
+                self.ops.push(Op::JumpIfFalse(0));
+                self.expr(b)?;
+                self.ops.push(Op::Bool);
+                let j = self.ops.len();
+                self.ops.push(Op::Jump(0));
+                let short = self.here();
+                self.patch(jf, short);
+                self.ops.push(Op::Push(if is_and { 0 } else { 1 }));
+                let end = self.here();
+                self.patch(j, end);
+            }
+            ExprKind::Binary(op, a, b) => {
+                self.expr(a)?;
+                self.expr(b)?;
+                self.ops.push(Op::Binary(*op));
+            }
+            ExprKind::Cond(c, a, b) => {
+                self.expr(c)?;
+                let jf = self.ops.len();
+                self.ops.push(Op::JumpIfFalse(0));
+                self.expr(a)?;
+                let j = self.ops.len();
+                self.ops.push(Op::Jump(0));
+                let h = self.here();
+                self.patch(jf, h);
+                self.expr(b)?;
+                let h = self.here();
+                self.patch(j, h);
+            }
+            ExprKind::Cast(t, a) => {
+                self.expr(a)?;
+                self.ops.push(Op::Cast(*t));
+            }
+            ExprKind::Call { callee, args } => self.call(callee, args, e.span, true)?,
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, callee: &Ident, args: &[Expr], span: Span, want_value: bool) -> R<()> {
+        if let Some(sig) = kernel::lookup(&callee.name) {
+            return self.kernel_call(sig, callee, args, span, want_value);
+        }
+        let id = match self.c.globals.get(&callee.name) {
+            Some((Global::Routine(r), _)) => *r,
+            Some((g, _)) => return Err(self.err(callee.span, format!("`{}` is {}, not a routine", callee.name, kind_name(*g, &self.c.prog)))),
+            None => {
+                let mut cands: Vec<&str> = self.c.globals.keys().map(|s| s.as_str()).collect();
+                cands.extend(kernel::ROUTINES.iter().map(|s| s.name));
+                let mut e = self.err(callee.span, format!("`{}` is not a known routine", callee.name)).label("unknown routine");
+                if let Some(h) = did_you_mean(&callee.name, cands) {
+                    e = e.help(h);
+                }
+                return Err(e);
+            }
+        };
+        let code = &self.c.prog.routines[id as usize];
+        let (returns, name) = (code.returns, code.name.clone());
+        let expected = self.c.routine_arity(&name);
+        if args.len() != expected {
+            return Err(self
+                .err(span, format!("`{name}` takes {expected} argument{}, but {} {} given", plural(expected), args.len(), if args.len() == 1 { "was" } else { "were" }))
+                .label("wrong number of arguments"));
+        }
+        if want_value && !returns {
+            return Err(self.err(span, format!("`{name}` returns VOID; it has no value")));
+        }
+        for a in args {
+            self.expr(a)?;
+        }
+        self.ops.push(Op::Call { routine: id, args: args.len() as u8, push_result: want_value });
+        Ok(())
+    }
+
+    fn kernel_call(&mut self, sig: &Sig, callee: &Ident, args: &[Expr], span: Span, want_value: bool) -> R<()> {
+        let variadic = sig.params == [P::Format];
+        let arity_ok = if variadic { !args.is_empty() } else { args.len() == sig.params.len() };
+        if !arity_ok {
+            let n = sig.params.len();
+            let msg = if variadic {
+                format!("`{}` takes a format string and its values", sig.name)
+            } else {
+                format!("`{}` takes {n} argument{}, but {} {} given", sig.name, plural(n), args.len(), if args.len() == 1 { "was" } else { "were" })
+            };
+            return Err(self.err(span, msg).label("wrong number of arguments").help(signature_help(sig)));
+        }
+        if want_value && !sig.returns {
+            return Err(self.err(callee.span, format!("`{}` returns VOID; it has no value", sig.name)));
+        }
+        let mut places = vec![];
+        let mut values = 0u8;
+        let mut text = None;
+        for (i, a) in args.iter().enumerate() {
+            let p = if variadic { if i == 0 { P::Format } else { P::Value } } else { sig.params[i] };
+            match p {
+                P::Value => {
+                    self.expr(a)?;
+                    values += 1;
+                }
+                P::Format => match &a.kind {
+                    ExprKind::Str(s) => {
+                        let wanted = count_conversions(s);
+                        if wanted != args.len() - 1 {
+                            return Err(self.err(a.span, format!("the format has {wanted} conversion{} but {} value{} follow", plural(wanted), args.len() - 1, plural(args.len() - 1))));
+                        }
+                        text = Some(s.clone());
+                    }
+                    _ => return Err(self.err(a.span, "DbgPrint's first argument must be a format string")),
+                },
+                _ => places.push(self.place_arg(sig, p, a)?),
+            }
+        }
+        if sig.kr == Kr::Assert {
+            let slice = self.c.src.text.get(args[0].span.offset..args[0].span.offset + args[0].span.len).unwrap_or("expression");
+            text = Some(slice.to_string());
+        }
+        self.ops.push(Op::Kernel(Box::new(KernelCall { kr: sig.kr, places, values, text, push_result: want_value })));
+        Ok(())
+    }
+
+    fn place_arg(&self, sig: &Sig, p: P, a: &Expr) -> R<Place> {
+        let what = match p {
+            P::SpinLock => "a KSPIN_LOCK",
+            P::ExLock => "an EX_SPIN_LOCK",
+            P::Interrupt => "a KINTERRUPT",
+            P::Dpc => "a KDPC",
+            P::List => "a LIST_ENTRY",
+            P::OutIrql => "a KIRQL variable",
+            P::Handle => "a KLOCK_QUEUE_HANDLE",
+            P::Data => "a ULONG or LONG variable",
+            P::Routine => "a routine",
+            P::Value | P::Format => unreachable!("not a place"),
+        };
+        let id = match &a.kind {
+            ExprKind::AddrOf(id) => id,
+            ExprKind::Name(id) if p == P::Routine => id,
+            ExprKind::Name(id) => {
+                return Err(self
+                    .err(a.span, format!("`{}` expects the address of {what} here", sig.name))
+                    .help(format!("write `&{}`", id.name)))
+            }
+            _ => return Err(self.err(a.span, format!("`{}` expects the address of {what} here", sig.name))),
+        };
+        if let Some((slot, ty)) = self.local(&id.name) {
+            return match (p, ty) {
+                (P::Handle, None) | (P::OutIrql, Some(_)) | (P::Data, Some(_)) => Ok(Place::Local(slot)),
+                _ => Err(self.err(a.span, format!("`{}` expects {what}, but `{}` is a local {}", sig.name, id.name, if ty.is_none() { "KLOCK_QUEUE_HANDLE" } else { "value" }))),
+            };
+        }
+        let g = match self.c.globals.get(&id.name) {
+            Some((g, _)) => *g,
+            None => return Err(self.unknown(id)),
+        };
+        let prog = &self.c.prog;
+        let place = match (p, g) {
+            (P::SpinLock, Global::Lock(l)) if prog.locks[l.0 as usize].kind == LockKind::Spin => Some(Place::Lock(l)),
+            (P::ExLock, Global::Lock(l)) if prog.locks[l.0 as usize].kind == LockKind::Ex => Some(Place::Lock(l)),
+            (P::Interrupt, Global::Interrupt(i)) => Some(Place::Interrupt(i)),
+            (P::Dpc, Global::Dpc(d)) => Some(Place::Dpc(d)),
+            (P::List, Global::List(l)) => Some(Place::List(l)),
+            (P::OutIrql, Global::Var(v)) | (P::Data, Global::Var(v)) => Some(Place::Var(v)),
+            (P::Routine, Global::Routine(r)) => Some(Place::Routine(r)),
+            _ => None,
+        };
+        place.ok_or_else(|| {
+            let mut e = self
+                .err(a.span, format!("`{}` expects {what}, but `{}` is {}", sig.name, id.name, kind_name(g, prog)))
+                .label("wrong kind of object");
+            if let Some(h) = family_hint(sig, g, prog) {
+                e = e.help(h);
+            }
+            e
+        })
+    }
+}
+
+impl Checker<'_> {
+    /// Number of declared parameters of a routine.
+    fn routine_arity(&self, name: &str) -> usize {
+        self.arity.get(name).copied().unwrap_or(0)
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn signature_help(sig: &Sig) -> String {
+    let params: Vec<&str> = sig
+        .params
+        .iter()
+        .map(|p| match p {
+            P::SpinLock => "&SpinLock",
+            P::ExLock => "&ExSpinLock",
+            P::Interrupt => "&Interrupt",
+            P::Dpc => "&Dpc",
+            P::List => "&ListHead",
+            P::OutIrql => "&OldIrql",
+            P::Handle => "&LockHandle",
+            P::Data => "&Variable",
+            P::Routine => "Routine",
+            P::Value => "Value",
+            P::Format => "\"format\", ...",
+        })
+        .collect();
+    format!("usage: {}({})", sig.name, params.join(", "))
+}
+
+/// Point a Ke/Ex mix-up at the right family.
+fn family_hint(sig: &Sig, g: Global, prog: &Program) -> Option<String> {
+    let Global::Lock(l) = g else { return None };
+    match prog.locks[l.0 as usize].kind {
+        LockKind::Ex if sig.name.starts_with("Ke") => Some(
+            "an EX_SPIN_LOCK is taken with ExAcquireSpinLockExclusive / ExAcquireSpinLockShared and released with the matching ExRelease routine".into(),
+        ),
+        LockKind::Spin if sig.name.starts_with("Ex") => Some(
+            "a KSPIN_LOCK is taken with KeAcquireSpinLock (or KeAcquireInStackQueuedSpinLock) and released with the matching KeRelease routine".into(),
+        ),
+        _ => None,
+    }
+}
+
+/// Number of `%` conversions in a DbgPrint format (`%%` is none).
+pub fn count_conversions(fmt: &str) -> usize {
+    let mut n = 0;
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            if chars.peek() == Some(&'%') {
+                chars.next();
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}

@@ -1,0 +1,302 @@
+//! The interpreter: runs the top context of a processor up to its next
+//! statement boundary, with calls, returns, `__try` records and exceptions.
+
+use super::*;
+use crate::check::{eval_binary, eval_unary};
+use crate::program::Op;
+use vcpu::bugcheck::status;
+
+/// What executing one op asks the loop to do next.
+pub(super) enum Flow {
+    Next,
+    /// Stop this step (blocked, context ended, run stopped).
+    Yield,
+}
+
+/// Ops run in one step at most, as a guard against code without boundaries.
+const MAX_OPS_PER_STEP: usize = 10_000;
+
+impl Machine<'_> {
+    fn top_exec(&mut self, cpu: u32) -> &mut Exec {
+        &mut self.cpus[cpu as usize].stack.last_mut().expect("a running context").payload
+    }
+
+    fn frame(&mut self, cpu: u32) -> &mut Frame {
+        self.top_exec(cpu).frames.last_mut().expect("a running frame")
+    }
+
+    pub(super) fn push(&mut self, cpu: u32, v: i64) {
+        self.top_exec(cpu).stack.push(v);
+    }
+
+    pub(super) fn pop(&mut self, cpu: u32) -> i64 {
+        self.top_exec(cpu).stack.pop().unwrap_or(0)
+    }
+
+    /// Run the top context until its next statement boundary.
+    pub(super) fn exec(&mut self, cpu: u32) {
+        let prog = self.prog;
+        let mut boundaries = 0;
+        for _ in 0..MAX_OPS_PER_STEP {
+            if self.stop.is_some() {
+                return;
+            }
+            let (routine, pc) = {
+                let f = self.frame(cpu);
+                (f.routine, f.pc)
+            };
+            let Some(op) = prog.routines[routine as usize].ops.get(pc as usize) else {
+                // Falling off the end cannot happen (every body ends in Return).
+                return;
+            };
+            if let Op::Stmt(line) = op {
+                if boundaries > 0 {
+                    return;
+                }
+                boundaries += 1;
+                self.frame(cpu).line = *line;
+                self.line[cpu as usize] = *line;
+                self.statements += 1;
+                let cost = self.cost(STATEMENT_NS, STATEMENT_JITTER_NS);
+                self.cpus[cpu as usize].clock += cost;
+                self.frame(cpu).pc += 1;
+                continue;
+            }
+            self.frame(cpu).pc += 1;
+            match self.op(cpu, op) {
+                Flow::Next => {}
+                Flow::Yield => return,
+            }
+        }
+    }
+
+    fn op(&mut self, cpu: u32, op: &Op) -> Flow {
+        match op {
+            Op::Stmt(_) => {}
+            Op::Push(v) => self.push(cpu, *v),
+            Op::Load(s) => {
+                let v = match &self.frame(cpu).locals[*s as usize] {
+                    Value::Int(v) => *v,
+                    Value::Handle(_) => 0,
+                };
+                self.push(cpu, v);
+            }
+            Op::Store(s, t) => {
+                let v = truncate(*t, self.pop(cpu));
+                self.frame(cpu).locals[*s as usize] = Value::Int(v);
+            }
+            Op::LoadVar(v) => {
+                if !self.touch_var(cpu, *v, false) {
+                    return Flow::Yield;
+                }
+                let x = self.vars[*v as usize];
+                self.push(cpu, x);
+            }
+            Op::StoreVar(v) => {
+                let x = self.pop(cpu);
+                if !self.touch_var(cpu, *v, true) {
+                    return Flow::Yield;
+                }
+                self.vars[*v as usize] = truncate(self.prog.vars[*v as usize].ty, x);
+            }
+            Op::Unary(u) => {
+                let a = self.pop(cpu);
+                self.push(cpu, eval_unary(*u, a));
+            }
+            Op::Binary(b) => {
+                let y = self.pop(cpu);
+                let x = self.pop(cpu);
+                match eval_binary(*b, x, y) {
+                    Some(r) => self.push(cpu, r),
+                    None => {
+                        self.exception(cpu, status::INTEGER_DIVIDE_BY_ZERO, "integer division by zero");
+                        return Flow::Yield;
+                    }
+                }
+            }
+            Op::Cast(t) => {
+                let a = self.pop(cpu);
+                self.push(cpu, truncate(*t, a));
+            }
+            Op::Bool => {
+                let a = self.pop(cpu);
+                self.push(cpu, (a != 0) as i64);
+            }
+            Op::Jump(t) => self.frame(cpu).pc = *t,
+            Op::JumpIfFalse(t) => {
+                if self.pop(cpu) == 0 {
+                    self.frame(cpu).pc = *t;
+                }
+            }
+            Op::Pop => {
+                self.pop(cpu);
+            }
+            Op::Call { routine, args, push_result } => {
+                let n = *args as usize;
+                let exec = self.top_exec(cpu);
+                let at = exec.stack.len().saturating_sub(n);
+                let argv: Vec<i64> = exec.stack.split_off(at);
+                return self.call(cpu, *routine, argv, OnReturn::Normal { push_result: *push_result });
+            }
+            Op::Kernel(k) => return self.kernel(cpu, k),
+            Op::Return(has_value) => {
+                let v = if *has_value { Some(self.pop(cpu)) } else { None };
+                return self.ret(cpu, v);
+            }
+            Op::TryEnter(h) => {
+                let exec = self.top_exec(cpu);
+                let rec = TryRecord { depth: exec.frames.len(), handler: *h, stack_len: exec.stack.len() };
+                exec.tries.push(rec);
+            }
+            Op::TryExit => {
+                self.top_exec(cpu).tries.pop();
+            }
+        }
+        Flow::Next
+    }
+
+    /// Call a scenario routine (0xD1 when it is pageable and IRQL is raised).
+    pub(super) fn call(&mut self, cpu: u32, routine: RoutineId, args: Vec<i64>, on_return: OnReturn) -> Flow {
+        let code = &self.prog.routines[routine as usize];
+        let irql = self.cpus[cpu as usize].irql;
+        if code.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
+            let caller = self.caller_address(cpu);
+            let detail = format!("pageable routine {} was called at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name);
+            self.bugcheck(cpu, Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [code.address, irql.0 as u64, 8, caller]), detail);
+            return Flow::Yield;
+        }
+        if self.top_exec(cpu).frames.len() >= MAX_CALL_DEPTH {
+            let detail = format!("calls nested {MAX_CALL_DEPTH} deep (calling {}): the kernel stack overflowed", code.name);
+            self.bugcheck(cpu, Bugcheck::new(code::UNEXPECTED_KERNEL_MODE_TRAP, [8, 0, 0, 0]), detail);
+            return Flow::Yield;
+        }
+        let mut frame = self.new_frame(routine, args, on_return);
+        frame.stack_base = self.top_exec(cpu).stack.len();
+        self.top_exec(cpu).frames.push(frame);
+        Flow::Next
+    }
+
+    /// An address standing for the current instruction (routine + pc).
+    pub(super) fn caller_address(&mut self, cpu: u32) -> u64 {
+        let f = self.frame(cpu);
+        let (r, pc) = (f.routine, f.pc);
+        self.prog.routines[r as usize].address + pc as u64 * 4
+    }
+
+    fn ret(&mut self, cpu: u32, value: Option<i64>) -> Flow {
+        let exec = self.top_exec(cpu);
+        let frame = exec.frames.pop().expect("returning frame");
+        let depth = exec.frames.len();
+        exec.stack.truncate(frame.stack_base);
+        exec.tries.retain(|t| t.depth <= depth);
+        match frame.on_return {
+            OnReturn::Normal { push_result } => {
+                if push_result {
+                    self.push(cpu, value.unwrap_or(0));
+                }
+                Flow::Next
+            }
+            OnReturn::ContextEnd => {
+                self.end_context(cpu);
+                Flow::Yield
+            }
+            OnReturn::Synchronize { interrupt, old_irql, push_result } => {
+                self.end_synchronize(cpu, interrupt, old_irql);
+                if self.stop.is_some() {
+                    return Flow::Yield;
+                }
+                if push_result {
+                    self.push(cpu, value.unwrap_or(0));
+                }
+                Flow::Next
+            }
+        }
+    }
+
+    /// Read or write of a global: 0xD1 for pageable data at raised IRQL;
+    /// an Access event for guarded data. False if the run stopped.
+    pub(super) fn touch_var(&mut self, cpu: u32, var: u32, write: bool) -> bool {
+        let decl = &self.prog.vars[var as usize];
+        let irql = self.cpus[cpu as usize].irql;
+        if decl.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
+            let pc = self.caller_address(cpu);
+            let detail = format!(
+                "pageable data `{}` was {} at IRQL {irql}; it may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above",
+                decl.name,
+                if write { "written" } else { "read" }
+            );
+            self.bugcheck(cpu, Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [decl.address, irql.0 as u64, write as u64, pc]), detail);
+            return false;
+        }
+        if decl.guard.is_some() {
+            self.emit(cpu, EventKind::Access { var, write });
+        }
+        self.stop.is_none()
+    }
+
+    /// Raise an exception on `cpu`: handled by the innermost `__try` of the
+    /// context at PASSIVE/APC_LEVEL without spin locks, else a bugcheck.
+    pub(super) fn exception(&mut self, cpu: u32, status: u64, what: &str) {
+        let c = cpu as usize;
+        let irql = self.cpus[c].irql;
+        let addr = self.caller_address(cpu);
+        let holding = !self.held[c].is_empty();
+        let (kind, name) = {
+            let top = self.cpus[c].stack.last().expect("a running context");
+            (top.kind, top.payload.name.clone())
+        };
+        if irql.is_raised() || holding {
+            let why = if holding {
+                let h = &self.held[c][0];
+                format!("while holding spin lock `{}` (taken at line {})", self.prog.locks[h.lock.0 as usize].name, h.line)
+            } else {
+                format!("at IRQL {irql}")
+            };
+            let detail = format!("{what} (status {status:#010X}) raised {why}: no exception handler may run there");
+            self.bugcheck(cpu, Bugcheck::new(code::KMODE_EXCEPTION_NOT_HANDLED, [status, addr, 0, 0]), detail);
+            return;
+        }
+        let exec = self.top_exec(cpu);
+        if let Some(t) = exec.tries.pop() {
+            exec.frames.truncate(t.depth);
+            exec.stack.truncate(t.stack_len);
+            if let Some(f) = exec.frames.last_mut() {
+                f.pc = t.handler;
+            }
+            return;
+        }
+        let detail = format!("{what} (status {status:#010X}) in {} was not handled by any __try/__except", context_label(kind, &name));
+        self.bugcheck(cpu, Bugcheck::new(code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, [status, addr, 0, 0]), detail);
+    }
+
+    /// Write a value to a `&place` output argument.
+    pub(super) fn store_place(&mut self, cpu: u32, place: crate::program::Place, v: i64) -> bool {
+        use crate::program::Place;
+        match place {
+            Place::Local(s) => {
+                let f = self.frame(cpu);
+                if let Some(Value::Int(x)) = f.locals.get_mut(s as usize) {
+                    *x = v;
+                }
+                true
+            }
+            Place::Var(var) => {
+                if !self.touch_var(cpu, var, true) {
+                    return false;
+                }
+                self.vars[var as usize] = truncate(self.prog.vars[var as usize].ty, v);
+                true
+            }
+            _ => true,
+        }
+    }
+}
+
+pub(super) fn truncate(t: crate::ast::ScalarType, v: i64) -> i64 {
+    use crate::ast::ScalarType::*;
+    match t {
+        Ulong => v as u32 as i64,
+        Long => v as i32 as i64,
+        Boolean | Kirql => v as u8 as i64,
+    }
+}

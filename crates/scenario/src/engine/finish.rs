@@ -1,0 +1,174 @@
+//! Turns the machine's final state into a [`RunReport`]: outcome, bugcheck
+//! with backtrace and processor states, warnings, lock statistics, output,
+//! and whether the expectations held.
+
+use super::*;
+use crate::report::*;
+
+impl Machine<'_> {
+    fn backtrace(&self, cpu: u32) -> Vec<Frame> {
+        let file = &self.prog.source.name;
+        let Some(top) = self.cpus[cpu as usize].top() else { return vec![] };
+        let mut out: Vec<Frame> = top
+            .payload
+            .frames
+            .iter()
+            .rev()
+            .map(|f| {
+                let routine = self.prog.routines[f.routine as usize].name.clone();
+                let routine = if f.routine as usize >= self.first_thread_routine() { top.payload.name.to_string() } else { routine };
+                report::Frame { routine, line: f.line, location: format!("{file}:{}", f.line) }
+            })
+            .collect();
+        if out.is_empty() {
+            // An ISR waiting for its interrupt lock has no frame yet.
+            out.push(report::Frame { routine: format!("{} (entry)", top.payload.name), line: 0, location: file.clone() });
+        }
+        out
+    }
+
+    fn first_thread_routine(&self) -> usize {
+        self.prog.threads.iter().map(|t| t.routine as usize).min().unwrap_or(usize::MAX)
+    }
+
+    fn context_name(&self, cpu: u32) -> String {
+        self.cpus[cpu as usize].top().map_or("idle".into(), |t| context_label(t.kind, &t.payload.name))
+    }
+
+    fn processor_states(&self) -> Vec<CpuState> {
+        self.cpus
+            .iter()
+            .map(|p| {
+                let waiting = p.top().and_then(|t| match &t.payload.pending {
+                    Some(Pending::Acquire(op)) => Some(format!("spinning on {}", self.lock_name(op.lock))),
+                    Some(Pending::QueuedRelease(op)) => Some(format!("releasing {}: waiting for the next waiter to link", self.lock_name(op.lock))),
+                    Some(Pending::Stall { .. }) => Some("stalling".into()),
+                    None => None,
+                });
+                CpuState {
+                    cpu: p.id,
+                    irql: p.irql.0,
+                    running: self.context_name(p.id),
+                    waiting,
+                    held: self.held[p.id as usize]
+                        .iter()
+                        .map(|h| HeldLock {
+                            lock: self.lock_name(h.lock).to_string(),
+                            mode: h.mode_name().to_string(),
+                            by: self.held_by_serial(h.ctx),
+                            line: h.line,
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn held_by_serial(&self, serial: u32) -> String {
+        for p in &self.cpus {
+            for ctx in p.stack.iter().chain(p.ready.iter()) {
+                if ctx.serial == serial {
+                    return context_label(ctx.kind, &ctx.payload.name);
+                }
+            }
+        }
+        "a returned context".into()
+    }
+}
+
+fn us(ns: Nanos) -> f64 {
+    (ns as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+pub(super) fn report(m: &Machine<'_>, seed: u64) -> RunReport {
+    let prog = m.prog;
+    let mut bugcheck = None;
+    let mut assertion = None;
+    let outcome = match &m.stop {
+        None => Outcome::Clean,
+        Some(Stop::Bugcheck { bugcheck: b, cpu, detail, analysis }) => {
+            let irql = m.cpus[*cpu as usize].irql.0;
+            let backtrace = m.backtrace(*cpu);
+            bugcheck = Some(BugcheckReport {
+                code: b.code,
+                name: b.name().to_string(),
+                params: b.params,
+                param_meanings: b.param_meanings().map(|s| s.to_string()),
+                summary: b.summary().to_string(),
+                detail: detail.clone(),
+                cpu: *cpu,
+                irql,
+                line: backtrace.first().map_or(0, |f| f.line),
+                context: m.context_name(*cpu),
+                backtrace,
+                analysis: analysis.clone(),
+            });
+            Outcome::Bugcheck
+        }
+        Some(Stop::Assertion { cpu, message }) => {
+            let backtrace = m.backtrace(*cpu);
+            assertion = Some(AssertionReport {
+                message: message.clone(),
+                cpu: *cpu,
+                irql: m.cpus[*cpu as usize].irql.0,
+                line: backtrace.first().map_or(0, |f| f.line),
+                context: m.context_name(*cpu),
+                backtrace,
+            });
+            Outcome::AssertionFailed
+        }
+    };
+    let warnings: Vec<WarningReport> = m
+        .verifier
+        .warnings()
+        .iter()
+        .chain(m.engine_warnings.iter())
+        .map(|w| WarningReport { rule: w.rule.to_string(), line: w.line, message: w.message.clone() })
+        .collect();
+    let locks = prog
+        .locks
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let s = m.stats.get(vcpu::LockId(i as u32));
+            let family = match (l.kind, &m.locks[i]) {
+                (crate::program::LockKind::Spin, locks::LockState::Spin { used_queued: true, used_ordinary: false, .. }) => "KSPIN_LOCK (queued)",
+                (crate::program::LockKind::Spin, _) => "KSPIN_LOCK",
+                (crate::program::LockKind::Ex, _) => "EX_SPIN_LOCK",
+                (crate::program::LockKind::Interrupt(_), _) => "KINTERRUPT",
+            };
+            LockStatsReport {
+                name: l.name.clone(),
+                family: family.to_string(),
+                acquisitions: s.acquisitions,
+                contended: s.contended,
+                longest_hold_us: us(s.longest_hold_ns),
+                longest_spin_us: us(s.longest_spin_ns),
+            }
+        })
+        .collect();
+    let mut r = RunReport {
+        scenario: prog.name.clone(),
+        title: prog.title.clone(),
+        file: prog.source.name.clone(),
+        seed,
+        mode: "deterministic".into(),
+        cpus: prog.cpus,
+        outcome,
+        bugcheck,
+        assertion,
+        warnings,
+        expectations: prog.expects.iter().map(|(_, t)| t.clone()).collect(),
+        expectation_met: true,
+        expectation_failure: None,
+        output: m.output.clone(),
+        locks,
+        processors: m.processor_states(),
+        virtual_time_us: us(m.end_time),
+        statements: m.statements,
+    };
+    let failure = crate::expect::evaluate(&prog.expects, &r);
+    r.expectation_met = failure.is_none();
+    r.expectation_failure = failure;
+    r
+}

@@ -1,0 +1,462 @@
+//! The machine's lock table and per-processor holds: the glue between the
+//! kernel routines and the two-phase lock models of the `spinlocks` crate.
+//! Acquire = ownership/mode checks, the verifier's `AcquireRequested`, then
+//! `begin`; a waiter spins by `poll` once per step until granted.
+
+use super::exec::Flow;
+use super::*;
+use crate::program::{LockKind, Place};
+use spinlocks::model::{ExLockModel, NodeId, Poll, QueuedLockModel, SpinLockModel};
+use vcpu::bugcheck::c4;
+use vcpu::{AcquireKind, LockFamily, LockId, LockMode};
+
+/// State of one lock.
+#[derive(Debug)]
+pub(super) enum LockState {
+    /// A KSPIN_LOCK: ordinary word and MCS queue (only one may be used).
+    Spin {
+        ordinary: SpinLockModel,
+        queued: QueuedLockModel,
+        used_ordinary: bool,
+        used_queued: bool,
+    },
+    Ex(ExLockModel),
+    Interrupt(SpinLockModel),
+}
+
+impl LockState {
+    pub(super) fn new(kind: LockKind) -> Self {
+        match kind {
+            LockKind::Spin => LockState::Spin {
+                ordinary: SpinLockModel::new(),
+                queued: QueuedLockModel::new(),
+                used_ordinary: false,
+                used_queued: false,
+            },
+            LockKind::Ex => LockState::Ex(ExLockModel::new()),
+            LockKind::Interrupt(_) => LockState::Interrupt(SpinLockModel::new()),
+        }
+    }
+}
+
+/// The family a declaration implies (KSPIN_LOCK counts as ordinary).
+pub(super) fn declared_family(kind: LockKind) -> LockFamily {
+    match kind {
+        LockKind::Spin => LockFamily::Ordinary,
+        LockKind::Ex => LockFamily::ReaderWriter,
+        LockKind::Interrupt(_) => LockFamily::Interrupt,
+    }
+}
+
+/// A lock held by a processor.
+#[derive(Clone, Debug)]
+pub(super) struct Held {
+    pub lock: LockId,
+    pub mode: LockMode,
+    pub family: LockFamily,
+    /// Serial of the context that took it.
+    pub ctx: u32,
+    pub line: u32,
+    pub how: AcquireKind,
+}
+
+/// What a KLOCK_QUEUE_HANDLE holds.
+#[derive(Clone, Debug)]
+pub(super) struct QueueHandle {
+    pub lock: LockId,
+    pub node: NodeId,
+    pub old_irql: Irql,
+    pub acquired: bool,
+}
+
+/// ExInterlocked list operations.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum ListOp {
+    InsertTail,
+    InsertHead,
+    RemoveHead,
+}
+
+/// What finishes a call once its lock is granted.
+#[derive(Clone, Debug)]
+pub(super) enum After {
+    Nothing,
+    /// Write the old IRQL to `&Old`.
+    WriteOld { place: Place, old: Irql },
+    /// Return the old IRQL.
+    PushOld { old: Irql, push: bool },
+    /// Fill the queue handle.
+    Handle { slot: u16, old: Irql },
+    /// Run the ISR routine.
+    IsrEntry { interrupt: u32 },
+    /// Run the KeSynchronizeExecution callback.
+    Synchronize { interrupt: u32, routine: RoutineId, context: i64, old: Irql, push: bool },
+    /// Do the list operation, release, restore IRQL.
+    List { op: ListOp, list: u32, value: i64, old: Irql, push: bool },
+}
+
+/// A spinning acquire.
+#[derive(Clone, Debug)]
+pub(super) struct AcquireOp {
+    pub lock: LockId,
+    pub family: LockFamily,
+    pub mode: LockMode,
+    pub how: AcquireKind,
+    pub node: Option<NodeId>,
+    pub then: After,
+    pub started: Nanos,
+}
+
+/// A queued release waiting for its successor to link.
+#[derive(Clone, Debug)]
+pub(super) struct QueuedReleaseOp {
+    pub lock: LockId,
+    pub node: NodeId,
+    /// IRQL to lower to afterwards (None for the FromDpcLevel form).
+    pub lower_to: Option<Irql>,
+}
+
+fn mode_name(family: LockFamily, mode: LockMode) -> &'static str {
+    match (family, mode) {
+        (LockFamily::Ordinary, _) => "ordinary",
+        (LockFamily::Queued, _) => "queued",
+        (LockFamily::Interrupt, _) => "interrupt",
+        (LockFamily::ReaderWriter, LockMode::Shared) => "shared",
+        (LockFamily::ReaderWriter, LockMode::Exclusive) => "exclusive",
+    }
+}
+
+impl Held {
+    pub(super) fn mode_name(&self) -> &'static str {
+        mode_name(self.family, self.mode)
+    }
+}
+
+impl Machine<'_> {
+    pub(super) fn lock_name(&self, lock: LockId) -> &str {
+        &self.prog.locks[lock.0 as usize].name
+    }
+
+    pub(super) fn lock_addr(&self, lock: LockId) -> u64 {
+        self.prog.locks[lock.0 as usize].address
+    }
+
+    /// Processors holding `lock` (several for a shared EX_SPIN_LOCK).
+    pub(super) fn lock_holders(&self, lock: LockId) -> Vec<u32> {
+        let mut out: Vec<u32> = (0..self.held.len() as u32)
+            .filter(|&c| self.held[c as usize].iter().any(|h| h.lock == lock))
+            .collect();
+        out.dedup();
+        out
+    }
+
+    fn held_here(&self, cpu: u32, lock: LockId) -> Option<&Held> {
+        self.held[cpu as usize].iter().rev().find(|h| h.lock == lock)
+    }
+
+    /// Checks, verifier notification and the first phase of an acquire.
+    pub(super) fn acquire(&mut self, cpu: u32, lock: LockId, family: LockFamily, mode: LockMode, how: AcquireKind, then: After) -> Flow {
+        let c = cpu as usize;
+        let decl = &self.prog.locks[lock.0 as usize];
+        let irql = self.cpus[c].irql;
+        if decl.paged && self.prog.checks.force_irql_checking {
+            let pc = self.caller_address(cpu);
+            let detail = format!("spin lock `{}` lives in paged pool: acquiring it at IRQL {irql} writes pageable memory, which may be paged out", decl.name);
+            self.bugcheck(cpu, Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [decl.address, irql.0 as u64, 1, pc]), detail);
+            return Flow::Yield;
+        }
+        // Ownership and mode.
+        if let Some(h) = self.held_here(cpu, lock).cloned() {
+            let by = self.held_by(&h);
+            if family == LockFamily::ReaderWriter {
+                if self.prog.checks.lock_checks {
+                    let detail = format!(
+                        "processor {cpu} re-acquired reader/writer spin lock `{}` ({}) while holding it {} since line {} ({by}): it would wait for itself forever",
+                        decl.name,
+                        mode_name(family, mode),
+                        h.mode_name(),
+                        h.line
+                    );
+                    self.bugcheck(cpu, Bugcheck::verifier(c4::SELF_DEADLOCK, decl.address, 0, 0), detail);
+                    return Flow::Yield;
+                }
+            } else if h.family == family || family == LockFamily::Interrupt || h.family == LockFamily::Interrupt || !self.prog.checks.lock_checks {
+                let detail = format!(
+                    "processor {cpu} already holds spin lock `{}`, taken at line {} by {by}; acquiring it again would spin on its own lock forever",
+                    decl.name, h.line
+                );
+                self.bugcheck(cpu, Bugcheck::new(code::SPIN_LOCK_ALREADY_OWNED, [decl.address, 0, 0, 0]), detail);
+                return Flow::Yield;
+            }
+        }
+        if let LockState::Spin { used_ordinary, used_queued, .. } = &mut self.locks[lock.0 as usize] {
+            let mixed = match family {
+                LockFamily::Queued => *used_ordinary,
+                _ => *used_queued,
+            };
+            if mixed && self.prog.checks.lock_checks {
+                let (now, before) = if family == LockFamily::Queued { ("in-stack queued", "ordinary") } else { ("ordinary", "in-stack queued") };
+                let detail = format!("spin lock `{}` is acquired with the {now} routines here but was used with the {before} routines before: one KSPIN_LOCK must use one family", decl.name);
+                self.bugcheck(cpu, Bugcheck::verifier(c4::MIXED_ACQUIRE_API, decl.address, 0, 0), detail);
+                return Flow::Yield;
+            }
+            if family == LockFamily::Queued {
+                *used_queued = true;
+            } else {
+                *used_ordinary = true;
+            }
+        }
+        self.emit(cpu, EventKind::AcquireRequested { lock, family, mode, how, irql });
+        if self.stop.is_some() {
+            return Flow::Yield;
+        }
+        let (poll, node) = match &mut self.locks[lock.0 as usize] {
+            LockState::Spin { ordinary, queued, .. } => match family {
+                LockFamily::Queued => {
+                    let (n, p) = queued.begin(cpu);
+                    (p, Some(n))
+                }
+                _ => (ordinary.begin(cpu), None),
+            },
+            LockState::Interrupt(l) => (l.begin(cpu), None),
+            LockState::Ex(l) => match mode {
+                LockMode::Shared => (l.poll_shared(cpu), None),
+                LockMode::Exclusive => (l.begin_exclusive(cpu), None),
+            },
+        };
+        let clock = self.cpus[c].clock;
+        let op = AcquireOp { lock, family, mode, how, node, then, started: clock };
+        match poll {
+            Poll::Acquired => self.granted(cpu, op),
+            Poll::Spinning => {
+                let exec = &mut self.cpus[c].stack.last_mut().expect("a running context").payload;
+                exec.pending = Some(Pending::Acquire(op));
+                exec.stuck = false;
+                Flow::Yield
+            }
+        }
+    }
+
+    fn held_by(&self, h: &Held) -> String {
+        for p in &self.cpus {
+            for ctx in p.stack.iter().chain(p.ready.iter()) {
+                if ctx.serial == h.ctx {
+                    return context_label(ctx.kind, &ctx.payload.name);
+                }
+            }
+        }
+        "a context that has returned".into()
+    }
+
+    /// One spin iteration of a pending operation.
+    pub(super) fn poll_pending(&mut self, cpu: u32, p: Pending) {
+        let c = cpu as usize;
+        match p {
+            Pending::Stall { until } => {
+                let clock = self.cpus[c].clock;
+                let next = until.min(clock + STALL_CHUNK_NS);
+                self.cpus[c].clock = next;
+                if next >= until {
+                    self.cpus[c].stack.last_mut().expect("context").payload.pending = None;
+                }
+            }
+            Pending::Acquire(op) => {
+                let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
+                self.cpus[c].clock += cost;
+                let (poll, progress) = match &mut self.locks[op.lock.0 as usize] {
+                    LockState::Spin { ordinary, queued, .. } => match op.node {
+                        Some(n) => {
+                            let before = queued.waiters();
+                            let p = queued.poll(n);
+                            (p, queued.waiters() != before)
+                        }
+                        None => (ordinary.poll(cpu), false),
+                    },
+                    LockState::Interrupt(l) => (l.poll(cpu), false),
+                    LockState::Ex(l) => match op.mode {
+                        LockMode::Shared => (l.poll_shared(cpu), false),
+                        LockMode::Exclusive => (l.poll_exclusive(cpu), false),
+                    },
+                };
+                match poll {
+                    Poll::Acquired => {
+                        self.cpus[c].stack.last_mut().expect("context").payload.pending = None;
+                        if let Flow::Next = self.granted(cpu, op) {
+                            // The call is complete; the context goes on next step.
+                        }
+                    }
+                    Poll::Spinning => {
+                        self.cpus[c].stack.last_mut().expect("context").payload.stuck = !progress;
+                    }
+                }
+            }
+            Pending::QueuedRelease(op) => {
+                let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
+                self.cpus[c].clock += cost;
+                let done = match &mut self.locks[op.lock.0 as usize] {
+                    LockState::Spin { queued, .. } => queued.poll_release(op.node) == Poll::Acquired,
+                    _ => true,
+                };
+                if done {
+                    self.cpus[c].stack.last_mut().expect("context").payload.pending = None;
+                    self.finish_queued_release(cpu, op.lock, op.lower_to);
+                } else {
+                    self.cpus[c].stack.last_mut().expect("context").payload.stuck = false;
+                }
+            }
+        }
+    }
+
+    /// The lock is ours: record the hold, tell the observers, finish the call.
+    fn granted(&mut self, cpu: u32, op: AcquireOp) -> Flow {
+        let c = cpu as usize;
+        let (serial, clock) = {
+            let p = &self.cpus[c];
+            (p.top().map_or(0, |t| t.serial), p.clock)
+        };
+        let line = self.line[c];
+        self.held[c].push(Held { lock: op.lock, mode: op.mode, family: op.family, ctx: serial, line, how: op.how });
+        let spun = clock - op.started;
+        self.emit(cpu, EventKind::Acquired { lock: op.lock, family: op.family, mode: op.mode, how: op.how, spun });
+        if self.stop.is_some() {
+            return Flow::Yield;
+        }
+        match op.then {
+            After::Nothing => Flow::Next,
+            After::WriteOld { place, old } => {
+                if self.store_place(cpu, place, old.0 as i64) {
+                    Flow::Next
+                } else {
+                    Flow::Yield
+                }
+            }
+            After::PushOld { old, push } => {
+                if push {
+                    self.push(cpu, old.0 as i64);
+                }
+                Flow::Next
+            }
+            After::Handle { slot, old } => {
+                let node = op.node.expect("queued acquire has a node");
+                let frame = self.cpus[c].stack.last_mut().expect("context").payload.frames.last_mut().expect("frame");
+                if let Some(v) = frame.locals.get_mut(slot as usize) {
+                    *v = Value::Handle(Some(QueueHandle { lock: op.lock, node, old_irql: old, acquired: true }));
+                }
+                Flow::Next
+            }
+            After::IsrEntry { interrupt } => {
+                let isr = self.prog.interrupts[interrupt as usize].isr;
+                let mut frame = self.new_frame(isr, vec![], OnReturn::ContextEnd);
+                frame.stack_base = 0;
+                self.cpus[c].stack.last_mut().expect("context").payload.frames.push(frame);
+                Flow::Yield
+            }
+            After::Synchronize { interrupt, routine, context, old, push } => {
+                self.call(cpu, routine, vec![context], OnReturn::Synchronize { interrupt, old_irql: old, push_result: push })
+            }
+            After::List { op: lop, list, value, old, push } => {
+                let q = &mut self.lists[list as usize];
+                let result = match lop {
+                    ListOp::InsertTail => {
+                        q.push_back(value);
+                        0
+                    }
+                    ListOp::InsertHead => {
+                        q.push_front(value);
+                        0
+                    }
+                    ListOp::RemoveHead => q.pop_front().unwrap_or(0),
+                };
+                self.release_held(cpu, op.lock, LockFamily::Ordinary, LockMode::Exclusive);
+                self.set_irql(cpu, old);
+                if push {
+                    self.push(cpu, result);
+                }
+                Flow::Next
+            }
+        }
+    }
+
+    /// Release in the model and drop the hold; emits `Released`.
+    pub(super) fn release_held(&mut self, cpu: u32, lock: LockId, family: LockFamily, mode: LockMode) {
+        let c = cpu as usize;
+        match &mut self.locks[lock.0 as usize] {
+            LockState::Spin { ordinary, .. } if family != LockFamily::Queued => {
+                let _ = ordinary.release(cpu);
+            }
+            LockState::Spin { .. } => {}
+            LockState::Interrupt(l) => {
+                let _ = l.release(cpu);
+            }
+            LockState::Ex(l) => {
+                let _ = match mode {
+                    LockMode::Shared => l.release_shared(cpu),
+                    LockMode::Exclusive => l.release_exclusive(cpu),
+                };
+            }
+        }
+        if let Some(i) = self.held[c].iter().rposition(|h| h.lock == lock) {
+            self.held[c].remove(i);
+        }
+        self.emit(cpu, EventKind::Released { lock, family, mode });
+    }
+
+    /// Lower IRQL after a release: 0x31 if the "old" IRQL is higher,
+    /// 0xC4/0x1003 if it drops below DISPATCH_LEVEL while another spin lock
+    /// is still held. False if the run stopped.
+    pub(super) fn lower_after_release(&mut self, cpu: u32, released: LockId, to: Irql) -> bool {
+        let c = cpu as usize;
+        let cur = self.cpus[c].irql;
+        if to > cur {
+            if self.prog.checks.irql_checking {
+                let detail = format!("releasing `{}` asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(released));
+                self.bugcheck(cpu, Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0), detail);
+                return false;
+            }
+            return true;
+        }
+        if to < Irql::DISPATCH && self.prog.checks.lock_checks {
+            if let Some(h) = self.held[c].last().cloned() {
+                let detail = format!(
+                    "releasing `{}` lowered IRQL to {to} while `{}` (taken at line {}) is still held: locks released in the wrong order; release the most recently acquired lock first",
+                    self.lock_name(released),
+                    self.lock_name(h.lock),
+                    h.line
+                );
+                let (a, b) = (self.lock_addr(released), self.lock_addr(h.lock));
+                self.bugcheck(cpu, Bugcheck::verifier(c4::RELEASED_OUT_OF_ORDER, a, b, 0), detail);
+                return false;
+            }
+        }
+        self.set_irql(cpu, to);
+        self.stop.is_none()
+    }
+
+    pub(super) fn finish_queued_release(&mut self, cpu: u32, lock: LockId, lower_to: Option<Irql>) {
+        self.release_held(cpu, lock, LockFamily::Queued, LockMode::Exclusive);
+        if let Some(to) = lower_to {
+            self.lower_after_release(cpu, lock, to);
+        }
+    }
+
+    /// The kernel's acquisition of an interrupt lock before an ISR runs.
+    pub(super) fn begin_isr_lock(&mut self, cpu: u32, interrupt: u32) {
+        let lock = self.prog.interrupts[interrupt as usize].lock;
+        let _ = self.acquire(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive, AcquireKind::IsrEntry, After::IsrEntry { interrupt });
+    }
+
+    pub(super) fn release_interrupt_lock_for_isr(&mut self, cpu: u32, lock: LockId) {
+        if self.held_here(cpu, lock).is_some() {
+            self.release_held(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive);
+        }
+    }
+
+    /// End of a KeSynchronizeExecution callback: release and lower.
+    pub(super) fn end_synchronize(&mut self, cpu: u32, interrupt: u32, old: Irql) {
+        let lock = self.prog.interrupts[interrupt as usize].lock;
+        self.release_held(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive);
+        if self.stop.is_none() {
+            self.lower_after_release(cpu, lock, old);
+        }
+    }
+}

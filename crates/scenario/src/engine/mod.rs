@@ -1,0 +1,731 @@
+//! The deterministic engine: N virtual processors driven by one OS thread in
+//! virtual time.
+//!
+//! Each step picks the busy processor with the smallest clock (ties broken by
+//! the seeded RNG), runs its safe point (deliver an interrupt, drain a DPC,
+//! switch threads at the end of a time slice) and then one statement or one
+//! spin iteration of the context on top of its stack. Every random choice —
+//! statement cost jitter, tie breaks, thread placement — comes from one
+//! ChaCha RNG seeded by the scenario seed, so a file and a seed give the same
+//! run, byte for byte.
+//!
+//! Submodules: [`exec`] interprets compiled code, [`kcall`] implements the
+//! kernel routines, [`locks`] keeps the lock table and per-processor holds,
+//! [`finish`] turns the final state into a [`RunReport`](crate::RunReport).
+
+mod exec;
+mod finish;
+mod kcall;
+mod locks;
+
+use crate::program::{Program, RoutineId};
+use crate::report::RunReport;
+use locks::{Held, LockState};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tracing::{debug, trace};
+use vcpu::bugcheck::code;
+use vcpu::processor::{Context, PendingInterrupt};
+use vcpu::{Bugcheck, ContextKind, Event, EventKind, Importance, Irql, Nanos, Processor};
+use verifier::{LockStats, Verifier};
+
+/// Cost of one statement: base plus seeded jitter (ns).
+pub const STATEMENT_NS: Nanos = 100;
+pub const STATEMENT_JITTER_NS: Nanos = 20;
+/// Cost of one spin iteration on a held lock (ns).
+pub const SPIN_NS: Nanos = 50;
+pub const SPIN_JITTER_NS: Nanos = 10;
+/// Time slice of threads sharing a processor below DISPATCH_LEVEL.
+pub const QUANTUM_NS: Nanos = 20_000;
+/// Virtual-time limit of a run without `duration`.
+pub const DEFAULT_LIMIT_NS: Nanos = 100_000_000;
+/// Deepest call nesting before the kernel stack "overflows".
+pub const MAX_CALL_DEPTH: usize = 256;
+/// A stall advances at most this much per step, so interrupts can arrive.
+const STALL_CHUNK_NS: Nanos = 1_000;
+
+/// A local variable's value.
+#[derive(Clone, Debug)]
+enum Value {
+    Int(i64),
+    /// A KLOCK_QUEUE_HANDLE.
+    Handle(Option<locks::QueueHandle>),
+}
+
+/// What to do when a frame returns, besides popping it.
+#[derive(Clone, Debug)]
+enum OnReturn {
+    /// Push the result (if any) for the caller.
+    Normal { push_result: bool },
+    /// End of the context's routine.
+    ContextEnd,
+    /// End of a KeSynchronizeExecution callback.
+    Synchronize { interrupt: u32, old_irql: Irql, push_result: bool },
+}
+
+#[derive(Clone, Debug)]
+struct Frame {
+    routine: RoutineId,
+    pc: u32,
+    locals: Vec<Value>,
+    line: u32,
+    stack_base: usize,
+    on_return: OnReturn,
+}
+
+#[derive(Clone, Debug)]
+struct TryRecord {
+    depth: usize,
+    handler: u32,
+    stack_len: usize,
+}
+
+/// A blocking operation in progress (the context spins or stalls).
+#[derive(Clone, Debug)]
+enum Pending {
+    /// Spinning on a lock; `then` finishes the call once it is granted.
+    Acquire(locks::AcquireOp),
+    /// A queued release waiting for its successor to link.
+    QueuedRelease(locks::QueuedReleaseOp),
+    /// KeStallExecutionProcessor until this time.
+    Stall { until: Nanos },
+}
+
+/// The interpreter state of one context (the processor's context payload).
+#[derive(Debug)]
+struct Exec {
+    name: Arc<str>,
+    frames: Vec<Frame>,
+    stack: Vec<i64>,
+    tries: Vec<TryRecord>,
+    pending: Option<Pending>,
+    /// The last poll of `pending` made no progress.
+    stuck: bool,
+    /// Spinning since (for statistics).
+    spin_since: Nanos,
+    /// For a thread: has ContextStart been emitted.
+    started: bool,
+    /// For a DPC: its object; for an ISR: its interrupt.
+    object: u32,
+    /// IRQL the ISR was entered at (SynchronizeIrql).
+    entry_irql: Irql,
+}
+
+impl Exec {
+    fn new(name: Arc<str>, object: u32) -> Self {
+        Exec {
+            name,
+            frames: vec![],
+            stack: vec![],
+            tries: vec![],
+            pending: None,
+            stuck: false,
+            spin_since: 0,
+            started: false,
+            object,
+            entry_irql: Irql::PASSIVE,
+        }
+    }
+}
+
+/// Per-DPC-object state.
+#[derive(Clone, Debug, Default)]
+struct DpcState {
+    importance: Importance,
+    target: Option<u32>,
+    queued_on: Option<u32>,
+}
+
+/// A future interrupt arrival.
+#[derive(Clone, Debug)]
+struct Arrival {
+    at: Nanos,
+    seq: u64,
+    interrupt: u32,
+    cpu: u32,
+    every: Option<Nanos>,
+    /// Arrivals left after this one (None = unbounded).
+    remaining: Option<u64>,
+}
+
+/// How the run ended early.
+#[derive(Clone, Debug)]
+enum Stop {
+    Bugcheck {
+        bugcheck: Bugcheck,
+        cpu: u32,
+        detail: String,
+        analysis: Vec<String>,
+    },
+    Assertion {
+        cpu: u32,
+        message: String,
+    },
+}
+
+/// The machine: processors, shared objects, verifier.
+struct Machine<'p> {
+    prog: &'p Program,
+    cpus: Vec<Processor<Exec>>,
+    locks: Vec<LockState>,
+    held: Vec<Vec<Held>>,
+    vars: Vec<i64>,
+    lists: Vec<VecDeque<i64>>,
+    dpcs: Vec<DpcState>,
+    arrivals: Vec<Arrival>,
+    arrival_seq: u64,
+    rng: ChaCha8Rng,
+    verifier: Verifier,
+    stats: LockStats,
+    output: Vec<String>,
+    serial: u32,
+    statements: u64,
+    threads_alive: usize,
+    stop: Option<Stop>,
+    /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED).
+    engine_warnings: Vec<verifier::Warning>,
+    end_time: Nanos,
+    /// The line of the statement being executed on each cpu (for events).
+    line: Vec<u32>,
+}
+
+/// Run a program in deterministic mode.
+pub fn run(prog: &Program, seed: u64) -> RunReport {
+    let mut m = Machine::new(prog, seed);
+    m.main_loop();
+    finish::report(&m, seed)
+}
+
+impl<'p> Machine<'p> {
+    fn new(prog: &'p Program, seed: u64) -> Self {
+        let cpus: Vec<Processor<Exec>> = (0..prog.cpus).map(Processor::new).collect();
+        let lock_infos = prog
+            .locks
+            .iter()
+            .map(|l| verifier::LockInfo {
+                name: l.name.clone(),
+                address: l.address,
+                family: locks::declared_family(l.kind),
+            })
+            .collect();
+        let guards = prog
+            .vars
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                v.guard.map(|g| verifier::GuardInfo { var: i as u32, name: v.name.clone(), guard: g })
+            })
+            .collect();
+        let config = verifier::Config {
+            deadlock_detection: prog.checks.deadlock_detection,
+            ..verifier::Config::default()
+        };
+        let mut m = Machine {
+            prog,
+            locks: prog.locks.iter().map(|l| LockState::new(l.kind)).collect(),
+            held: vec![vec![]; prog.cpus as usize],
+            vars: prog.vars.iter().map(|v| v.init).collect(),
+            lists: vec![VecDeque::new(); prog.lists.len()],
+            dpcs: vec![DpcState::default(); prog.dpcs.len()],
+            arrivals: vec![],
+            arrival_seq: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            verifier: Verifier::new(config, lock_infos, guards),
+            stats: LockStats::new(prog.locks.len()),
+            output: vec![],
+            serial: 0,
+            statements: 0,
+            threads_alive: 0,
+            stop: None,
+            engine_warnings: vec![],
+            end_time: 0,
+            line: vec![0; prog.cpus as usize],
+            cpus,
+        };
+        m.place_threads();
+        for l in &prog.interrupt_lines {
+            if l.count == Some(0) {
+                continue;
+            }
+            m.schedule_arrival(Arrival {
+                at: l.at,
+                seq: 0,
+                interrupt: l.interrupt,
+                cpu: l.cpu,
+                every: l.every,
+                remaining: l.count.map(|c| c - 1),
+            });
+        }
+        m
+    }
+
+    fn place_threads(&mut self) {
+        let prog = self.prog;
+        let mut load = vec![0usize; prog.cpus as usize];
+        for t in &prog.threads {
+            for copy in 0..t.repeat {
+                let cpu = match t.cpu {
+                    Some(c) => c as usize,
+                    None => {
+                        let min = *load.iter().min().unwrap_or(&0);
+                        let cands: Vec<usize> = (0..load.len()).filter(|&i| load[i] == min).collect();
+                        cands[self.rng.gen_range(0..cands.len())]
+                    }
+                };
+                load[cpu] += 1;
+                let name: Arc<str> = if t.repeat > 1 || t.name.contains('#') {
+                    format!("{}#{copy}", t.name).into()
+                } else {
+                    t.name.as_str().into()
+                };
+                let mut exec = Exec::new(name, 0);
+                exec.frames.push(self.new_frame(t.routine, vec![], OnReturn::ContextEnd));
+                self.serial += 1;
+                let ctx = Context { kind: ContextKind::Thread, serial: self.serial, saved_irql: Irql::PASSIVE, started: 0, payload: exec };
+                self.cpus[cpu].ready.push_back(ctx);
+                self.threads_alive += 1;
+            }
+        }
+    }
+
+    fn new_frame(&self, routine: RoutineId, args: Vec<i64>, on_return: OnReturn) -> Frame {
+        let code = &self.prog.routines[routine as usize];
+        let mut locals: Vec<Value> = code
+            .slots
+            .iter()
+            .map(|s| if s.is_some() { Value::Int(0) } else { Value::Handle(None) })
+            .collect();
+        for (i, a) in args.into_iter().enumerate().take(code.params as usize) {
+            locals[i] = Value::Int(a);
+        }
+        Frame { routine, pc: 0, locals, line: code.line, stack_base: 0, on_return }
+    }
+
+    fn schedule_arrival(&mut self, mut a: Arrival) {
+        self.arrival_seq += 1;
+        a.seq = self.arrival_seq;
+        self.arrivals.push(a);
+    }
+
+    fn next_arrival(&self) -> Option<usize> {
+        (0..self.arrivals.len()).min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))
+    }
+
+    /// Emit an event to the verifier and statistics; a verifier violation
+    /// ends the run.
+    fn emit(&mut self, cpu: u32, kind: EventKind) {
+        let ctx = self.cpus[cpu as usize].top().map_or(0, |c| c.serial);
+        let ev = Event { at: self.cpus[cpu as usize].clock, cpu, ctx, line: self.line[cpu as usize], kind };
+        trace!(?ev, "event");
+        self.stats.observe(&ev);
+        if let Some(v) = self.verifier.observe(&ev) {
+            if self.stop.is_none() {
+                self.stop = Some(Stop::Bugcheck { bugcheck: v.bugcheck, cpu, detail: v.detail, analysis: v.analysis });
+            }
+        }
+    }
+
+    fn bugcheck(&mut self, cpu: u32, b: Bugcheck, detail: impl Into<String>) {
+        self.bugcheck_with(cpu, b, detail.into(), vec![]);
+    }
+
+    fn bugcheck_with(&mut self, cpu: u32, b: Bugcheck, detail: String, analysis: Vec<String>) {
+        if self.stop.is_none() {
+            debug!(cpu, code = b.code, "bugcheck");
+            self.stop = Some(Stop::Bugcheck { bugcheck: b, cpu, detail, analysis });
+        }
+    }
+
+    fn assertion(&mut self, cpu: u32, message: String) {
+        if self.stop.is_none() {
+            self.stop = Some(Stop::Assertion { cpu, message });
+        }
+    }
+
+    fn set_irql(&mut self, cpu: u32, to: Irql) {
+        let from = self.cpus[cpu as usize].set_irql(to);
+        if from != to {
+            self.emit(cpu, EventKind::IrqlChanged { from, to });
+        }
+    }
+
+    fn cost(&mut self, base: Nanos, jitter: Nanos) -> Nanos {
+        base + self.rng.gen_range(0..=jitter)
+    }
+
+    /// Does this processor have anything to run?
+    fn busy(&self, cpu: usize) -> bool {
+        let p = &self.cpus[cpu];
+        !p.stack.is_empty() || !p.ready.is_empty() || p.dpc_ready() || p.deliverable_interrupt().is_some()
+    }
+
+    /// Finite work left in the future (one-shot or counted arrivals), or
+    /// any arrival while threads still run.
+    fn arrivals_matter(&self) -> bool {
+        self.threads_alive > 0 || self.arrivals.iter().any(|a| a.remaining.is_some())
+    }
+
+    fn main_loop(&mut self) {
+        let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
+        loop {
+            if self.stop.is_some() {
+                break;
+            }
+            let busy: Vec<usize> = (0..self.cpus.len()).filter(|&c| self.busy(c)).collect();
+            let min_clock = busy.iter().map(|&c| self.cpus[c].clock).min();
+            let arrival = if self.arrivals_matter() { self.next_arrival() } else { None };
+            // An arrival comes first if it is no later than every busy clock.
+            if let Some(ai) = arrival {
+                let at = self.arrivals[ai].at;
+                if min_clock.is_none_or(|t| at <= t) {
+                    if at > limit {
+                        self.end_time = limit;
+                        self.time_limit(limit);
+                        break;
+                    }
+                    self.deliver_arrival(ai);
+                    continue;
+                }
+            }
+            let Some(min) = min_clock else {
+                // Nothing runs and nothing will arrive: the run is over.
+                self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+                break;
+            };
+            if min > limit {
+                self.end_time = limit;
+                self.time_limit(limit);
+                break;
+            }
+            let ties: Vec<usize> = busy.iter().copied().filter(|&c| self.cpus[c].clock == min).collect();
+            let cpu = if ties.len() == 1 { ties[0] } else { ties[self.rng.gen_range(0..ties.len())] };
+            self.step(cpu as u32);
+            if self.stop.is_none() && self.cpus[cpu].top().is_some_and(|c| c.payload.stuck) {
+                self.check_deadlock();
+            }
+        }
+        if self.end_time == 0 {
+            self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+        }
+    }
+
+    fn time_limit(&mut self, limit: Nanos) {
+        if self.prog.duration.is_some() || self.threads_alive == 0 {
+            return;
+        }
+        let mut running = vec![];
+        for p in &self.cpus {
+            for c in p.stack.iter().chain(p.ready.iter()) {
+                if c.kind == ContextKind::Thread {
+                    let line = c.payload.frames.last().map_or(0, |f| f.line);
+                    running.push(format!("{} (cpu {}, line {line})", c.payload.name, p.id));
+                }
+            }
+        }
+        self.engine_warnings.push(verifier::Warning {
+            rule: "TIME_LIMIT_REACHED",
+            line: 0,
+            message: format!(
+                "the run reached the {} ms virtual-time limit with threads still running: {}; add `duration D;` to the header if this is intended",
+                limit / 1_000_000,
+                running.join(", ")
+            ),
+        });
+    }
+
+    fn deliver_arrival(&mut self, ai: usize) {
+        let a = self.arrivals.remove(ai);
+        let decl = &self.prog.interrupts[a.interrupt as usize];
+        let p = &mut self.cpus[a.cpu as usize];
+        if p.clock < a.at {
+            // An idle processor wakes up at the arrival.
+            p.clock = a.at;
+        }
+        p.raise_interrupt(PendingInterrupt { interrupt: a.interrupt, irql: Irql(decl.irql) });
+        let name: Arc<str> = decl.name.as_str().into();
+        self.emit(a.cpu, EventKind::InterruptRaised { name, irql: Irql(decl.irql) });
+        if let (Some(every), Some(rem)) = (a.every, a.remaining.or(Some(u64::MAX))) {
+            if rem > 0 {
+                let remaining = a.remaining.map(|r| r - 1);
+                self.schedule_arrival(Arrival { at: a.at + every, remaining, ..a });
+            }
+        }
+    }
+
+    /// One step of one processor: safe point, then one statement or spin.
+    fn step(&mut self, cpu: u32) {
+        let c = cpu as usize;
+        self.watchdog(cpu);
+        if self.stop.is_some() {
+            return;
+        }
+        self.safe_point(cpu);
+        if self.stop.is_some() || self.cpus[c].stack.is_empty() {
+            return;
+        }
+        let pending = self.cpus[c].stack.last().and_then(|x| x.payload.pending.clone());
+        match pending {
+            Some(p) => self.poll_pending(cpu, p),
+            None => self.exec(cpu),
+        }
+    }
+
+    /// The DPC watchdog: too long at DISPATCH_LEVEL or above.
+    fn watchdog(&mut self, cpu: u32) {
+        let p = &self.cpus[cpu as usize];
+        let Some(since) = p.raised_since else { return };
+        let limit = self.prog.watchdog;
+        let raised = p.clock.saturating_sub(since);
+        if raised <= limit {
+            return;
+        }
+        let top = p.top().map(|x| (x.kind, x.started, x.payload.name.clone()));
+        let (deadlock, analysis) = self.wait_for_analysis();
+        let b;
+        let detail;
+        match top {
+            Some((kind @ (ContextKind::Dpc | ContextKind::Isr), started, name)) if started <= since => {
+                let ran = p.clock - started;
+                b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [0, ran / 1000, limit / 1000, 0]);
+                let what = if kind == ContextKind::Dpc { "DPC" } else { "ISR" };
+                detail = format!("{what} {name} on cpu {cpu} ran {} µs, past the {} µs watchdog", ran / 1000, limit / 1000);
+            }
+            _ => {
+                b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, limit / 1000, raised / 1000, 0]);
+                detail = if deadlock {
+                    format!("cpu {cpu} spun at raised IRQL for {} µs: the processors are deadlocked", raised / 1000)
+                } else {
+                    format!("cpu {cpu} stayed at IRQL >= DISPATCH_LEVEL for {} µs, past the {} µs watchdog", raised / 1000, limit / 1000)
+                };
+            }
+        }
+        self.bugcheck_with(cpu, b, detail, analysis);
+    }
+
+    fn safe_point(&mut self, cpu: u32) {
+        let c = cpu as usize;
+        // A pending queued release must finish before anything else runs on top.
+        if let Some(irq) = self.cpus[c].deliverable_interrupt() {
+            self.cpus[c].take_interrupt(irq);
+            self.start_isr(cpu, irq.interrupt);
+            return;
+        }
+        if self.cpus[c].dpc_ready() {
+            if let Some(d) = self.cpus[c].dpcs.pop() {
+                self.dpcs[d as usize].queued_on = None;
+                self.start_dpc(cpu, d);
+                return;
+            }
+        }
+        if self.cpus[c].slice_expired(QUANTUM_NS) {
+            let clock = self.cpus[c].clock;
+            let p = &mut self.cpus[c];
+            if let Some(cur) = p.stack.pop() {
+                p.ready.push_back(cur);
+            }
+            p.slice_start = clock;
+        }
+        if self.cpus[c].stack.is_empty() {
+            let clock = self.cpus[c].clock;
+            let p = &mut self.cpus[c];
+            if let Some(next) = p.ready.pop_front() {
+                p.stack.push(next);
+                p.slice_start = clock;
+            }
+            self.thread_first_run(cpu);
+        }
+    }
+
+    fn thread_first_run(&mut self, cpu: u32) {
+        let c = cpu as usize;
+        let clock = self.cpus[c].clock;
+        let Some(top) = self.cpus[c].stack.last_mut() else { return };
+        if top.kind != ContextKind::Thread || top.payload.started {
+            return;
+        }
+        top.payload.started = true;
+        top.started = clock;
+        let name = top.payload.name.clone();
+        self.emit(cpu, EventKind::ContextStart { kind: ContextKind::Thread, name, irql: Irql::PASSIVE, interrupt_lock: None });
+    }
+
+    fn start_dpc(&mut self, cpu: u32, dpc: u32) {
+        let c = cpu as usize;
+        let decl = &self.prog.dpcs[dpc as usize];
+        let routine = &self.prog.routines[decl.routine as usize];
+        let name: Arc<str> = routine.name.as_str().into();
+        let mut exec = Exec::new(name.clone(), dpc);
+        exec.frames.push(self.new_frame(decl.routine, vec![], OnReturn::ContextEnd));
+        self.serial += 1;
+        let saved = self.cpus[c].irql;
+        let clock = self.cpus[c].clock;
+        self.cpus[c].stack.push(Context { kind: ContextKind::Dpc, serial: self.serial, saved_irql: saved, started: clock, payload: exec });
+        self.set_irql(cpu, Irql::DISPATCH);
+        self.emit(cpu, EventKind::ContextStart { kind: ContextKind::Dpc, name, irql: Irql::DISPATCH, interrupt_lock: None });
+    }
+
+    fn start_isr(&mut self, cpu: u32, interrupt: u32) {
+        let c = cpu as usize;
+        let decl = &self.prog.interrupts[interrupt as usize];
+        let name: Arc<str> = self.prog.routines[decl.isr as usize].name.as_str().into();
+        let mut exec = Exec::new(name.clone(), interrupt);
+        exec.entry_irql = Irql(decl.sync_irql);
+        self.serial += 1;
+        let saved = self.cpus[c].irql;
+        let clock = self.cpus[c].clock;
+        self.cpus[c].stack.push(Context { kind: ContextKind::Isr, serial: self.serial, saved_irql: saved, started: clock, payload: exec });
+        self.set_irql(cpu, Irql(decl.sync_irql));
+        self.emit(cpu, EventKind::ContextStart { kind: ContextKind::Isr, name, irql: Irql(decl.sync_irql), interrupt_lock: Some(decl.lock) });
+        // The kernel takes the interrupt spin lock before calling the ISR.
+        self.begin_isr_lock(cpu, interrupt);
+    }
+
+    /// The context on top of `cpu` returned from its routine.
+    fn end_context(&mut self, cpu: u32) {
+        let c = cpu as usize;
+        let Some(top) = self.cpus[c].stack.last() else { return };
+        let (kind, serial, saved, object) = (top.kind, top.serial, top.saved_irql, top.payload.object);
+        let name = top.payload.name.clone();
+        let entry_irql = top.payload.entry_irql;
+        let irql = self.cpus[c].irql;
+        let own_lock = (kind == ContextKind::Isr).then(|| self.prog.interrupts[object as usize].lock);
+        // 0x100A: returned still holding a spin lock (other than the ISR's own).
+        if self.prog.checks.lock_checks {
+            if let Some(h) = self.held[c].iter().find(|h| h.ctx == serial && Some(h.lock) != own_lock) {
+                let l = &self.prog.locks[h.lock.0 as usize];
+                let what = context_label(kind, &name);
+                let detail = format!("{what} returned still holding spin lock `{}`, acquired at line {}", l.name, h.line);
+                self.bugcheck(cpu, Bugcheck::verifier(vcpu::bugcheck::c4::THREAD_OWNS_LOCK, l.address, 0, 0), detail);
+                return;
+            }
+        }
+        match kind {
+            ContextKind::Thread => {
+                if irql != Irql::PASSIVE {
+                    let addr = self.prog.routines.iter().find(|r| *r.name == *name.split('#').next().unwrap_or("")).map_or(0, |r| r.address);
+                    let detail = format!("thread {name} returned at IRQL {irql}; a system thread must return at PASSIVE_LEVEL");
+                    self.bugcheck(cpu, Bugcheck::new(code::WORKER_THREAD_RETURNED_AT_BAD_IRQL, [addr, irql.0 as u64, 0, 0]), detail);
+                    return;
+                }
+                self.threads_alive -= 1;
+            }
+            ContextKind::Dpc => {
+                if irql != Irql::DISPATCH {
+                    let addr = self.prog.routines[self.prog.dpcs[object as usize].routine as usize].address;
+                    let detail = format!("DPC routine {name} returned at IRQL {irql} instead of DISPATCH_LEVEL");
+                    self.bugcheck(cpu, Bugcheck::new(code::IRQL_UNEXPECTED_VALUE, [irql.0 as u64, 2, addr, 0]), detail);
+                    return;
+                }
+            }
+            ContextKind::Isr => {
+                if irql != entry_irql && self.prog.checks.irql_checking {
+                    let addr = self.prog.routines[self.prog.interrupts[object as usize].isr as usize].address;
+                    let detail = format!("ISR {name} was called at IRQL {entry_irql} and returned at IRQL {irql}");
+                    self.bugcheck(cpu, Bugcheck::verifier(vcpu::bugcheck::c4::ISR_RETURNED_AT_OTHER_IRQL, addr, entry_irql.0 as u64, irql.0 as u64), detail);
+                    return;
+                }
+                // The kernel releases the interrupt lock after the ISR.
+                if let Some(lock) = own_lock {
+                    self.release_interrupt_lock_for_isr(cpu, lock);
+                }
+            }
+        }
+        self.emit(cpu, EventKind::ContextEnd { kind, name });
+        self.cpus[c].stack.pop();
+        if kind != ContextKind::Thread {
+            self.set_irql(cpu, saved);
+        } else {
+            // The next thread on this processor starts a fresh slice.
+            self.cpus[c].slice_start = self.cpus[c].clock;
+        }
+    }
+
+    /// Build the wait-for graph of spinning processors. Returns whether it
+    /// has a cycle, and lines describing it.
+    fn wait_for_analysis(&self) -> (bool, Vec<String>) {
+        let n = self.cpus.len();
+        let mut waits: Vec<Option<(usize, Vec<u32>)>> = vec![None; n];
+        for (c, p) in self.cpus.iter().enumerate() {
+            let Some(top) = p.top() else { continue };
+            if let Some(Pending::Acquire(op)) = &top.payload.pending {
+                waits[c] = Some((op.lock.0 as usize, self.lock_holders(op.lock)));
+            }
+        }
+        let mut lines = vec![];
+        for (c, w) in waits.iter().enumerate() {
+            let Some((lock, holders)) = w else { continue };
+            let p = &self.cpus[c];
+            let top = p.top().map(|t| context_label(t.kind, &t.payload.name)).unwrap_or_default();
+            let line = p.top().and_then(|t| t.payload.frames.last()).map_or(0, |f| f.line);
+            let lname = &self.prog.locks[*lock].name;
+            let holding: Vec<String> = self.held[c].iter().map(|h| format!("{} (line {})", self.prog.locks[h.lock.0 as usize].name, h.line)).collect();
+            let by: Vec<String> = holders.iter().map(|h| format!("cpu {h}")).collect();
+            lines.push(format!(
+                "cpu {c}: {top} holds {} and spins on {lname} at line {line}, held by {}",
+                if holding.is_empty() { "nothing".to_string() } else { holding.join(", ") },
+                if by.is_empty() { "nobody".to_string() } else { by.join(", ") }
+            ));
+        }
+        // Look for a cycle: follow the first holder from each waiting cpu.
+        let mut cycle = None;
+        for start in 0..n {
+            let mut seen = vec![start];
+            let mut cur = start;
+            while let Some((_, holders)) = &waits[cur] {
+                let Some(&next) = holders.first() else { break };
+                let next = next as usize;
+                if let Some(pos) = seen.iter().position(|&s| s == next) {
+                    cycle = Some(seen[pos..].to_vec());
+                    break;
+                }
+                seen.push(next);
+                cur = next;
+            }
+            if cycle.is_some() {
+                break;
+            }
+        }
+        if let Some(cyc) = &cycle {
+            let chain: Vec<String> = cyc.iter().map(|c| format!("cpu {c}")).collect();
+            lines.push(format!("wait-for cycle: {} -> cpu {}", chain.join(" -> "), cyc[0]));
+        }
+        (cycle.is_some(), lines)
+    }
+
+    /// If every busy processor is stuck spinning and nothing can arrive to
+    /// change that, the processors are deadlocked: report it now.
+    fn check_deadlock(&mut self) {
+        for c in 0..self.cpus.len() {
+            if !self.busy(c) {
+                continue;
+            }
+            let p = &self.cpus[c];
+            let stuck = p.top().is_some_and(|t| t.payload.stuck && matches!(t.payload.pending, Some(Pending::Acquire(_))));
+            if !stuck || p.deliverable_interrupt().is_some() {
+                return;
+            }
+            // A future interrupt that could be delivered here might change things.
+            if self.arrivals_matter() && self.arrivals.iter().any(|a| a.cpu as usize == c && Irql(self.prog.interrupts[a.interrupt as usize].irql) > p.irql) {
+                return;
+            }
+        }
+        let (_, analysis) = self.wait_for_analysis();
+        // Report on the processor whose spin closes the cycle: the lowest busy one.
+        let cpu = (0..self.cpus.len()).find(|&c| self.busy(c)).unwrap_or(0) as u32;
+        let raised = self.cpus[cpu as usize].raised_since.map_or(0, |s| self.cpus[cpu as usize].clock - s);
+        let b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, self.prog.watchdog / 1000, raised / 1000, 0]);
+        let detail = "spin-lock deadlock: every processor is spinning on a lock that another spinning processor holds, so none can ever go on; the DPC watchdog would fire".to_string();
+        self.bugcheck_with(cpu, b, detail, analysis);
+    }
+}
+
+/// "thread Worker", "DPC SlowDpc", "ISR OnInterrupt".
+fn context_label(kind: ContextKind, name: &str) -> String {
+    match kind {
+        ContextKind::Thread => format!("thread {name}"),
+        ContextKind::Dpc => format!("DPC {name}"),
+        ContextKind::Isr => format!("ISR {name}"),
+    }
+}

@@ -1,0 +1,48 @@
+//! Expectations: does a run's outcome satisfy the scenario's `expect` lines?
+//! Every line must hold; no line means `expect clean`.
+
+use crate::ast::Expect;
+use crate::report::{Outcome, RunReport};
+use vcpu::bugcheck::code_of_name;
+
+/// What the run ended in, in expectation terms ("bugcheck 0xC4(0x1001)
+/// DRIVER_VERIFIER_DETECTED_VIOLATION", "clean", "warning X at line N").
+pub fn describe(r: &RunReport) -> String {
+    match r.outcome {
+        Outcome::Bugcheck => match &r.bugcheck {
+            Some(b) if b.code == 0xC4 => format!("bugcheck {:#X}({:#X}) {} at line {}", b.code, b.params[0], b.name, b.line),
+            Some(b) => format!("bugcheck {:#X} {} at line {}", b.code, b.name, b.line),
+            None => "bugcheck".into(),
+        },
+        Outcome::AssertionFailed => match &r.assertion {
+            Some(a) => format!("assertion_failed at line {}: {}", a.line, a.message),
+            None => "assertion_failed".into(),
+        },
+        Outcome::Clean => match r.warnings.first() {
+            Some(w) => format!("clean with warning {} at line {}", w.rule, w.line),
+            None => "clean".into(),
+        },
+    }
+}
+
+/// `None` if every expectation holds, else why not.
+pub fn evaluate(expects: &[(Expect, String)], r: &RunReport) -> Option<String> {
+    let clean = [(Expect::Clean, "clean".to_string())];
+    let expects = if expects.is_empty() { &clean[..] } else { expects };
+    for (e, text) in expects {
+        let ok = match e {
+            Expect::Clean => r.outcome == Outcome::Clean && r.warnings.is_empty(),
+            Expect::AssertionFailed => r.outcome == Outcome::AssertionFailed,
+            Expect::Warning(w) => r.outcome == Outcome::Clean && r.warnings.iter().any(|x| x.rule == w.name),
+            Expect::BugcheckName(n) => r.bugcheck.as_ref().is_some_and(|b| Some(b.code) == code_of_name(&n.name)),
+            Expect::BugcheckCode { code, param1 } => r
+                .bugcheck
+                .as_ref()
+                .is_some_and(|b| b.code as u64 == *code && param1.is_none_or(|p| b.params[0] == p)),
+        };
+        if !ok {
+            return Some(format!("expected {text}, got {}", describe(r)));
+        }
+    }
+    None
+}

@@ -1,0 +1,206 @@
+//! The kernel routines a scenario may call: names, parameter kinds and
+//! return values. The checker uses this table for argument counts, lock-kind
+//! and type checks; the engine dispatches on [`Kr`].
+
+/// What an argument must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum P {
+    /// `&L` of a `KSPIN_LOCK`.
+    SpinLock,
+    /// `&L` of an `EX_SPIN_LOCK`.
+    ExLock,
+    /// `&I` of a `KINTERRUPT`.
+    Interrupt,
+    /// `&D` of a `KDPC`.
+    Dpc,
+    /// `&Q` of a `LIST_ENTRY`.
+    List,
+    /// `&Old`: a KIRQL (or other scalar) variable to write.
+    OutIrql,
+    /// `&H`: a `KLOCK_QUEUE_HANDLE` local.
+    Handle,
+    /// `&X`: a ULONG/LONG global for the Interlocked routines.
+    Data,
+    /// A routine name (KeSynchronizeExecution).
+    Routine,
+    /// An integer value.
+    Value,
+    /// A format string followed by any number of values (DbgPrint).
+    Format,
+}
+
+/// Every kernel routine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kr {
+    KeGetCurrentIrql,
+    KeRaiseIrql,
+    KeLowerIrql,
+    KeRaiseIrqlToDpcLevel,
+    KeGetCurrentProcessorNumber,
+    KeInitializeSpinLock,
+    KeAcquireSpinLock,
+    KeAcquireSpinLockRaiseToDpc,
+    KeReleaseSpinLock,
+    KeAcquireSpinLockAtDpcLevel,
+    KeReleaseSpinLockFromDpcLevel,
+    KeTryToAcquireSpinLockAtDpcLevel,
+    KeTestSpinLock,
+    KeAcquireInStackQueuedSpinLock,
+    KeReleaseInStackQueuedSpinLock,
+    KeAcquireInStackQueuedSpinLockAtDpcLevel,
+    KeReleaseInStackQueuedSpinLockFromDpcLevel,
+    ExAcquireSpinLockShared,
+    ExAcquireSpinLockExclusive,
+    ExReleaseSpinLockShared,
+    ExReleaseSpinLockExclusive,
+    ExAcquireSpinLockSharedAtDpcLevel,
+    ExAcquireSpinLockExclusiveAtDpcLevel,
+    ExReleaseSpinLockSharedFromDpcLevel,
+    ExReleaseSpinLockExclusiveFromDpcLevel,
+    ExTryConvertSharedSpinLockExclusive,
+    KeAcquireInterruptSpinLock,
+    KeReleaseInterruptSpinLock,
+    KeSynchronizeExecution,
+    KeInsertQueueDpc,
+    KeRemoveQueueDpc,
+    KeSetImportanceDpc,
+    KeSetTargetProcessorDpc,
+    ExInterlockedInsertTailList,
+    ExInterlockedInsertHeadList,
+    ExInterlockedRemoveHeadList,
+    IsListEmpty,
+    InterlockedIncrement,
+    InterlockedDecrement,
+    InterlockedExchange,
+    InterlockedCompareExchange,
+    KeStallExecutionProcessor,
+    ExRaiseStatus,
+    DbgPrint,
+    Assert,
+    PagedCode,
+    SimFireInterrupt,
+}
+
+/// A routine's signature.
+#[derive(Clone, Copy, Debug)]
+pub struct Sig {
+    pub name: &'static str,
+    pub kr: Kr,
+    pub params: &'static [P],
+    /// True if it returns a value.
+    pub returns: bool,
+}
+
+macro_rules! sig {
+    ($kr:ident, [$($p:ident),*], $ret:expr) => {
+        Sig { name: stringify!($kr), kr: Kr::$kr, params: &[$(P::$p),*], returns: $ret }
+    };
+    ($name:literal, $kr:ident, [$($p:ident),*], $ret:expr) => {
+        Sig { name: $name, kr: Kr::$kr, params: &[$(P::$p),*], returns: $ret }
+    };
+}
+
+/// The table of kernel routines.
+pub const ROUTINES: &[Sig] = &[
+    sig!(KeGetCurrentIrql, [], true),
+    sig!(KeRaiseIrql, [Value, OutIrql], false),
+    sig!(KeLowerIrql, [Value], false),
+    sig!(KeRaiseIrqlToDpcLevel, [], true),
+    sig!(KeGetCurrentProcessorNumber, [], true),
+    sig!(KeInitializeSpinLock, [SpinLock], false),
+    sig!(KeAcquireSpinLock, [SpinLock, OutIrql], false),
+    sig!(KeAcquireSpinLockRaiseToDpc, [SpinLock], true),
+    sig!(KeReleaseSpinLock, [SpinLock, Value], false),
+    sig!(KeAcquireSpinLockAtDpcLevel, [SpinLock], false),
+    sig!(KeReleaseSpinLockFromDpcLevel, [SpinLock], false),
+    sig!(KeTryToAcquireSpinLockAtDpcLevel, [SpinLock], true),
+    sig!(KeTestSpinLock, [SpinLock], true),
+    sig!(KeAcquireInStackQueuedSpinLock, [SpinLock, Handle], false),
+    sig!(KeReleaseInStackQueuedSpinLock, [Handle], false),
+    sig!(KeAcquireInStackQueuedSpinLockAtDpcLevel, [SpinLock, Handle], false),
+    sig!(KeReleaseInStackQueuedSpinLockFromDpcLevel, [Handle], false),
+    sig!(ExAcquireSpinLockShared, [ExLock], true),
+    sig!(ExAcquireSpinLockExclusive, [ExLock], true),
+    sig!(ExReleaseSpinLockShared, [ExLock, Value], false),
+    sig!(ExReleaseSpinLockExclusive, [ExLock, Value], false),
+    sig!(ExAcquireSpinLockSharedAtDpcLevel, [ExLock], false),
+    sig!(ExAcquireSpinLockExclusiveAtDpcLevel, [ExLock], false),
+    sig!(ExReleaseSpinLockSharedFromDpcLevel, [ExLock], false),
+    sig!(ExReleaseSpinLockExclusiveFromDpcLevel, [ExLock], false),
+    sig!(ExTryConvertSharedSpinLockExclusive, [ExLock], true),
+    sig!(KeAcquireInterruptSpinLock, [Interrupt], true),
+    sig!(KeReleaseInterruptSpinLock, [Interrupt, Value], false),
+    sig!(KeSynchronizeExecution, [Interrupt, Routine, Value], true),
+    sig!(KeInsertQueueDpc, [Dpc, Value, Value], true),
+    sig!(KeRemoveQueueDpc, [Dpc], true),
+    sig!(KeSetImportanceDpc, [Dpc, Value], false),
+    sig!(KeSetTargetProcessorDpc, [Dpc, Value], false),
+    sig!(ExInterlockedInsertTailList, [List, Value, SpinLock], false),
+    sig!(ExInterlockedInsertHeadList, [List, Value, SpinLock], false),
+    sig!(ExInterlockedRemoveHeadList, [List, SpinLock], true),
+    sig!(IsListEmpty, [List], true),
+    sig!(InterlockedIncrement, [Data], true),
+    sig!(InterlockedDecrement, [Data], true),
+    sig!(InterlockedExchange, [Data, Value], true),
+    sig!(InterlockedCompareExchange, [Data, Value, Value], true),
+    sig!(KeStallExecutionProcessor, [Value], false),
+    sig!(ExRaiseStatus, [Value], false),
+    sig!(DbgPrint, [Format], false),
+    sig!("ASSERT", Assert, [Value], false),
+    sig!("PAGED_CODE", PagedCode, [], false),
+    sig!(SimFireInterrupt, [Interrupt, Value], false),
+];
+
+/// Look a routine up by name.
+pub fn lookup(name: &str) -> Option<&'static Sig> {
+    ROUTINES.iter().find(|s| s.name == name)
+}
+
+/// Built-in constants (IRQL names, booleans, DPC importance, ...).
+pub const CONSTANTS: &[(&str, i64)] = &[
+    ("TRUE", 1),
+    ("FALSE", 0),
+    ("NULL", 0),
+    ("PASSIVE_LEVEL", 0),
+    ("LOW_LEVEL", 0),
+    ("APC_LEVEL", 1),
+    ("DISPATCH_LEVEL", 2),
+    ("SYNCH_LEVEL", 12),
+    ("CLOCK_LEVEL", 13),
+    ("IPI_LEVEL", 14),
+    ("POWER_LEVEL", 14),
+    ("PROFILE_LEVEL", 15),
+    ("HIGH_LEVEL", 15),
+    ("LowImportance", 0),
+    ("MediumImportance", 1),
+    ("HighImportance", 2),
+    ("MediumHighImportance", 1),
+    ("EXCEPTION_EXECUTE_HANDLER", 1),
+    ("EXCEPTION_CONTINUE_SEARCH", 0),
+    ("STATUS_SUCCESS", 0),
+    ("STATUS_ACCESS_VIOLATION", 0xC000_0005),
+    ("STATUS_INSUFFICIENT_RESOURCES", 0xC000_009A),
+    ("STATUS_INVALID_PARAMETER", 0xC000_000D),
+    ("STATUS_INTEGER_DIVIDE_BY_ZERO", 0xC000_0094),
+];
+
+/// The value of a built-in constant.
+pub fn constant(name: &str) -> Option<i64> {
+    CONSTANTS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in ROUTINES.iter().enumerate() {
+            for b in &ROUTINES[i + 1..] {
+                assert_ne!(a.name, b.name);
+            }
+        }
+        assert_eq!(lookup("KeAcquireSpinLock").map(|s| s.params.len()), Some(2));
+        assert_eq!(constant("DISPATCH_LEVEL"), Some(2));
+    }
+}

@@ -1,0 +1,213 @@
+//! The checked, compiled scenario: every name resolved to an index, every
+//! routine compiled to stack code the engine interprets one statement at a
+//! time. Nothing here refers back to the syntax tree.
+
+use crate::ast::{BinOp, Expect, ScalarType, UnOp};
+use crate::diag::Source;
+use crate::kernel::Kr;
+use vcpu::{LockId, Nanos};
+
+/// Index of a routine in [`Program::routines`].
+pub type RoutineId = u32;
+/// Index of a data variable in [`Program::vars`].
+pub type VarId = u32;
+
+/// Verifier checks switched on by the header's `verifier` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checks {
+    /// 0xC4 IRQL subcodes (0x30 0x31 0x32 0x40 0x41 0x42 0x111).
+    pub irql_checking: bool,
+    /// 0xC4 lock subcodes (0x1000 0x1003 0x1008 0x1009 0x100A).
+    pub lock_checks: bool,
+    /// 0xC4/0x1001: lock-order cycles and ISR inversions.
+    pub deadlock_detection: bool,
+    /// 0xD1 for pageable data and code at raised IRQL.
+    pub force_irql_checking: bool,
+}
+
+impl Checks {
+    pub const ALL: Checks = Checks {
+        irql_checking: true,
+        lock_checks: true,
+        deadlock_detection: true,
+        force_irql_checking: true,
+    };
+    pub const NONE: Checks = Checks {
+        irql_checking: false,
+        lock_checks: false,
+        deadlock_detection: false,
+        force_irql_checking: false,
+    };
+    /// Names accepted by `verifier a, b;`.
+    pub const NAMES: &'static [&'static str] = &[
+        "standard",
+        "none",
+        "irql_checking",
+        "lock_checks",
+        "deadlock_detection",
+        "force_irql_checking",
+    ];
+}
+
+/// The declared kind of a lock in the lock table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    /// `KSPIN_LOCK` (ordinary or in-stack queued use).
+    Spin,
+    /// `EX_SPIN_LOCK`.
+    Ex,
+    /// The spin lock of a `KINTERRUPT` (index into `interrupts`).
+    Interrupt(u32),
+}
+
+#[derive(Clone, Debug)]
+pub struct LockDecl {
+    pub name: String,
+    pub kind: LockKind,
+    pub paged: bool,
+    pub address: u64,
+    pub line: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct InterruptDecl {
+    pub name: String,
+    pub isr: RoutineId,
+    pub irql: u8,
+    pub sync_irql: u8,
+    pub lock: LockId,
+    pub address: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct DpcDecl {
+    pub name: String,
+    pub routine: RoutineId,
+    pub address: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListDecl {
+    pub name: String,
+    pub paged: bool,
+    pub address: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct VarDecl {
+    pub name: String,
+    pub ty: ScalarType,
+    pub init: i64,
+    pub paged: bool,
+    pub guard: Option<LockId>,
+    pub address: u64,
+}
+
+/// A place an argument refers to (`&name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    Lock(LockId),
+    Interrupt(u32),
+    Dpc(u32),
+    List(u32),
+    Var(VarId),
+    /// A local slot of the current frame.
+    Local(u16),
+    Routine(RoutineId),
+}
+
+/// A kernel call: places are resolved at compile time, values are popped.
+#[derive(Clone, Debug)]
+pub struct KernelCall {
+    pub kr: Kr,
+    pub places: Vec<Place>,
+    /// How many values to pop from the operand stack (in argument order).
+    pub values: u8,
+    /// DbgPrint's format, or ASSERT's expression text.
+    pub text: Option<String>,
+    /// Whether the result is used (pushed) or discarded.
+    pub push_result: bool,
+}
+
+/// One instruction.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Statement boundary at a source line: a safe point that costs time.
+    Stmt(u32),
+    Push(i64),
+    Load(u16),
+    Store(u16, ScalarType),
+    LoadVar(VarId),
+    StoreVar(VarId),
+    Unary(UnOp),
+    Binary(BinOp),
+    Cast(ScalarType),
+    /// Turn any non-zero into 1.
+    Bool,
+    Jump(u32),
+    JumpIfFalse(u32),
+    Pop,
+    Call { routine: RoutineId, args: u8, push_result: bool },
+    Kernel(Box<KernelCall>),
+    /// Return; pops a value when the routine returns one.
+    Return(bool),
+    /// Enter `__try`; the handler starts at the target.
+    TryEnter(u32),
+    TryExit,
+}
+
+/// A compiled routine (thread bodies are routines too).
+#[derive(Clone, Debug)]
+pub struct Code {
+    pub name: String,
+    pub params: u16,
+    /// Types of every local slot (parameters first); `None` = queue handle.
+    pub slots: Vec<Option<ScalarType>>,
+    pub ops: Vec<Op>,
+    pub paged: bool,
+    pub returns: bool,
+    pub address: u64,
+    pub line: u32,
+}
+
+/// A `thread` line.
+#[derive(Clone, Debug)]
+pub struct ThreadSpec {
+    pub name: String,
+    pub cpu: Option<u32>,
+    pub repeat: u32,
+    pub routine: RoutineId,
+}
+
+/// An `interrupt` line.
+#[derive(Clone, Debug)]
+pub struct InterruptLineSpec {
+    pub interrupt: u32,
+    pub cpu: u32,
+    pub at: Nanos,
+    pub every: Option<Nanos>,
+    pub count: Option<u64>,
+}
+
+/// A checked scenario.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub source: Source,
+    pub name: String,
+    pub title: Option<String>,
+    pub cpus: u32,
+    pub seed: u64,
+    pub checks: Checks,
+    pub watchdog: Nanos,
+    pub duration: Option<Nanos>,
+    /// Expectations with their text as written.
+    pub expects: Vec<(Expect, String)>,
+    pub locks: Vec<LockDecl>,
+    pub interrupts: Vec<InterruptDecl>,
+    pub dpcs: Vec<DpcDecl>,
+    pub lists: Vec<ListDecl>,
+    pub vars: Vec<VarDecl>,
+    pub routines: Vec<Code>,
+    pub threads: Vec<ThreadSpec>,
+    pub interrupt_lines: Vec<InterruptLineSpec>,
+}
