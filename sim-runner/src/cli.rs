@@ -1,0 +1,139 @@
+//! The command-line surface (clap derive): global flags and one variant of
+//! [`Command`] per subcommand. `explore`, `rules` and `explain` join the
+//! enum as they are written.
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Simulated Windows-kernel spin locks: run `.sim` scenarios on virtual
+/// processors and report the bugcheck (or the clean run) they end in.
+#[derive(Debug, Parser)]
+#[command(name = "sim-runner", version, propagate_version = true)]
+pub struct Cli {
+    /// Log the emulator's internals to standard error (-v info, -vv debug,
+    /// -vvv trace). `RUST_LOG` overrides the level when set.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one scenario and print its report.
+    ///
+    /// Exit status: 0 the expectation held, 1 it did not, 2 the input was
+    /// rejected.
+    Run(RunArgs),
+    /// Run every `.sim` under the paths, each against its expectations.
+    ///
+    /// Prints one line per scenario and ends with `N passed, N failed`.
+    /// Exit status: 0 all passed, 1 any failed (or none found), 2 a path
+    /// does not exist.
+    Test(TestArgs),
+}
+
+/// `sim-runner run FILE`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Seed for the deterministic schedule (decimal or 0x hex); overrides
+    /// the scenario's `seed`.
+    #[arg(long, value_name = "N", value_parser = parse_seed)]
+    pub seed: Option<u64>,
+
+    /// Which engine runs the scenario.
+    #[arg(long, value_enum, default_value_t = ModeArg::Deterministic)]
+    pub mode: ModeArg,
+
+    /// Report format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write a Chrome trace (chrome://tracing, Perfetto) of the run (not
+    /// available yet).
+    #[arg(long, value_name = "OUT.json")]
+    pub trace: Option<PathBuf>,
+}
+
+/// `sim-runner test [PATH ...]`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Files or directories (searched recursively for `.sim` files).
+    #[arg(value_name = "PATH", default_value = "scenarios")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// One OS thread, discrete-event scheduler in virtual time.
+    Deterministic,
+    /// Every virtual processor a pinned OS thread (not available yet).
+    Parallel,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The `!analyze -v` style report.
+    Text,
+    /// One JSON object (the contract's fields).
+    Json,
+}
+
+/// A seed in decimal or `0x` hexadecimal.
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|e| format!("`{s}` is not a seed (a decimal or 0x hex integer): {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seeds_in_decimal_and_hex() {
+        assert_eq!(parse_seed("42"), Ok(42));
+        assert_eq!(parse_seed("0x2A"), Ok(42));
+        assert!(parse_seed("-1").is_err());
+        assert!(parse_seed("seven").is_err());
+    }
+
+    #[test]
+    fn run_defaults() {
+        let cli = Cli::try_parse_from(["sim-runner", "run", "a.sim"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.mode, ModeArg::Deterministic);
+        assert_eq!(args.format, Format::Text);
+        assert_eq!(args.seed, None);
+        assert!(args.trace.is_none());
+    }
+
+    #[test]
+    fn test_defaults_to_scenarios_dir() {
+        let cli = Cli::try_parse_from(["sim-runner", "-vv", "test"]).unwrap();
+        assert_eq!(cli.verbose, 2);
+        let Command::Test(args) = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(args.paths, vec![PathBuf::from("scenarios")]);
+    }
+}

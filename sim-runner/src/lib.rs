@@ -1,0 +1,31 @@
+//! The `sim-runner` command line as a library: argument definitions
+//! ([`cli`]), the subcommands ([`run_cmd`], [`test_cmd`]), the text report
+//! ([`text`]) and the rendering of rejected input ([`diagnostics`]).
+//! `main.rs` only parses arguments, sets up logging and dispatches.
+
+pub mod cli;
+pub mod diagnostics;
+pub mod run_cmd;
+pub mod test_cmd;
+pub mod text;
+
+/// Exit statuses of the contract.
+pub mod exit {
+    /// The expectation held (for `test`: every scenario passed).
+    pub const OK: u8 = 0;
+    /// The expectation did not hold (for `test`: a scenario failed, or none was found).
+    pub const FAILED: u8 = 1;
+    /// The input was rejected: unreadable file, syntax or check error, bad option.
+    pub const REJECTED: u8 = 2;
+}
+
+use std::io::Write;
+
+/// Parse-independent entry point: run `cli` with the given streams and
+/// return the exit status.
+pub fn dispatch(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+    match &cli.command {
+        cli::Command::Run(args) => run_cmd::execute(args, out, err, color),
+        cli::Command::Test(args) => test_cmd::execute(args, out, err),
+    }
+}

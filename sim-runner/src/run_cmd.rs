@@ -1,0 +1,72 @@
+//! `sim-runner run FILE`: load one scenario, run it, print its report.
+
+use crate::cli::{Format, ModeArg, RunArgs};
+use crate::{diagnostics, exit, text};
+use scenario::{Mode, RunOptions};
+use std::io::Write;
+
+/// Run the command; returns the process exit status.
+///
+/// The report goes to `out`; rejections (options not available yet,
+/// unreadable file, syntax or check errors) go to `err` with status 2.
+pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+    if args.mode == ModeArg::Parallel {
+        let _ = writeln!(
+            err,
+            "error: parallel mode is not available yet (issue C); run without --mode or with --mode deterministic"
+        );
+        return exit::REJECTED;
+    }
+    if args.trace.is_some() {
+        let _ = writeln!(
+            err,
+            "error: --trace is not available yet; run without --trace"
+        );
+        return exit::REJECTED;
+    }
+
+    tracing::debug!(file = %args.file.display(), "loading scenario");
+    let program = match scenario::load_file(&args.file) {
+        Ok(program) => program,
+        Err(e) => {
+            let _ = err.write_all(diagnostics::render_load_error(&e, color).as_bytes());
+            return exit::REJECTED;
+        }
+    };
+
+    let options = RunOptions {
+        seed: args.seed,
+        mode: Mode::Deterministic,
+    };
+    tracing::debug!(seed = ?options.seed, "running scenario");
+    let report = scenario::run(&program, &options);
+    tracing::debug!(outcome = ?report.outcome, met = report.expectation_met, "run finished");
+
+    let rendered = match args.format {
+        Format::Text => text::render(&report),
+        Format::Json => match serde_json::to_string_pretty(&report) {
+            Ok(mut json) => {
+                json.push('\n');
+                json
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: cannot serialize the report: {e}");
+                return exit::FAILED;
+            }
+        },
+    };
+    if let Err(e) = out
+        .write_all(rendered.as_bytes())
+        .and_then(|()| out.flush())
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(err, "error: cannot write the report: {e}");
+        }
+    }
+
+    if report.expectation_met {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}

@@ -1,0 +1,170 @@
+//! `sim-runner test [PATH ...]`: every `.sim` under the paths, each run with
+//! its own header seed and judged against its own `expect` lines.
+//!
+//! One line per scenario (`PASS  path  outcome` or `FAIL  path  why`), in
+//! path order so the output is deterministic, then `N passed, N failed`.
+
+use crate::cli::TestArgs;
+use crate::{exit, text};
+use scenario::{LoadError, RunOptions};
+use std::io::Write;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use walkdir::WalkDir;
+
+/// The verdict on one scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub passed: bool,
+    /// What is printed after the path.
+    pub detail: String,
+}
+
+/// Run the command; returns the process exit status.
+pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let missing: Vec<&PathBuf> = args.paths.iter().filter(|p| !p.exists()).collect();
+    if !missing.is_empty() {
+        for p in missing {
+            let _ = writeln!(err, "error: {} does not exist", p.display());
+        }
+        return exit::REJECTED;
+    }
+
+    let (files, walk_errors) = collect(&args.paths);
+    tracing::info!(scenarios = files.len(), "collected scenarios");
+
+    let mut passed = 0usize;
+    let mut failed = 0usize;
+    for (path, message) in &walk_errors {
+        failed += 1;
+        let _ = writeln!(out, "FAIL  {}  cannot read: {message}", path.display());
+    }
+    for path in &files {
+        let verdict = judge(path);
+        if verdict.passed {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        let status = if verdict.passed { "PASS" } else { "FAIL" };
+        let _ = writeln!(out, "{status}  {}  {}", path.display(), verdict.detail);
+        let _ = out.flush();
+    }
+    let _ = writeln!(out, "{passed} passed, {failed} failed");
+    let _ = out.flush();
+
+    if files.is_empty() && walk_errors.is_empty() {
+        let under: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        let _ = writeln!(
+            err,
+            "error: no .sim scenario found under {}",
+            under.join(", ")
+        );
+        return exit::FAILED;
+    }
+    if failed == 0 {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+/// Every scenario under `paths`, sorted and without duplicates, and the
+/// entries that could not be read while walking. A path naming a file is
+/// taken as a scenario whatever its extension; directories are searched
+/// recursively for `*.sim`.
+pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for root in paths {
+        if root.is_file() {
+            files.push(root.clone());
+            continue;
+        }
+        for entry in WalkDir::new(root).sort_by_file_name() {
+            match entry {
+                Ok(entry) => {
+                    if entry.file_type().is_file() && is_sim(entry.path()) {
+                        files.push(entry.into_path());
+                    }
+                }
+                Err(e) => {
+                    let path = e.path().unwrap_or(root).to_path_buf();
+                    let message = e
+                        .io_error()
+                        .map_or_else(|| e.to_string(), |io| io.to_string());
+                    errors.push((path, message));
+                }
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    errors.sort();
+    errors.dedup();
+    (files, errors)
+}
+
+fn is_sim(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "sim")
+}
+
+/// Load, run with the header's seed, and judge one scenario. A panic in the
+/// engine fails this scenario only, so one bad file does not hide the rest.
+pub fn judge(path: &Path) -> Verdict {
+    let program = match scenario::load_file(path) {
+        Ok(program) => program,
+        Err(LoadError::Io { message, .. }) => {
+            return Verdict {
+                passed: false,
+                detail: format!("cannot read: {message}"),
+            };
+        }
+        Err(LoadError::Rejected(errors)) => {
+            let detail = match errors.split_first() {
+                None => "rejected".to_string(),
+                Some((first, [])) => format!("rejected: {first}"),
+                Some((first, rest)) => format!("rejected: {first} (and {} more)", rest.len()),
+            };
+            return Verdict {
+                passed: false,
+                detail,
+            };
+        }
+    };
+    tracing::debug!(path = %path.display(), "running scenario");
+    let report = match panic::catch_unwind(AssertUnwindSafe(|| {
+        scenario::run(&program, &RunOptions::default())
+    })) {
+        Ok(report) => report,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_string());
+            return Verdict {
+                passed: false,
+                detail: format!("engine panicked: {message}"),
+            };
+        }
+    };
+    if report.expectation_met {
+        Verdict {
+            passed: true,
+            detail: text::outcome_summary(&report),
+        }
+    } else {
+        let detail = report.expectation_failure.clone().unwrap_or_else(|| {
+            format!(
+                "expected {}, got {}",
+                text::expectation_text(&report),
+                text::outcome_summary(&report)
+            )
+        });
+        Verdict {
+            passed: false,
+            detail,
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The built binary, end to end: exit statuses, what goes to standard
+//! error, and the shape of `test` output. Only what the command line itself
+//! controls is checked here; the engine's verdicts are tested with it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sim-runner"));
+    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    cmd
+}
+
+/// A fresh, empty directory for one test under cargo's target tmp dir.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli-tests")
+        .join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const SCENARIO: &str = r#"scenario "ok" { cpus 1; expect clean; }
+ULONG X;
+thread T { X = 1; }
+"#;
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_unreadable_file_is_rejected_with_its_name() {
+    let dir = scratch("unreadable");
+    let missing = dir.join("missing.sim");
+    let o = bin().arg("run").arg(&missing).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!("error: cannot read {}: ", missing.display())),
+        "{err}"
+    );
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn run_directory_is_rejected() {
+    let dir = scratch("run-dir");
+    let o = bin().arg("run").arg(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("error: cannot read"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_parallel_mode_is_not_available_yet() {
+    let dir = scratch("parallel");
+    let file = dir.join("ok.sim");
+    fs::write(&file, SCENARIO).unwrap();
+    let o = bin()
+        .args(["run", "--mode", "parallel"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("parallel mode is not available yet (issue C)"),
+        "{err}"
+    );
+    assert!(err.contains("--mode deterministic"), "{err}");
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn run_trace_is_not_available_yet() {
+    let dir = scratch("trace");
+    let file = dir.join("ok.sim");
+    fs::write(&file, SCENARIO).unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(&file)
+        .arg("--trace")
+        .arg(dir.join("t.json"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--trace is not available yet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.join("t.json").exists());
+}
+
+#[test]
+fn run_bad_option_values_exit_2() {
+    for args in [
+        &["run", "x.sim", "--mode", "fast"][..],
+        &["run", "x.sim", "--format", "xml"][..],
+        &["run", "x.sim", "--seed", "minus-one"][..],
+        &["frobnicate"][..],
+    ] {
+        let o = bin().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn run_prints_a_text_report_or_json_and_exits_by_expectation() {
+    let dir = scratch("run-ok");
+    let file = dir.join("ok.sim");
+    fs::write(&file, SCENARIO).unwrap();
+
+    let text = bin()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "0x10"])
+        .output()
+        .unwrap();
+    let code = text.status.code().unwrap();
+    assert!(code == 0 || code == 1, "{}", stderr(&text));
+    let out = stdout(&text);
+    assert!(out.lines().next().unwrap().starts_with("*****"), "{out}");
+    assert!(out.contains("EXPECTATION: "), "{out}");
+    assert_eq!(out.contains("— met"), code == 0, "{out}");
+
+    let json = bin()
+        .arg("run")
+        .arg(&file)
+        .args(["--format", "json", "--seed", "16"])
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(code));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["seed"], 16);
+    assert_eq!(value["expectation_met"], code == 0);
+    for key in [
+        "scenario", "mode", "outcome", "bugcheck", "warnings", "output", "locks",
+    ] {
+        assert!(value.get(key).is_some(), "missing {key}");
+    }
+}
+
+#[test]
+fn run_is_byte_for_byte_repeatable() {
+    let dir = scratch("repeat");
+    let file = dir.join("ok.sim");
+    fs::write(&file, SCENARIO).unwrap();
+    let a = bin().arg("run").arg(&file).output().unwrap();
+    let b = bin().arg("run").arg(&file).output().unwrap();
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn test_on_an_empty_directory_finds_nothing() {
+    let dir = scratch("empty");
+    fs::write(dir.join("notes.txt"), "not a scenario").unwrap();
+    let o = bin().arg("test").arg(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "0 passed, 0 failed\n");
+    assert!(
+        stderr(&o).contains("no .sim scenario found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn test_missing_path_exits_2() {
+    let dir = scratch("missing-path");
+    let o = bin().arg("test").arg(dir.join("nope")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+}
+
+#[test]
+fn test_prints_one_sorted_line_per_scenario_then_the_tally() {
+    let dir = scratch("tree");
+    fs::create_dir_all(dir.join("rules/nested")).unwrap();
+    fs::create_dir_all(dir.join("tutorial")).unwrap();
+    for f in ["tutorial/b.sim", "rules/nested/c.sim", "rules/a.sim"] {
+        fs::write(dir.join(f), SCENARIO).unwrap();
+    }
+    fs::write(dir.join("rules/readme.md"), "ignored").unwrap();
+
+    let o = bin().arg("test").arg(&dir).output().unwrap();
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+
+    let expected_paths = ["rules/a.sim", "rules/nested/c.sim", "tutorial/b.sim"];
+    let mut passed = 0;
+    for (line, rel) in lines.iter().zip(expected_paths) {
+        let (status, rest) = line.split_at(4);
+        assert!(status == "PASS" || status == "FAIL", "{line}");
+        passed += usize::from(status == "PASS");
+        let path = dir.join(rel).display().to_string();
+        assert!(rest.starts_with(&format!("  {path}  ")), "{line}");
+    }
+    let tally = format!("{passed} passed, {} failed", 3 - passed);
+    assert_eq!(lines[3], tally);
+    assert_eq!(o.status.code(), Some(if passed == 3 { 0 } else { 1 }));
+}
+
+#[test]
+fn test_accepts_files_and_deduplicates() {
+    let dir = scratch("files");
+    let file = dir.join("one.sim");
+    fs::write(&file, SCENARIO).unwrap();
+    let o = bin().arg("test").arg(&file).arg(&dir).output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().last().unwrap().ends_with(" failed"), "{out}");
+}
+
+#[test]
+fn verbose_logging_goes_to_stderr_only() {
+    let dir = scratch("verbose");
+    let file = dir.join("ok.sim");
+    fs::write(&file, SCENARIO).unwrap();
+    let quiet = bin().arg("run").arg(&file).output().unwrap();
+    let loud = bin().arg("-vv").arg("run").arg(&file).output().unwrap();
+    assert_eq!(quiet.stdout, loud.stdout);
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+    assert!(
+        stderr(&loud).contains("loading scenario"),
+        "{}",
+        stderr(&loud)
+    );
+}
