@@ -5,10 +5,18 @@
 //! → [`engine`] (virtual processors, locks, verifier) → [`report`].
 
 pub mod ast;
+pub mod check;
 pub mod diag;
+pub mod engine;
+pub mod expect;
+pub mod kernel;
+pub mod lexer;
+pub mod parser;
+pub mod program;
 pub mod report;
 
 pub use diag::{SimError, Source};
+pub use program::Program;
 pub use report::{Outcome, RunReport};
 
 use std::path::Path;
@@ -40,12 +48,6 @@ pub enum LoadError {
     Rejected(Vec<SimError>),
 }
 
-/// A checked, compiled scenario, ready to run any number of times.
-#[derive(Debug)]
-pub struct Program {
-    pub source: Source,
-}
-
 /// Read, parse and check a `.sim` file.
 pub fn load_file(path: &Path) -> Result<Program, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
@@ -57,29 +59,13 @@ pub fn load_file(path: &Path) -> Result<Program, LoadError> {
 
 /// Parse and check scenario text; `name` is used in diagnostics.
 pub fn load_source(name: &str, text: &str) -> Result<Program, LoadError> {
-    Ok(Program { source: Source::new(name, text) })
+    let source = Source::new(name, text);
+    let file = parser::parse(&source).map_err(LoadError::Rejected)?;
+    check::check(&source, &file).map_err(LoadError::Rejected)
 }
 
 /// Run a loaded scenario.
 pub fn run(program: &Program, options: &RunOptions) -> RunReport {
-    RunReport {
-        scenario: program.source.name.clone(),
-        title: None,
-        file: program.source.name.clone(),
-        seed: options.seed.unwrap_or(1),
-        mode: "deterministic".into(),
-        cpus: 1,
-        outcome: Outcome::Clean,
-        bugcheck: None,
-        assertion: None,
-        warnings: vec![],
-        expectations: vec![],
-        expectation_met: true,
-        expectation_failure: None,
-        output: vec![],
-        locks: vec![],
-        processors: vec![],
-        virtual_time_us: 0.0,
-        statements: 0,
-    }
+    let seed = options.seed.unwrap_or(program.seed);
+    engine::run(program, seed)
 }

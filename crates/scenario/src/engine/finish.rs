@@ -3,13 +3,13 @@
 //! and whether the expectations held.
 
 use super::*;
-use crate::report::*;
+use crate::report::{self, AssertionReport, BugcheckReport, CpuState, HeldLock, LockStatsReport, Outcome, RunReport, WarningReport};
 
 impl Machine<'_> {
-    fn backtrace(&self, cpu: u32) -> Vec<Frame> {
+    fn backtrace(&self, cpu: u32) -> Vec<report::Frame> {
         let file = &self.prog.source.name;
         let Some(top) = self.cpus[cpu as usize].top() else { return vec![] };
-        let mut out: Vec<Frame> = top
+        let mut out: Vec<report::Frame> = top
             .payload
             .frames
             .iter()

@@ -169,7 +169,7 @@ impl Machine<'_> {
                 if got {
                     let clock = self.cpus[c].clock;
                     let op = locks::AcquireOp { lock: l, family: LockFamily::Ordinary, mode: LockMode::Exclusive, how: AcquireKind::AtDpcLevel, node: None, then: After::Nothing, started: clock };
-                    if let Flow::Yield = self.granted_public(cpu, op) {
+                    if let Flow::Yield = self.granted(cpu, op) {
                         return Flow::Yield;
                     }
                 }

@@ -57,7 +57,6 @@ pub(super) struct Held {
     /// Serial of the context that took it.
     pub ctx: u32,
     pub line: u32,
-    pub how: AcquireKind,
 }
 
 /// What a KLOCK_QUEUE_HANDLE holds.
@@ -308,14 +307,14 @@ impl Machine<'_> {
     }
 
     /// The lock is ours: record the hold, tell the observers, finish the call.
-    fn granted(&mut self, cpu: u32, op: AcquireOp) -> Flow {
+    pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Flow {
         let c = cpu as usize;
         let (serial, clock) = {
             let p = &self.cpus[c];
             (p.top().map_or(0, |t| t.serial), p.clock)
         };
         let line = self.line[c];
-        self.held[c].push(Held { lock: op.lock, mode: op.mode, family: op.family, ctx: serial, line, how: op.how });
+        self.held[c].push(Held { lock: op.lock, mode: op.mode, family: op.family, ctx: serial, line });
         let spun = clock - op.started;
         self.emit(cpu, EventKind::Acquired { lock: op.lock, family: op.family, mode: op.mode, how: op.how, spun });
         if self.stop.is_some() {

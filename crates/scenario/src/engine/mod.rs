@@ -103,8 +103,6 @@ struct Exec {
     pending: Option<Pending>,
     /// The last poll of `pending` made no progress.
     stuck: bool,
-    /// Spinning since (for statistics).
-    spin_since: Nanos,
     /// For a thread: has ContextStart been emitted.
     started: bool,
     /// For a DPC: its object; for an ISR: its interrupt.
@@ -122,7 +120,6 @@ impl Exec {
             tries: vec![],
             pending: None,
             stuck: false,
-            spin_since: 0,
             started: false,
             object,
             entry_irql: Irql::PASSIVE,
