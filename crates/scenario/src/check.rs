@@ -3,6 +3,9 @@
 //! Every error carries the span of the offending text and, where one
 //! exists, a suggestion; the file is rejected before anything runs.
 
+// A rejection is the cold path (one per file); boxing every error would only add noise.
+#![allow(clippy::result_large_err)]
+
 use crate::ast::{self, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind, Type};
 use crate::diag::{did_you_mean, SimError, Source};
 use crate::kernel::{self, Kr, Sig, P};

@@ -55,7 +55,6 @@ impl Machine<'_> {
                 }
                 boundaries += 1;
                 self.frame(cpu).line = *line;
-                self.line[cpu as usize] = *line;
                 self.statements += 1;
                 let cost = self.cost(STATEMENT_NS, STATEMENT_JITTER_NS);
                 self.cpus[cpu as usize].clock += cost;

@@ -27,20 +27,25 @@ fn index_of(p: &Place) -> u32 {
     }
 }
 
+const WHY_ABOVE_DISPATCH: &str = "it raises to DISPATCH_LEVEL and must not be called above it";
+const WHY_AT_DPC: &str = "the AtDpcLevel form requires DISPATCH_LEVEL or above already";
+const WHY_FROM_DPC: &str = "the FromDpcLevel form requires DISPATCH_LEVEL or above";
+
 impl Machine<'_> {
     fn irql(&self, cpu: u32) -> Irql {
         self.cpus[cpu as usize].irql
     }
 
-    /// 0xC4 with `sub` (0x40/0x41/0x42/0x32) about a lock, when IRQL checking is on.
-    fn irql_violation(&mut self, cpu: u32, sub: u64, lock_addr: u64, routine: &str, lock_name: &str, why: &str) -> Flow {
-        let irql = self.irql(cpu);
-        if !self.prog.checks.irql_checking {
-            return Flow::Next;
+    /// When `bad`, 0xC4 with `sub` (0x40/0x41/0x42/0x32) about `lock` if IRQL
+    /// checking is on. True if the run stopped.
+    fn irql_check(&mut self, cpu: u32, bad: bool, sub: u64, lock: LockId, routine: &str, why: &str) -> bool {
+        if !bad || !self.prog.checks.irql_checking {
+            return false;
         }
-        let detail = format!("{routine}(&{lock_name}) was called at IRQL {irql}: {why}");
-        self.bugcheck(cpu, Bugcheck::verifier(sub, irql.0 as u64, lock_addr, 0), detail);
-        Flow::Yield
+        let irql = self.irql(cpu);
+        let detail = format!("{routine}(&{}) was called at IRQL {irql}: {why}", self.lock_name(lock));
+        self.bugcheck(cpu, Bugcheck::verifier(sub, irql.0 as u64, self.lock_addr(lock), 0), detail);
+        true
     }
 
     fn finish(&mut self, cpu: u32, k: &KernelCall, v: i64) -> Flow {
@@ -70,8 +75,9 @@ impl Machine<'_> {
             Kr::KeGetCurrentProcessorNumber => self.finish(cpu, k, cpu as i64),
             Kr::KeRaiseIrql | Kr::KeRaiseIrqlToDpcLevel => {
                 let to = if k.kr == Kr::KeRaiseIrql { v(0) } else { 2 };
-                if !(0..=15).contains(&to) || Irql(to as u8) < irql {
-                    if self.prog.checks.irql_checking || !(0..=15).contains(&to) {
+                let invalid = !(0..=15).contains(&to);
+                if invalid || (Irql(to as u8) < irql && self.prog.checks.irql_checking) {
+                    {
                         let detail = format!("{name} asked for IRQL {to}, below the current IRQL {irql}: raising must never lower");
                         self.bugcheck(cpu, Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, to as u64, 0), detail);
                         return Flow::Yield;
@@ -88,8 +94,9 @@ impl Machine<'_> {
             }
             Kr::KeLowerIrql => {
                 let to = v(0);
-                if !(0..=15).contains(&to) || Irql(to as u8) > irql {
-                    if self.prog.checks.irql_checking || !(0..=15).contains(&to) {
+                let invalid = !(0..=15).contains(&to);
+                if invalid || (Irql(to as u8) > irql && self.prog.checks.irql_checking) {
+                    {
                         let detail = format!("KeLowerIrql asked for IRQL {to}, above the current IRQL {irql}: lowering must never raise");
                         self.bugcheck(cpu, Bugcheck::verifier(c4::LOWER_TO_HIGHER, irql.0 as u64, to as u64, 0), detail);
                         return Flow::Yield;
@@ -107,10 +114,8 @@ impl Machine<'_> {
             }
             Kr::KeAcquireSpinLock | Kr::KeAcquireSpinLockRaiseToDpc => {
                 let l = lock_of(&k.places[0]);
-                if irql > Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::ACQUIRE_ABOVE_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "it raises to DISPATCH_LEVEL and must not be called above it") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, irql > Irql::DISPATCH, c4::ACQUIRE_ABOVE_DISPATCH, l, name, WHY_ABOVE_DISPATCH) {
+                    return Flow::Yield;
                 }
                 let new = irql.max(Irql::DISPATCH);
                 self.set_irql(cpu, new);
@@ -123,25 +128,19 @@ impl Machine<'_> {
             }
             Kr::KeAcquireSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                if irql < Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "the AtDpcLevel form requires DISPATCH_LEVEL or above already") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, irql < Irql::DISPATCH, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, l, name, WHY_AT_DPC) {
+                    return Flow::Yield;
                 }
                 self.acquire(cpu, l, LockFamily::Ordinary, LockMode::Exclusive, AcquireKind::AtDpcLevel, After::Nothing)
             }
             Kr::KeReleaseSpinLock | Kr::KeReleaseSpinLockFromDpcLevel => {
                 let l = lock_of(&k.places[0]);
                 let from_dpc = k.kr == Kr::KeReleaseSpinLockFromDpcLevel;
-                if from_dpc && irql < Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "the FromDpcLevel form requires DISPATCH_LEVEL or above") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, from_dpc && irql < Irql::DISPATCH, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, l, name, WHY_FROM_DPC) {
+                    return Flow::Yield;
                 }
-                if !from_dpc && irql != Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::RELEASE_NOT_AT_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "KeReleaseSpinLock must be called at DISPATCH_LEVEL (release locks in the reverse order of acquisition, and do not change IRQL while holding one)") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, !from_dpc && irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, l, name, "KeReleaseSpinLock must be called at DISPATCH_LEVEL (release locks in the reverse order of acquisition, and do not change IRQL while holding one)") {
+                    return Flow::Yield;
                 }
                 if !self.check_owned(cpu, l, name, LockFamily::Ordinary) {
                     return Flow::Yield;
@@ -154,10 +153,8 @@ impl Machine<'_> {
             }
             Kr::KeTryToAcquireSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                if irql < Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "the AtDpcLevel form requires DISPATCH_LEVEL or above already") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, irql < Irql::DISPATCH, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, l, name, WHY_AT_DPC) {
+                    return Flow::Yield;
                 }
                 let got = match &mut self.locks[l.0 as usize] {
                     LockState::Spin { ordinary, used_ordinary, .. } => {
@@ -188,15 +185,11 @@ impl Machine<'_> {
                 let l = lock_of(&k.places[0]);
                 let Place::Local(slot) = k.places[1] else { return Flow::Next };
                 let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel;
-                if at_dpc && irql < Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "the AtDpcLevel form requires DISPATCH_LEVEL or above already") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, at_dpc && irql < Irql::DISPATCH, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, l, name, WHY_AT_DPC) {
+                    return Flow::Yield;
                 }
-                if !at_dpc && irql > Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::ACQUIRE_ABOVE_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "it raises to DISPATCH_LEVEL and must not be called above it") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, !at_dpc && irql > Irql::DISPATCH, c4::ACQUIRE_ABOVE_DISPATCH, l, name, WHY_ABOVE_DISPATCH) {
+                    return Flow::Yield;
                 }
                 if !at_dpc {
                     self.set_irql(cpu, irql.max(Irql::DISPATCH));
@@ -220,15 +213,11 @@ impl Machine<'_> {
                     return Flow::Yield;
                 };
                 let l = h.lock;
-                if from_dpc && irql < Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "the FromDpcLevel form requires DISPATCH_LEVEL or above") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, from_dpc && irql < Irql::DISPATCH, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, l, name, WHY_FROM_DPC) {
+                    return Flow::Yield;
                 }
-                if !from_dpc && irql != Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::RELEASE_NOT_AT_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "an in-stack queued release must be called at DISPATCH_LEVEL") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, !from_dpc && irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, l, name, "an in-stack queued release must be called at DISPATCH_LEVEL") {
+                    return Flow::Yield;
                 }
                 let lower_to = (!from_dpc).then_some(h.old_irql);
                 let poll = match &mut self.locks[l.0 as usize] {
@@ -256,15 +245,11 @@ impl Machine<'_> {
                 let shared = matches!(k.kr, Kr::ExAcquireSpinLockShared | Kr::ExAcquireSpinLockSharedAtDpcLevel);
                 let at_dpc = matches!(k.kr, Kr::ExAcquireSpinLockSharedAtDpcLevel | Kr::ExAcquireSpinLockExclusiveAtDpcLevel);
                 let mode = if shared { LockMode::Shared } else { LockMode::Exclusive };
-                if at_dpc && irql < Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "the AtDpcLevel form requires DISPATCH_LEVEL or above already") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, at_dpc && irql < Irql::DISPATCH, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, l, name, WHY_AT_DPC) {
+                    return Flow::Yield;
                 }
-                if !at_dpc && irql > Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::ACQUIRE_ABOVE_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "it raises to DISPATCH_LEVEL and must not be called above it") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, !at_dpc && irql > Irql::DISPATCH, c4::ACQUIRE_ABOVE_DISPATCH, l, name, WHY_ABOVE_DISPATCH) {
+                    return Flow::Yield;
                 }
                 let then = if at_dpc {
                     After::Nothing
@@ -279,15 +264,11 @@ impl Machine<'_> {
                 let l = lock_of(&k.places[0]);
                 let shared = matches!(k.kr, Kr::ExReleaseSpinLockShared | Kr::ExReleaseSpinLockSharedFromDpcLevel);
                 let from_dpc = matches!(k.kr, Kr::ExReleaseSpinLockSharedFromDpcLevel | Kr::ExReleaseSpinLockExclusiveFromDpcLevel);
-                if from_dpc && irql < Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "the FromDpcLevel form requires DISPATCH_LEVEL or above") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, from_dpc && irql < Irql::DISPATCH, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, l, name, WHY_FROM_DPC) {
+                    return Flow::Yield;
                 }
-                if !from_dpc && irql != Irql::DISPATCH {
-                    if let Flow::Yield = self.irql_violation(cpu, c4::RELEASE_NOT_AT_DISPATCH, self.lock_addr(l), name, &self.lock_name(l).to_string(), "a reader/writer spin lock must be released at DISPATCH_LEVEL") {
-                        return Flow::Yield;
-                    }
+                if self.irql_check(cpu, !from_dpc && irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, l, name, "a reader/writer spin lock must be released at DISPATCH_LEVEL") {
+                    return Flow::Yield;
                 }
                 let mut mode = if shared { LockMode::Shared } else { LockMode::Exclusive };
                 let check = match &self.locks[l.0 as usize] {

@@ -309,11 +309,10 @@ impl Machine<'_> {
     /// The lock is ours: record the hold, tell the observers, finish the call.
     pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Flow {
         let c = cpu as usize;
-        let (serial, clock) = {
+        let (serial, clock, line) = {
             let p = &self.cpus[c];
-            (p.top().map_or(0, |t| t.serial), p.clock)
+            (p.top().map_or(0, |t| t.serial), p.clock, p.top().map_or(0, |t| self.context_line(t)))
         };
-        let line = self.line[c];
         self.held[c].push(Held { lock: op.lock, mode: op.mode, family: op.family, ctx: serial, line });
         let spun = clock - op.started;
         self.emit(cpu, EventKind::Acquired { lock: op.lock, family: op.family, mode: op.mode, how: op.how, spun });

@@ -184,8 +184,6 @@ struct Machine<'p> {
     /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED).
     engine_warnings: Vec<verifier::Warning>,
     end_time: Nanos,
-    /// The line of the statement being executed on each cpu (for events).
-    line: Vec<u32>,
 }
 
 /// Run a program in deterministic mode.
@@ -238,7 +236,6 @@ impl<'p> Machine<'p> {
             stop: None,
             engine_warnings: vec![],
             end_time: 0,
-            line: vec![0; prog.cpus as usize],
             cpus,
         };
         m.place_threads();
@@ -313,14 +310,29 @@ impl<'p> Machine<'p> {
     /// Emit an event to the verifier and statistics; a verifier violation
     /// ends the run.
     fn emit(&mut self, cpu: u32, kind: EventKind) {
-        let ctx = self.cpus[cpu as usize].top().map_or(0, |c| c.serial);
-        let ev = Event { at: self.cpus[cpu as usize].clock, cpu, ctx, line: self.line[cpu as usize], kind };
+        let top = self.cpus[cpu as usize].top();
+        let ctx = top.map_or(0, |c| c.serial);
+        let line = top.map_or(0, |c| self.context_line(c));
+        let ev = Event { at: self.cpus[cpu as usize].clock, cpu, ctx, line, kind };
         trace!(?ev, "event");
         self.stats.observe(&ev);
         if let Some(v) = self.verifier.observe(&ev) {
             if self.stop.is_none() {
                 self.stop = Some(Stop::Bugcheck { bugcheck: v.bugcheck, cpu, detail: v.detail, analysis: v.analysis });
             }
+        }
+    }
+
+    /// The source line a context is at: its innermost frame's statement, or
+    /// for an ISR still waiting for its interrupt lock, the ISR's declaration.
+    fn context_line(&self, c: &Context<Exec>) -> u32 {
+        match c.payload.frames.last() {
+            Some(f) => f.line,
+            None if c.kind == ContextKind::Isr => {
+                let isr = self.prog.interrupts[c.payload.object as usize].isr;
+                self.prog.routines[isr as usize].line
+            }
+            None => 0,
         }
     }
 
