@@ -235,7 +235,7 @@ impl Machine<'_> {
                     Poll::Spinning => {
                         let exec = &mut self.cpus[c].stack.last_mut().expect("context").payload;
                         exec.pending = Some(Pending::QueuedRelease(QueuedReleaseOp { lock: l, node: h.node, lower_to }));
-                        exec.stuck = false;
+                        exec.stuck_at = None;
                         Flow::Yield
                     }
                 }
@@ -331,6 +331,7 @@ impl Machine<'_> {
                     _ => false,
                 };
                 if ok {
+                    self.lock_epoch += 1;
                     if let Some(h) = self.held[c].iter_mut().rev().find(|h| h.lock == l) {
                         h.mode = LockMode::Exclusive;
                     }

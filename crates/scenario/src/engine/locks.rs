@@ -230,7 +230,8 @@ impl Machine<'_> {
             Poll::Spinning => {
                 let exec = &mut self.cpus[c].stack.last_mut().expect("a running context").payload;
                 exec.pending = Some(Pending::Acquire(op));
-                exec.stuck = false;
+                exec.stuck_at = None;
+                self.lock_epoch += 1;
                 Flow::Yield
             }
         }
@@ -285,7 +286,11 @@ impl Machine<'_> {
                         }
                     }
                     Poll::Spinning => {
-                        self.cpus[c].stack.last_mut().expect("context").payload.stuck = !progress;
+                        if progress {
+                            self.lock_epoch += 1;
+                        }
+                        let epoch = self.lock_epoch;
+                        self.cpus[c].stack.last_mut().expect("context").payload.stuck_at = Some(epoch);
                     }
                 }
             }
@@ -300,7 +305,7 @@ impl Machine<'_> {
                     self.cpus[c].stack.last_mut().expect("context").payload.pending = None;
                     self.finish_queued_release(cpu, op.lock, op.lower_to);
                 } else {
-                    self.cpus[c].stack.last_mut().expect("context").payload.stuck = false;
+                    self.cpus[c].stack.last_mut().expect("context").payload.stuck_at = None;
                 }
             }
         }
@@ -309,6 +314,7 @@ impl Machine<'_> {
     /// The lock is ours: record the hold, tell the observers, finish the call.
     pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Flow {
         let c = cpu as usize;
+        self.lock_epoch += 1;
         let (serial, clock, line) = {
             let p = &self.cpus[c];
             (p.top().map_or(0, |t| t.serial), p.clock, p.top().map_or(0, |t| self.context_line(t)))
@@ -378,6 +384,7 @@ impl Machine<'_> {
     /// Release in the model and drop the hold; emits `Released`.
     pub(super) fn release_held(&mut self, cpu: u32, lock: LockId, family: LockFamily, mode: LockMode) {
         let c = cpu as usize;
+        self.lock_epoch += 1;
         match &mut self.locks[lock.0 as usize] {
             LockState::Spin { ordinary, .. } if family != LockFamily::Queued => {
                 let _ = ordinary.release(cpu);

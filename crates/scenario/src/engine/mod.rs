@@ -101,8 +101,9 @@ struct Exec {
     stack: Vec<i64>,
     tries: Vec<TryRecord>,
     pending: Option<Pending>,
-    /// The last poll of `pending` made no progress.
-    stuck: bool,
+    /// The lock epoch at the last poll of `pending` that made no progress:
+    /// the context is stuck while no lock has changed since.
+    stuck_at: Option<u64>,
     /// For a thread: has ContextStart been emitted.
     started: bool,
     /// For a DPC: its object; for an ISR: its interrupt.
@@ -119,7 +120,7 @@ impl Exec {
             stack: vec![],
             tries: vec![],
             pending: None,
-            stuck: false,
+            stuck_at: None,
             started: false,
             object,
             entry_irql: Irql::PASSIVE,
@@ -184,6 +185,8 @@ struct Machine<'p> {
     /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED).
     engine_warnings: Vec<verifier::Warning>,
     end_time: Nanos,
+    /// Bumped on every change of any lock's state (grant, release, link).
+    lock_epoch: u64,
 }
 
 /// Run a program in deterministic mode.
@@ -236,6 +239,7 @@ impl<'p> Machine<'p> {
             stop: None,
             engine_warnings: vec![],
             end_time: 0,
+            lock_epoch: 0,
             cpus,
         };
         m.place_threads();
@@ -321,6 +325,12 @@ impl<'p> Machine<'p> {
                 self.stop = Some(Stop::Bugcheck { bugcheck: v.bugcheck, cpu, detail: v.detail, analysis: v.analysis });
             }
         }
+    }
+
+    /// A context is stuck when its last poll made no progress and no lock
+    /// has changed since.
+    fn is_stuck(&self, c: &Context<Exec>) -> bool {
+        c.payload.pending.is_some() && c.payload.stuck_at == Some(self.lock_epoch)
     }
 
     /// The source line a context is at: its innermost frame's statement, or
@@ -411,7 +421,7 @@ impl<'p> Machine<'p> {
             let ties: Vec<usize> = busy.iter().copied().filter(|&c| self.cpus[c].clock == min).collect();
             let cpu = if ties.len() == 1 { ties[0] } else { ties[self.rng.gen_range(0..ties.len())] };
             self.step(cpu as u32);
-            if self.stop.is_none() && self.cpus[cpu].top().is_some_and(|c| c.payload.stuck) {
+            if self.stop.is_none() && self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
                 self.check_deadlock();
             }
         }
@@ -711,7 +721,7 @@ impl<'p> Machine<'p> {
                 continue;
             }
             let p = &self.cpus[c];
-            let stuck = p.top().is_some_and(|t| t.payload.stuck && matches!(t.payload.pending, Some(Pending::Acquire(_))));
+            let stuck = p.top().is_some_and(|t| self.is_stuck(t) && matches!(t.payload.pending, Some(Pending::Acquire(_))));
             if !stuck || p.deliverable_interrupt().is_some() {
                 return;
             }
