@@ -177,9 +177,8 @@ impl Machine<'_> {
 
     /// An address standing for the current instruction (routine + pc).
     pub(super) fn caller_address(&mut self, cpu: u32) -> u64 {
-        let f = self.frame(cpu);
-        let (r, pc) = (f.routine, f.pc);
-        self.prog.routines[r as usize].address + pc as u64 * 4
+        let top = self.cpus[cpu as usize].stack.last().and_then(|c| c.payload.frames.last());
+        top.map_or(0, |f| self.prog.routines[f.routine as usize].address + f.pc as u64 * 4)
     }
 
     fn ret(&mut self, cpu: u32, value: Option<i64>) -> Flow {

@@ -27,6 +27,9 @@ fn index_of(p: &Place) -> u32 {
     }
 }
 
+/// DbgPrint lines kept in the report.
+const MAX_OUTPUT_LINES: usize = 10_000;
+
 const WHY_ABOVE_DISPATCH: &str = "it raises to DISPATCH_LEVEL and must not be called above it";
 const WHY_AT_DPC: &str = "the AtDpcLevel form requires DISPATCH_LEVEL or above already";
 const WHY_FROM_DPC: &str = "the FromDpcLevel form requires DISPATCH_LEVEL or above";
@@ -495,7 +498,7 @@ impl Machine<'_> {
             }
             Kr::KeStallExecutionProcessor => {
                 let us = v(0).max(0) as u64;
-                let until = self.cpus[c].clock + us.saturating_mul(1000);
+                let until = self.cpus[c].clock.saturating_add(us.saturating_mul(1000));
                 self.cpus[c].stack.last_mut().expect("context").payload.pending = Some(Pending::Stall { until });
                 self.finish(cpu, k, 0);
                 Flow::Yield
@@ -507,7 +510,11 @@ impl Machine<'_> {
             Kr::DbgPrint => {
                 let text = format_dbgprint(k.text.as_deref().unwrap_or(""), &vals);
                 for line in text.trim_end_matches('\n').split('\n') {
-                    self.output.push(line.to_string());
+                    if self.output.len() < MAX_OUTPUT_LINES {
+                        self.output.push(line.to_string());
+                    } else if self.output.len() == MAX_OUTPUT_LINES {
+                        self.output.push(format!("... DbgPrint output truncated after {MAX_OUTPUT_LINES} lines"));
+                    }
                 }
                 self.emit(cpu, EventKind::Print { text });
                 self.finish(cpu, k, 0)
@@ -530,7 +537,7 @@ impl Machine<'_> {
             Kr::SimFireInterrupt => {
                 let i = index_of(&k.places[0]);
                 let target = self.prog.interrupt_lines.iter().find(|l| l.interrupt == i).map_or(cpu, |l| l.cpu);
-                let at = self.cpus[c].clock + (v(0).max(0) as u64).saturating_mul(1000);
+                let at = self.cpus[c].clock.saturating_add((v(0).max(0) as u64).saturating_mul(1000));
                 self.schedule_arrival(Arrival { at, seq: 0, interrupt: i, cpu: target, every: None, remaining: Some(0) });
                 self.finish(cpu, k, 0)
             }
@@ -586,7 +593,7 @@ pub(crate) fn format_dbgprint(fmt: &str, vals: &[i64]) -> String {
         let conv = chars.next().unwrap_or('d');
         let v = args.next().copied().unwrap_or(0);
         let wide = spec.contains("ll") || spec.contains("I64");
-        let width: usize = spec.chars().filter(|c| c.is_ascii_digit()).collect::<String>().trim_start_matches('0').parse().unwrap_or(0);
+        let width: usize = spec.chars().filter(|c| c.is_ascii_digit()).collect::<String>().trim_start_matches('0').parse().unwrap_or(0).min(64);
         let zero = spec.starts_with('0') || spec.contains("#0");
         let body = match conv {
             'd' | 'i' => if wide { v.to_string() } else { (v as i32).to_string() },

@@ -392,8 +392,23 @@ impl<'p> Machine<'p> {
             if self.stop.is_some() {
                 break;
             }
-            let busy: Vec<usize> = (0..self.cpus.len()).filter(|&c| self.busy(c)).collect();
-            let min_clock = busy.iter().map(|&c| self.cpus[c].clock).min();
+            // The busy processor(s) with the smallest clock, without allocating.
+            let mut min_clock: Option<Nanos> = None;
+            let mut ties = 0usize;
+            for c in 0..self.cpus.len() {
+                if !self.busy(c) {
+                    continue;
+                }
+                let t = self.cpus[c].clock;
+                match min_clock {
+                    Some(m) if t > m => {}
+                    Some(m) if t == m => ties += 1,
+                    _ => {
+                        min_clock = Some(t);
+                        ties = 1;
+                    }
+                }
+            }
             let arrival = if self.arrivals_matter() { self.next_arrival() } else { None };
             // An arrival comes first if it is no later than every busy clock.
             if let Some(ai) = arrival {
@@ -418,8 +433,11 @@ impl<'p> Machine<'p> {
                 self.time_limit(limit);
                 break;
             }
-            let ties: Vec<usize> = busy.iter().copied().filter(|&c| self.cpus[c].clock == min).collect();
-            let cpu = if ties.len() == 1 { ties[0] } else { ties[self.rng.gen_range(0..ties.len())] };
+            let pick = if ties > 1 { self.rng.gen_range(0..ties) } else { 0 };
+            let cpu = (0..self.cpus.len())
+                .filter(|&c| self.cpus[c].clock == min && self.busy(c))
+                .nth(pick)
+                .expect("a busy processor at the minimum clock");
             self.step(cpu as u32);
             if self.stop.is_none() && self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
                 self.check_deadlock();
@@ -443,9 +461,10 @@ impl<'p> Machine<'p> {
                 }
             }
         }
+        let line = self.cpus.iter().find_map(|p| p.top().map(|t| self.context_line(t))).unwrap_or(0);
         self.engine_warnings.push(verifier::Warning {
             rule: "TIME_LIMIT_REACHED",
-            line: 0,
+            line,
             message: format!(
                 "the run reached the {} ms virtual-time limit with threads still running: {}; add `duration D;` to the header if this is intended",
                 limit / 1_000_000,
@@ -468,7 +487,7 @@ impl<'p> Machine<'p> {
         if let (Some(every), Some(rem)) = (a.every, a.remaining.or(Some(u64::MAX))) {
             if rem > 0 {
                 let remaining = a.remaining.map(|r| r - 1);
-                self.schedule_arrival(Arrival { at: a.at + every, remaining, ..a });
+                self.schedule_arrival(Arrival { at: a.at.saturating_add(every), remaining, ..a });
             }
         }
     }

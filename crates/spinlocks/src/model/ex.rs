@@ -80,7 +80,8 @@ impl ExLockModel {
         }
     }
 
-    /// Exclusive acquire, first phase.
+    /// Exclusive acquire, first phase: claim bit 31 if it is free, else
+    /// register as a waiting exclusive acquirer (bit 30).
     pub fn begin_exclusive(&mut self, owner: Owner) -> Poll {
         if self.word & EX_EXCLUSIVE == 0 {
             self.word |= EX_EXCLUSIVE;
@@ -92,28 +93,26 @@ impl ExLockModel {
         self.poll_exclusive(owner)
     }
 
-    /// One step of an exclusive acquirer: claim bit 31 when it is free,
-    /// then wait for the shared count to drain.
+    /// One step of an exclusive acquirer: a waiter claims bit 31 once it is
+    /// free, then the claimant waits for the shared count to drain. An
+    /// owner that already holds the lock exclusive and asks again waits for
+    /// itself forever, as on Windows.
     pub fn poll_exclusive(&mut self, owner: Owner) -> Poll {
+        if let Some(i) = self.waiting.iter().position(|&w| w == owner) {
+            if self.exclusive.is_some() {
+                return Poll::Spinning;
+            }
+            self.waiting.remove(i);
+            self.sync_waiting_bit();
+            self.word |= EX_EXCLUSIVE;
+            self.exclusive = Some((owner, false));
+        }
         match self.exclusive {
-            Some((o, granted)) if o == owner => {
-                if granted || self.shared_count() == 0 {
-                    self.exclusive = Some((owner, true));
-                    Poll::Acquired
-                } else {
-                    Poll::Spinning
-                }
+            Some((o, granted)) if o == owner && (granted || self.shared_count() == 0) => {
+                self.exclusive = Some((owner, true));
+                Poll::Acquired
             }
-            Some(_) => Poll::Spinning,
-            None => {
-                if let Some(i) = self.waiting.iter().position(|&w| w == owner) {
-                    self.waiting.remove(i);
-                    self.sync_waiting_bit();
-                }
-                self.word |= EX_EXCLUSIVE;
-                self.exclusive = Some((owner, false));
-                self.poll_exclusive(owner)
-            }
+            _ => Poll::Spinning,
         }
     }
 
@@ -188,6 +187,15 @@ mod tests {
         assert_eq!(l.poll_shared(2), Poll::Spinning, "bit 30 still set");
         assert_eq!(l.poll_exclusive(1), Poll::Acquired);
         assert_eq!(l.word() & EX_WAITING, 0);
+    }
+
+    #[test]
+    fn exclusive_recursion_waits_for_itself() {
+        let mut l = ExLockModel::new();
+        assert_eq!(l.begin_exclusive(0), Poll::Acquired);
+        assert_eq!(l.begin_exclusive(0), Poll::Spinning);
+        assert_eq!(l.poll_exclusive(0), Poll::Spinning);
+        assert!(l.holds_exclusive(0));
     }
 
     #[test]
