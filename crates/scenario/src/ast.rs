@@ -85,6 +85,7 @@ pub enum Expect {
 
 /// A top-level item.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // built once per file; size does not matter
 pub enum Item {
     Global(GlobalDecl),
     Routine(Routine),

@@ -6,6 +6,8 @@
 
 pub mod ast;
 pub mod diag;
+pub mod lexer;
+pub mod parser;
 pub mod report;
 
 pub use diag::{SimError, Source};
