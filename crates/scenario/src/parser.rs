@@ -669,6 +669,13 @@ impl Parser<'_> {
                     .help(
                         "declare the queue handle as a local in the routine that acquires the lock",
                     )),
+                _ if paged.is_some() || guarded_by.is_some() => {
+                    let mut err = self.expected("a type", "after the prefix");
+                    if let Some(help) = did_you_mean(&word, ITEM_STARTS[5..].iter().copied()) {
+                        err = err.help(help);
+                    }
+                    return Err(err);
+                }
                 _ => {
                     let mut err =
                         self.expected("a declaration, a routine, `thread` or `interrupt`", "");
@@ -1956,6 +1963,12 @@ thread Worker on cpu 0 { Recurse(1); }
             err(&format!("{HDR}PAGED PAGED ULONG X;")).0,
             "`PAGED` is given twice"
         );
+        assert_eq!(
+            err(&format!("{HDR}PAGED thread T {{ }}")).0,
+            "expected a type after the prefix, found `thread`"
+        );
+        let e = errs(&format!("{HDR}PAGED KSPINLOCK L;")).remove(0);
+        assert_eq!(e.help.as_deref(), Some("did you mean `KSPIN_LOCK`?"));
         assert_eq!(
             err(&format!("{HDR}_Guarded_by_(L) VOID F() {{ }}")).0,
             "`_Guarded_by_` applies to data, not to routines"
