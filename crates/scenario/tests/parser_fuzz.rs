@@ -1,8 +1,9 @@
-//! Fuzzing the lexer and parser with proptest: arbitrary text, token soup,
-//! and real scenarios (the shared conformance files and a few samples
-//! here) mutated by deleting, duplicating, swapping and inserting ranges.
-//! `parse` must return `Ok` or `Err` with at least one error — never panic
-//! or overflow the stack.
+//! Fuzzing the lexer, parser, checker and engine with proptest: arbitrary
+//! text, token soup, and real scenarios (the project's `scenarios/`, the
+//! shared conformance files and a few samples here) mutated by deleting,
+//! duplicating, swapping and inserting ranges. Loading must return `Ok` or
+//! `Err` with at least one error — never panic or overflow the stack — and a
+//! mutated scenario that still checks must run to a report without panicking.
 
 use proptest::prelude::*;
 use scenario::parser::parse;
@@ -110,7 +111,22 @@ fn corpus() -> &'static Vec<String> {
     static CORPUS: OnceLock<Vec<String>> = OnceLock::new();
     CORPUS.get_or_init(|| {
         let mut texts: Vec<String> = SAMPLES.iter().map(|s| s.to_string()).collect();
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut own = vec![];
+        let mut dirs = vec![root.join("scenarios")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "sim") {
+                    own.push(p);
+                }
+            }
+        }
+        own.sort();
+        texts.extend(own.iter().filter_map(|p| std::fs::read_to_string(p).ok()));
+        let dir = root.join("../shared/conformance");
         match std::fs::read_dir(&dir) {
             Ok(entries) => {
                 let mut paths: Vec<_> = entries
@@ -208,16 +224,31 @@ fn apply(text: &str, m: &Mutation) -> String {
     }
 }
 
-/// Parse and check the result is well formed: an error list is never
-/// empty, and every error's location names the file.
-fn parse_checked(text: &str) {
+fn well_formed(text: &str, errors: &[scenario::SimError]) {
+    assert!(!errors.is_empty(), "Err with no errors for {text:?}");
+    for e in errors {
+        assert!(e.location.starts_with("fuzz.sim:"), "{}", e.location);
+        assert!(e.span.offset() <= text.len());
+    }
+}
+
+/// Parse and check; the result is well formed: an error list is never
+/// empty, and every error's location names the file. Returns the program
+/// when the text is accepted.
+fn parse_checked(text: &str) -> Option<scenario::Program> {
     let source = Source::new("fuzz.sim", text);
-    if let Err(errors) = parse(&source) {
-        assert!(!errors.is_empty(), "Err with no errors for {text:?}");
-        for e in &errors {
-            assert!(e.location.starts_with("fuzz.sim:"), "{}", e.location);
-            assert!(e.span.offset() <= text.len());
+    match parse(&source) {
+        Err(errors) => {
+            well_formed(text, &errors);
+            None
         }
+        Ok(file) => match scenario::check::check(&source, &file) {
+            Err(errors) => {
+                well_formed(text, &errors);
+                None
+            }
+            Ok(p) => Some(p),
+        },
     }
 }
 
@@ -247,6 +278,30 @@ proptest! {
             text = apply(&text, m);
         }
         parse_checked(&text);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Mutations that survive the checker still run to a report. Runs are
+    /// cut at 2 ms of virtual time to keep the test fast.
+    #[test]
+    fn mutated_scenarios_run_without_panic(
+        which in any::<prop::sample::Index>(),
+        mutations in prop::collection::vec(mutation(), 1..3),
+        seed in 0u64..1000,
+    ) {
+        let texts = corpus();
+        let mut text = texts[which.index(texts.len())].clone();
+        for m in &mutations {
+            text = apply(&text, m);
+        }
+        if let Some(mut prog) = parse_checked(&text) {
+            prog.duration = Some(prog.duration.unwrap_or(u64::MAX).min(2_000_000));
+            let r = scenario::run(&prog, &scenario::RunOptions { seed: Some(seed), ..Default::default() });
+            prop_assert_eq!(r.scenario, prog.name);
+        }
     }
 }
 
