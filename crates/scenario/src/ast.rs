@@ -80,7 +80,10 @@ pub enum Expect {
     /// `expect bugcheck NAME;`
     BugcheckName(Ident),
     /// `expect bugcheck 0xC4(0x1001);` or `expect bugcheck 0x10;`
-    BugcheckCode { code: u64, param1: Option<u64> },
+    BugcheckCode {
+        code: u64,
+        param1: Option<u64>,
+    },
 }
 
 /// A top-level item.
@@ -119,7 +122,9 @@ pub enum GlobalType {
         sync_irql: Option<Expr>,
     },
     /// `KDPC D(Routine);`
-    KDpc { routine: Ident },
+    KDpc {
+        routine: Ident,
+    },
     ListEntry,
     Scalar(Spanned<ScalarType>),
 }
@@ -216,13 +221,19 @@ pub enum StmtKind {
         value: Expr,
     },
     /// `x++`, `++x`, `x--`, `--x`
-    IncDec { target: Ident, increment: bool },
+    IncDec {
+        target: Ident,
+        increment: bool,
+    },
     If {
         cond: Expr,
         then: Box<Stmt>,
         els: Option<Box<Stmt>>,
     },
-    While { cond: Expr, body: Box<Stmt> },
+    While {
+        cond: Expr,
+        body: Box<Stmt>,
+    },
     For {
         init: Option<Box<Stmt>>,
         cond: Option<Expr>,
@@ -294,5 +305,8 @@ pub enum ExprKind {
     Cond(Box<Expr>, Box<Expr>, Box<Expr>),
     /// `(ULONG)x`
     Cast(ScalarType, Box<Expr>),
-    Call { callee: Ident, args: Vec<Expr> },
+    Call {
+        callee: Ident,
+        args: Vec<Expr>,
+    },
 }

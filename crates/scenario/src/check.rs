@@ -6,7 +6,9 @@
 // A rejection is the cold path (one per file); boxing every error would only add noise.
 #![allow(clippy::result_large_err)]
 
-use crate::ast::{self, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind, Type};
+use crate::ast::{
+    self, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind, Type,
+};
 use crate::diag::{did_you_mean, SimError, Source};
 use crate::kernel::{self, Kr, Sig, P};
 use crate::program::*;
@@ -141,7 +143,9 @@ impl<'a> Checker<'a> {
         let mut once = |key: &'static str, span: Span, me: &Self| -> R<()> {
             if let Some(prev) = seen.insert(key, span) {
                 let (l, _) = me.src.line_col(prev.offset);
-                return Err(me.err(span, format!("`{key}` is given twice in the header")).help(format!("the first is at line {l}")));
+                return Err(me
+                    .err(span, format!("`{key}` is given twice in the header"))
+                    .help(format!("the first is at line {l}")));
             }
             Ok(())
         };
@@ -155,7 +159,9 @@ impl<'a> Checker<'a> {
                 HeaderEntry::Cpus(n) => {
                     once("cpus", n.span, self)?;
                     if !(1..=64).contains(&n.value) {
-                        return Err(self.err(n.span, format!("`cpus {}` is out of range", n.value)).help("a scenario has 1 to 64 virtual processors"));
+                        return Err(self
+                            .err(n.span, format!("`cpus {}` is out of range", n.value))
+                            .help("a scenario has 1 to 64 virtual processors"));
                     }
                     cpus = Some(n.value as u32);
                 }
@@ -233,7 +239,9 @@ impl<'a> Checker<'a> {
                 if !WARNING_RULES.contains(&id.name.as_str()) {
                     let help = did_you_mean(&id.name, WARNING_RULES.iter().copied())
                         .unwrap_or_else(|| format!("warnings: {}", WARNING_RULES.join(", ")));
-                    return Err(self.err(id.span, format!("unknown warning `{}`", id.name)).help(help));
+                    return Err(self
+                        .err(id.span, format!("unknown warning `{}`", id.name))
+                        .help(help));
                 }
                 format!("warning {}", id.name)
             }
@@ -242,7 +250,9 @@ impl<'a> Checker<'a> {
                     let names = vcpu::bugcheck::CODES.iter().map(|(_, n)| *n);
                     let help = did_you_mean(&id.name, names)
                         .unwrap_or_else(|| "name a bugcheck like SPIN_LOCK_ALREADY_OWNED, or give its code: `0xC4(0x1001)`".into());
-                    return Err(self.err(id.span, format!("unknown bugcheck `{}`", id.name)).help(help));
+                    return Err(self
+                        .err(id.span, format!("unknown bugcheck `{}`", id.name))
+                        .help(help));
                 }
                 format!("bugcheck {}", id.name)
             }
@@ -257,11 +267,17 @@ impl<'a> Checker<'a> {
 
     fn define(&mut self, id: &Ident, g: Global) -> R<()> {
         if kernel::lookup(&id.name).is_some() || kernel::constant(&id.name).is_some() {
-            return Err(self.err(id.span, format!("`{}` is a kernel name and cannot be redeclared", id.name)));
+            return Err(self.err(
+                id.span,
+                format!("`{}` is a kernel name and cannot be redeclared", id.name),
+            ));
         }
         if let Some((_, prev)) = self.globals.get(&id.name) {
             let l = self.line(*prev);
-            return Err(self.err(id.span, format!("`{}` is already declared at line {l}", id.name)));
+            return Err(self.err(
+                id.span,
+                format!("`{}` is already declared at line {l}", id.name),
+            ));
         }
         self.globals.insert(id.name.clone(), (g, id.span));
         Ok(())
@@ -286,27 +302,65 @@ impl<'a> Checker<'a> {
                     let name = g.name.name.clone();
                     let global = match &g.ty {
                         ast::GlobalType::KSpinLock | ast::GlobalType::ExSpinLock => {
-                            let kind = if g.ty == ast::GlobalType::KSpinLock { LockKind::Spin } else { LockKind::Ex };
-                            self.prog.locks.push(LockDecl { name, kind, paged: g.paged, address, line });
+                            let kind = if g.ty == ast::GlobalType::KSpinLock {
+                                LockKind::Spin
+                            } else {
+                                LockKind::Ex
+                            };
+                            self.prog.locks.push(LockDecl {
+                                name,
+                                kind,
+                                paged: g.paged,
+                                address,
+                                line,
+                            });
                             Global::Lock(LockId(self.prog.locks.len() as u32 - 1))
                         }
                         ast::GlobalType::KInterrupt { .. } => {
                             let idx = self.prog.interrupts.len() as u32;
-                            self.prog.locks.push(LockDecl { name: name.clone(), kind: LockKind::Interrupt(idx), paged: g.paged, address: address + 8, line });
+                            self.prog.locks.push(LockDecl {
+                                name: name.clone(),
+                                kind: LockKind::Interrupt(idx),
+                                paged: g.paged,
+                                address: address + 8,
+                                line,
+                            });
                             let lock = LockId(self.prog.locks.len() as u32 - 1);
-                            self.prog.interrupts.push(InterruptDecl { name, isr: 0, irql: 0, sync_irql: 0, lock, address });
+                            self.prog.interrupts.push(InterruptDecl {
+                                name,
+                                isr: 0,
+                                irql: 0,
+                                sync_irql: 0,
+                                lock,
+                                address,
+                            });
                             Global::Interrupt(idx)
                         }
                         ast::GlobalType::KDpc { .. } => {
-                            self.prog.dpcs.push(DpcDecl { name, routine: 0, address });
+                            self.prog.dpcs.push(DpcDecl {
+                                name,
+                                routine: 0,
+                                address,
+                            });
                             Global::Dpc(self.prog.dpcs.len() as u32 - 1)
                         }
                         ast::GlobalType::ListEntry => {
-                            self.prog.lists.push(ListDecl { name, paged: g.paged, address });
+                            self.prog.lists.push(ListDecl {
+                                name,
+                                paged: g.paged,
+                                address,
+                            });
                             Global::List(self.prog.lists.len() as u32 - 1)
                         }
                         ast::GlobalType::Scalar(t) => {
-                            self.prog.vars.push(VarDecl { name, ty: t.value, init: 0, paged: g.paged, guard: None, address });
+                            self.prog.vars.push(VarDecl {
+                                name,
+                                ty: t.value,
+                                init: 0,
+                                paged: g.paged,
+                                guard: None,
+                                address,
+                            });
                             Global::Var(self.prog.vars.len() as u32 - 1)
                         }
                     };
@@ -351,7 +405,9 @@ impl<'a> Checker<'a> {
         let mut cands: Vec<&str> = self.globals.keys().map(|s| s.as_str()).collect();
         cands.extend(locals.iter().copied());
         cands.extend(kernel::CONSTANTS.iter().map(|(n, _)| *n));
-        let mut e = self.err(id.span, format!("`{}` is not declared", id.name)).label("unknown name");
+        let mut e = self
+            .err(id.span, format!("`{}` is not declared", id.name))
+            .label("unknown name");
         if let Some(h) = did_you_mean(&id.name, cands) {
             e = e.help(h);
         }
@@ -361,7 +417,14 @@ impl<'a> Checker<'a> {
     fn routine_ref(&self, id: &Ident, what: &str) -> R<RoutineId> {
         match self.lookup_global(id)? {
             Global::Routine(r) => Ok(r),
-            g => Err(self.err(id.span, format!("{what} must be a routine, but `{}` is {}", id.name, kind_name(g, &self.prog)))),
+            g => Err(self.err(
+                id.span,
+                format!(
+                    "{what} must be a routine, but `{}` is {}",
+                    id.name,
+                    kind_name(g, &self.prog)
+                ),
+            )),
         }
     }
 
@@ -375,13 +438,25 @@ impl<'a> Checker<'a> {
                     Global::Interrupt(i) => self.prog.interrupts[i as usize].lock,
                     other => {
                         return Err(self
-                            .err(guard.span, format!("_Guarded_by_ needs a lock, but `{}` is {}", guard.name, kind_name(other, &self.prog)))
+                            .err(
+                                guard.span,
+                                format!(
+                                    "_Guarded_by_ needs a lock, but `{}` is {}",
+                                    guard.name,
+                                    kind_name(other, &self.prog)
+                                ),
+                            )
                             .help("name a KSPIN_LOCK, an EX_SPIN_LOCK or a KINTERRUPT"))
                     }
                 };
                 match global {
                     Global::Var(v) => self.prog.vars[v as usize].guard = Some(lock),
-                    _ => return Err(self.err(g.name.span, "_Guarded_by_ applies to data (ULONG, LONG, BOOLEAN, KIRQL)")),
+                    _ => {
+                        return Err(self.err(
+                            g.name.span,
+                            "_Guarded_by_ applies to data (ULONG, LONG, BOOLEAN, KIRQL)",
+                        ))
+                    }
                 }
             }
             if let Some(init) = &g.init {
@@ -393,12 +468,23 @@ impl<'a> Checker<'a> {
                 self.prog.vars[v as usize].init = truncate(ty, value);
             }
             match &g.ty {
-                ast::GlobalType::KInterrupt { isr, irql, sync_irql } => {
-                    let Global::Interrupt(i) = global else { continue };
+                ast::GlobalType::KInterrupt {
+                    isr,
+                    irql,
+                    sync_irql,
+                } => {
+                    let Global::Interrupt(i) = global else {
+                        continue;
+                    };
                     let isr_id = self.routine_ref(isr, "an interrupt's service routine")?;
                     let l = self.const_eval(irql)?;
                     if !(3..=12).contains(&l) {
-                        return Err(self.err(irql.span, format!("interrupt IRQL {l} is not a device IRQL")).help("device IRQLs are 3 to 12"));
+                        return Err(self
+                            .err(
+                                irql.span,
+                                format!("interrupt IRQL {l} is not a device IRQL"),
+                            )
+                            .help("device IRQLs are 3 to 12"));
                     }
                     let s = match sync_irql {
                         Some(e) => {
@@ -417,7 +503,8 @@ impl<'a> Checker<'a> {
                 }
                 ast::GlobalType::KDpc { routine } => {
                     let Global::Dpc(d) = global else { continue };
-                    self.prog.dpcs[d as usize].routine = self.routine_ref(routine, "a DPC's routine")?;
+                    self.prog.dpcs[d as usize].routine =
+                        self.routine_ref(routine, "a DPC's routine")?;
                 }
                 _ => {}
             }
@@ -431,14 +518,19 @@ impl<'a> Checker<'a> {
             ExprKind::Name(id) => match kernel::constant(&id.name) {
                 Some(v) => v,
                 None => match self.globals.get(&id.name) {
-                    Some(_) => return Err(self.err(e.span, format!("`{}` is not a constant", id.name)).help("use a number or a constant such as DISPATCH_LEVEL")),
+                    Some(_) => {
+                        return Err(self
+                            .err(e.span, format!("`{}` is not a constant", id.name))
+                            .help("use a number or a constant such as DISPATCH_LEVEL"))
+                    }
                     None => return Err(self.unknown(id, &[])),
                 },
             },
             ExprKind::Unary(op, a) => eval_unary(*op, self.const_eval(a)?),
             ExprKind::Binary(op, a, b) => {
                 let (x, y) = (self.const_eval(a)?, self.const_eval(b)?);
-                eval_binary(*op, x, y).ok_or_else(|| self.err(e.span, "division by zero in a constant"))?
+                eval_binary(*op, x, y)
+                    .ok_or_else(|| self.err(e.span, "division by zero in a constant"))?
             }
             ExprKind::Cast(t, a) => truncate(*t, self.const_eval(a)?),
             ExprKind::Cond(c, a, b) => {
@@ -458,15 +550,28 @@ impl<'a> Checker<'a> {
         if n.value >= self.prog.cpus as u64 {
             let last = self.prog.cpus - 1;
             return Err(self
-                .err(n.span, format!("cpu {} does not exist: the scenario has {} processor{}", n.value, self.prog.cpus, if self.prog.cpus == 1 { "" } else { "s" }))
-                .help(format!("use a cpu from 0 to {last}, or raise `cpus` in the header")));
+                .err(
+                    n.span,
+                    format!(
+                        "cpu {} does not exist: the scenario has {} processor{}",
+                        n.value,
+                        self.prog.cpus,
+                        if self.prog.cpus == 1 { "" } else { "s" }
+                    ),
+                )
+                .help(format!(
+                    "use a cpu from 0 to {last}, or raise `cpus` in the header"
+                )));
         }
         Ok(n.value as u32)
     }
 
     fn thread(&mut self, t: &ast::ThreadDecl) -> R<()> {
         if self.prog.threads.iter().any(|x| x.name == t.name.name) {
-            return Err(self.err(t.name.span, format!("a thread named `{}` is already declared", t.name.name)));
+            return Err(self.err(
+                t.name.span,
+                format!("a thread named `{}` is already declared", t.name.name),
+            ));
         }
         let cpu = t.cpu.as_ref().map(|c| self.cpu(c)).transpose()?;
         let repeat = match &t.repeat {
@@ -478,7 +583,10 @@ impl<'a> Checker<'a> {
         };
         let routine = ast::Routine {
             paged: false,
-            ret: ast::Spanned { value: Type::Void, span: t.name.span },
+            ret: ast::Spanned {
+                value: Type::Void,
+                span: t.name.span,
+            },
             name: t.name.clone(),
             params: vec![],
             body: t.body.clone(),
@@ -488,7 +596,12 @@ impl<'a> Checker<'a> {
         code.address = CODE_BASE + 0x80_0000 + 0x100 * (self.prog.threads.len() as u64 + 1);
         self.prog.routines.push(code);
         let id = self.prog.routines.len() as u32 - 1;
-        self.prog.threads.push(ThreadSpec { name: t.name.name.clone(), cpu, repeat, routine: id });
+        self.prog.threads.push(ThreadSpec {
+            name: t.name.name.clone(),
+            cpu,
+            repeat,
+            routine: id,
+        });
         Ok(())
     }
 
@@ -497,7 +610,14 @@ impl<'a> Checker<'a> {
             Global::Interrupt(x) => x,
             g => {
                 return Err(self
-                    .err(i.interrupt.span, format!("`{}` is {}, not a KINTERRUPT", i.interrupt.name, kind_name(g, &self.prog)))
+                    .err(
+                        i.interrupt.span,
+                        format!(
+                            "`{}` is {}, not a KINTERRUPT",
+                            i.interrupt.name,
+                            kind_name(g, &self.prog)
+                        ),
+                    )
                     .help("declare it as `KINTERRUPT I(Isr, Irql);`"))
             }
         };
@@ -654,19 +774,37 @@ impl Fn<'_, '_> {
     }
 
     fn local(&self, name: &str) -> Option<(u16, Option<ScalarType>)> {
-        self.scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|(n, _, _)| n == name).map(|(_, s, t)| (*s, *t))
+        self.scopes
+            .iter()
+            .rev()
+            .flat_map(|s| s.iter().rev())
+            .find(|(n, _, _)| n == name)
+            .map(|(_, s, t)| (*s, *t))
     }
 
     fn local_names(&self) -> Vec<&str> {
-        self.scopes.iter().flat_map(|s| s.iter().map(|(n, _, _)| n.as_str())).collect()
+        self.scopes
+            .iter()
+            .flat_map(|s| s.iter().map(|(n, _, _)| n.as_str()))
+            .collect()
     }
 
     fn declare_local(&mut self, id: &Ident, ty: Option<ScalarType>) -> R<u16> {
-        if self.scopes.last().is_some_and(|s| s.iter().any(|(n, _, _)| *n == id.name)) {
-            return Err(self.err(id.span, format!("`{}` is already declared in this block", id.name)));
+        if self
+            .scopes
+            .last()
+            .is_some_and(|s| s.iter().any(|(n, _, _)| *n == id.name))
+        {
+            return Err(self.err(
+                id.span,
+                format!("`{}` is already declared in this block", id.name),
+            ));
         }
         if kernel::constant(&id.name).is_some() || kernel::lookup(&id.name).is_some() {
-            return Err(self.err(id.span, format!("`{}` is a kernel name and cannot be a local", id.name)));
+            return Err(self.err(
+                id.span,
+                format!("`{}` is a kernel name and cannot be a local", id.name),
+            ));
         }
         if self.slots.len() >= MAX_SLOTS {
             return Err(self.err(id.span, "too many locals in one routine"));
@@ -706,14 +844,22 @@ impl Fn<'_, '_> {
                     Type::Scalar(t) => Some(*t),
                     Type::QueueHandle => None,
                     Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
-                    Type::Pointer(p) => return Err(self.err(ty.span, format!("locals of type {p} are not supported")).help("locals are KIRQL, KLOCK_QUEUE_HANDLE, ULONG, LONG or BOOLEAN")),
+                    Type::Pointer(p) => {
+                        return Err(self
+                            .err(ty.span, format!("locals of type {p} are not supported"))
+                            .help("locals are KIRQL, KLOCK_QUEUE_HANDLE, ULONG, LONG or BOOLEAN"))
+                    }
                 };
                 self.stmt_boundary(s.span);
                 for (id, init) in vars {
                     // The initializer sees the outer names, as in C it sees the new one
                     // only for self-reference, which is meaningless here.
                     match (init, slot_ty) {
-                        (Some(e), None) => return Err(self.err(e.span, "a KLOCK_QUEUE_HANDLE cannot be initialized")),
+                        (Some(e), None) => {
+                            return Err(
+                                self.err(e.span, "a KLOCK_QUEUE_HANDLE cannot be initialized")
+                            )
+                        }
                         (Some(e), Some(t)) => {
                             self.expr(e)?;
                             let slot = self.declare_local(id, slot_ty)?;
@@ -778,7 +924,12 @@ impl Fn<'_, '_> {
                 self.ops.push(Op::JumpIfFalse(0));
                 self.loop_body(body, top, jf)?;
             }
-            StmtKind::For { init, cond, step, body } => {
+            StmtKind::For {
+                init,
+                cond,
+                step,
+                body,
+            } => {
                 self.scopes.push(vec![]);
                 if let Some(i) = init {
                     self.stmt(i)?;
@@ -793,7 +944,11 @@ impl Fn<'_, '_> {
                     }
                     None => None,
                 };
-                self.loops.push(Loop { breaks: vec![], continues: vec![], tries: self.tries });
+                self.loops.push(Loop {
+                    breaks: vec![],
+                    continues: vec![],
+                    tries: self.tries,
+                });
                 self.scoped_stmt(body)?;
                 let lp = self.loops.pop().expect("loop pushed above");
                 let cont = self.here();
@@ -836,8 +991,14 @@ impl Fn<'_, '_> {
                 match (value, self.returns) {
                     (Some(v), true) => self.expr(v)?,
                     (None, false) => {}
-                    (Some(v), false) => return Err(self.err(v.span, "a VOID routine cannot return a value")),
-                    (None, true) => return Err(self.err(s.span, "this routine must return a value").help("write `return value;`")),
+                    (Some(v), false) => {
+                        return Err(self.err(v.span, "a VOID routine cannot return a value"))
+                    }
+                    (None, true) => {
+                        return Err(self
+                            .err(s.span, "this routine must return a value")
+                            .help("write `return value;`"))
+                    }
                 }
                 self.ops.push(Op::Return(self.returns));
             }
@@ -851,7 +1012,11 @@ impl Fn<'_, '_> {
                     }
                 }
             }
-            StmtKind::Try { body, filter, handler } => {
+            StmtKind::Try {
+                body,
+                filter,
+                handler,
+            } => {
                 self.stmt_boundary(s.span);
                 let f = self.c.const_eval(filter)?;
                 match f {
@@ -883,7 +1048,11 @@ impl Fn<'_, '_> {
 
     /// A loop body with break/continue patching; `top` is the condition.
     fn loop_body(&mut self, body: &Stmt, top: u32, jf: usize) -> R<()> {
-        self.loops.push(Loop { breaks: vec![], continues: vec![], tries: self.tries });
+        self.loops.push(Loop {
+            breaks: vec![],
+            continues: vec![],
+            tries: self.tries,
+        });
         self.scoped_stmt(body)?;
         let lp = self.loops.pop().expect("loop pushed above");
         self.ops.push(Op::Jump(top));
@@ -919,7 +1088,8 @@ impl Fn<'_, '_> {
         let lv = self.lvalue(target)?;
         self.load_lvalue(&lv);
         self.ops.push(Op::Push(1));
-        self.ops.push(Op::Binary(if inc { BinOp::Add } else { BinOp::Sub }));
+        self.ops
+            .push(Op::Binary(if inc { BinOp::Add } else { BinOp::Sub }));
         self.store_lvalue(&lv);
         Ok(())
     }
@@ -928,15 +1098,31 @@ impl Fn<'_, '_> {
         if let Some((slot, ty)) = self.local(&id.name) {
             return match ty {
                 Some(t) => Ok(Lvalue::Local(slot, t)),
-                None => Err(self.err(id.span, format!("`{}` is a KLOCK_QUEUE_HANDLE; it cannot be assigned", id.name))),
+                None => Err(self.err(
+                    id.span,
+                    format!(
+                        "`{}` is a KLOCK_QUEUE_HANDLE; it cannot be assigned",
+                        id.name
+                    ),
+                )),
             };
         }
         if kernel::constant(&id.name).is_some() {
-            return Err(self.err(id.span, format!("`{}` is a constant and cannot be assigned", id.name)));
+            return Err(self.err(
+                id.span,
+                format!("`{}` is a constant and cannot be assigned", id.name),
+            ));
         }
         match self.c.globals.get(&id.name) {
             Some((Global::Var(v), _)) => Ok(Lvalue::Var(*v)),
-            Some((g, _)) => Err(self.err(id.span, format!("`{}` is {}, not a variable", id.name, kind_name(*g, &self.c.prog)))),
+            Some((g, _)) => Err(self.err(
+                id.span,
+                format!(
+                    "`{}` is {}, not a variable",
+                    id.name,
+                    kind_name(*g, &self.c.prog)
+                ),
+            )),
             None => Err(self.unknown(id)),
         }
     }
@@ -958,11 +1144,18 @@ impl Fn<'_, '_> {
     fn expr(&mut self, e: &Expr) -> R<()> {
         match &e.kind {
             ExprKind::Int(v) => self.ops.push(Op::Push(*v)),
-            ExprKind::Str(_) => return Err(self.err(e.span, "a string can only be DbgPrint's format")),
+            ExprKind::Str(_) => {
+                return Err(self.err(e.span, "a string can only be DbgPrint's format"))
+            }
             ExprKind::Name(id) => {
                 if let Some((slot, ty)) = self.local(&id.name) {
                     if ty.is_none() {
-                        return Err(self.err(id.span, format!("`{}` is a KLOCK_QUEUE_HANDLE, not a value", id.name)).help(format!("pass it as `&{}`", id.name)));
+                        return Err(self
+                            .err(
+                                id.span,
+                                format!("`{}` is a KLOCK_QUEUE_HANDLE, not a value", id.name),
+                            )
+                            .help(format!("pass it as `&{}`", id.name)));
                     }
                     self.ops.push(Op::Load(slot));
                 } else if let Some(v) = kernel::constant(&id.name) {
@@ -972,7 +1165,14 @@ impl Fn<'_, '_> {
                         Some((Global::Var(v), _)) => self.ops.push(Op::LoadVar(*v)),
                         Some((g, _)) => {
                             return Err(self
-                                .err(id.span, format!("`{}` is {}, not a value", id.name, kind_name(*g, &self.c.prog)))
+                                .err(
+                                    id.span,
+                                    format!(
+                                        "`{}` is {}, not a value",
+                                        id.name,
+                                        kind_name(*g, &self.c.prog)
+                                    ),
+                                )
                                 .help(format!("kernel routines take its address: `&{}`", id.name)))
                         }
                         None => return Err(self.unknown(id)),
@@ -981,7 +1181,10 @@ impl Fn<'_, '_> {
             }
             ExprKind::AddrOf(id) => {
                 return Err(self
-                    .err(e.span, format!("`&{}` can only be an argument of a kernel routine", id.name))
+                    .err(
+                        e.span,
+                        format!("`&{}` can only be an argument of a kernel routine", id.name),
+                    )
                     .help("scenario routines take values; pass addresses only to Ke/Ex routines"))
             }
             ExprKind::Unary(op, a) => {
@@ -1039,11 +1242,25 @@ impl Fn<'_, '_> {
         }
         let id = match self.c.globals.get(&callee.name) {
             Some((Global::Routine(r), _)) => *r,
-            Some((g, _)) => return Err(self.err(callee.span, format!("`{}` is {}, not a routine", callee.name, kind_name(*g, &self.c.prog)))),
+            Some((g, _)) => {
+                return Err(self.err(
+                    callee.span,
+                    format!(
+                        "`{}` is {}, not a routine",
+                        callee.name,
+                        kind_name(*g, &self.c.prog)
+                    ),
+                ))
+            }
             None => {
                 let mut cands: Vec<&str> = self.c.globals.keys().map(|s| s.as_str()).collect();
                 cands.extend(kernel::ROUTINES.iter().map(|s| s.name));
-                let mut e = self.err(callee.span, format!("`{}` is not a known routine", callee.name)).label("unknown routine");
+                let mut e = self
+                    .err(
+                        callee.span,
+                        format!("`{}` is not a known routine", callee.name),
+                    )
+                    .label("unknown routine");
                 if let Some(h) = did_you_mean(&callee.name, cands) {
                     e = e.help(h);
                 }
@@ -1055,7 +1272,15 @@ impl Fn<'_, '_> {
         let expected = self.c.routine_arity(&name);
         if args.len() != expected {
             return Err(self
-                .err(span, format!("`{name}` takes {expected} argument{}, but {} {} given", plural(expected), args.len(), if args.len() == 1 { "was" } else { "were" }))
+                .err(
+                    span,
+                    format!(
+                        "`{name}` takes {expected} argument{}, but {} {} given",
+                        plural(expected),
+                        args.len(),
+                        if args.len() == 1 { "was" } else { "were" }
+                    ),
+                )
                 .label("wrong number of arguments"));
         }
         if want_value && !returns {
@@ -1064,53 +1289,104 @@ impl Fn<'_, '_> {
         for a in args {
             self.expr(a)?;
         }
-        self.ops.push(Op::Call { routine: id, args: args.len() as u8, push_result: want_value });
+        self.ops.push(Op::Call {
+            routine: id,
+            args: args.len() as u8,
+            push_result: want_value,
+        });
         Ok(())
     }
 
-    fn kernel_call(&mut self, sig: &Sig, callee: &Ident, args: &[Expr], span: Span, want_value: bool) -> R<()> {
+    fn kernel_call(
+        &mut self,
+        sig: &Sig,
+        callee: &Ident,
+        args: &[Expr],
+        span: Span,
+        want_value: bool,
+    ) -> R<()> {
         let variadic = sig.params == [P::Format];
-        let arity_ok = if variadic { !args.is_empty() } else { args.len() == sig.params.len() };
+        let arity_ok = if variadic {
+            !args.is_empty()
+        } else {
+            args.len() == sig.params.len()
+        };
         if !arity_ok {
             let n = sig.params.len();
             let msg = if variadic {
                 format!("`{}` takes a format string and its values", sig.name)
             } else {
-                format!("`{}` takes {n} argument{}, but {} {} given", sig.name, plural(n), args.len(), if args.len() == 1 { "was" } else { "were" })
+                format!(
+                    "`{}` takes {n} argument{}, but {} {} given",
+                    sig.name,
+                    plural(n),
+                    args.len(),
+                    if args.len() == 1 { "was" } else { "were" }
+                )
             };
-            return Err(self.err(span, msg).label("wrong number of arguments").help(signature_help(sig)));
+            return Err(self
+                .err(span, msg)
+                .label("wrong number of arguments")
+                .help(signature_help(sig)));
         }
         if want_value && !sig.returns {
-            return Err(self.err(callee.span, format!("`{}` returns VOID; it has no value", sig.name)));
+            return Err(self.err(
+                callee.span,
+                format!("`{}` returns VOID; it has no value", sig.name),
+            ));
         }
         let mut places = vec![];
         let mut values = 0u8;
         let mut text = None;
         for (i, a) in args.iter().enumerate() {
-            let p = if variadic { if i == 0 { P::Format } else { P::Value } } else { sig.params[i] };
+            let p = if variadic {
+                if i == 0 {
+                    P::Format
+                } else {
+                    P::Value
+                }
+            } else {
+                sig.params[i]
+            };
             match p {
                 P::Value => {
                     self.expr(a)?;
                     values += 1;
                 }
-                P::Format => match &a.kind {
-                    ExprKind::Str(s) => {
-                        let wanted = count_conversions(s);
-                        if wanted != args.len() - 1 {
-                            return Err(self.err(a.span, format!("the format has {wanted} conversion{} but {} value{} follow", plural(wanted), args.len() - 1, plural(args.len() - 1))));
+                P::Format => {
+                    match &a.kind {
+                        ExprKind::Str(s) => {
+                            let wanted = count_conversions(s);
+                            if wanted != args.len() - 1 {
+                                return Err(self.err(a.span, format!("the format has {wanted} conversion{} but {} value{} follow", plural(wanted), args.len() - 1, plural(args.len() - 1))));
+                            }
+                            text = Some(s.clone());
                         }
-                        text = Some(s.clone());
+                        _ => {
+                            return Err(self
+                                .err(a.span, "DbgPrint's first argument must be a format string"))
+                        }
                     }
-                    _ => return Err(self.err(a.span, "DbgPrint's first argument must be a format string")),
-                },
+                }
                 _ => places.push(self.place_arg(sig, p, a)?),
             }
         }
         if sig.kr == Kr::Assert {
-            let slice = self.c.src.text.get(args[0].span.offset..args[0].span.offset + args[0].span.len).unwrap_or("expression");
+            let slice = self
+                .c
+                .src
+                .text
+                .get(args[0].span.offset..args[0].span.offset + args[0].span.len)
+                .unwrap_or("expression");
             text = Some(slice.to_string());
         }
-        self.ops.push(Op::Kernel(Box::new(KernelCall { kr: sig.kr, places, values, text, push_result: want_value })));
+        self.ops.push(Op::Kernel(Box::new(KernelCall {
+            kr: sig.kr,
+            places,
+            values,
+            text,
+            push_result: want_value,
+        })));
         Ok(())
     }
 
@@ -1132,15 +1408,37 @@ impl Fn<'_, '_> {
             ExprKind::Name(id) if p == P::Routine => id,
             ExprKind::Name(id) => {
                 return Err(self
-                    .err(a.span, format!("`{}` expects the address of {what} here", sig.name))
+                    .err(
+                        a.span,
+                        format!("`{}` expects the address of {what} here", sig.name),
+                    )
                     .help(format!("write `&{}`", id.name)))
             }
-            _ => return Err(self.err(a.span, format!("`{}` expects the address of {what} here", sig.name))),
+            _ => {
+                return Err(self.err(
+                    a.span,
+                    format!("`{}` expects the address of {what} here", sig.name),
+                ))
+            }
         };
         if let Some((slot, ty)) = self.local(&id.name) {
             return match (p, ty) {
-                (P::Handle, None) | (P::OutIrql, Some(_)) | (P::Data, Some(_)) => Ok(Place::Local(slot)),
-                _ => Err(self.err(a.span, format!("`{}` expects {what}, but `{}` is a local {}", sig.name, id.name, if ty.is_none() { "KLOCK_QUEUE_HANDLE" } else { "value" }))),
+                (P::Handle, None) | (P::OutIrql, Some(_)) | (P::Data, Some(_)) => {
+                    Ok(Place::Local(slot))
+                }
+                _ => Err(self.err(
+                    a.span,
+                    format!(
+                        "`{}` expects {what}, but `{}` is a local {}",
+                        sig.name,
+                        id.name,
+                        if ty.is_none() {
+                            "KLOCK_QUEUE_HANDLE"
+                        } else {
+                            "value"
+                        }
+                    ),
+                )),
             };
         }
         let g = match self.c.globals.get(&id.name) {
@@ -1149,8 +1447,12 @@ impl Fn<'_, '_> {
         };
         let prog = &self.c.prog;
         let place = match (p, g) {
-            (P::SpinLock, Global::Lock(l)) if prog.locks[l.0 as usize].kind == LockKind::Spin => Some(Place::Lock(l)),
-            (P::ExLock, Global::Lock(l)) if prog.locks[l.0 as usize].kind == LockKind::Ex => Some(Place::Lock(l)),
+            (P::SpinLock, Global::Lock(l)) if prog.locks[l.0 as usize].kind == LockKind::Spin => {
+                Some(Place::Lock(l))
+            }
+            (P::ExLock, Global::Lock(l)) if prog.locks[l.0 as usize].kind == LockKind::Ex => {
+                Some(Place::Lock(l))
+            }
             (P::Interrupt, Global::Interrupt(i)) => Some(Place::Interrupt(i)),
             (P::Dpc, Global::Dpc(d)) => Some(Place::Dpc(d)),
             (P::List, Global::List(l)) => Some(Place::List(l)),
@@ -1160,7 +1462,15 @@ impl Fn<'_, '_> {
         };
         place.ok_or_else(|| {
             let mut e = self
-                .err(a.span, format!("`{}` expects {what}, but `{}` is {}", sig.name, id.name, kind_name(g, prog)))
+                .err(
+                    a.span,
+                    format!(
+                        "`{}` expects {what}, but `{}` is {}",
+                        sig.name,
+                        id.name,
+                        kind_name(g, prog)
+                    ),
+                )
                 .label("wrong kind of object");
             if let Some(h) = family_hint(sig, g, prog) {
                 e = e.help(h);

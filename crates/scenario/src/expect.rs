@@ -10,7 +10,10 @@ use vcpu::bugcheck::code_of_name;
 pub fn describe(r: &RunReport) -> String {
     match r.outcome {
         Outcome::Bugcheck => match &r.bugcheck {
-            Some(b) if b.code == 0xC4 => format!("bugcheck {:#X}({:#X}) {} at line {}", b.code, b.params[0], b.name, b.line),
+            Some(b) if b.code == 0xC4 => format!(
+                "bugcheck {:#X}({:#X}) {} at line {}",
+                b.code, b.params[0], b.name, b.line
+            ),
             Some(b) => format!("bugcheck {:#X} {} at line {}", b.code, b.name, b.line),
             None => "bugcheck".into(),
         },
@@ -28,13 +31,22 @@ pub fn describe(r: &RunReport) -> String {
 /// `None` if every expectation holds, else why not.
 pub fn evaluate(expects: &[(Expect, String)], r: &RunReport) -> Option<String> {
     let clean = [(Expect::Clean, "clean".to_string())];
-    let expects = if expects.is_empty() { &clean[..] } else { expects };
+    let expects = if expects.is_empty() {
+        &clean[..]
+    } else {
+        expects
+    };
     for (e, text) in expects {
         let ok = match e {
             Expect::Clean => r.outcome == Outcome::Clean && r.warnings.is_empty(),
             Expect::AssertionFailed => r.outcome == Outcome::AssertionFailed,
-            Expect::Warning(w) => r.outcome == Outcome::Clean && r.warnings.iter().any(|x| x.rule == w.name),
-            Expect::BugcheckName(n) => r.bugcheck.as_ref().is_some_and(|b| Some(b.code) == code_of_name(&n.name)),
+            Expect::Warning(w) => {
+                r.outcome == Outcome::Clean && r.warnings.iter().any(|x| x.rule == w.name)
+            }
+            Expect::BugcheckName(n) => r
+                .bugcheck
+                .as_ref()
+                .is_some_and(|b| Some(b.code) == code_of_name(&n.name)),
             Expect::BugcheckCode { code, param1 } => r
                 .bugcheck
                 .as_ref()

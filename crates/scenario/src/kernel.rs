@@ -117,7 +117,11 @@ pub const ROUTINES: &[Sig] = &[
     sig!(KeTestSpinLock, [SpinLock], true),
     sig!(KeAcquireInStackQueuedSpinLock, [SpinLock, Handle], false),
     sig!(KeReleaseInStackQueuedSpinLock, [Handle], false),
-    sig!(KeAcquireInStackQueuedSpinLockAtDpcLevel, [SpinLock, Handle], false),
+    sig!(
+        KeAcquireInStackQueuedSpinLockAtDpcLevel,
+        [SpinLock, Handle],
+        false
+    ),
     sig!(KeReleaseInStackQueuedSpinLockFromDpcLevel, [Handle], false),
     sig!(ExAcquireSpinLockShared, [ExLock], true),
     sig!(ExAcquireSpinLockExclusive, [ExLock], true),

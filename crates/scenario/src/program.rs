@@ -147,7 +147,11 @@ pub enum Op {
     Jump(u32),
     JumpIfFalse(u32),
     Pop,
-    Call { routine: RoutineId, args: u8, push_result: bool },
+    Call {
+        routine: RoutineId,
+        args: u8,
+        push_result: bool,
+    },
     Kernel(Box<KernelCall>),
     /// Return; pops a value when the routine returns one.
     Return(bool),

@@ -20,8 +20,18 @@ fn load(rel: &str) -> Program {
 fn holds_for_seeds(rel: &str, seeds: std::ops::RangeInclusive<u64>) {
     let prog = load(rel);
     for seed in seeds {
-        let r = run(&prog, &RunOptions { seed: Some(seed), ..Default::default() });
-        assert!(r.expectation_met, "{rel} with seed {seed}: {}", r.expectation_failure.unwrap_or_default());
+        let r = run(
+            &prog,
+            &RunOptions {
+                seed: Some(seed),
+                ..Default::default()
+            },
+        );
+        assert!(
+            r.expectation_met,
+            "{rel} with seed {seed}: {}",
+            r.expectation_failure.unwrap_or_default()
+        );
     }
 }
 
@@ -84,9 +94,23 @@ fn seeds_change_the_interleaving() {
     .map_err(|_| "rejected")
     .expect("valid scenario");
     let mut times: Vec<u64> = (1..=20)
-        .map(|s| (run(&prog, &RunOptions { seed: Some(s), ..Default::default() }).virtual_time_us * 1000.0) as u64)
+        .map(|s| {
+            (run(
+                &prog,
+                &RunOptions {
+                    seed: Some(s),
+                    ..Default::default()
+                },
+            )
+            .virtual_time_us
+                * 1000.0) as u64
+        })
         .collect();
     times.sort();
     times.dedup();
-    assert!(times.len() > 5, "only {} distinct schedules over 20 seeds", times.len());
+    assert!(
+        times.len() > 5,
+        "only {} distinct schedules over 20 seeds",
+        times.len()
+    );
 }

@@ -55,7 +55,10 @@ impl Bugcheck {
 
     /// A Driver Verifier violation (0xC4) with its subcode.
     pub fn verifier(subcode: u64, p2: u64, p3: u64, p4: u64) -> Self {
-        Bugcheck::new(code::DRIVER_VERIFIER_DETECTED_VIOLATION, [subcode, p2, p3, p4])
+        Bugcheck::new(
+            code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+            [subcode, p2, p3, p4],
+        )
     }
 
     /// Windows' symbolic name of the stop code.
@@ -67,9 +70,12 @@ impl Bugcheck {
     pub fn param_meanings(&self) -> [&'static str; 4] {
         use code::*;
         match self.code {
-            SPIN_LOCK_ALREADY_OWNED | SPIN_LOCK_NOT_OWNED => {
-                ["address of the spin lock", "reserved", "reserved", "reserved"]
-            }
+            SPIN_LOCK_ALREADY_OWNED | SPIN_LOCK_NOT_OWNED => [
+                "address of the spin lock",
+                "reserved",
+                "reserved",
+                "reserved",
+            ],
             KMODE_EXCEPTION_NOT_HANDLED => [
                 "exception code",
                 "address where the exception occurred",
@@ -147,19 +153,84 @@ impl Bugcheck {
 fn c4_meanings(sub: u64) -> [&'static str; 4] {
     use c4::*;
     match sub {
-        RAISE_TO_LOWER => ["0x30: KeRaiseIrql to a lower IRQL", "current IRQL", "requested IRQL", "reserved"],
-        LOWER_TO_HIGHER => ["0x31: KeLowerIrql to a higher IRQL", "current IRQL", "requested IRQL", "reserved"],
-        RELEASE_NOT_AT_DISPATCH => ["0x32: spin lock released at an IRQL other than DISPATCH_LEVEL", "current IRQL", "address of the spin lock", "reserved"],
-        ACQUIRE_AT_DPC_BELOW_DISPATCH => ["0x40: AtDpcLevel acquire below DISPATCH_LEVEL", "current IRQL", "address of the spin lock", "reserved"],
-        RELEASE_FROM_DPC_BELOW_DISPATCH => ["0x41: FromDpcLevel release below DISPATCH_LEVEL", "current IRQL", "address of the spin lock", "reserved"],
-        ACQUIRE_ABOVE_DISPATCH => ["0x42: spin lock acquired above DISPATCH_LEVEL", "current IRQL", "address of the spin lock", "reserved"],
-        ISR_RETURNED_AT_OTHER_IRQL => ["0x111: ISR returned at another IRQL", "address of the ISR", "IRQL at entry", "IRQL at return"],
-        SELF_DEADLOCK => ["0x1000: self-deadlock, re-acquire of a held lock", "address of the lock", "reserved", "reserved"],
-        LOCK_HIERARCHY_VIOLATION => ["0x1001: deadlock detected (lock hierarchy violation)", "address of the lock that closed the cycle", "address of a lock it conflicts with", "reserved"],
-        RELEASED_OUT_OF_ORDER => ["0x1003: lock released in the wrong order", "address of the lock released", "address of the lock still held", "reserved"],
-        MIXED_ACQUIRE_API => ["0x1008: acquire API does not match the lock's type", "address of the lock", "reserved", "reserved"],
-        RELEASE_WRONG_MODE => ["0x1009: release API does not match the acquire", "address of the lock", "reserved", "reserved"],
-        THREAD_OWNS_LOCK => ["0x100A: a routine returned (thread terminated) owning a lock", "address of the lock", "reserved", "reserved"],
+        RAISE_TO_LOWER => [
+            "0x30: KeRaiseIrql to a lower IRQL",
+            "current IRQL",
+            "requested IRQL",
+            "reserved",
+        ],
+        LOWER_TO_HIGHER => [
+            "0x31: KeLowerIrql to a higher IRQL",
+            "current IRQL",
+            "requested IRQL",
+            "reserved",
+        ],
+        RELEASE_NOT_AT_DISPATCH => [
+            "0x32: spin lock released at an IRQL other than DISPATCH_LEVEL",
+            "current IRQL",
+            "address of the spin lock",
+            "reserved",
+        ],
+        ACQUIRE_AT_DPC_BELOW_DISPATCH => [
+            "0x40: AtDpcLevel acquire below DISPATCH_LEVEL",
+            "current IRQL",
+            "address of the spin lock",
+            "reserved",
+        ],
+        RELEASE_FROM_DPC_BELOW_DISPATCH => [
+            "0x41: FromDpcLevel release below DISPATCH_LEVEL",
+            "current IRQL",
+            "address of the spin lock",
+            "reserved",
+        ],
+        ACQUIRE_ABOVE_DISPATCH => [
+            "0x42: spin lock acquired above DISPATCH_LEVEL",
+            "current IRQL",
+            "address of the spin lock",
+            "reserved",
+        ],
+        ISR_RETURNED_AT_OTHER_IRQL => [
+            "0x111: ISR returned at another IRQL",
+            "address of the ISR",
+            "IRQL at entry",
+            "IRQL at return",
+        ],
+        SELF_DEADLOCK => [
+            "0x1000: self-deadlock, re-acquire of a held lock",
+            "address of the lock",
+            "reserved",
+            "reserved",
+        ],
+        LOCK_HIERARCHY_VIOLATION => [
+            "0x1001: deadlock detected (lock hierarchy violation)",
+            "address of the lock that closed the cycle",
+            "address of a lock it conflicts with",
+            "reserved",
+        ],
+        RELEASED_OUT_OF_ORDER => [
+            "0x1003: lock released in the wrong order",
+            "address of the lock released",
+            "address of the lock still held",
+            "reserved",
+        ],
+        MIXED_ACQUIRE_API => [
+            "0x1008: acquire API does not match the lock's type",
+            "address of the lock",
+            "reserved",
+            "reserved",
+        ],
+        RELEASE_WRONG_MODE => [
+            "0x1009: release API does not match the acquire",
+            "address of the lock",
+            "reserved",
+            "reserved",
+        ],
+        THREAD_OWNS_LOCK => [
+            "0x100A: a routine returned (thread terminated) owning a lock",
+            "address of the lock",
+            "reserved",
+            "reserved",
+        ],
         _ => ["Driver Verifier subcode", "", "", ""],
     }
 }
@@ -189,14 +260,32 @@ pub const CODES: &[(u32, &str)] = &[
     (code::IRQL_NOT_LESS_OR_EQUAL, "IRQL_NOT_LESS_OR_EQUAL"),
     (code::SPIN_LOCK_ALREADY_OWNED, "SPIN_LOCK_ALREADY_OWNED"),
     (code::SPIN_LOCK_NOT_OWNED, "SPIN_LOCK_NOT_OWNED"),
-    (code::KMODE_EXCEPTION_NOT_HANDLED, "KMODE_EXCEPTION_NOT_HANDLED"),
-    (code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED"),
-    (code::UNEXPECTED_KERNEL_MODE_TRAP, "UNEXPECTED_KERNEL_MODE_TRAP"),
+    (
+        code::KMODE_EXCEPTION_NOT_HANDLED,
+        "KMODE_EXCEPTION_NOT_HANDLED",
+    ),
+    (
+        code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED,
+        "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
+    ),
+    (
+        code::UNEXPECTED_KERNEL_MODE_TRAP,
+        "UNEXPECTED_KERNEL_MODE_TRAP",
+    ),
     (code::ATTEMPTED_SWITCH_FROM_DPC, "ATTEMPTED_SWITCH_FROM_DPC"),
-    (code::DRIVER_VERIFIER_DETECTED_VIOLATION, "DRIVER_VERIFIER_DETECTED_VIOLATION"),
+    (
+        code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        "DRIVER_VERIFIER_DETECTED_VIOLATION",
+    ),
     (code::IRQL_UNEXPECTED_VALUE, "IRQL_UNEXPECTED_VALUE"),
-    (code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, "DRIVER_IRQL_NOT_LESS_OR_EQUAL"),
-    (code::WORKER_THREAD_RETURNED_AT_BAD_IRQL, "WORKER_THREAD_RETURNED_AT_BAD_IRQL"),
+    (
+        code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
+        "DRIVER_IRQL_NOT_LESS_OR_EQUAL",
+    ),
+    (
+        code::WORKER_THREAD_RETURNED_AT_BAD_IRQL,
+        "WORKER_THREAD_RETURNED_AT_BAD_IRQL",
+    ),
     (code::DPC_WATCHDOG_VIOLATION, "DPC_WATCHDOG_VIOLATION"),
 ];
 

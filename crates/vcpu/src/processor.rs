@@ -190,7 +190,10 @@ mod tests {
     use super::*;
 
     fn irq(i: u32, l: u8) -> PendingInterrupt {
-        PendingInterrupt { interrupt: i, irql: Irql(l) }
+        PendingInterrupt {
+            interrupt: i,
+            irql: Irql(l),
+        }
     }
 
     #[test]

@@ -18,11 +18,18 @@ const MAX_OPS_PER_STEP: usize = 10_000;
 
 impl Machine<'_> {
     fn top_exec(&mut self, cpu: u32) -> &mut Exec {
-        &mut self.cpus[cpu as usize].stack.last_mut().expect("a running context").payload
+        &mut self.cpus[cpu as usize]
+            .stack
+            .last_mut()
+            .expect("a running context")
+            .payload
     }
 
     fn frame(&mut self, cpu: u32) -> &mut Frame {
-        self.top_exec(cpu).frames.last_mut().expect("a running frame")
+        self.top_exec(cpu)
+            .frames
+            .last_mut()
+            .expect("a running frame")
     }
 
     pub(super) fn push(&mut self, cpu: u32, v: i64) {
@@ -108,7 +115,11 @@ impl Machine<'_> {
                 match eval_binary(*b, x, y) {
                     Some(r) => self.push(cpu, r),
                     None => {
-                        self.exception(cpu, status::INTEGER_DIVIDE_BY_ZERO, "integer division by zero");
+                        self.exception(
+                            cpu,
+                            status::INTEGER_DIVIDE_BY_ZERO,
+                            "integer division by zero",
+                        );
                         return Flow::Yield;
                     }
                 }
@@ -130,21 +141,40 @@ impl Machine<'_> {
             Op::Pop => {
                 self.pop(cpu);
             }
-            Op::Call { routine, args, push_result } => {
+            Op::Call {
+                routine,
+                args,
+                push_result,
+            } => {
                 let n = *args as usize;
                 let exec = self.top_exec(cpu);
                 let at = exec.stack.len().saturating_sub(n);
                 let argv: Vec<i64> = exec.stack.split_off(at);
-                return self.call(cpu, *routine, argv, OnReturn::Normal { push_result: *push_result });
+                return self.call(
+                    cpu,
+                    *routine,
+                    argv,
+                    OnReturn::Normal {
+                        push_result: *push_result,
+                    },
+                );
             }
             Op::Kernel(k) => return self.kernel(cpu, k),
             Op::Return(has_value) => {
-                let v = if *has_value { Some(self.pop(cpu)) } else { None };
+                let v = if *has_value {
+                    Some(self.pop(cpu))
+                } else {
+                    None
+                };
                 return self.ret(cpu, v);
             }
             Op::TryEnter(h) => {
                 let exec = self.top_exec(cpu);
-                let rec = TryRecord { depth: exec.frames.len(), handler: *h, stack_len: exec.stack.len() };
+                let rec = TryRecord {
+                    depth: exec.frames.len(),
+                    handler: *h,
+                    stack_len: exec.stack.len(),
+                };
                 exec.tries.push(rec);
             }
             Op::TryExit => {
@@ -155,18 +185,38 @@ impl Machine<'_> {
     }
 
     /// Call a scenario routine (0xD1 when it is pageable and IRQL is raised).
-    pub(super) fn call(&mut self, cpu: u32, routine: RoutineId, args: Vec<i64>, on_return: OnReturn) -> Flow {
+    pub(super) fn call(
+        &mut self,
+        cpu: u32,
+        routine: RoutineId,
+        args: Vec<i64>,
+        on_return: OnReturn,
+    ) -> Flow {
         let code = &self.prog.routines[routine as usize];
         let irql = self.cpus[cpu as usize].irql;
         if code.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
             let caller = self.caller_address(cpu);
             let detail = format!("pageable routine {} was called at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name);
-            self.bugcheck(cpu, Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [code.address, irql.0 as u64, 8, caller]), detail);
+            self.bugcheck(
+                cpu,
+                Bugcheck::new(
+                    code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
+                    [code.address, irql.0 as u64, 8, caller],
+                ),
+                detail,
+            );
             return Flow::Yield;
         }
         if self.top_exec(cpu).frames.len() >= MAX_CALL_DEPTH {
-            let detail = format!("calls nested {MAX_CALL_DEPTH} deep (calling {}): the kernel stack overflowed", code.name);
-            self.bugcheck(cpu, Bugcheck::new(code::UNEXPECTED_KERNEL_MODE_TRAP, [8, 0, 0, 0]), detail);
+            let detail = format!(
+                "calls nested {MAX_CALL_DEPTH} deep (calling {}): the kernel stack overflowed",
+                code.name
+            );
+            self.bugcheck(
+                cpu,
+                Bugcheck::new(code::UNEXPECTED_KERNEL_MODE_TRAP, [8, 0, 0, 0]),
+                detail,
+            );
             return Flow::Yield;
         }
         let mut frame = self.new_frame(routine, args, on_return);
@@ -177,8 +227,13 @@ impl Machine<'_> {
 
     /// An address standing for the current instruction (routine + pc).
     pub(super) fn caller_address(&mut self, cpu: u32) -> u64 {
-        let top = self.cpus[cpu as usize].stack.last().and_then(|c| c.payload.frames.last());
-        top.map_or(0, |f| self.prog.routines[f.routine as usize].address + f.pc as u64 * 4)
+        let top = self.cpus[cpu as usize]
+            .stack
+            .last()
+            .and_then(|c| c.payload.frames.last());
+        top.map_or(0, |f| {
+            self.prog.routines[f.routine as usize].address + f.pc as u64 * 4
+        })
     }
 
     fn ret(&mut self, cpu: u32, value: Option<i64>) -> Flow {
@@ -198,7 +253,11 @@ impl Machine<'_> {
                 self.end_context(cpu);
                 Flow::Yield
             }
-            OnReturn::Synchronize { interrupt, old_irql, push_result } => {
+            OnReturn::Synchronize {
+                interrupt,
+                old_irql,
+                push_result,
+            } => {
                 self.end_synchronize(cpu, interrupt, old_irql);
                 if self.stop.is_some() {
                     return Flow::Yield;
@@ -223,7 +282,14 @@ impl Machine<'_> {
                 decl.name,
                 if write { "written" } else { "read" }
             );
-            self.bugcheck(cpu, Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [decl.address, irql.0 as u64, write as u64, pc]), detail);
+            self.bugcheck(
+                cpu,
+                Bugcheck::new(
+                    code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
+                    [decl.address, irql.0 as u64, write as u64, pc],
+                ),
+                detail,
+            );
             return false;
         }
         if decl.guard.is_some() {
@@ -246,12 +312,21 @@ impl Machine<'_> {
         if irql.is_raised() || holding {
             let why = if holding {
                 let h = &self.held[c][0];
-                format!("while holding spin lock `{}` (taken at line {})", self.prog.locks[h.lock.0 as usize].name, h.line)
+                format!(
+                    "while holding spin lock `{}` (taken at line {})",
+                    self.prog.locks[h.lock.0 as usize].name, h.line
+                )
             } else {
                 format!("at IRQL {irql}")
             };
-            let detail = format!("{what} (status {status:#010X}) raised {why}: no exception handler may run there");
-            self.bugcheck(cpu, Bugcheck::new(code::KMODE_EXCEPTION_NOT_HANDLED, [status, addr, 0, 0]), detail);
+            let detail = format!(
+                "{what} (status {status:#010X}) raised {why}: no exception handler may run there"
+            );
+            self.bugcheck(
+                cpu,
+                Bugcheck::new(code::KMODE_EXCEPTION_NOT_HANDLED, [status, addr, 0, 0]),
+                detail,
+            );
             return;
         }
         let exec = self.top_exec(cpu);
@@ -263,8 +338,18 @@ impl Machine<'_> {
             }
             return;
         }
-        let detail = format!("{what} (status {status:#010X}) in {} was not handled by any __try/__except", context_label(kind, &name));
-        self.bugcheck(cpu, Bugcheck::new(code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, [status, addr, 0, 0]), detail);
+        let detail = format!(
+            "{what} (status {status:#010X}) in {} was not handled by any __try/__except",
+            context_label(kind, &name)
+        );
+        self.bugcheck(
+            cpu,
+            Bugcheck::new(
+                code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED,
+                [status, addr, 0, 0],
+            ),
+            detail,
+        );
     }
 
     /// Write a value to a `&place` output argument.

@@ -3,12 +3,17 @@
 //! and whether the expectations held.
 
 use super::*;
-use crate::report::{self, AssertionReport, BugcheckReport, CpuState, HeldLock, LockStatsReport, Outcome, RunReport, WarningReport};
+use crate::report::{
+    self, AssertionReport, BugcheckReport, CpuState, HeldLock, LockStatsReport, Outcome, RunReport,
+    WarningReport,
+};
 
 impl Machine<'_> {
     fn backtrace(&self, cpu: u32) -> Vec<report::Frame> {
         let file = &self.prog.source.name;
-        let Some(top) = self.cpus[cpu as usize].top() else { return vec![] };
+        let Some(top) = self.cpus[cpu as usize].top() else {
+            return vec![];
+        };
         let mut out: Vec<report::Frame> = top
             .payload
             .frames
@@ -16,23 +21,42 @@ impl Machine<'_> {
             .rev()
             .map(|f| {
                 let routine = self.prog.routines[f.routine as usize].name.clone();
-                let routine = if f.routine as usize >= self.first_thread_routine() { top.payload.name.to_string() } else { routine };
-                report::Frame { routine, line: f.line, location: format!("{file}:{}", f.line) }
+                let routine = if f.routine as usize >= self.first_thread_routine() {
+                    top.payload.name.to_string()
+                } else {
+                    routine
+                };
+                report::Frame {
+                    routine,
+                    line: f.line,
+                    location: format!("{file}:{}", f.line),
+                }
             })
             .collect();
         if out.is_empty() {
             // An ISR waiting for its interrupt lock has no frame yet.
-            out.push(report::Frame { routine: format!("{} (entry)", top.payload.name), line: 0, location: file.clone() });
+            out.push(report::Frame {
+                routine: format!("{} (entry)", top.payload.name),
+                line: 0,
+                location: file.clone(),
+            });
         }
         out
     }
 
     fn first_thread_routine(&self) -> usize {
-        self.prog.threads.iter().map(|t| t.routine as usize).min().unwrap_or(usize::MAX)
+        self.prog
+            .threads
+            .iter()
+            .map(|t| t.routine as usize)
+            .min()
+            .unwrap_or(usize::MAX)
     }
 
     fn context_name(&self, cpu: u32) -> String {
-        self.cpus[cpu as usize].top().map_or("idle".into(), |t| context_label(t.kind, &t.payload.name))
+        self.cpus[cpu as usize]
+            .top()
+            .map_or("idle".into(), |t| context_label(t.kind, &t.payload.name))
     }
 
     fn processor_states(&self) -> Vec<CpuState> {
@@ -40,8 +64,13 @@ impl Machine<'_> {
             .iter()
             .map(|p| {
                 let waiting = p.top().and_then(|t| match &t.payload.pending {
-                    Some(Pending::Acquire(op)) => Some(format!("spinning on {}", self.lock_name(op.lock))),
-                    Some(Pending::QueuedRelease(op)) => Some(format!("releasing {}: waiting for the next waiter to link", self.lock_name(op.lock))),
+                    Some(Pending::Acquire(op)) => {
+                        Some(format!("spinning on {}", self.lock_name(op.lock)))
+                    }
+                    Some(Pending::QueuedRelease(op)) => Some(format!(
+                        "releasing {}: waiting for the next waiter to link",
+                        self.lock_name(op.lock)
+                    )),
                     Some(Pending::Stall { .. }) => Some("stalling".into()),
                     None => None,
                 });
@@ -86,7 +115,12 @@ pub(super) fn report(m: &Machine<'_>, seed: u64) -> RunReport {
     let mut assertion = None;
     let outcome = match &m.stop {
         None => Outcome::Clean,
-        Some(Stop::Bugcheck { bugcheck: b, cpu, detail, analysis }) => {
+        Some(Stop::Bugcheck {
+            bugcheck: b,
+            cpu,
+            detail,
+            analysis,
+        }) => {
             let irql = m.cpus[*cpu as usize].irql.0;
             let backtrace = m.backtrace(*cpu);
             bugcheck = Some(BugcheckReport {
@@ -123,7 +157,11 @@ pub(super) fn report(m: &Machine<'_>, seed: u64) -> RunReport {
         .warnings()
         .iter()
         .chain(m.engine_warnings.iter())
-        .map(|w| WarningReport { rule: w.rule.to_string(), line: w.line, message: w.message.clone() })
+        .map(|w| WarningReport {
+            rule: w.rule.to_string(),
+            line: w.line,
+            message: w.message.clone(),
+        })
         .collect();
     let locks = prog
         .locks
@@ -132,7 +170,14 @@ pub(super) fn report(m: &Machine<'_>, seed: u64) -> RunReport {
         .map(|(i, l)| {
             let s = m.stats.get(vcpu::LockId(i as u32));
             let family = match (l.kind, &m.locks[i]) {
-                (crate::program::LockKind::Spin, locks::LockState::Spin { used_queued: true, used_ordinary: false, .. }) => "KSPIN_LOCK (queued)",
+                (
+                    crate::program::LockKind::Spin,
+                    locks::LockState::Spin {
+                        used_queued: true,
+                        used_ordinary: false,
+                        ..
+                    },
+                ) => "KSPIN_LOCK (queued)",
                 (crate::program::LockKind::Spin, _) => "KSPIN_LOCK",
                 (crate::program::LockKind::Ex, _) => "EX_SPIN_LOCK",
                 (crate::program::LockKind::Interrupt(_), _) => "KINTERRUPT",

@@ -21,7 +21,11 @@ fn lock_of(p: &Place) -> LockId {
 
 fn index_of(p: &Place) -> u32 {
     match p {
-        Place::Interrupt(i) | Place::Dpc(i) | Place::List(i) | Place::Var(i) | Place::Routine(i) => *i,
+        Place::Interrupt(i)
+        | Place::Dpc(i)
+        | Place::List(i)
+        | Place::Var(i)
+        | Place::Routine(i) => *i,
         Place::Local(s) => *s as u32,
         Place::Lock(l) => l.0,
     }
@@ -41,13 +45,28 @@ impl Machine<'_> {
 
     /// When `bad`, 0xC4 with `sub` (0x40/0x41/0x42/0x32) about `lock` if IRQL
     /// checking is on. True if the run stopped.
-    fn irql_check(&mut self, cpu: u32, bad: bool, sub: u64, lock: LockId, routine: &str, why: &str) -> bool {
+    fn irql_check(
+        &mut self,
+        cpu: u32,
+        bad: bool,
+        sub: u64,
+        lock: LockId,
+        routine: &str,
+        why: &str,
+    ) -> bool {
         if !bad || !self.prog.checks.irql_checking {
             return false;
         }
         let irql = self.irql(cpu);
-        let detail = format!("{routine}(&{}) was called at IRQL {irql}: {why}", self.lock_name(lock));
-        self.bugcheck(cpu, Bugcheck::verifier(sub, irql.0 as u64, self.lock_addr(lock), 0), detail);
+        let detail = format!(
+            "{routine}(&{}) was called at IRQL {irql}: {why}",
+            self.lock_name(lock)
+        );
+        self.bugcheck(
+            cpu,
+            Bugcheck::verifier(sub, irql.0 as u64, self.lock_addr(lock), 0),
+            detail,
+        );
         true
     }
 
@@ -72,7 +91,10 @@ impl Machine<'_> {
         };
         let v = |i: usize| vals.get(i).copied().unwrap_or(0);
         let irql = self.irql(cpu);
-        let name = crate::kernel::ROUTINES.iter().find(|s| s.kr == k.kr).map_or("?", |s| s.name);
+        let name = crate::kernel::ROUTINES
+            .iter()
+            .find(|s| s.kr == k.kr)
+            .map_or("?", |s| s.name);
         match k.kr {
             Kr::KeGetCurrentIrql => self.finish(cpu, k, irql.0 as i64),
             Kr::KeGetCurrentProcessorNumber => self.finish(cpu, k, cpu as i64),
@@ -82,7 +104,11 @@ impl Machine<'_> {
                 if invalid || (Irql(to as u8) < irql && self.prog.checks.irql_checking) {
                     {
                         let detail = format!("{name} asked for IRQL {to}, below the current IRQL {irql}: raising must never lower");
-                        self.bugcheck(cpu, Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, to as u64, 0), detail);
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, to as u64, 0),
+                            detail,
+                        );
                         return Flow::Yield;
                     }
                 }
@@ -101,7 +127,11 @@ impl Machine<'_> {
                 if invalid || (Irql(to as u8) > irql && self.prog.checks.irql_checking) {
                     {
                         let detail = format!("KeLowerIrql asked for IRQL {to}, above the current IRQL {irql}: lowering must never raise");
-                        self.bugcheck(cpu, Bugcheck::verifier(c4::LOWER_TO_HIGHER, irql.0 as u64, to as u64, 0), detail);
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::LOWER_TO_HIGHER, irql.0 as u64, to as u64, 0),
+                            detail,
+                        );
                         return Flow::Yield;
                     }
                 }
@@ -117,29 +147,70 @@ impl Machine<'_> {
             }
             Kr::KeAcquireSpinLock | Kr::KeAcquireSpinLockRaiseToDpc => {
                 let l = lock_of(&k.places[0]);
-                if self.irql_check(cpu, irql > Irql::DISPATCH, c4::ACQUIRE_ABOVE_DISPATCH, l, name, WHY_ABOVE_DISPATCH) {
+                if self.irql_check(
+                    cpu,
+                    irql > Irql::DISPATCH,
+                    c4::ACQUIRE_ABOVE_DISPATCH,
+                    l,
+                    name,
+                    WHY_ABOVE_DISPATCH,
+                ) {
                     return Flow::Yield;
                 }
                 let new = irql.max(Irql::DISPATCH);
                 self.set_irql(cpu, new);
                 let then = if k.kr == Kr::KeAcquireSpinLock {
-                    After::WriteOld { place: k.places[1], old: irql }
+                    After::WriteOld {
+                        place: k.places[1],
+                        old: irql,
+                    }
                 } else {
-                    After::PushOld { old: irql, push: k.push_result }
+                    After::PushOld {
+                        old: irql,
+                        push: k.push_result,
+                    }
                 };
-                self.acquire(cpu, l, LockFamily::Ordinary, LockMode::Exclusive, AcquireKind::Raising, then)
+                self.acquire(
+                    cpu,
+                    l,
+                    LockFamily::Ordinary,
+                    LockMode::Exclusive,
+                    AcquireKind::Raising,
+                    then,
+                )
             }
             Kr::KeAcquireSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                if self.irql_check(cpu, irql < Irql::DISPATCH, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, l, name, WHY_AT_DPC) {
+                if self.irql_check(
+                    cpu,
+                    irql < Irql::DISPATCH,
+                    c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
+                    l,
+                    name,
+                    WHY_AT_DPC,
+                ) {
                     return Flow::Yield;
                 }
-                self.acquire(cpu, l, LockFamily::Ordinary, LockMode::Exclusive, AcquireKind::AtDpcLevel, After::Nothing)
+                self.acquire(
+                    cpu,
+                    l,
+                    LockFamily::Ordinary,
+                    LockMode::Exclusive,
+                    AcquireKind::AtDpcLevel,
+                    After::Nothing,
+                )
             }
             Kr::KeReleaseSpinLock | Kr::KeReleaseSpinLockFromDpcLevel => {
                 let l = lock_of(&k.places[0]);
                 let from_dpc = k.kr == Kr::KeReleaseSpinLockFromDpcLevel;
-                if self.irql_check(cpu, from_dpc && irql < Irql::DISPATCH, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, l, name, WHY_FROM_DPC) {
+                if self.irql_check(
+                    cpu,
+                    from_dpc && irql < Irql::DISPATCH,
+                    c4::RELEASE_FROM_DPC_BELOW_DISPATCH,
+                    l,
+                    name,
+                    WHY_FROM_DPC,
+                ) {
                     return Flow::Yield;
                 }
                 if self.irql_check(cpu, !from_dpc && irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, l, name, "KeReleaseSpinLock must be called at DISPATCH_LEVEL (release locks in the reverse order of acquisition, and do not change IRQL while holding one)") {
@@ -156,11 +227,22 @@ impl Machine<'_> {
             }
             Kr::KeTryToAcquireSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                if self.irql_check(cpu, irql < Irql::DISPATCH, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, l, name, WHY_AT_DPC) {
+                if self.irql_check(
+                    cpu,
+                    irql < Irql::DISPATCH,
+                    c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
+                    l,
+                    name,
+                    WHY_AT_DPC,
+                ) {
                     return Flow::Yield;
                 }
                 let got = match &mut self.locks[l.0 as usize] {
-                    LockState::Spin { ordinary, used_ordinary, .. } => {
+                    LockState::Spin {
+                        ordinary,
+                        used_ordinary,
+                        ..
+                    } => {
                         *used_ordinary = true;
                         ordinary.try_acquire(cpu)
                     }
@@ -168,7 +250,15 @@ impl Machine<'_> {
                 };
                 if got {
                     let clock = self.cpus[c].clock;
-                    let op = locks::AcquireOp { lock: l, family: LockFamily::Ordinary, mode: LockMode::Exclusive, how: AcquireKind::AtDpcLevel, node: None, then: After::Nothing, started: clock };
+                    let op = locks::AcquireOp {
+                        lock: l,
+                        family: LockFamily::Ordinary,
+                        mode: LockMode::Exclusive,
+                        how: AcquireKind::AtDpcLevel,
+                        node: None,
+                        then: After::Nothing,
+                        started: clock,
+                    };
                     if let Flow::Yield = self.granted(cpu, op) {
                         return Flow::Yield;
                     }
@@ -178,7 +268,9 @@ impl Machine<'_> {
             Kr::KeTestSpinLock => {
                 let l = lock_of(&k.places[0]);
                 let free = match &self.locks[l.0 as usize] {
-                    LockState::Spin { ordinary, queued, .. } => ordinary.is_free() && queued.is_free(),
+                    LockState::Spin {
+                        ordinary, queued, ..
+                    } => ordinary.is_free() && queued.is_free(),
                     LockState::Interrupt(x) => x.is_free(),
                     LockState::Ex(x) => x.word() == 0,
                 };
@@ -186,25 +278,61 @@ impl Machine<'_> {
             }
             Kr::KeAcquireInStackQueuedSpinLock | Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                let Place::Local(slot) = k.places[1] else { return Flow::Next };
+                let Place::Local(slot) = k.places[1] else {
+                    return Flow::Next;
+                };
                 let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel;
-                if self.irql_check(cpu, at_dpc && irql < Irql::DISPATCH, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, l, name, WHY_AT_DPC) {
+                if self.irql_check(
+                    cpu,
+                    at_dpc && irql < Irql::DISPATCH,
+                    c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
+                    l,
+                    name,
+                    WHY_AT_DPC,
+                ) {
                     return Flow::Yield;
                 }
-                if self.irql_check(cpu, !at_dpc && irql > Irql::DISPATCH, c4::ACQUIRE_ABOVE_DISPATCH, l, name, WHY_ABOVE_DISPATCH) {
+                if self.irql_check(
+                    cpu,
+                    !at_dpc && irql > Irql::DISPATCH,
+                    c4::ACQUIRE_ABOVE_DISPATCH,
+                    l,
+                    name,
+                    WHY_ABOVE_DISPATCH,
+                ) {
                     return Flow::Yield;
                 }
                 if !at_dpc {
                     self.set_irql(cpu, irql.max(Irql::DISPATCH));
                 }
-                let how = if at_dpc { AcquireKind::AtDpcLevel } else { AcquireKind::Raising };
-                self.acquire(cpu, l, LockFamily::Queued, LockMode::Exclusive, how, After::Handle { slot, old: irql })
+                let how = if at_dpc {
+                    AcquireKind::AtDpcLevel
+                } else {
+                    AcquireKind::Raising
+                };
+                self.acquire(
+                    cpu,
+                    l,
+                    LockFamily::Queued,
+                    LockMode::Exclusive,
+                    how,
+                    After::Handle { slot, old: irql },
+                )
             }
             Kr::KeReleaseInStackQueuedSpinLock | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel => {
-                let Place::Local(slot) = k.places[0] else { return Flow::Next };
+                let Place::Local(slot) = k.places[0] else {
+                    return Flow::Next;
+                };
                 let from_dpc = k.kr == Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel;
                 let handle = {
-                    let f = self.cpus[c].stack.last_mut().expect("context").payload.frames.last_mut().expect("frame");
+                    let f = self.cpus[c]
+                        .stack
+                        .last_mut()
+                        .expect("context")
+                        .payload
+                        .frames
+                        .last_mut()
+                        .expect("frame");
                     match f.locals.get_mut(slot as usize) {
                         Some(Value::Handle(h)) => h.take(),
                         _ => None,
@@ -212,14 +340,32 @@ impl Machine<'_> {
                 };
                 let Some(h) = handle.filter(|h| h.acquired) else {
                     let detail = format!("{name} was given a KLOCK_QUEUE_HANDLE that holds no lock (never acquired, or already released)");
-                    self.bugcheck(cpu, Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [0, 0, 0, 0]), detail);
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [0, 0, 0, 0]),
+                        detail,
+                    );
                     return Flow::Yield;
                 };
                 let l = h.lock;
-                if self.irql_check(cpu, from_dpc && irql < Irql::DISPATCH, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, l, name, WHY_FROM_DPC) {
+                if self.irql_check(
+                    cpu,
+                    from_dpc && irql < Irql::DISPATCH,
+                    c4::RELEASE_FROM_DPC_BELOW_DISPATCH,
+                    l,
+                    name,
+                    WHY_FROM_DPC,
+                ) {
                     return Flow::Yield;
                 }
-                if self.irql_check(cpu, !from_dpc && irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, l, name, "an in-stack queued release must be called at DISPATCH_LEVEL") {
+                if self.irql_check(
+                    cpu,
+                    !from_dpc && irql != Irql::DISPATCH,
+                    c4::RELEASE_NOT_AT_DISPATCH,
+                    l,
+                    name,
+                    "an in-stack queued release must be called at DISPATCH_LEVEL",
+                ) {
                     return Flow::Yield;
                 }
                 let lower_to = (!from_dpc).then_some(h.old_irql);
@@ -237,46 +383,117 @@ impl Machine<'_> {
                     }
                     Poll::Spinning => {
                         let exec = &mut self.cpus[c].stack.last_mut().expect("context").payload;
-                        exec.pending = Some(Pending::QueuedRelease(QueuedReleaseOp { lock: l, node: h.node, lower_to }));
+                        exec.pending = Some(Pending::QueuedRelease(QueuedReleaseOp {
+                            lock: l,
+                            node: h.node,
+                            lower_to,
+                        }));
                         exec.stuck_at = None;
                         Flow::Yield
                     }
                 }
             }
-            Kr::ExAcquireSpinLockShared | Kr::ExAcquireSpinLockExclusive | Kr::ExAcquireSpinLockSharedAtDpcLevel | Kr::ExAcquireSpinLockExclusiveAtDpcLevel => {
+            Kr::ExAcquireSpinLockShared
+            | Kr::ExAcquireSpinLockExclusive
+            | Kr::ExAcquireSpinLockSharedAtDpcLevel
+            | Kr::ExAcquireSpinLockExclusiveAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                let shared = matches!(k.kr, Kr::ExAcquireSpinLockShared | Kr::ExAcquireSpinLockSharedAtDpcLevel);
-                let at_dpc = matches!(k.kr, Kr::ExAcquireSpinLockSharedAtDpcLevel | Kr::ExAcquireSpinLockExclusiveAtDpcLevel);
-                let mode = if shared { LockMode::Shared } else { LockMode::Exclusive };
-                if self.irql_check(cpu, at_dpc && irql < Irql::DISPATCH, c4::ACQUIRE_AT_DPC_BELOW_DISPATCH, l, name, WHY_AT_DPC) {
+                let shared = matches!(
+                    k.kr,
+                    Kr::ExAcquireSpinLockShared | Kr::ExAcquireSpinLockSharedAtDpcLevel
+                );
+                let at_dpc = matches!(
+                    k.kr,
+                    Kr::ExAcquireSpinLockSharedAtDpcLevel
+                        | Kr::ExAcquireSpinLockExclusiveAtDpcLevel
+                );
+                let mode = if shared {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                };
+                if self.irql_check(
+                    cpu,
+                    at_dpc && irql < Irql::DISPATCH,
+                    c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
+                    l,
+                    name,
+                    WHY_AT_DPC,
+                ) {
                     return Flow::Yield;
                 }
-                if self.irql_check(cpu, !at_dpc && irql > Irql::DISPATCH, c4::ACQUIRE_ABOVE_DISPATCH, l, name, WHY_ABOVE_DISPATCH) {
+                if self.irql_check(
+                    cpu,
+                    !at_dpc && irql > Irql::DISPATCH,
+                    c4::ACQUIRE_ABOVE_DISPATCH,
+                    l,
+                    name,
+                    WHY_ABOVE_DISPATCH,
+                ) {
                     return Flow::Yield;
                 }
                 let then = if at_dpc {
                     After::Nothing
                 } else {
                     self.set_irql(cpu, irql.max(Irql::DISPATCH));
-                    After::PushOld { old: irql, push: k.push_result }
+                    After::PushOld {
+                        old: irql,
+                        push: k.push_result,
+                    }
                 };
-                let how = if at_dpc { AcquireKind::AtDpcLevel } else { AcquireKind::Raising };
+                let how = if at_dpc {
+                    AcquireKind::AtDpcLevel
+                } else {
+                    AcquireKind::Raising
+                };
                 self.acquire(cpu, l, LockFamily::ReaderWriter, mode, how, then)
             }
-            Kr::ExReleaseSpinLockShared | Kr::ExReleaseSpinLockExclusive | Kr::ExReleaseSpinLockSharedFromDpcLevel | Kr::ExReleaseSpinLockExclusiveFromDpcLevel => {
+            Kr::ExReleaseSpinLockShared
+            | Kr::ExReleaseSpinLockExclusive
+            | Kr::ExReleaseSpinLockSharedFromDpcLevel
+            | Kr::ExReleaseSpinLockExclusiveFromDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                let shared = matches!(k.kr, Kr::ExReleaseSpinLockShared | Kr::ExReleaseSpinLockSharedFromDpcLevel);
-                let from_dpc = matches!(k.kr, Kr::ExReleaseSpinLockSharedFromDpcLevel | Kr::ExReleaseSpinLockExclusiveFromDpcLevel);
-                if self.irql_check(cpu, from_dpc && irql < Irql::DISPATCH, c4::RELEASE_FROM_DPC_BELOW_DISPATCH, l, name, WHY_FROM_DPC) {
+                let shared = matches!(
+                    k.kr,
+                    Kr::ExReleaseSpinLockShared | Kr::ExReleaseSpinLockSharedFromDpcLevel
+                );
+                let from_dpc = matches!(
+                    k.kr,
+                    Kr::ExReleaseSpinLockSharedFromDpcLevel
+                        | Kr::ExReleaseSpinLockExclusiveFromDpcLevel
+                );
+                if self.irql_check(
+                    cpu,
+                    from_dpc && irql < Irql::DISPATCH,
+                    c4::RELEASE_FROM_DPC_BELOW_DISPATCH,
+                    l,
+                    name,
+                    WHY_FROM_DPC,
+                ) {
                     return Flow::Yield;
                 }
-                if self.irql_check(cpu, !from_dpc && irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, l, name, "a reader/writer spin lock must be released at DISPATCH_LEVEL") {
+                if self.irql_check(
+                    cpu,
+                    !from_dpc && irql != Irql::DISPATCH,
+                    c4::RELEASE_NOT_AT_DISPATCH,
+                    l,
+                    name,
+                    "a reader/writer spin lock must be released at DISPATCH_LEVEL",
+                ) {
                     return Flow::Yield;
                 }
-                let mut mode = if shared { LockMode::Shared } else { LockMode::Exclusive };
+                let mut mode = if shared {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                };
                 let check = match &self.locks[l.0 as usize] {
                     LockState::Ex(x) => {
-                        let ok = if shared { x.holds_shared(cpu) } else { x.holds_exclusive(cpu) };
+                        let ok = if shared {
+                            x.holds_shared(cpu)
+                        } else {
+                            x.holds_exclusive(cpu)
+                        };
                         if ok {
                             Ok(())
                         } else if x.holds_shared(cpu) || x.holds_exclusive(cpu) {
@@ -290,17 +507,36 @@ impl Machine<'_> {
                 match check {
                     Ok(()) => {}
                     Err(ExReleaseError::WrongMode) => {
-                        let (said, held) = if shared { ("shared", "exclusive") } else { ("exclusive", "shared") };
+                        let (said, held) = if shared {
+                            ("shared", "exclusive")
+                        } else {
+                            ("exclusive", "shared")
+                        };
                         if self.prog.checks.lock_checks {
                             let detail = format!("`{}` was released {said} with {name}, but processor {cpu} holds it {held}: the release routine must match the acquire", self.lock_name(l));
-                            self.bugcheck(cpu, Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0), detail);
+                            self.bugcheck(
+                                cpu,
+                                Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0),
+                                detail,
+                            );
                             return Flow::Yield;
                         }
-                        mode = if shared { LockMode::Exclusive } else { LockMode::Shared };
+                        mode = if shared {
+                            LockMode::Exclusive
+                        } else {
+                            LockMode::Shared
+                        };
                     }
                     Err(ExReleaseError::NotHeld) => {
-                        let detail = format!("{name}(&{}) on processor {cpu}, which does not hold it", self.lock_name(l));
-                        self.bugcheck(cpu, Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(l), 0, 0, 0]), detail);
+                        let detail = format!(
+                            "{name}(&{}) on processor {cpu}, which does not hold it",
+                            self.lock_name(l)
+                        );
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(l), 0, 0, 0]),
+                            detail,
+                        );
                         return Flow::Yield;
                     }
                 }
@@ -318,13 +554,27 @@ impl Machine<'_> {
                 };
                 if !holds_shared {
                     if holds_excl && self.prog.checks.lock_checks {
-                        let detail = format!("{name}(&{}) by processor {cpu}, which holds it exclusive, not shared", self.lock_name(l));
-                        self.bugcheck(cpu, Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0), detail);
+                        let detail = format!(
+                            "{name}(&{}) by processor {cpu}, which holds it exclusive, not shared",
+                            self.lock_name(l)
+                        );
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0),
+                            detail,
+                        );
                         return Flow::Yield;
                     }
                     if !holds_excl {
-                        let detail = format!("{name}(&{}) by processor {cpu}, which does not hold it", self.lock_name(l));
-                        self.bugcheck(cpu, Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(l), 0, 0, 0]), detail);
+                        let detail = format!(
+                            "{name}(&{}) by processor {cpu}, which does not hold it",
+                            self.lock_name(l)
+                        );
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(l), 0, 0, 0]),
+                            detail,
+                        );
                         return Flow::Yield;
                     }
                     return self.finish(cpu, k, 0);
@@ -350,7 +600,11 @@ impl Machine<'_> {
                 if irql > sync {
                     if self.prog.checks.irql_checking {
                         let detail = format!("{name}(&{}) was called at IRQL {irql}, above the interrupt's SynchronizeIrql {sync}", decl.name);
-                        self.bugcheck(cpu, Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, sync.0 as u64, 0), detail);
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, sync.0 as u64, 0),
+                            detail,
+                        );
                         return Flow::Yield;
                     }
                 } else {
@@ -358,11 +612,27 @@ impl Machine<'_> {
                 }
                 let then = if k.kr == Kr::KeSynchronizeExecution {
                     let routine = index_of(&k.places[1]);
-                    After::Synchronize { interrupt: i, routine, context: v(0), old: irql, push: k.push_result }
+                    After::Synchronize {
+                        interrupt: i,
+                        routine,
+                        context: v(0),
+                        old: irql,
+                        push: k.push_result,
+                    }
                 } else {
-                    After::PushOld { old: irql, push: k.push_result }
+                    After::PushOld {
+                        old: irql,
+                        push: k.push_result,
+                    }
                 };
-                self.acquire(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive, AcquireKind::Synchronize, then)
+                self.acquire(
+                    cpu,
+                    lock,
+                    LockFamily::Interrupt,
+                    LockMode::Exclusive,
+                    AcquireKind::Synchronize,
+                    then,
+                )
             }
             Kr::KeReleaseInterruptSpinLock => {
                 let i = index_of(&k.places[0]);
@@ -388,11 +658,20 @@ impl Machine<'_> {
                 self.dpcs[d as usize].queued_on = Some(target);
                 // An idle target processor catches up to now before running it.
                 let now = self.cpus[c].clock;
-                if target != cpu && self.cpus[target as usize].stack.is_empty() && self.cpus[target as usize].clock < now {
+                if target != cpu
+                    && self.cpus[target as usize].stack.is_empty()
+                    && self.cpus[target as usize].clock < now
+                {
                     self.cpus[target as usize].clock = now;
                 }
                 let dname: Arc<str> = self.prog.dpcs[d as usize].name.as_str().into();
-                self.emit(cpu, EventKind::DpcQueued { name: dname, target });
+                self.emit(
+                    cpu,
+                    EventKind::DpcQueued {
+                        name: dname,
+                        target,
+                    },
+                );
                 self.finish(cpu, k, 1)
             }
             Kr::KeRemoveQueueDpc => {
@@ -422,7 +701,9 @@ impl Machine<'_> {
                 self.dpcs[d as usize].target = Some(t as u32);
                 self.finish(cpu, k, 0)
             }
-            Kr::ExInterlockedInsertTailList | Kr::ExInterlockedInsertHeadList | Kr::ExInterlockedRemoveHeadList => {
+            Kr::ExInterlockedInsertTailList
+            | Kr::ExInterlockedInsertHeadList
+            | Kr::ExInterlockedRemoveHeadList => {
                 let list = index_of(&k.places[0]);
                 let lock = lock_of(&k.places[1]);
                 let (op, value) = match k.kr {
@@ -434,19 +715,45 @@ impl Machine<'_> {
                 let ld = &self.prog.lists[list as usize];
                 if ld.paged && self.prog.checks.force_irql_checking {
                     let pc = self.caller_address(cpu);
-                    let detail = format!("list head `{}` lives in paged pool and {name} touches it at raised IRQL", ld.name);
+                    let detail = format!(
+                        "list head `{}` lives in paged pool and {name} touches it at raised IRQL",
+                        ld.name
+                    );
                     let raised = self.irql(cpu);
-                    self.bugcheck(cpu, Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [ld.address, raised.0 as u64, 1, pc]), detail);
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::new(
+                            code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
+                            [ld.address, raised.0 as u64, 1, pc],
+                        ),
+                        detail,
+                    );
                     return Flow::Yield;
                 }
-                self.acquire(cpu, lock, LockFamily::Ordinary, LockMode::Exclusive, AcquireKind::Interlocked, After::List { op, list, value, old: irql, push: k.push_result })
+                self.acquire(
+                    cpu,
+                    lock,
+                    LockFamily::Ordinary,
+                    LockMode::Exclusive,
+                    AcquireKind::Interlocked,
+                    After::List {
+                        op,
+                        list,
+                        value,
+                        old: irql,
+                        push: k.push_result,
+                    },
+                )
             }
             Kr::IsListEmpty => {
                 let list = index_of(&k.places[0]);
                 let empty = self.lists[list as usize].is_empty();
                 self.finish(cpu, k, empty as i64)
             }
-            Kr::InterlockedIncrement | Kr::InterlockedDecrement | Kr::InterlockedExchange | Kr::InterlockedCompareExchange => {
+            Kr::InterlockedIncrement
+            | Kr::InterlockedDecrement
+            | Kr::InterlockedExchange
+            | Kr::InterlockedCompareExchange => {
                 let place = k.places[0];
                 let (old, ty) = match place {
                     Place::Var(x) => {
@@ -454,19 +761,38 @@ impl Machine<'_> {
                         let irql = self.irql(cpu);
                         if d.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
                             let pc = self.caller_address(cpu);
-                            let detail = format!("pageable data `{}` was touched by {name} at IRQL {irql}", d.name);
-                            self.bugcheck(cpu, Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [d.address, irql.0 as u64, 1, pc]), detail);
+                            let detail = format!(
+                                "pageable data `{}` was touched by {name} at IRQL {irql}",
+                                d.name
+                            );
+                            self.bugcheck(
+                                cpu,
+                                Bugcheck::new(
+                                    code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
+                                    [d.address, irql.0 as u64, 1, pc],
+                                ),
+                                detail,
+                            );
                             return Flow::Yield;
                         }
                         (self.vars[x as usize], d.ty)
                     }
                     Place::Local(s) => {
-                        let f = self.cpus[c].stack.last().and_then(|t| t.payload.frames.last());
+                        let f = self.cpus[c]
+                            .stack
+                            .last()
+                            .and_then(|t| t.payload.frames.last());
                         let cur = match f.and_then(|f| f.locals.get(s as usize)) {
                             Some(Value::Int(x)) => *x,
                             _ => 0,
                         };
-                        let ty = f.map(|f| f.routine).and_then(|r| self.prog.routines[r as usize].slots.get(s as usize).copied().flatten());
+                        let ty = f.map(|f| f.routine).and_then(|r| {
+                            self.prog.routines[r as usize]
+                                .slots
+                                .get(s as usize)
+                                .copied()
+                                .flatten()
+                        });
                         (cur, ty.unwrap_or(crate::ast::ScalarType::Long))
                     }
                     _ => (0, crate::ast::ScalarType::Long),
@@ -487,7 +813,10 @@ impl Machine<'_> {
                 match place {
                     Place::Var(x) => self.vars[x as usize] = new,
                     Place::Local(s) => {
-                        let f = self.cpus[c].stack.last_mut().and_then(|t| t.payload.frames.last_mut());
+                        let f = self.cpus[c]
+                            .stack
+                            .last_mut()
+                            .and_then(|t| t.payload.frames.last_mut());
                         if let Some(Value::Int(x)) = f.and_then(|f| f.locals.get_mut(s as usize)) {
                             *x = new;
                         }
@@ -499,7 +828,12 @@ impl Machine<'_> {
             Kr::KeStallExecutionProcessor => {
                 let us = v(0).max(0) as u64;
                 let until = self.cpus[c].clock.saturating_add(us.saturating_mul(1000));
-                self.cpus[c].stack.last_mut().expect("context").payload.pending = Some(Pending::Stall { until });
+                self.cpus[c]
+                    .stack
+                    .last_mut()
+                    .expect("context")
+                    .payload
+                    .pending = Some(Pending::Stall { until });
                 self.finish(cpu, k, 0);
                 Flow::Yield
             }
@@ -513,7 +847,9 @@ impl Machine<'_> {
                     if self.output.len() < MAX_OUTPUT_LINES {
                         self.output.push(line.to_string());
                     } else if self.output.len() == MAX_OUTPUT_LINES {
-                        self.output.push(format!("... DbgPrint output truncated after {MAX_OUTPUT_LINES} lines"));
+                        self.output.push(format!(
+                            "... DbgPrint output truncated after {MAX_OUTPUT_LINES} lines"
+                        ));
                     }
                 }
                 self.emit(cpu, EventKind::Print { text });
@@ -536,9 +872,23 @@ impl Machine<'_> {
             }
             Kr::SimFireInterrupt => {
                 let i = index_of(&k.places[0]);
-                let target = self.prog.interrupt_lines.iter().find(|l| l.interrupt == i).map_or(cpu, |l| l.cpu);
-                let at = self.cpus[c].clock.saturating_add((v(0).max(0) as u64).saturating_mul(1000));
-                self.schedule_arrival(Arrival { at, seq: 0, interrupt: i, cpu: target, every: None, remaining: Some(0) });
+                let target = self
+                    .prog
+                    .interrupt_lines
+                    .iter()
+                    .find(|l| l.interrupt == i)
+                    .map_or(cpu, |l| l.cpu);
+                let at = self.cpus[c]
+                    .clock
+                    .saturating_add((v(0).max(0) as u64).saturating_mul(1000));
+                self.schedule_arrival(Arrival {
+                    at,
+                    seq: 0,
+                    interrupt: i,
+                    cpu: target,
+                    every: None,
+                    remaining: Some(0),
+                });
                 self.finish(cpu, k, 0)
             }
         }
@@ -558,9 +908,20 @@ impl Machine<'_> {
             Some(h) => format!("it is held by processor {h}"),
             None => "it is not held at all".to_string(),
         };
-        let what = if family == LockFamily::Interrupt { "interrupt spin lock" } else { "spin lock" };
-        let detail = format!("{routine} released {what} `{}` on processor {cpu}, but {who}", self.lock_name(lock));
-        self.bugcheck(cpu, Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(lock), 0, 0, 0]), detail);
+        let what = if family == LockFamily::Interrupt {
+            "interrupt spin lock"
+        } else {
+            "spin lock"
+        };
+        let detail = format!(
+            "{routine} released {what} `{}` on processor {cpu}, but {who}",
+            self.lock_name(lock)
+        );
+        self.bugcheck(
+            cpu,
+            Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(lock), 0, 0, 0]),
+            detail,
+        );
         false
     }
 }
@@ -583,7 +944,9 @@ pub(crate) fn format_dbgprint(fmt: &str, vals: &[i64]) -> String {
         // Flags, width, size prefixes.
         let mut spec = String::new();
         while let Some(&p) = chars.peek() {
-            if p.is_ascii_digit() || matches!(p, '-' | '+' | '#' | '0' | 'l' | 'h' | 'I' | 'z' | '.') {
+            if p.is_ascii_digit()
+                || matches!(p, '-' | '+' | '#' | '0' | 'l' | 'h' | 'I' | 'z' | '.')
+            {
                 spec.push(p);
                 chars.next();
             } else {
@@ -593,13 +956,44 @@ pub(crate) fn format_dbgprint(fmt: &str, vals: &[i64]) -> String {
         let conv = chars.next().unwrap_or('d');
         let v = args.next().copied().unwrap_or(0);
         let wide = spec.contains("ll") || spec.contains("I64");
-        let width: usize = spec.chars().filter(|c| c.is_ascii_digit()).collect::<String>().trim_start_matches('0').parse().unwrap_or(0).min(64);
+        let width: usize = spec
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .trim_start_matches('0')
+            .parse()
+            .unwrap_or(0)
+            .min(64);
         let zero = spec.starts_with('0') || spec.contains("#0");
         let body = match conv {
-            'd' | 'i' => if wide { v.to_string() } else { (v as i32).to_string() },
-            'u' => if wide { (v as u64).to_string() } else { (v as u32).to_string() },
-            'x' => if wide { format!("{:x}", v as u64) } else { format!("{:x}", v as u32) },
-            'X' => if wide { format!("{:X}", v as u64) } else { format!("{:X}", v as u32) },
+            'd' | 'i' => {
+                if wide {
+                    v.to_string()
+                } else {
+                    (v as i32).to_string()
+                }
+            }
+            'u' => {
+                if wide {
+                    (v as u64).to_string()
+                } else {
+                    (v as u32).to_string()
+                }
+            }
+            'x' => {
+                if wide {
+                    format!("{:x}", v as u64)
+                } else {
+                    format!("{:x}", v as u32)
+                }
+            }
+            'X' => {
+                if wide {
+                    format!("{:X}", v as u64)
+                } else {
+                    format!("{:X}", v as u32)
+                }
+            }
             'p' => format!("{:016X}", v as u64),
             'c' => char::from_u32(v as u32).map_or(String::new(), |c| c.to_string()),
             _ => v.to_string(),

@@ -81,17 +81,40 @@ pub(super) enum ListOp {
 pub(super) enum After {
     Nothing,
     /// Write the old IRQL to `&Old`.
-    WriteOld { place: Place, old: Irql },
+    WriteOld {
+        place: Place,
+        old: Irql,
+    },
     /// Return the old IRQL.
-    PushOld { old: Irql, push: bool },
+    PushOld {
+        old: Irql,
+        push: bool,
+    },
     /// Fill the queue handle.
-    Handle { slot: u16, old: Irql },
+    Handle {
+        slot: u16,
+        old: Irql,
+    },
     /// Run the ISR routine.
-    IsrEntry { interrupt: u32 },
+    IsrEntry {
+        interrupt: u32,
+    },
     /// Run the KeSynchronizeExecution callback.
-    Synchronize { interrupt: u32, routine: RoutineId, context: i64, old: Irql, push: bool },
+    Synchronize {
+        interrupt: u32,
+        routine: RoutineId,
+        context: i64,
+        old: Irql,
+        push: bool,
+    },
     /// Do the list operation, release, restore IRQL.
-    List { op: ListOp, list: u32, value: i64, old: Irql, push: bool },
+    List {
+        op: ListOp,
+        list: u32,
+        value: i64,
+        old: Irql,
+        push: bool,
+    },
 }
 
 /// A spinning acquire.
@@ -150,18 +173,36 @@ impl Machine<'_> {
     }
 
     fn held_here(&self, cpu: u32, lock: LockId) -> Option<&Held> {
-        self.held[cpu as usize].iter().rev().find(|h| h.lock == lock)
+        self.held[cpu as usize]
+            .iter()
+            .rev()
+            .find(|h| h.lock == lock)
     }
 
     /// Checks, verifier notification and the first phase of an acquire.
-    pub(super) fn acquire(&mut self, cpu: u32, lock: LockId, family: LockFamily, mode: LockMode, how: AcquireKind, then: After) -> Flow {
+    pub(super) fn acquire(
+        &mut self,
+        cpu: u32,
+        lock: LockId,
+        family: LockFamily,
+        mode: LockMode,
+        how: AcquireKind,
+        then: After,
+    ) -> Flow {
         let c = cpu as usize;
         let decl = &self.prog.locks[lock.0 as usize];
         let irql = self.cpus[c].irql;
         if decl.paged && self.prog.checks.force_irql_checking {
             let pc = self.caller_address(cpu);
             let detail = format!("spin lock `{}` lives in paged pool: acquiring it at IRQL {irql} writes pageable memory, which may be paged out", decl.name);
-            self.bugcheck(cpu, Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [decl.address, irql.0 as u64, 1, pc]), detail);
+            self.bugcheck(
+                cpu,
+                Bugcheck::new(
+                    code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
+                    [decl.address, irql.0 as u64, 1, pc],
+                ),
+                detail,
+            );
             return Flow::Yield;
         }
         // Ownership and mode.
@@ -176,27 +217,52 @@ impl Machine<'_> {
                         h.mode_name(),
                         h.line
                     );
-                    self.bugcheck(cpu, Bugcheck::verifier(c4::SELF_DEADLOCK, decl.address, 0, 0), detail);
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::verifier(c4::SELF_DEADLOCK, decl.address, 0, 0),
+                        detail,
+                    );
                     return Flow::Yield;
                 }
-            } else if h.family == family || family == LockFamily::Interrupt || h.family == LockFamily::Interrupt || !self.prog.checks.lock_checks {
+            } else if h.family == family
+                || family == LockFamily::Interrupt
+                || h.family == LockFamily::Interrupt
+                || !self.prog.checks.lock_checks
+            {
                 let detail = format!(
                     "processor {cpu} already holds spin lock `{}`, taken at line {} by {by}; acquiring it again would spin on its own lock forever",
                     decl.name, h.line
                 );
-                self.bugcheck(cpu, Bugcheck::new(code::SPIN_LOCK_ALREADY_OWNED, [decl.address, 0, 0, 0]), detail);
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::new(code::SPIN_LOCK_ALREADY_OWNED, [decl.address, 0, 0, 0]),
+                    detail,
+                );
                 return Flow::Yield;
             }
         }
-        if let LockState::Spin { used_ordinary, used_queued, .. } = &mut self.locks[lock.0 as usize] {
+        if let LockState::Spin {
+            used_ordinary,
+            used_queued,
+            ..
+        } = &mut self.locks[lock.0 as usize]
+        {
             let mixed = match family {
                 LockFamily::Queued => *used_ordinary,
                 _ => *used_queued,
             };
             if mixed && self.prog.checks.lock_checks {
-                let (now, before) = if family == LockFamily::Queued { ("in-stack queued", "ordinary") } else { ("ordinary", "in-stack queued") };
+                let (now, before) = if family == LockFamily::Queued {
+                    ("in-stack queued", "ordinary")
+                } else {
+                    ("ordinary", "in-stack queued")
+                };
                 let detail = format!("spin lock `{}` is acquired with the {now} routines here but was used with the {before} routines before: one KSPIN_LOCK must use one family", decl.name);
-                self.bugcheck(cpu, Bugcheck::verifier(c4::MIXED_ACQUIRE_API, decl.address, 0, 0), detail);
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::verifier(c4::MIXED_ACQUIRE_API, decl.address, 0, 0),
+                    detail,
+                );
                 return Flow::Yield;
             }
             if family == LockFamily::Queued {
@@ -205,12 +271,23 @@ impl Machine<'_> {
                 *used_ordinary = true;
             }
         }
-        self.emit(cpu, EventKind::AcquireRequested { lock, family, mode, how, irql });
+        self.emit(
+            cpu,
+            EventKind::AcquireRequested {
+                lock,
+                family,
+                mode,
+                how,
+                irql,
+            },
+        );
         if self.stop.is_some() {
             return Flow::Yield;
         }
         let (poll, node) = match &mut self.locks[lock.0 as usize] {
-            LockState::Spin { ordinary, queued, .. } => match family {
+            LockState::Spin {
+                ordinary, queued, ..
+            } => match family {
                 LockFamily::Queued => {
                     let (n, p) = queued.begin(cpu);
                     (p, Some(n))
@@ -224,11 +301,23 @@ impl Machine<'_> {
             },
         };
         let clock = self.cpus[c].clock;
-        let op = AcquireOp { lock, family, mode, how, node, then, started: clock };
+        let op = AcquireOp {
+            lock,
+            family,
+            mode,
+            how,
+            node,
+            then,
+            started: clock,
+        };
         match poll {
             Poll::Acquired => self.granted(cpu, op),
             Poll::Spinning => {
-                let exec = &mut self.cpus[c].stack.last_mut().expect("a running context").payload;
+                let exec = &mut self.cpus[c]
+                    .stack
+                    .last_mut()
+                    .expect("a running context")
+                    .payload;
                 exec.pending = Some(Pending::Acquire(op));
                 exec.stuck_at = None;
                 self.lock_epoch += 1;
@@ -257,14 +346,21 @@ impl Machine<'_> {
                 let next = until.min(clock + STALL_CHUNK_NS);
                 self.cpus[c].clock = next;
                 if next >= until {
-                    self.cpus[c].stack.last_mut().expect("context").payload.pending = None;
+                    self.cpus[c]
+                        .stack
+                        .last_mut()
+                        .expect("context")
+                        .payload
+                        .pending = None;
                 }
             }
             Pending::Acquire(op) => {
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
                 let (poll, progress) = match &mut self.locks[op.lock.0 as usize] {
-                    LockState::Spin { ordinary, queued, .. } => match op.node {
+                    LockState::Spin {
+                        ordinary, queued, ..
+                    } => match op.node {
                         Some(n) => {
                             let before = queued.waiters();
                             let p = queued.poll(n);
@@ -280,7 +376,12 @@ impl Machine<'_> {
                 };
                 match poll {
                     Poll::Acquired => {
-                        self.cpus[c].stack.last_mut().expect("context").payload.pending = None;
+                        self.cpus[c]
+                            .stack
+                            .last_mut()
+                            .expect("context")
+                            .payload
+                            .pending = None;
                         if let Flow::Next = self.granted(cpu, op) {
                             // The call is complete; the context goes on next step.
                         }
@@ -290,7 +391,12 @@ impl Machine<'_> {
                             self.lock_epoch += 1;
                         }
                         let epoch = self.lock_epoch;
-                        self.cpus[c].stack.last_mut().expect("context").payload.stuck_at = Some(epoch);
+                        self.cpus[c]
+                            .stack
+                            .last_mut()
+                            .expect("context")
+                            .payload
+                            .stuck_at = Some(epoch);
                     }
                 }
             }
@@ -298,14 +404,26 @@ impl Machine<'_> {
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
                 let done = match &mut self.locks[op.lock.0 as usize] {
-                    LockState::Spin { queued, .. } => queued.poll_release(op.node) == Poll::Acquired,
+                    LockState::Spin { queued, .. } => {
+                        queued.poll_release(op.node) == Poll::Acquired
+                    }
                     _ => true,
                 };
                 if done {
-                    self.cpus[c].stack.last_mut().expect("context").payload.pending = None;
+                    self.cpus[c]
+                        .stack
+                        .last_mut()
+                        .expect("context")
+                        .payload
+                        .pending = None;
                     self.finish_queued_release(cpu, op.lock, op.lower_to);
                 } else {
-                    self.cpus[c].stack.last_mut().expect("context").payload.stuck_at = None;
+                    self.cpus[c]
+                        .stack
+                        .last_mut()
+                        .expect("context")
+                        .payload
+                        .stuck_at = None;
                 }
             }
         }
@@ -317,11 +435,30 @@ impl Machine<'_> {
         self.lock_epoch += 1;
         let (serial, clock, line) = {
             let p = &self.cpus[c];
-            (p.top().map_or(0, |t| t.serial), p.clock, p.top().map_or(0, |t| self.context_line(t)))
+            (
+                p.top().map_or(0, |t| t.serial),
+                p.clock,
+                p.top().map_or(0, |t| self.context_line(t)),
+            )
         };
-        self.held[c].push(Held { lock: op.lock, mode: op.mode, family: op.family, ctx: serial, line });
+        self.held[c].push(Held {
+            lock: op.lock,
+            mode: op.mode,
+            family: op.family,
+            ctx: serial,
+            line,
+        });
         let spun = clock - op.started;
-        self.emit(cpu, EventKind::Acquired { lock: op.lock, family: op.family, mode: op.mode, how: op.how, spun });
+        self.emit(
+            cpu,
+            EventKind::Acquired {
+                lock: op.lock,
+                family: op.family,
+                mode: op.mode,
+                how: op.how,
+                spun,
+            },
+        );
         if self.stop.is_some() {
             return Flow::Yield;
         }
@@ -342,9 +479,21 @@ impl Machine<'_> {
             }
             After::Handle { slot, old } => {
                 let node = op.node.expect("queued acquire has a node");
-                let frame = self.cpus[c].stack.last_mut().expect("context").payload.frames.last_mut().expect("frame");
+                let frame = self.cpus[c]
+                    .stack
+                    .last_mut()
+                    .expect("context")
+                    .payload
+                    .frames
+                    .last_mut()
+                    .expect("frame");
                 if let Some(v) = frame.locals.get_mut(slot as usize) {
-                    *v = Value::Handle(Some(QueueHandle { lock: op.lock, node, old_irql: old, acquired: true }));
+                    *v = Value::Handle(Some(QueueHandle {
+                        lock: op.lock,
+                        node,
+                        old_irql: old,
+                        acquired: true,
+                    }));
                 }
                 Flow::Next
             }
@@ -352,13 +501,38 @@ impl Machine<'_> {
                 let isr = self.prog.interrupts[interrupt as usize].isr;
                 let mut frame = self.new_frame(isr, vec![], OnReturn::ContextEnd);
                 frame.stack_base = 0;
-                self.cpus[c].stack.last_mut().expect("context").payload.frames.push(frame);
+                self.cpus[c]
+                    .stack
+                    .last_mut()
+                    .expect("context")
+                    .payload
+                    .frames
+                    .push(frame);
                 Flow::Yield
             }
-            After::Synchronize { interrupt, routine, context, old, push } => {
-                self.call(cpu, routine, vec![context], OnReturn::Synchronize { interrupt, old_irql: old, push_result: push })
-            }
-            After::List { op: lop, list, value, old, push } => {
+            After::Synchronize {
+                interrupt,
+                routine,
+                context,
+                old,
+                push,
+            } => self.call(
+                cpu,
+                routine,
+                vec![context],
+                OnReturn::Synchronize {
+                    interrupt,
+                    old_irql: old,
+                    push_result: push,
+                },
+            ),
+            After::List {
+                op: lop,
+                list,
+                value,
+                old,
+                push,
+            } => {
                 let q = &mut self.lists[list as usize];
                 let result = match lop {
                     ListOp::InsertTail => {
@@ -382,7 +556,13 @@ impl Machine<'_> {
     }
 
     /// Release in the model and drop the hold; emits `Released`.
-    pub(super) fn release_held(&mut self, cpu: u32, lock: LockId, family: LockFamily, mode: LockMode) {
+    pub(super) fn release_held(
+        &mut self,
+        cpu: u32,
+        lock: LockId,
+        family: LockFamily,
+        mode: LockMode,
+    ) {
         let c = cpu as usize;
         self.lock_epoch += 1;
         match &mut self.locks[lock.0 as usize] {
@@ -415,7 +595,11 @@ impl Machine<'_> {
         if to > cur {
             if self.prog.checks.irql_checking {
                 let detail = format!("releasing `{}` asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(released));
-                self.bugcheck(cpu, Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0), detail);
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0),
+                    detail,
+                );
                 return false;
             }
             return true;
@@ -429,7 +613,11 @@ impl Machine<'_> {
                     h.line
                 );
                 let (a, b) = (self.lock_addr(released), self.lock_addr(h.lock));
-                self.bugcheck(cpu, Bugcheck::verifier(c4::RELEASED_OUT_OF_ORDER, a, b, 0), detail);
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::verifier(c4::RELEASED_OUT_OF_ORDER, a, b, 0),
+                    detail,
+                );
                 return false;
             }
         }
@@ -447,7 +635,14 @@ impl Machine<'_> {
     /// The kernel's acquisition of an interrupt lock before an ISR runs.
     pub(super) fn begin_isr_lock(&mut self, cpu: u32, interrupt: u32) {
         let lock = self.prog.interrupts[interrupt as usize].lock;
-        let _ = self.acquire(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive, AcquireKind::IsrEntry, After::IsrEntry { interrupt });
+        let _ = self.acquire(
+            cpu,
+            lock,
+            LockFamily::Interrupt,
+            LockMode::Exclusive,
+            AcquireKind::IsrEntry,
+            After::IsrEntry { interrupt },
+        );
     }
 
     pub(super) fn release_interrupt_lock_for_isr(&mut self, cpu: u32, lock: LockId) {

@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tracing::{debug, trace};
+use tracing::{debug, info, trace};
 use vcpu::bugcheck::code;
 use vcpu::processor::{Context, PendingInterrupt};
 use vcpu::{Bugcheck, ContextKind, Event, EventKind, Importance, Irql, Nanos, Processor};
@@ -62,7 +62,11 @@ enum OnReturn {
     /// End of the context's routine.
     ContextEnd,
     /// End of a KeSynchronizeExecution callback.
-    Synchronize { interrupt: u32, old_irql: Irql, push_result: bool },
+    Synchronize {
+        interrupt: u32,
+        old_irql: Irql,
+        push_result: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -213,7 +217,11 @@ impl<'p> Machine<'p> {
             .iter()
             .enumerate()
             .filter_map(|(i, v)| {
-                v.guard.map(|g| verifier::GuardInfo { var: i as u32, name: v.name.clone(), guard: g })
+                v.guard.map(|g| verifier::GuardInfo {
+                    var: i as u32,
+                    name: v.name.clone(),
+                    guard: g,
+                })
             })
             .collect();
         let config = verifier::Config {
@@ -268,7 +276,8 @@ impl<'p> Machine<'p> {
                     Some(c) => c as usize,
                     None => {
                         let min = *load.iter().min().unwrap_or(&0);
-                        let cands: Vec<usize> = (0..load.len()).filter(|&i| load[i] == min).collect();
+                        let cands: Vec<usize> =
+                            (0..load.len()).filter(|&i| load[i] == min).collect();
                         cands[self.rng.gen_range(0..cands.len())]
                     }
                 };
@@ -279,9 +288,16 @@ impl<'p> Machine<'p> {
                     t.name.as_str().into()
                 };
                 let mut exec = Exec::new(name, 0);
-                exec.frames.push(self.new_frame(t.routine, vec![], OnReturn::ContextEnd));
+                exec.frames
+                    .push(self.new_frame(t.routine, vec![], OnReturn::ContextEnd));
                 self.serial += 1;
-                let ctx = Context { kind: ContextKind::Thread, serial: self.serial, saved_irql: Irql::PASSIVE, started: 0, payload: exec };
+                let ctx = Context {
+                    kind: ContextKind::Thread,
+                    serial: self.serial,
+                    saved_irql: Irql::PASSIVE,
+                    started: 0,
+                    payload: exec,
+                };
                 self.cpus[cpu].ready.push_back(ctx);
                 self.threads_alive += 1;
             }
@@ -293,12 +309,25 @@ impl<'p> Machine<'p> {
         let mut locals: Vec<Value> = code
             .slots
             .iter()
-            .map(|s| if s.is_some() { Value::Int(0) } else { Value::Handle(None) })
+            .map(|s| {
+                if s.is_some() {
+                    Value::Int(0)
+                } else {
+                    Value::Handle(None)
+                }
+            })
             .collect();
         for (i, a) in args.into_iter().enumerate().take(code.params as usize) {
             locals[i] = Value::Int(a);
         }
-        Frame { routine, pc: 0, locals, line: code.line, stack_base: 0, on_return }
+        Frame {
+            routine,
+            pc: 0,
+            locals,
+            line: code.line,
+            stack_base: 0,
+            on_return,
+        }
     }
 
     fn schedule_arrival(&mut self, mut a: Arrival) {
@@ -317,12 +346,23 @@ impl<'p> Machine<'p> {
         let top = self.cpus[cpu as usize].top();
         let ctx = top.map_or(0, |c| c.serial);
         let line = top.map_or(0, |c| self.context_line(c));
-        let ev = Event { at: self.cpus[cpu as usize].clock, cpu, ctx, line, kind };
+        let ev = Event {
+            at: self.cpus[cpu as usize].clock,
+            cpu,
+            ctx,
+            line,
+            kind,
+        };
         trace!(?ev, "event");
         self.stats.observe(&ev);
         if let Some(v) = self.verifier.observe(&ev) {
             if self.stop.is_none() {
-                self.stop = Some(Stop::Bugcheck { bugcheck: v.bugcheck, cpu, detail: v.detail, analysis: v.analysis });
+                self.stop = Some(Stop::Bugcheck {
+                    bugcheck: v.bugcheck,
+                    cpu,
+                    detail: v.detail,
+                    analysis: v.analysis,
+                });
             }
         }
     }
@@ -352,8 +392,13 @@ impl<'p> Machine<'p> {
 
     fn bugcheck_with(&mut self, cpu: u32, b: Bugcheck, detail: String, analysis: Vec<String>) {
         if self.stop.is_none() {
-            debug!(cpu, code = b.code, "bugcheck");
-            self.stop = Some(Stop::Bugcheck { bugcheck: b, cpu, detail, analysis });
+            info!(cpu, code = format_args!("{:#x}", b.code), detail = %detail, "bugcheck");
+            self.stop = Some(Stop::Bugcheck {
+                bugcheck: b,
+                cpu,
+                detail,
+                analysis,
+            });
         }
     }
 
@@ -377,7 +422,10 @@ impl<'p> Machine<'p> {
     /// Does this processor have anything to run?
     fn busy(&self, cpu: usize) -> bool {
         let p = &self.cpus[cpu];
-        !p.stack.is_empty() || !p.ready.is_empty() || p.dpc_ready() || p.deliverable_interrupt().is_some()
+        !p.stack.is_empty()
+            || !p.ready.is_empty()
+            || p.dpc_ready()
+            || p.deliverable_interrupt().is_some()
     }
 
     /// Finite work left in the future (one-shot or counted arrivals), or
@@ -388,6 +436,7 @@ impl<'p> Machine<'p> {
 
     fn main_loop(&mut self) {
         let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
+        info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, "run starts");
         loop {
             if self.stop.is_some() {
                 break;
@@ -409,7 +458,11 @@ impl<'p> Machine<'p> {
                     }
                 }
             }
-            let arrival = if self.arrivals_matter() { self.next_arrival() } else { None };
+            let arrival = if self.arrivals_matter() {
+                self.next_arrival()
+            } else {
+                None
+            };
             // An arrival comes first if it is no later than every busy clock.
             if let Some(ai) = arrival {
                 let at = self.arrivals[ai].at;
@@ -433,7 +486,11 @@ impl<'p> Machine<'p> {
                 self.time_limit(limit);
                 break;
             }
-            let pick = if ties > 1 { self.rng.gen_range(0..ties) } else { 0 };
+            let pick = if ties > 1 {
+                self.rng.gen_range(0..ties)
+            } else {
+                0
+            };
             let cpu = (0..self.cpus.len())
                 .filter(|&c| self.cpus[c].clock == min && self.busy(c))
                 .nth(pick)
@@ -461,7 +518,11 @@ impl<'p> Machine<'p> {
                 }
             }
         }
-        let line = self.cpus.iter().find_map(|p| p.top().map(|t| self.context_line(t))).unwrap_or(0);
+        let line = self
+            .cpus
+            .iter()
+            .find_map(|p| p.top().map(|t| self.context_line(t)))
+            .unwrap_or(0);
         self.engine_warnings.push(verifier::Warning {
             rule: "TIME_LIMIT_REACHED",
             line,
@@ -481,13 +542,26 @@ impl<'p> Machine<'p> {
             // An idle processor wakes up at the arrival.
             p.clock = a.at;
         }
-        p.raise_interrupt(PendingInterrupt { interrupt: a.interrupt, irql: Irql(decl.irql) });
+        p.raise_interrupt(PendingInterrupt {
+            interrupt: a.interrupt,
+            irql: Irql(decl.irql),
+        });
         let name: Arc<str> = decl.name.as_str().into();
-        self.emit(a.cpu, EventKind::InterruptRaised { name, irql: Irql(decl.irql) });
+        self.emit(
+            a.cpu,
+            EventKind::InterruptRaised {
+                name,
+                irql: Irql(decl.irql),
+            },
+        );
         if let (Some(every), Some(rem)) = (a.every, a.remaining.or(Some(u64::MAX))) {
             if rem > 0 {
                 let remaining = a.remaining.map(|r| r - 1);
-                self.schedule_arrival(Arrival { at: a.at.saturating_add(every), remaining, ..a });
+                self.schedule_arrival(Arrival {
+                    at: a.at.saturating_add(every),
+                    remaining,
+                    ..a
+                });
             }
         }
     }
@@ -503,7 +577,10 @@ impl<'p> Machine<'p> {
         if self.stop.is_some() || self.cpus[c].stack.is_empty() {
             return;
         }
-        let pending = self.cpus[c].stack.last().and_then(|x| x.payload.pending.clone());
+        let pending = self.cpus[c]
+            .stack
+            .last()
+            .and_then(|x| x.payload.pending.clone());
         match pending {
             Some(p) => self.poll_pending(cpu, p),
             None => self.exec(cpu),
@@ -524,16 +601,35 @@ impl<'p> Machine<'p> {
         let b;
         let detail;
         match top {
-            Some((kind @ (ContextKind::Dpc | ContextKind::Isr), started, name)) if started <= since => {
+            Some((kind @ (ContextKind::Dpc | ContextKind::Isr), started, name))
+                if started <= since =>
+            {
                 let ran = p.clock - started;
-                b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [0, ran / 1000, limit / 1000, 0]);
-                let what = if kind == ContextKind::Dpc { "DPC" } else { "ISR" };
-                detail = format!("{what} {name} on cpu {cpu} ran {} µs, past the {} µs watchdog", ran / 1000, limit / 1000);
+                b = Bugcheck::new(
+                    code::DPC_WATCHDOG_VIOLATION,
+                    [0, ran / 1000, limit / 1000, 0],
+                );
+                let what = if kind == ContextKind::Dpc {
+                    "DPC"
+                } else {
+                    "ISR"
+                };
+                detail = format!(
+                    "{what} {name} on cpu {cpu} ran {} µs, past the {} µs watchdog",
+                    ran / 1000,
+                    limit / 1000
+                );
             }
             _ => {
-                b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, limit / 1000, raised / 1000, 0]);
+                b = Bugcheck::new(
+                    code::DPC_WATCHDOG_VIOLATION,
+                    [1, limit / 1000, raised / 1000, 0],
+                );
                 detail = if deadlock {
-                    format!("cpu {cpu} spun at raised IRQL for {} µs: the processors are deadlocked", raised / 1000)
+                    format!(
+                        "cpu {cpu} spun at raised IRQL for {} µs: the processors are deadlocked",
+                        raised / 1000
+                    )
                 } else {
                     format!("cpu {cpu} stayed at IRQL >= DISPATCH_LEVEL for {} µs, past the {} µs watchdog", raised / 1000, limit / 1000)
                 };
@@ -561,6 +657,7 @@ impl<'p> Machine<'p> {
             let clock = self.cpus[c].clock;
             let p = &mut self.cpus[c];
             if let Some(cur) = p.stack.pop() {
+                debug!(cpu, thread = %cur.payload.name, at = clock, "time slice ends");
                 p.ready.push_back(cur);
             }
             p.slice_start = clock;
@@ -579,33 +676,60 @@ impl<'p> Machine<'p> {
     fn thread_first_run(&mut self, cpu: u32) {
         let c = cpu as usize;
         let clock = self.cpus[c].clock;
-        let Some(top) = self.cpus[c].stack.last_mut() else { return };
+        let Some(top) = self.cpus[c].stack.last_mut() else {
+            return;
+        };
         if top.kind != ContextKind::Thread || top.payload.started {
             return;
         }
         top.payload.started = true;
         top.started = clock;
         let name = top.payload.name.clone();
-        self.emit(cpu, EventKind::ContextStart { kind: ContextKind::Thread, name, irql: Irql::PASSIVE, interrupt_lock: None });
+        self.emit(
+            cpu,
+            EventKind::ContextStart {
+                kind: ContextKind::Thread,
+                name,
+                irql: Irql::PASSIVE,
+                interrupt_lock: None,
+            },
+        );
     }
 
     fn start_dpc(&mut self, cpu: u32, dpc: u32) {
         let c = cpu as usize;
+        debug!(cpu, dpc = %self.prog.dpcs[dpc as usize].name, at = self.cpus[c].clock, "DPC starts");
         let decl = &self.prog.dpcs[dpc as usize];
         let routine = &self.prog.routines[decl.routine as usize];
         let name: Arc<str> = routine.name.as_str().into();
         let mut exec = Exec::new(name.clone(), dpc);
-        exec.frames.push(self.new_frame(decl.routine, vec![], OnReturn::ContextEnd));
+        exec.frames
+            .push(self.new_frame(decl.routine, vec![], OnReturn::ContextEnd));
         self.serial += 1;
         let saved = self.cpus[c].irql;
         let clock = self.cpus[c].clock;
-        self.cpus[c].stack.push(Context { kind: ContextKind::Dpc, serial: self.serial, saved_irql: saved, started: clock, payload: exec });
+        self.cpus[c].stack.push(Context {
+            kind: ContextKind::Dpc,
+            serial: self.serial,
+            saved_irql: saved,
+            started: clock,
+            payload: exec,
+        });
         self.set_irql(cpu, Irql::DISPATCH);
-        self.emit(cpu, EventKind::ContextStart { kind: ContextKind::Dpc, name, irql: Irql::DISPATCH, interrupt_lock: None });
+        self.emit(
+            cpu,
+            EventKind::ContextStart {
+                kind: ContextKind::Dpc,
+                name,
+                irql: Irql::DISPATCH,
+                interrupt_lock: None,
+            },
+        );
     }
 
     fn start_isr(&mut self, cpu: u32, interrupt: u32) {
         let c = cpu as usize;
+        debug!(cpu, interrupt = %self.prog.interrupts[interrupt as usize].name, at = self.cpus[c].clock, irql = self.cpus[c].irql.0, "interrupt delivered");
         let decl = &self.prog.interrupts[interrupt as usize];
         let name: Arc<str> = self.prog.routines[decl.isr as usize].name.as_str().into();
         let mut exec = Exec::new(name.clone(), interrupt);
@@ -613,9 +737,23 @@ impl<'p> Machine<'p> {
         self.serial += 1;
         let saved = self.cpus[c].irql;
         let clock = self.cpus[c].clock;
-        self.cpus[c].stack.push(Context { kind: ContextKind::Isr, serial: self.serial, saved_irql: saved, started: clock, payload: exec });
+        self.cpus[c].stack.push(Context {
+            kind: ContextKind::Isr,
+            serial: self.serial,
+            saved_irql: saved,
+            started: clock,
+            payload: exec,
+        });
         self.set_irql(cpu, Irql(decl.sync_irql));
-        self.emit(cpu, EventKind::ContextStart { kind: ContextKind::Isr, name, irql: Irql(decl.sync_irql), interrupt_lock: Some(decl.lock) });
+        self.emit(
+            cpu,
+            EventKind::ContextStart {
+                kind: ContextKind::Isr,
+                name,
+                irql: Irql(decl.sync_irql),
+                interrupt_lock: Some(decl.lock),
+            },
+        );
         // The kernel takes the interrupt spin lock before calling the ISR.
         self.begin_isr_lock(cpu, interrupt);
     }
@@ -623,45 +761,91 @@ impl<'p> Machine<'p> {
     /// The context on top of `cpu` returned from its routine.
     fn end_context(&mut self, cpu: u32) {
         let c = cpu as usize;
-        let Some(top) = self.cpus[c].stack.last() else { return };
-        let (kind, serial, saved, object) = (top.kind, top.serial, top.saved_irql, top.payload.object);
+        let Some(top) = self.cpus[c].stack.last() else {
+            return;
+        };
+        let (kind, serial, saved, object) =
+            (top.kind, top.serial, top.saved_irql, top.payload.object);
         let name = top.payload.name.clone();
         let entry_irql = top.payload.entry_irql;
         let irql = self.cpus[c].irql;
-        let own_lock = (kind == ContextKind::Isr).then(|| self.prog.interrupts[object as usize].lock);
+        let own_lock =
+            (kind == ContextKind::Isr).then(|| self.prog.interrupts[object as usize].lock);
         // 0x100A: returned still holding a spin lock (other than the ISR's own).
         if self.prog.checks.lock_checks {
-            if let Some(h) = self.held[c].iter().find(|h| h.ctx == serial && Some(h.lock) != own_lock) {
+            if let Some(h) = self.held[c]
+                .iter()
+                .find(|h| h.ctx == serial && Some(h.lock) != own_lock)
+            {
                 let l = &self.prog.locks[h.lock.0 as usize];
                 let what = context_label(kind, &name);
-                let detail = format!("{what} returned still holding spin lock `{}`, acquired at line {}", l.name, h.line);
-                self.bugcheck(cpu, Bugcheck::verifier(vcpu::bugcheck::c4::THREAD_OWNS_LOCK, l.address, 0, 0), detail);
+                let detail = format!(
+                    "{what} returned still holding spin lock `{}`, acquired at line {}",
+                    l.name, h.line
+                );
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::verifier(vcpu::bugcheck::c4::THREAD_OWNS_LOCK, l.address, 0, 0),
+                    detail,
+                );
                 return;
             }
         }
         match kind {
             ContextKind::Thread => {
                 if irql != Irql::PASSIVE {
-                    let addr = self.prog.routines.iter().find(|r| *r.name == *name.split('#').next().unwrap_or("")).map_or(0, |r| r.address);
+                    let addr = self
+                        .prog
+                        .routines
+                        .iter()
+                        .find(|r| *r.name == *name.split('#').next().unwrap_or(""))
+                        .map_or(0, |r| r.address);
                     let detail = format!("thread {name} returned at IRQL {irql}; a system thread must return at PASSIVE_LEVEL");
-                    self.bugcheck(cpu, Bugcheck::new(code::WORKER_THREAD_RETURNED_AT_BAD_IRQL, [addr, irql.0 as u64, 0, 0]), detail);
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::new(
+                            code::WORKER_THREAD_RETURNED_AT_BAD_IRQL,
+                            [addr, irql.0 as u64, 0, 0],
+                        ),
+                        detail,
+                    );
                     return;
                 }
                 self.threads_alive -= 1;
             }
             ContextKind::Dpc => {
                 if irql != Irql::DISPATCH {
-                    let addr = self.prog.routines[self.prog.dpcs[object as usize].routine as usize].address;
-                    let detail = format!("DPC routine {name} returned at IRQL {irql} instead of DISPATCH_LEVEL");
-                    self.bugcheck(cpu, Bugcheck::new(code::IRQL_UNEXPECTED_VALUE, [irql.0 as u64, 2, addr, 0]), detail);
+                    let addr = self.prog.routines[self.prog.dpcs[object as usize].routine as usize]
+                        .address;
+                    let detail = format!(
+                        "DPC routine {name} returned at IRQL {irql} instead of DISPATCH_LEVEL"
+                    );
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::new(code::IRQL_UNEXPECTED_VALUE, [irql.0 as u64, 2, addr, 0]),
+                        detail,
+                    );
                     return;
                 }
             }
             ContextKind::Isr => {
                 if irql != entry_irql && self.prog.checks.irql_checking {
-                    let addr = self.prog.routines[self.prog.interrupts[object as usize].isr as usize].address;
-                    let detail = format!("ISR {name} was called at IRQL {entry_irql} and returned at IRQL {irql}");
-                    self.bugcheck(cpu, Bugcheck::verifier(vcpu::bugcheck::c4::ISR_RETURNED_AT_OTHER_IRQL, addr, entry_irql.0 as u64, irql.0 as u64), detail);
+                    let addr = self.prog.routines
+                        [self.prog.interrupts[object as usize].isr as usize]
+                        .address;
+                    let detail = format!(
+                        "ISR {name} was called at IRQL {entry_irql} and returned at IRQL {irql}"
+                    );
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::verifier(
+                            vcpu::bugcheck::c4::ISR_RETURNED_AT_OTHER_IRQL,
+                            addr,
+                            entry_irql.0 as u64,
+                            irql.0 as u64,
+                        ),
+                        detail,
+                    );
                     return;
                 }
                 // The kernel releases the interrupt lock after the ISR.
@@ -670,6 +854,7 @@ impl<'p> Machine<'p> {
                 }
             }
         }
+        debug!(cpu, ?kind, %name, at = self.cpus[c].clock, "context returns");
         self.emit(cpu, EventKind::ContextEnd { kind, name });
         self.cpus[c].stack.pop();
         if kind != ContextKind::Thread {
@@ -695,15 +880,37 @@ impl<'p> Machine<'p> {
         for (c, w) in waits.iter().enumerate() {
             let Some((lock, holders)) = w else { continue };
             let p = &self.cpus[c];
-            let top = p.top().map(|t| context_label(t.kind, &t.payload.name)).unwrap_or_default();
-            let line = p.top().and_then(|t| t.payload.frames.last()).map_or(0, |f| f.line);
+            let top = p
+                .top()
+                .map(|t| context_label(t.kind, &t.payload.name))
+                .unwrap_or_default();
+            let line = p
+                .top()
+                .and_then(|t| t.payload.frames.last())
+                .map_or(0, |f| f.line);
             let lname = &self.prog.locks[*lock].name;
-            let holding: Vec<String> = self.held[c].iter().map(|h| format!("{} (line {})", self.prog.locks[h.lock.0 as usize].name, h.line)).collect();
+            let holding: Vec<String> = self.held[c]
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{} (line {})",
+                        self.prog.locks[h.lock.0 as usize].name, h.line
+                    )
+                })
+                .collect();
             let by: Vec<String> = holders.iter().map(|h| format!("cpu {h}")).collect();
             lines.push(format!(
                 "cpu {c}: {top} holds {} and spins on {lname} at line {line}, held by {}",
-                if holding.is_empty() { "nothing".to_string() } else { holding.join(", ") },
-                if by.is_empty() { "nobody".to_string() } else { by.join(", ") }
+                if holding.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    holding.join(", ")
+                },
+                if by.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    by.join(", ")
+                }
             ));
         }
         // Look for a cycle: follow the first holder from each waiting cpu.
@@ -727,7 +934,11 @@ impl<'p> Machine<'p> {
         }
         if let Some(cyc) = &cycle {
             let chain: Vec<String> = cyc.iter().map(|c| format!("cpu {c}")).collect();
-            lines.push(format!("wait-for cycle: {} -> cpu {}", chain.join(" -> "), cyc[0]));
+            lines.push(format!(
+                "wait-for cycle: {} -> cpu {}",
+                chain.join(" -> "),
+                cyc[0]
+            ));
         }
         (cycle.is_some(), lines)
     }
@@ -740,20 +951,33 @@ impl<'p> Machine<'p> {
                 continue;
             }
             let p = &self.cpus[c];
-            let stuck = p.top().is_some_and(|t| self.is_stuck(t) && matches!(t.payload.pending, Some(Pending::Acquire(_))));
+            let stuck = p.top().is_some_and(|t| {
+                self.is_stuck(t) && matches!(t.payload.pending, Some(Pending::Acquire(_)))
+            });
             if !stuck || p.deliverable_interrupt().is_some() {
                 return;
             }
             // A future interrupt that could be delivered here might change things.
-            if self.arrivals_matter() && self.arrivals.iter().any(|a| a.cpu as usize == c && Irql(self.prog.interrupts[a.interrupt as usize].irql) > p.irql) {
+            if self.arrivals_matter()
+                && self.arrivals.iter().any(|a| {
+                    a.cpu as usize == c
+                        && Irql(self.prog.interrupts[a.interrupt as usize].irql) > p.irql
+                })
+            {
                 return;
             }
         }
         let (_, analysis) = self.wait_for_analysis();
+        debug!(?analysis, "deadlock: every busy processor is stuck");
         // Report on the processor whose spin closes the cycle: the lowest busy one.
         let cpu = (0..self.cpus.len()).find(|&c| self.busy(c)).unwrap_or(0) as u32;
-        let raised = self.cpus[cpu as usize].raised_since.map_or(0, |s| self.cpus[cpu as usize].clock - s);
-        let b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, self.prog.watchdog / 1000, raised / 1000, 0]);
+        let raised = self.cpus[cpu as usize]
+            .raised_since
+            .map_or(0, |s| self.cpus[cpu as usize].clock - s);
+        let b = Bugcheck::new(
+            code::DPC_WATCHDOG_VIOLATION,
+            [1, self.prog.watchdog / 1000, raised / 1000, 0],
+        );
         let detail = "spin-lock deadlock: every processor is spinning on a lock that another spinning processor holds, so none can ever go on; the DPC watchdog would fire".to_string();
         self.bugcheck_with(cpu, b, detail, analysis);
     }

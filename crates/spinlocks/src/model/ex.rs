@@ -57,7 +57,10 @@ impl ExLockModel {
 
     /// Shared holders (with repeats) and the exclusive holder.
     pub fn holders(&self) -> (Vec<Owner>, Option<Owner>) {
-        (self.shared.clone(), self.exclusive.filter(|e| e.1).map(|e| e.0))
+        (
+            self.shared.clone(),
+            self.exclusive.filter(|e| e.1).map(|e| e.0),
+        )
     }
 
     fn sync_waiting_bit(&mut self) {

@@ -50,7 +50,13 @@ impl QueuedLockModel {
     }
 
     fn alloc(&mut self, owner: Owner) -> NodeId {
-        let fresh = Node { next: None, bits: 0, owner, linking: None, in_use: true };
+        let fresh = Node {
+            next: None,
+            bits: 0,
+            owner,
+            linking: None,
+            in_use: true,
+        };
         if let Some(i) = self.nodes.iter().position(|n| !n.in_use) {
             self.nodes[i] = fresh;
             NodeId(i as u32)
@@ -75,7 +81,10 @@ impl QueuedLockModel {
 
     /// The owner of a node.
     pub fn node_owner(&self, node: NodeId) -> Option<Owner> {
-        self.nodes.get(node.0 as usize).filter(|n| n.in_use).map(|n| n.owner)
+        self.nodes
+            .get(node.0 as usize)
+            .filter(|n| n.in_use)
+            .map(|n| n.owner)
     }
 
     /// True if `node` holds the lock.
@@ -89,7 +98,10 @@ impl QueuedLockModel {
     /// from the holder; not-yet-linked waiters come last.
     pub fn waiters(&self) -> Vec<Owner> {
         let mut out = Vec::new();
-        let head = self.nodes.iter().position(|n| n.in_use && n.bits & LOCK_QUEUE_OWNER != 0);
+        let head = self
+            .nodes
+            .iter()
+            .position(|n| n.in_use && n.bits & LOCK_QUEUE_OWNER != 0);
         let mut cur = head.and_then(|h| self.nodes[h].next);
         while let Some(id) = cur {
             out.push(self.node(id).owner);
