@@ -213,8 +213,6 @@ impl<'a> Checker<'a> {
             match n.name.as_str() {
                 "standard" => checks = Checks::ALL,
                 "none" => {}
-                "irql_checking" => checks.irql_checking = true,
-                "lock_checks" => checks.lock_checks = true,
                 "deadlock_detection" => checks.deadlock_detection = true,
                 "force_irql_checking" => checks.force_irql_checking = true,
                 other => {

@@ -12,13 +12,11 @@ pub type RoutineId = u32;
 /// Index of a data variable in [`Program::vars`].
 pub type VarId = u32;
 
-/// Verifier checks switched on by the header's `verifier` line.
+/// The verifier checks the header's `verifier` line switches. As the
+/// contract's outcome table says, only these two are optional; every other
+/// rule (the 0xC4 IRQL and lock subcodes included) is always checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checks {
-    /// 0xC4 IRQL subcodes (0x30 0x31 0x32 0x40 0x41 0x42 0x111).
-    pub irql_checking: bool,
-    /// 0xC4 lock subcodes (0x1000 0x1003 0x1008 0x1009 0x100A).
-    pub lock_checks: bool,
     /// 0xC4/0x1001: lock-order cycles and ISR inversions.
     pub deadlock_detection: bool,
     /// 0xD1 for pageable data and code at raised IRQL.
@@ -27,14 +25,10 @@ pub struct Checks {
 
 impl Checks {
     pub const ALL: Checks = Checks {
-        irql_checking: true,
-        lock_checks: true,
         deadlock_detection: true,
         force_irql_checking: true,
     };
     pub const NONE: Checks = Checks {
-        irql_checking: false,
-        lock_checks: false,
         deadlock_detection: false,
         force_irql_checking: false,
     };
@@ -42,8 +36,6 @@ impl Checks {
     pub const NAMES: &'static [&'static str] = &[
         "standard",
         "none",
-        "irql_checking",
-        "lock_checks",
         "deadlock_detection",
         "force_irql_checking",
     ];

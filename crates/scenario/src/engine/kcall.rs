@@ -54,7 +54,7 @@ impl Machine<'_> {
         routine: &str,
         why: &str,
     ) -> bool {
-        if !bad || !self.prog.checks.irql_checking {
+        if !bad {
             return false;
         }
         let irql = self.irql(cpu);
@@ -101,7 +101,7 @@ impl Machine<'_> {
             Kr::KeRaiseIrql | Kr::KeRaiseIrqlToDpcLevel => {
                 let to = if k.kr == Kr::KeRaiseIrql { v(0) } else { 2 };
                 let invalid = !(0..=15).contains(&to);
-                if invalid || (Irql(to as u8) < irql && self.prog.checks.irql_checking) {
+                if invalid || Irql(to as u8) < irql {
                     {
                         let detail = format!("{name} asked for IRQL {to}, below the current IRQL {irql}: raising must never lower");
                         self.bugcheck(
@@ -124,7 +124,7 @@ impl Machine<'_> {
             Kr::KeLowerIrql => {
                 let to = v(0);
                 let invalid = !(0..=15).contains(&to);
-                if invalid || (Irql(to as u8) > irql && self.prog.checks.irql_checking) {
+                if invalid || Irql(to as u8) > irql {
                     {
                         let detail = format!("KeLowerIrql asked for IRQL {to}, above the current IRQL {irql}: lowering must never raise");
                         self.bugcheck(
@@ -482,7 +482,7 @@ impl Machine<'_> {
                 ) {
                     return Flow::Yield;
                 }
-                let mut mode = if shared {
+                let mode = if shared {
                     LockMode::Shared
                 } else {
                     LockMode::Exclusive
@@ -512,20 +512,13 @@ impl Machine<'_> {
                         } else {
                             ("exclusive", "shared")
                         };
-                        if self.prog.checks.lock_checks {
-                            let detail = format!("`{}` was released {said} with {name}, but processor {cpu} holds it {held}: the release routine must match the acquire", self.lock_name(l));
-                            self.bugcheck(
-                                cpu,
-                                Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0),
-                                detail,
-                            );
-                            return Flow::Yield;
-                        }
-                        mode = if shared {
-                            LockMode::Exclusive
-                        } else {
-                            LockMode::Shared
-                        };
+                        let detail = format!("`{}` was released {said} with {name}, but processor {cpu} holds it {held}: the release routine must match the acquire", self.lock_name(l));
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0),
+                            detail,
+                        );
+                        return Flow::Yield;
                     }
                     Err(ExReleaseError::NotHeld) => {
                         let detail = format!(
@@ -553,7 +546,7 @@ impl Machine<'_> {
                     _ => (false, false),
                 };
                 if !holds_shared {
-                    if holds_excl && self.prog.checks.lock_checks {
+                    if holds_excl {
                         let detail = format!(
                             "{name}(&{}) by processor {cpu}, which holds it exclusive, not shared",
                             self.lock_name(l)
@@ -598,15 +591,13 @@ impl Machine<'_> {
                 let sync = Irql(decl.sync_irql);
                 let lock = decl.lock;
                 if irql > sync {
-                    if self.prog.checks.irql_checking {
-                        let detail = format!("{name}(&{}) was called at IRQL {irql}, above the interrupt's SynchronizeIrql {sync}", decl.name);
-                        self.bugcheck(
-                            cpu,
-                            Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, sync.0 as u64, 0),
-                            detail,
-                        );
-                        return Flow::Yield;
-                    }
+                    let detail = format!("{name}(&{}) was called at IRQL {irql}, above the interrupt's SynchronizeIrql {sync}", decl.name);
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, sync.0 as u64, 0),
+                        detail,
+                    );
+                    return Flow::Yield;
                 } else {
                     self.set_irql(cpu, sync);
                 }

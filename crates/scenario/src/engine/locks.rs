@@ -209,25 +209,22 @@ impl Machine<'_> {
         if let Some(h) = self.held_here(cpu, lock).cloned() {
             let by = self.held_by(&h);
             if family == LockFamily::ReaderWriter {
-                if self.prog.checks.lock_checks {
-                    let detail = format!(
-                        "processor {cpu} re-acquired reader/writer spin lock `{}` ({}) while holding it {} since line {} ({by}): it would wait for itself forever",
-                        decl.name,
-                        mode_name(family, mode),
-                        h.mode_name(),
-                        h.line
-                    );
-                    self.bugcheck(
-                        cpu,
-                        Bugcheck::verifier(c4::SELF_DEADLOCK, decl.address, 0, 0),
-                        detail,
-                    );
-                    return Flow::Yield;
-                }
+                let detail = format!(
+                    "processor {cpu} re-acquired reader/writer spin lock `{}` ({}) while holding it {} since line {} ({by}): it would wait for itself forever",
+                    decl.name,
+                    mode_name(family, mode),
+                    h.mode_name(),
+                    h.line
+                );
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::verifier(c4::SELF_DEADLOCK, decl.address, 0, 0),
+                    detail,
+                );
+                return Flow::Yield;
             } else if h.family == family
                 || family == LockFamily::Interrupt
                 || h.family == LockFamily::Interrupt
-                || !self.prog.checks.lock_checks
             {
                 let detail = format!(
                     "processor {cpu} already holds spin lock `{}`, taken at line {} by {by}; acquiring it again would spin on its own lock forever",
@@ -251,7 +248,7 @@ impl Machine<'_> {
                 LockFamily::Queued => *used_ordinary,
                 _ => *used_queued,
             };
-            if mixed && self.prog.checks.lock_checks {
+            if mixed {
                 let (now, before) = if family == LockFamily::Queued {
                     ("in-stack queued", "ordinary")
                 } else {
@@ -593,18 +590,15 @@ impl Machine<'_> {
         let c = cpu as usize;
         let cur = self.cpus[c].irql;
         if to > cur {
-            if self.prog.checks.irql_checking {
-                let detail = format!("releasing `{}` asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(released));
-                self.bugcheck(
-                    cpu,
-                    Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0),
-                    detail,
-                );
-                return false;
-            }
-            return true;
+            let detail = format!("releasing `{}` asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(released));
+            self.bugcheck(
+                cpu,
+                Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0),
+                detail,
+            );
+            return false;
         }
-        if to < Irql::DISPATCH && self.prog.checks.lock_checks {
+        if to < Irql::DISPATCH {
             if let Some(h) = self.held[c].last().cloned() {
                 let detail = format!(
                     "releasing `{}` lowered IRQL to {to} while `{}` (taken at line {}) is still held: locks released in the wrong order; release the most recently acquired lock first",

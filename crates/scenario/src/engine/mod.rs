@@ -772,24 +772,22 @@ impl<'p> Machine<'p> {
         let own_lock =
             (kind == ContextKind::Isr).then(|| self.prog.interrupts[object as usize].lock);
         // 0x100A: returned still holding a spin lock (other than the ISR's own).
-        if self.prog.checks.lock_checks {
-            if let Some(h) = self.held[c]
-                .iter()
-                .find(|h| h.ctx == serial && Some(h.lock) != own_lock)
-            {
-                let l = &self.prog.locks[h.lock.0 as usize];
-                let what = context_label(kind, &name);
-                let detail = format!(
-                    "{what} returned still holding spin lock `{}`, acquired at line {}",
-                    l.name, h.line
-                );
-                self.bugcheck(
-                    cpu,
-                    Bugcheck::verifier(vcpu::bugcheck::c4::THREAD_OWNS_LOCK, l.address, 0, 0),
-                    detail,
-                );
-                return;
-            }
+        if let Some(h) = self.held[c]
+            .iter()
+            .find(|h| h.ctx == serial && Some(h.lock) != own_lock)
+        {
+            let l = &self.prog.locks[h.lock.0 as usize];
+            let what = context_label(kind, &name);
+            let detail = format!(
+                "{what} returned still holding spin lock `{}`, acquired at line {}",
+                l.name, h.line
+            );
+            self.bugcheck(
+                cpu,
+                Bugcheck::verifier(vcpu::bugcheck::c4::THREAD_OWNS_LOCK, l.address, 0, 0),
+                detail,
+            );
+            return;
         }
         match kind {
             ContextKind::Thread => {
@@ -829,7 +827,7 @@ impl<'p> Machine<'p> {
                 }
             }
             ContextKind::Isr => {
-                if irql != entry_irql && self.prog.checks.irql_checking {
+                if irql != entry_irql {
                     let addr = self.prog.routines
                         [self.prog.interrupts[object as usize].isr as usize]
                         .address;
