@@ -117,7 +117,8 @@ impl<'a> Checker<'a> {
                     Some((Global::Routine(id), _)) => *id,
                     _ => continue,
                 };
-                let code = self.compile_routine(r)?;
+                let mut code = self.compile_routine(r)?;
+                code.address = self.prog.routines[id as usize].address;
                 self.prog.routines[id as usize] = code;
             }
         }

@@ -37,17 +37,17 @@ fn holds_for_seeds(rel: &str, seeds: std::ops::RangeInclusive<u64>) {
 
 #[test]
 fn queued_lock_is_fifo_in_every_seed() {
-    holds_for_seeds("scenarios/families/queued-fifo.sim", 1..=200);
+    holds_for_seeds("scenarios/rules/queued-fifo-order-observed.sim", 1..=200);
 }
 
 #[test]
 fn ex_lock_prefers_writers_in_every_seed() {
-    holds_for_seeds("scenarios/families/ex-writer-preference.sim", 1..=200);
+    holds_for_seeds("scenarios/rules/ex-writer-preference-observed.sim", 1..=200);
 }
 
 #[test]
 fn try_convert_semantics_in_every_seed() {
-    holds_for_seeds("scenarios/families/ex-try-convert.sim", 1..=100);
+    holds_for_seeds("scenarios/rules/ex-try-convert-fixed.sim", 1..=100);
 }
 
 fn all_scenarios() -> Vec<PathBuf> {
