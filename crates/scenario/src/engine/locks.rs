@@ -531,14 +531,19 @@ impl Machine<'_> {
                 push,
             } => {
                 let q = &mut self.lists[list as usize];
+                // Like the WDK: an insert returns the entry that was at that end
+                // before (NULL, 0, when the list was empty); a remove returns the
+                // removed entry or NULL.
                 let result = match lop {
                     ListOp::InsertTail => {
+                        let before = q.back().copied().unwrap_or(0);
                         q.push_back(value);
-                        0
+                        before
                     }
                     ListOp::InsertHead => {
+                        let before = q.front().copied().unwrap_or(0);
                         q.push_front(value);
-                        0
+                        before
                     }
                     ListOp::RemoveHead => q.pop_front().unwrap_or(0),
                 };
