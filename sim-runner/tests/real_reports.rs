@@ -55,7 +55,10 @@ fn lock_order_cycle() {
 
 #[test]
 fn queued_fifo_clean() {
-    snapshot("real_queued_fifo", "scenarios/rules/queued-fifo-order-observed.sim");
+    snapshot(
+        "real_queued_fifo",
+        "scenarios/rules/queued-fifo-order-observed.sim",
+    );
 }
 
 #[test]

@@ -14,7 +14,11 @@ fn every_reject_file_gives_its_diagnostic() {
         .filter(|p| p.extension().is_some_and(|x| x == "sim"))
         .collect();
     files.sort();
-    assert!(files.len() >= 15, "expected the reject corpus, found {}", files.len());
+    assert!(
+        files.len() >= 15,
+        "expected the reject corpus, found {}",
+        files.len()
+    );
     for path in files {
         let text = std::fs::read_to_string(&path).expect("readable");
         let header = |key: &str| {
@@ -22,9 +26,14 @@ fn every_reject_file_gives_its_diagnostic() {
                 .find_map(|l| l.strip_prefix(&format!("// {key}: ")))
                 .map(str::to_string)
         };
-        let want_error = header("error").unwrap_or_else(|| panic!("{}: no `// error:` line", path.display()));
-        let want_at = header("at").unwrap_or_else(|| panic!("{}: no `// at:` line", path.display()));
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("reject.sim");
+        let want_error =
+            header("error").unwrap_or_else(|| panic!("{}: no `// error:` line", path.display()));
+        let want_at =
+            header("at").unwrap_or_else(|| panic!("{}: no `// at:` line", path.display()));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("reject.sim");
         let errors = match load_source(name, &text) {
             Ok(_) => panic!("{name} was accepted"),
             Err(LoadError::Rejected(errors)) => errors,
@@ -32,7 +41,11 @@ fn every_reject_file_gives_its_diagnostic() {
         };
         let first = &errors[0];
         assert_eq!(first.message, want_error, "{name}: message");
-        assert_eq!(first.location, format!("{name}:{want_at}"), "{name}: location");
+        assert_eq!(
+            first.location,
+            format!("{name}:{want_at}"),
+            "{name}: location"
+        );
         if let Some(help) = header("help") {
             assert_eq!(first.help.as_deref(), Some(help.as_str()), "{name}: help");
         }
