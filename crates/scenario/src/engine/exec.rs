@@ -17,7 +17,7 @@ pub(super) enum Flow {
 const MAX_OPS_PER_STEP: usize = 10_000;
 
 impl Machine<'_> {
-    fn top_exec(&mut self, cpu: u32) -> &mut Exec {
+    pub(super) fn top_exec(&mut self, cpu: u32) -> &mut Exec {
         &mut self.cpus[cpu as usize]
             .stack
             .last_mut()
@@ -25,7 +25,7 @@ impl Machine<'_> {
             .payload
     }
 
-    fn frame(&mut self, cpu: u32) -> &mut Frame {
+    pub(super) fn frame(&mut self, cpu: u32) -> &mut Frame {
         self.top_exec(cpu)
             .frames
             .last_mut()
@@ -195,16 +195,8 @@ impl Machine<'_> {
         let code = &self.prog.routines[routine as usize];
         let irql = self.cpus[cpu as usize].irql;
         if code.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
-            let caller = self.caller_address(cpu);
             let detail = format!("pageable routine {} was called at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name);
-            self.bugcheck(
-                cpu,
-                Bugcheck::new(
-                    code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
-                    [code.address, irql.0 as u64, 8, caller],
-                ),
-                detail,
-            );
+            self.page_fault(cpu, code.address, 8, detail);
             return Flow::Yield;
         }
         if self.top_exec(cpu).frames.len() >= MAX_CALL_DEPTH {
@@ -223,6 +215,19 @@ impl Machine<'_> {
         frame.stack_base = self.top_exec(cpu).stack.len();
         self.top_exec(cpu).frames.push(frame);
         Flow::Next
+    }
+
+    /// 0xD1: pageable memory at `address` touched at raised IRQL; `access`
+    /// is 0 read, 1 write, 8 execute; P4 is the current instruction.
+    pub(super) fn page_fault(&mut self, cpu: u32, address: u64, access: u64, detail: String) {
+        let irql = self.cpus[cpu as usize].irql;
+        let pc = self.caller_address(cpu);
+        let params = [address, irql.0 as u64, access, pc];
+        self.bugcheck(
+            cpu,
+            Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, params),
+            detail,
+        );
     }
 
     /// An address standing for the current instruction (routine + pc).
@@ -276,20 +281,12 @@ impl Machine<'_> {
         let decl = &self.prog.vars[var as usize];
         let irql = self.cpus[cpu as usize].irql;
         if decl.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
-            let pc = self.caller_address(cpu);
             let detail = format!(
                 "pageable data `{}` was {} at IRQL {irql}; it may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above",
                 decl.name,
                 if write { "written" } else { "read" }
             );
-            self.bugcheck(
-                cpu,
-                Bugcheck::new(
-                    code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
-                    [decl.address, irql.0 as u64, write as u64, pc],
-                ),
-                detail,
-            );
+            self.page_fault(cpu, decl.address, write as u64, detail);
             return false;
         }
         if decl.guard.is_some() {

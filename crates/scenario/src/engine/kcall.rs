@@ -34,29 +34,58 @@ fn index_of(p: &Place) -> u32 {
 /// DbgPrint lines kept in the report.
 const MAX_OUTPUT_LINES: usize = 10_000;
 
-const WHY_ABOVE_DISPATCH: &str = "it raises to DISPATCH_LEVEL and must not be called above it";
-const WHY_AT_DPC: &str = "the AtDpcLevel form requires DISPATCH_LEVEL or above already";
-const WHY_FROM_DPC: &str = "the FromDpcLevel form requires DISPATCH_LEVEL or above";
-
 impl Machine<'_> {
     fn irql(&self, cpu: u32) -> Irql {
         self.cpus[cpu as usize].irql
     }
 
-    /// When `bad`, 0xC4 with `sub` (0x40/0x41/0x42/0x32) about `lock` if IRQL
-    /// checking is on. True if the run stopped.
-    fn irql_check(
+    /// The IRQL precondition of an acquire: an `AtDpcLevel` form needs
+    /// DISPATCH_LEVEL or above (else 0xC4/0x40), a raising form must not be
+    /// called above it (else 0xC4/0x42). False if the run stopped.
+    fn acquire_irql_ok(&mut self, cpu: u32, at_dpc: bool, lock: LockId, routine: &str) -> bool {
+        let irql = self.irql(cpu);
+        let (bad, sub, why) = if at_dpc {
+            (
+                irql < Irql::DISPATCH,
+                c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
+                "the AtDpcLevel form requires DISPATCH_LEVEL or above already",
+            )
+        } else {
+            (
+                irql > Irql::DISPATCH,
+                c4::ACQUIRE_ABOVE_DISPATCH,
+                "it raises to DISPATCH_LEVEL and must not be called above it",
+            )
+        };
+        !bad || !self.irql_violation(cpu, sub, lock, routine, why)
+    }
+
+    /// The IRQL precondition of a release: a `FromDpcLevel` form needs
+    /// DISPATCH_LEVEL or above (else 0xC4/0x41), the others exactly
+    /// DISPATCH_LEVEL (else 0xC4/0x32). False if the run stopped.
+    fn release_irql_ok(&mut self, cpu: u32, from_dpc: bool, lock: LockId, routine: &str) -> bool {
+        let irql = self.irql(cpu);
+        let (bad, sub, why) = if from_dpc {
+            (
+                irql < Irql::DISPATCH,
+                c4::RELEASE_FROM_DPC_BELOW_DISPATCH,
+                "the FromDpcLevel form requires DISPATCH_LEVEL or above",
+            )
+        } else {
+            (irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, "a spin lock must be released at DISPATCH_LEVEL, with the IRQL its acquire saved (release locks in the reverse order of acquisition, and do not change IRQL while holding one)")
+        };
+        !bad || !self.irql_violation(cpu, sub, lock, routine, why)
+    }
+
+    /// 0xC4 with an IRQL subcode about `lock`; always true (the run stops).
+    fn irql_violation(
         &mut self,
         cpu: u32,
-        bad: bool,
         sub: u64,
         lock: LockId,
         routine: &str,
         why: &str,
     ) -> bool {
-        if !bad {
-            return false;
-        }
         let irql = self.irql(cpu);
         let detail = format!(
             "{routine}(&{}) was called at IRQL {irql}: {why}",
@@ -85,7 +114,7 @@ impl Machine<'_> {
         let c = cpu as usize;
         let n = k.values as usize;
         let vals: Vec<i64> = {
-            let exec = &mut self.cpus[c].stack.last_mut().expect("context").payload;
+            let exec = &mut self.top_exec(cpu);
             let at = exec.stack.len().saturating_sub(n);
             exec.stack.split_off(at)
         };
@@ -147,14 +176,7 @@ impl Machine<'_> {
             }
             Kr::KeAcquireSpinLock | Kr::KeAcquireSpinLockRaiseToDpc => {
                 let l = lock_of(&k.places[0]);
-                if self.irql_check(
-                    cpu,
-                    irql > Irql::DISPATCH,
-                    c4::ACQUIRE_ABOVE_DISPATCH,
-                    l,
-                    name,
-                    WHY_ABOVE_DISPATCH,
-                ) {
+                if !self.acquire_irql_ok(cpu, false, l, name) {
                     return Flow::Yield;
                 }
                 let new = irql.max(Irql::DISPATCH);
@@ -181,14 +203,7 @@ impl Machine<'_> {
             }
             Kr::KeAcquireSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                if self.irql_check(
-                    cpu,
-                    irql < Irql::DISPATCH,
-                    c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
-                    l,
-                    name,
-                    WHY_AT_DPC,
-                ) {
+                if !self.acquire_irql_ok(cpu, true, l, name) {
                     return Flow::Yield;
                 }
                 self.acquire(
@@ -203,17 +218,7 @@ impl Machine<'_> {
             Kr::KeReleaseSpinLock | Kr::KeReleaseSpinLockFromDpcLevel => {
                 let l = lock_of(&k.places[0]);
                 let from_dpc = k.kr == Kr::KeReleaseSpinLockFromDpcLevel;
-                if self.irql_check(
-                    cpu,
-                    from_dpc && irql < Irql::DISPATCH,
-                    c4::RELEASE_FROM_DPC_BELOW_DISPATCH,
-                    l,
-                    name,
-                    WHY_FROM_DPC,
-                ) {
-                    return Flow::Yield;
-                }
-                if self.irql_check(cpu, !from_dpc && irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, l, name, "KeReleaseSpinLock must be called at DISPATCH_LEVEL (release locks in the reverse order of acquisition, and do not change IRQL while holding one)") {
+                if !self.release_irql_ok(cpu, from_dpc, l, name) {
                     return Flow::Yield;
                 }
                 if !self.check_owned(cpu, l, name, LockFamily::Ordinary) {
@@ -227,14 +232,7 @@ impl Machine<'_> {
             }
             Kr::KeTryToAcquireSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                if self.irql_check(
-                    cpu,
-                    irql < Irql::DISPATCH,
-                    c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
-                    l,
-                    name,
-                    WHY_AT_DPC,
-                ) {
+                if !self.acquire_irql_ok(cpu, true, l, name) {
                     return Flow::Yield;
                 }
                 let got = match &mut self.locks[l.0 as usize] {
@@ -282,24 +280,7 @@ impl Machine<'_> {
                     return Flow::Next;
                 };
                 let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel;
-                if self.irql_check(
-                    cpu,
-                    at_dpc && irql < Irql::DISPATCH,
-                    c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
-                    l,
-                    name,
-                    WHY_AT_DPC,
-                ) {
-                    return Flow::Yield;
-                }
-                if self.irql_check(
-                    cpu,
-                    !at_dpc && irql > Irql::DISPATCH,
-                    c4::ACQUIRE_ABOVE_DISPATCH,
-                    l,
-                    name,
-                    WHY_ABOVE_DISPATCH,
-                ) {
+                if !self.acquire_irql_ok(cpu, at_dpc, l, name) {
                     return Flow::Yield;
                 }
                 if !at_dpc {
@@ -325,14 +306,7 @@ impl Machine<'_> {
                 };
                 let from_dpc = k.kr == Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel;
                 let handle = {
-                    let f = self.cpus[c]
-                        .stack
-                        .last_mut()
-                        .expect("context")
-                        .payload
-                        .frames
-                        .last_mut()
-                        .expect("frame");
+                    let f = self.frame(cpu);
                     match f.locals.get_mut(slot as usize) {
                         Some(Value::Handle(h)) => h.take(),
                         _ => None,
@@ -348,24 +322,7 @@ impl Machine<'_> {
                     return Flow::Yield;
                 };
                 let l = h.lock;
-                if self.irql_check(
-                    cpu,
-                    from_dpc && irql < Irql::DISPATCH,
-                    c4::RELEASE_FROM_DPC_BELOW_DISPATCH,
-                    l,
-                    name,
-                    WHY_FROM_DPC,
-                ) {
-                    return Flow::Yield;
-                }
-                if self.irql_check(
-                    cpu,
-                    !from_dpc && irql != Irql::DISPATCH,
-                    c4::RELEASE_NOT_AT_DISPATCH,
-                    l,
-                    name,
-                    "an in-stack queued release must be called at DISPATCH_LEVEL",
-                ) {
+                if !self.release_irql_ok(cpu, from_dpc, l, name) {
                     return Flow::Yield;
                 }
                 let lower_to = (!from_dpc).then_some(h.old_irql);
@@ -382,7 +339,7 @@ impl Machine<'_> {
                         self.finish(cpu, k, 0)
                     }
                     Poll::Spinning => {
-                        let exec = &mut self.cpus[c].stack.last_mut().expect("context").payload;
+                        let exec = &mut self.top_exec(cpu);
                         exec.pending = Some(Pending::QueuedRelease(QueuedReleaseOp {
                             lock: l,
                             node: h.node,
@@ -412,24 +369,7 @@ impl Machine<'_> {
                 } else {
                     LockMode::Exclusive
                 };
-                if self.irql_check(
-                    cpu,
-                    at_dpc && irql < Irql::DISPATCH,
-                    c4::ACQUIRE_AT_DPC_BELOW_DISPATCH,
-                    l,
-                    name,
-                    WHY_AT_DPC,
-                ) {
-                    return Flow::Yield;
-                }
-                if self.irql_check(
-                    cpu,
-                    !at_dpc && irql > Irql::DISPATCH,
-                    c4::ACQUIRE_ABOVE_DISPATCH,
-                    l,
-                    name,
-                    WHY_ABOVE_DISPATCH,
-                ) {
+                if !self.acquire_irql_ok(cpu, at_dpc, l, name) {
                     return Flow::Yield;
                 }
                 let then = if at_dpc {
@@ -462,24 +402,7 @@ impl Machine<'_> {
                     Kr::ExReleaseSpinLockSharedFromDpcLevel
                         | Kr::ExReleaseSpinLockExclusiveFromDpcLevel
                 );
-                if self.irql_check(
-                    cpu,
-                    from_dpc && irql < Irql::DISPATCH,
-                    c4::RELEASE_FROM_DPC_BELOW_DISPATCH,
-                    l,
-                    name,
-                    WHY_FROM_DPC,
-                ) {
-                    return Flow::Yield;
-                }
-                if self.irql_check(
-                    cpu,
-                    !from_dpc && irql != Irql::DISPATCH,
-                    c4::RELEASE_NOT_AT_DISPATCH,
-                    l,
-                    name,
-                    "a reader/writer spin lock must be released at DISPATCH_LEVEL",
-                ) {
+                if !self.release_irql_ok(cpu, from_dpc, l, name) {
                     return Flow::Yield;
                 }
                 let mode = if shared {
@@ -705,20 +628,11 @@ impl Machine<'_> {
                 self.set_irql(cpu, irql.max(Irql::DISPATCH));
                 let ld = &self.prog.lists[list as usize];
                 if ld.paged && self.prog.checks.force_irql_checking {
-                    let pc = self.caller_address(cpu);
                     let detail = format!(
                         "list head `{}` lives in paged pool and {name} touches it at raised IRQL",
                         ld.name
                     );
-                    let raised = self.irql(cpu);
-                    self.bugcheck(
-                        cpu,
-                        Bugcheck::new(
-                            code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
-                            [ld.address, raised.0 as u64, 1, pc],
-                        ),
-                        detail,
-                    );
+                    self.page_fault(cpu, ld.address, 1, detail);
                     return Flow::Yield;
                 }
                 self.acquire(
@@ -751,19 +665,11 @@ impl Machine<'_> {
                         let d = &self.prog.vars[x as usize];
                         let irql = self.irql(cpu);
                         if d.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
-                            let pc = self.caller_address(cpu);
                             let detail = format!(
                                 "pageable data `{}` was touched by {name} at IRQL {irql}",
                                 d.name
                             );
-                            self.bugcheck(
-                                cpu,
-                                Bugcheck::new(
-                                    code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
-                                    [d.address, irql.0 as u64, 1, pc],
-                                ),
-                                detail,
-                            );
+                            self.page_fault(cpu, d.address, 1, detail);
                             return Flow::Yield;
                         }
                         (self.vars[x as usize], d.ty)
@@ -819,12 +725,7 @@ impl Machine<'_> {
             Kr::KeStallExecutionProcessor => {
                 let us = v(0).max(0) as u64;
                 let until = self.cpus[c].clock.saturating_add(us.saturating_mul(1000));
-                self.cpus[c]
-                    .stack
-                    .last_mut()
-                    .expect("context")
-                    .payload
-                    .pending = Some(Pending::Stall { until });
+                self.top_exec(cpu).pending = Some(Pending::Stall { until });
                 self.finish(cpu, k, 0);
                 Flow::Yield
             }

@@ -193,16 +193,8 @@ impl Machine<'_> {
         let decl = &self.prog.locks[lock.0 as usize];
         let irql = self.cpus[c].irql;
         if decl.paged && self.prog.checks.force_irql_checking {
-            let pc = self.caller_address(cpu);
             let detail = format!("spin lock `{}` lives in paged pool: acquiring it at IRQL {irql} writes pageable memory, which may be paged out", decl.name);
-            self.bugcheck(
-                cpu,
-                Bugcheck::new(
-                    code::DRIVER_IRQL_NOT_LESS_OR_EQUAL,
-                    [decl.address, irql.0 as u64, 1, pc],
-                ),
-                detail,
-            );
+            self.page_fault(cpu, decl.address, 1, detail);
             return Flow::Yield;
         }
         // Ownership and mode.
@@ -310,11 +302,7 @@ impl Machine<'_> {
         match poll {
             Poll::Acquired => self.granted(cpu, op),
             Poll::Spinning => {
-                let exec = &mut self.cpus[c]
-                    .stack
-                    .last_mut()
-                    .expect("a running context")
-                    .payload;
+                let exec = &mut self.top_exec(cpu);
                 exec.pending = Some(Pending::Acquire(op));
                 exec.stuck_at = None;
                 self.lock_epoch += 1;
@@ -343,12 +331,7 @@ impl Machine<'_> {
                 let next = until.min(clock + STALL_CHUNK_NS);
                 self.cpus[c].clock = next;
                 if next >= until {
-                    self.cpus[c]
-                        .stack
-                        .last_mut()
-                        .expect("context")
-                        .payload
-                        .pending = None;
+                    self.top_exec(cpu).pending = None;
                 }
             }
             Pending::Acquire(op) => {
@@ -373,12 +356,7 @@ impl Machine<'_> {
                 };
                 match poll {
                     Poll::Acquired => {
-                        self.cpus[c]
-                            .stack
-                            .last_mut()
-                            .expect("context")
-                            .payload
-                            .pending = None;
+                        self.top_exec(cpu).pending = None;
                         if let Flow::Next = self.granted(cpu, op) {
                             // The call is complete; the context goes on next step.
                         }
@@ -388,12 +366,7 @@ impl Machine<'_> {
                             self.lock_epoch += 1;
                         }
                         let epoch = self.lock_epoch;
-                        self.cpus[c]
-                            .stack
-                            .last_mut()
-                            .expect("context")
-                            .payload
-                            .stuck_at = Some(epoch);
+                        self.top_exec(cpu).stuck_at = Some(epoch);
                     }
                 }
             }
@@ -407,20 +380,10 @@ impl Machine<'_> {
                     _ => true,
                 };
                 if done {
-                    self.cpus[c]
-                        .stack
-                        .last_mut()
-                        .expect("context")
-                        .payload
-                        .pending = None;
+                    self.top_exec(cpu).pending = None;
                     self.finish_queued_release(cpu, op.lock, op.lower_to);
                 } else {
-                    self.cpus[c]
-                        .stack
-                        .last_mut()
-                        .expect("context")
-                        .payload
-                        .stuck_at = None;
+                    self.top_exec(cpu).stuck_at = None;
                 }
             }
         }
@@ -476,14 +439,7 @@ impl Machine<'_> {
             }
             After::Handle { slot, old } => {
                 let node = op.node.expect("queued acquire has a node");
-                let frame = self.cpus[c]
-                    .stack
-                    .last_mut()
-                    .expect("context")
-                    .payload
-                    .frames
-                    .last_mut()
-                    .expect("frame");
+                let frame = self.frame(cpu);
                 if let Some(v) = frame.locals.get_mut(slot as usize) {
                     *v = Value::Handle(Some(QueueHandle {
                         lock: op.lock,
@@ -498,13 +454,7 @@ impl Machine<'_> {
                 let isr = self.prog.interrupts[interrupt as usize].isr;
                 let mut frame = self.new_frame(isr, vec![], OnReturn::ContextEnd);
                 frame.stack_base = 0;
-                self.cpus[c]
-                    .stack
-                    .last_mut()
-                    .expect("context")
-                    .payload
-                    .frames
-                    .push(frame);
+                self.top_exec(cpu).frames.push(frame);
                 Flow::Yield
             }
             After::Synchronize {
