@@ -1,6 +1,5 @@
 //! The command-line surface (clap derive): global flags and one variant of
-//! [`Command`] per subcommand. `explore`, `rules` and `explain` join the
-//! enum as they are written.
+//! [`Command`] per subcommand. `explore` joins the enum when it is written.
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -33,6 +32,15 @@ pub enum Command {
     /// Exit status: 0 all passed, 1 any failed (or none found), 2 a path
     /// does not exist.
     Test(TestArgs),
+    /// List every rule: its id, the outcome it ends a run in, one line of
+    /// explanation.
+    Rules(RulesArgs),
+    /// Explain one rule in full, with the scenario that shows it.
+    ///
+    /// RULE is a rule id (`SPIN_LOCK_ALREADY_OWNED`, any case), a bugcheck
+    /// name, or a code: `0xC4(0x1001)`, `0xC4/0x1001`, `0x1001`, `0xF`.
+    /// Exit status: 0, or 2 for an unknown rule.
+    Explain(ExplainArgs),
 }
 
 /// `sim-runner run FILE`.
@@ -69,6 +77,26 @@ pub struct TestArgs {
     pub paths: Vec<PathBuf>,
 }
 
+/// `sim-runner rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `sim-runner explain RULE`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Rule id, bugcheck name or code.
+    #[arg(value_name = "RULE")]
+    pub rule: String,
+
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
 /// `--mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -81,9 +109,9 @@ pub enum ModeArg {
 /// `--format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// The `!analyze -v` style report.
+    /// Plain text: for `run`, the `!analyze -v` style report.
     Text,
-    /// One JSON object (the contract's fields).
+    /// JSON: for `run`, one object with the contract's fields.
     Json,
 }
 
@@ -135,5 +163,23 @@ mod tests {
             panic!("not test")
         };
         assert_eq!(args.paths, vec![PathBuf::from("scenarios")]);
+    }
+
+    #[test]
+    fn rules_and_explain_take_a_format() {
+        let cli = Cli::try_parse_from(["sim-runner", "rules"]).unwrap();
+        let Command::Rules(args) = cli.command else {
+            panic!("not rules")
+        };
+        assert_eq!(args.format, Format::Text);
+        let cli =
+            Cli::try_parse_from(["sim-runner", "explain", "0xC4(0x1001)", "--format", "json"])
+                .unwrap();
+        let Command::Explain(args) = cli.command else {
+            panic!("not explain")
+        };
+        assert_eq!(args.rule, "0xC4(0x1001)");
+        assert_eq!(args.format, Format::Json);
+        assert!(Cli::try_parse_from(["sim-runner", "explain"]).is_err());
     }
 }

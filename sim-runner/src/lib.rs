@@ -1,10 +1,12 @@
 //! The `sim-runner` command line as a library: argument definitions
-//! ([`cli`]), the subcommands ([`run_cmd`], [`test_cmd`]), the text report
-//! ([`text`]) and the rendering of rejected input ([`diagnostics`]).
+//! ([`cli`]), the subcommands ([`run_cmd`], [`test_cmd`], [`rules_cmd`]),
+//! the text report ([`text`]) and the rendering of rejected input
+//! ([`diagnostics`]).
 //! `main.rs` only parses arguments, sets up logging and dispatches.
 
 pub mod cli;
 pub mod diagnostics;
+pub mod rules_cmd;
 pub mod run_cmd;
 pub mod test_cmd;
 pub mod text;
@@ -27,5 +29,7 @@ pub fn dispatch(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write, color:
     match &cli.command {
         cli::Command::Run(args) => run_cmd::execute(args, out, err, color),
         cli::Command::Test(args) => test_cmd::execute(args, out, err),
+        cli::Command::Rules(args) => rules_cmd::rules(args, out, err),
+        cli::Command::Explain(args) => rules_cmd::explain(args, out, err),
     }
 }

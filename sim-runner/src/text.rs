@@ -15,7 +15,7 @@ use vcpu::bugcheck::code;
 use vcpu::Irql;
 
 /// Width of the banner and of wrapped paragraphs (WinDbg's 79 columns).
-const WIDTH: usize = 79;
+pub(crate) const WIDTH: usize = 79;
 
 /// Render a run as the text report.
 pub fn render(report: &RunReport) -> String {
@@ -362,7 +362,7 @@ fn fmt_us(us: f64) -> String {
 }
 
 /// A one-line rule summary as a sentence: capital first letter, final period.
-fn sentence(text: &str) -> String {
+pub(crate) fn sentence(text: &str) -> String {
     let text = text.trim();
     let mut chars = text.chars();
     let mut s = match chars.next() {
@@ -376,7 +376,7 @@ fn sentence(text: &str) -> String {
 }
 
 /// Word-wrap `text` at [`WIDTH`] columns; explicit newlines are kept.
-fn paragraph(out: &mut String, text: &str) {
+pub(crate) fn paragraph(out: &mut String, text: &str) {
     for source_line in text.lines() {
         let mut line = String::new();
         for word in source_line.split_whitespace() {

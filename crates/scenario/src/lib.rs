@@ -14,6 +14,7 @@ pub mod lexer;
 pub mod parser;
 pub mod program;
 pub mod report;
+pub mod rules;
 
 pub use diag::{SimError, Source};
 pub use program::Program;
