@@ -21,7 +21,7 @@
 //! on top. [`InterruptSpinLock`] carries its `SynchronizeIrql` as data.
 //!
 //! Under `--cfg loom` every atomic and spin hint comes from loom (see
-//! [`sync`]'s source), and `tests/loom.rs` model-checks the protocols.
+//! the private `sync` shim), and `tests/loom.rs` model-checks the protocols.
 
 mod sync;
 
