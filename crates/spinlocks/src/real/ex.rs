@@ -182,6 +182,10 @@ impl<T: ?Sized> ExSpinLock<T> {
     }
 
     /// Acquires the lock shared if no writer holds, claims or waits for it.
+    ///
+    /// # Panics
+    ///
+    /// If 2^20 − 1 shared holders already exist.
     #[inline]
     pub fn try_read(&self) -> Option<ExSharedGuard<'_, T>> {
         self.try_read_raw().then(|| ExSharedGuard::new(self))

@@ -37,6 +37,7 @@ use core::fmt;
 use core::ops::{Deref, DerefMut};
 
 use super::kspin::{KSpinLock, KSpinLockGuard};
+use super::sync::const_fn_unless_loom;
 
 /// `HIGH_LEVEL` on x64: the largest IRQL.
 pub const HIGH_LEVEL: u8 = 15;
@@ -49,32 +50,19 @@ pub struct InterruptSpinLock<T: ?Sized> {
 }
 
 impl<T> InterruptSpinLock<T> {
-    /// A free lock around `data` for an interrupt whose `SynchronizeIrql` is
-    /// `synchronize_irql`.
-    ///
-    /// # Panics
-    ///
-    /// If `synchronize_irql` exceeds [`HIGH_LEVEL`] (15).
-    #[cfg(not(loom))]
-    pub const fn new(synchronize_irql: u8, data: T) -> Self {
-        assert!(synchronize_irql <= HIGH_LEVEL, "IRQL above HIGH_LEVEL");
-        Self {
-            synchronize_irql,
-            lock: KSpinLock::new(data),
-        }
-    }
-
-    /// A free lock around `data` (loom build: not `const`).
-    ///
-    /// # Panics
-    ///
-    /// If `synchronize_irql` exceeds [`HIGH_LEVEL`] (15).
-    #[cfg(loom)]
-    pub fn new(synchronize_irql: u8, data: T) -> Self {
-        assert!(synchronize_irql <= HIGH_LEVEL, "IRQL above HIGH_LEVEL");
-        Self {
-            synchronize_irql,
-            lock: KSpinLock::new(data),
+    const_fn_unless_loom! {
+        /// A free lock around `data` for an interrupt whose `SynchronizeIrql`
+        /// is `synchronize_irql`.
+        ///
+        /// # Panics
+        ///
+        /// If `synchronize_irql` exceeds [`HIGH_LEVEL`] (15).
+        pub fn new(synchronize_irql: u8, data: T) -> Self {
+            assert!(synchronize_irql <= HIGH_LEVEL, "IRQL above HIGH_LEVEL");
+            Self {
+                synchronize_irql,
+                lock: KSpinLock::new(data),
+            }
         }
     }
 

@@ -20,6 +20,13 @@
 //! their tail swaps), and each spins on its own cache line, so a handoff
 //! costs one remote write.
 //!
+//! The flip side of strict FIFO: the lock goes to the next waiter even if
+//! the OS has descheduled that thread, and everyone behind it waits until it
+//! runs again. Windows waiters spin at `DISPATCH_LEVEL`, where no thread
+//! switch can happen; in user space, run no more spinning threads than
+//! cores (pinned, as the emulator's parallel mode does), or expect stalls of
+//! a scheduler time slice per handoff when oversubscribed.
+//!
 //! # The handle and why this is sound
 //!
 //! While a node is queued, other threads hold raw pointers to it (the tail,
