@@ -21,9 +21,12 @@
 //! cargo bench -p spinlocks --bench locks -- --secs 0.5 --filter Ex
 //! ```
 //!
-//! Environment (or `--secs`, `--work-in`, `--work-between`, `--filter`):
-//! `BENCH_SECS` seconds per configuration (default 1.5; about 30
-//! configurations on 2 cores), `BENCH_WORK_IN` (default 8),
+//! Environment (or `--secs`, `--work-in`, `--work-between`, `--filter`,
+//! `--rounds`): `BENCH_SECS` seconds per configuration (default 1.5; 30
+//! configurations on 2 cores, so about 45 s in all), `BENCH_ROUNDS` (default
+//! 3: each configuration's time is split into rounds run round-robin over
+//! all configurations, and the median round is reported, with the spread of
+//! the rounds as a noise gauge), `BENCH_WORK_IN` (default 8),
 //! `BENCH_WORK_BETWEEN` (default 32), `BENCH_FILTER` (substring of lock
 //! names to run).
 //!
@@ -169,6 +172,8 @@ struct Config {
     work_in: u32,
     work_between: u32,
     filter: Option<String>,
+    /// Each configuration's time is split into this many rounds.
+    rounds: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -303,6 +308,7 @@ fn parse_config() -> Config {
         work_in: env_or("BENCH_WORK_IN", 8),
         work_between: env_or("BENCH_WORK_BETWEEN", 32),
         filter: std::env::var("BENCH_FILTER").ok().filter(|f| !f.is_empty()),
+        rounds: env_or("BENCH_ROUNDS", 3),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -312,10 +318,12 @@ fn parse_config() -> Config {
             "--work-in" => cfg.work_in = value().parse().unwrap_or(cfg.work_in),
             "--work-between" => cfg.work_between = value().parse().unwrap_or(cfg.work_between),
             "--filter" => cfg.filter = Some(value()),
+            "--rounds" => cfg.rounds = value().parse().unwrap_or(cfg.rounds),
             // `cargo bench` passes `--bench`; ignore it and anything unknown.
             _ => {}
         }
     }
+    cfg.rounds = cfg.rounds.max(1);
     cfg
 }
 
@@ -329,14 +337,30 @@ fn fmt_rate(x: f64) -> String {
     }
 }
 
+/// One (lock, mix, thread count) configuration.
+struct Case {
+    mix: Mix,
+    threads: usize,
+    run: RunFn,
+}
+
+type RunFn = fn(&Config, Mix, usize, &[core_affinity::CoreId]) -> Outcome;
+
+/// The median round of a configuration, and how far the rounds spread.
+struct Summary {
+    median: Outcome,
+    /// (max − min) / median of the rounds' mean rates.
+    spread: f64,
+}
+
 struct Bench<'a> {
     cfg: &'a Config,
-    cores: &'a [core_affinity::CoreId],
-    outcomes: Vec<Outcome>,
+    thread_counts: Vec<usize>,
+    cases: Vec<Case>,
 }
 
 impl Bench<'_> {
-    fn case<L: BenchLock>(&mut self, thread_counts: &[usize]) {
+    fn case<L: BenchLock>(&mut self) {
         if let Some(f) = &self.cfg.filter {
             if !L::NAME.contains(f.as_str()) {
                 return;
@@ -348,67 +372,106 @@ impl Bench<'_> {
             &[Mix::Exclusive]
         };
         for &mix in mixes {
-            for &t in thread_counts {
-                let o = run::<L>(self.cfg, mix, t, self.cores);
-                println!(
-                    "{:<24} {:>8} {:>3} {:>14} {:>10} {:>10} {:>6.3}",
-                    o.name,
-                    mix.label(),
-                    t,
-                    fmt_rate(o.mean()),
-                    fmt_rate(o.min()),
-                    fmt_rate(o.max()),
-                    o.jain()
-                );
-                self.outcomes.push(o);
+            for &threads in &self.thread_counts {
+                self.cases.push(Case {
+                    mix,
+                    threads,
+                    run: run::<L>,
+                });
             }
         }
     }
 
-    fn find(&self, name: &str, mix: Mix, threads: usize) -> Option<&Outcome> {
-        self.outcomes
-            .iter()
-            .find(|o| o.name == name && o.mix == mix && o.threads == threads)
-    }
-
-    fn ratio_table(&self, thread_counts: &[usize]) {
-        const MUTEX_PEERS: [&str; 5] = [
-            "spin::Mutex",
-            "spin::TicketMutex",
-            "parking_lot::Mutex",
-            "parking_lot::FairMutex",
-            "std::Mutex",
-        ];
-        const RW_PEERS: [&str; 3] = ["spin::RwLock", "parking_lot::RwLock", "std::RwLock"];
-        println!();
-        println!("Ratios of mean ops/s per thread, ours / peer (> 1: ours is faster)");
-        let groups: [(&str, Mix, &[&str]); 4] = [
-            ("KSpinLock", Mix::Exclusive, &MUTEX_PEERS),
-            ("QueuedSpinLock", Mix::Exclusive, &MUTEX_PEERS),
-            ("ExSpinLock", Mix::ReadHeavy, &RW_PEERS),
-            ("ExSpinLock", Mix::WriteHeavy, &RW_PEERS),
-        ];
-        for (ours, mix, peers) in groups {
-            for &t in thread_counts {
-                let Some(o) = self.find(ours, mix, t) else {
-                    continue;
-                };
-                let cells: Vec<String> = peers
-                    .iter()
-                    .filter_map(|p| {
-                        self.find(p, mix, t)
-                            .map(|po| format!("{p} {:.2}x", o.mean() / po.mean()))
-                    })
-                    .collect();
-                if !cells.is_empty() {
-                    println!(
-                        "  {:<15} {:>8} T={:<2} vs  {}",
-                        ours,
-                        mix.label(),
-                        t,
-                        cells.join(" | ")
-                    );
+    /// Runs every case `rounds` times, round-robin (so a burst of outside
+    /// load hits all locks alike), and keeps each case's median round.
+    fn run_all(&self, cores: &[core_affinity::CoreId]) -> Vec<Summary> {
+        let round_cfg = Config {
+            secs: self.cfg.secs / self.cfg.rounds as f64,
+            ..self.cfg.clone()
+        };
+        let mut rounds: Vec<Vec<Outcome>> = self.cases.iter().map(|_| Vec::new()).collect();
+        for _ in 0..self.cfg.rounds {
+            for (case, out) in self.cases.iter().zip(&mut rounds) {
+                out.push((case.run)(&round_cfg, case.mix, case.threads, cores));
+            }
+        }
+        rounds
+            .into_iter()
+            .map(|mut rs| {
+                rs.sort_by(|a, b| a.mean().total_cmp(&b.mean()));
+                let spread = (rs[rs.len() - 1].mean() - rs[0].mean()) / rs[rs.len() / 2].mean();
+                Summary {
+                    median: rs.swap_remove(rs.len() / 2),
+                    spread,
                 }
+            })
+            .collect()
+    }
+}
+
+fn print_table(summaries: &[Summary]) {
+    println!(
+        "{:<24} {:>8} {:>3} {:>14} {:>10} {:>10} {:>6} {:>7}",
+        "lock", "mix", "T", "ops/s/thread", "min", "max", "Jain", "spread"
+    );
+    for s in summaries {
+        let o = &s.median;
+        println!(
+            "{:<24} {:>8} {:>3} {:>14} {:>10} {:>10} {:>6.3} {:>6.0}%",
+            o.name,
+            o.mix.label(),
+            o.threads,
+            fmt_rate(o.mean()),
+            fmt_rate(o.min()),
+            fmt_rate(o.max()),
+            o.jain(),
+            s.spread * 100.0
+        );
+    }
+}
+
+fn print_ratios(summaries: &[Summary], thread_counts: &[usize]) {
+    const MUTEX_PEERS: [&str; 5] = [
+        "spin::Mutex",
+        "spin::TicketMutex",
+        "parking_lot::Mutex",
+        "parking_lot::FairMutex",
+        "std::Mutex",
+    ];
+    const RW_PEERS: [&str; 3] = ["spin::RwLock", "parking_lot::RwLock", "std::RwLock"];
+    let find = |name: &str, mix: Mix, threads: usize| {
+        summaries
+            .iter()
+            .map(|s| &s.median)
+            .find(|o| o.name == name && o.mix == mix && o.threads == threads)
+    };
+    println!();
+    println!("Ratios of mean ops/s per thread, ours / peer (> 1: ours is faster)");
+    let groups: [(&str, Mix, &[&str]); 4] = [
+        ("KSpinLock", Mix::Exclusive, &MUTEX_PEERS),
+        ("QueuedSpinLock", Mix::Exclusive, &MUTEX_PEERS),
+        ("ExSpinLock", Mix::ReadHeavy, &RW_PEERS),
+        ("ExSpinLock", Mix::WriteHeavy, &RW_PEERS),
+    ];
+    for (ours, mix, peers) in groups {
+        for &t in thread_counts {
+            let Some(o) = find(ours, mix, t) else {
+                continue;
+            };
+            let cells: Vec<String> = peers
+                .iter()
+                .filter_map(|p| {
+                    find(p, mix, t).map(|po| format!("{p} {:.2}x", o.mean() / po.mean()))
+                })
+                .collect();
+            if !cells.is_empty() {
+                println!(
+                    "  {:<15} {:>8} T={:<2} vs  {}",
+                    ours,
+                    mix.label(),
+                    t,
+                    cells.join(" | ")
+                );
             }
         }
     }
@@ -422,38 +485,43 @@ fn main() {
     thread_counts.sort_unstable();
     thread_counts.dedup();
 
+    let mut bench = Bench {
+        cfg: &cfg,
+        thread_counts: thread_counts.clone(),
+        cases: Vec::new(),
+    };
+    bench.case::<KSpinLock<Data>>();
+    bench.case::<QueuedSpinLock<Data>>();
+    bench.case::<spin::Mutex<Data>>();
+    bench.case::<spin::mutex::TicketMutex<Data>>();
+    bench.case::<parking_lot::Mutex<Data>>();
+    bench.case::<parking_lot::FairMutex<Data>>();
+    bench.case::<std::sync::Mutex<Data>>();
+    bench.case::<ExSpinLock<Data>>();
+    bench.case::<spin::RwLock<Data>>();
+    bench.case::<parking_lot::RwLock<Data>>();
+    bench.case::<std::sync::RwLock<Data>>();
+
     println!(
-        "spinlocks lock benchmark: {:.2} s per configuration, work_in = {}, work_between = {}, \
-         {} cores (threads pinned round-robin), T = {:?}",
-        cfg.secs, cfg.work_in, cfg.work_between, ncores, thread_counts
+        "spinlocks lock benchmark: {} configurations x {:.2} s ({} rounds, round-robin; \
+         median round shown), work_in = {}, work_between = {}, {} cores (threads pinned \
+         round-robin), T = {:?}",
+        bench.cases.len(),
+        cfg.secs,
+        cfg.rounds,
+        cfg.work_in,
+        cfg.work_between,
+        ncores,
+        thread_counts
     );
     if ncores <= 2 {
         println!(
-            "note: only {ncores} core(s): contention is modest; compare ratios, not absolutes"
+            "note: only {ncores} core(s): contention is modest, and any other load on the \
+             machine shows up as noise (see the spread column); compare ratios, not absolutes"
         );
     }
     println!();
-    println!(
-        "{:<24} {:>8} {:>3} {:>14} {:>10} {:>10} {:>6}",
-        "lock", "mix", "T", "ops/s/thread", "min", "max", "Jain"
-    );
-
-    let mut bench = Bench {
-        cfg: &cfg,
-        cores: &cores,
-        outcomes: Vec::new(),
-    };
-    let tc = &thread_counts;
-    bench.case::<KSpinLock<Data>>(tc);
-    bench.case::<QueuedSpinLock<Data>>(tc);
-    bench.case::<spin::Mutex<Data>>(tc);
-    bench.case::<spin::mutex::TicketMutex<Data>>(tc);
-    bench.case::<parking_lot::Mutex<Data>>(tc);
-    bench.case::<parking_lot::FairMutex<Data>>(tc);
-    bench.case::<std::sync::Mutex<Data>>(tc);
-    bench.case::<ExSpinLock<Data>>(tc);
-    bench.case::<spin::RwLock<Data>>(tc);
-    bench.case::<parking_lot::RwLock<Data>>(tc);
-    bench.case::<std::sync::RwLock<Data>>(tc);
-    bench.ratio_table(tc);
+    let summaries = bench.run_all(&cores);
+    print_table(&summaries);
+    print_ratios(&summaries, &thread_counts);
 }
