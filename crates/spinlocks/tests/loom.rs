@@ -1,0 +1,438 @@
+//! Loom model checks of the real locks' protocols.
+//!
+//! Run with:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p spinlocks --release --test loom
+//! ```
+//!
+//! Each model has 2 or 3 threads. Two-thread models use a preemption bound
+//! of 4 (override with `LOOM_MAX_PREEMPTIONS`); the three-thread MCS models
+//! cap it at 2 or 3 (see below). Protected data is a `loom::cell::UnsafeCell`, so
+//! loom itself reports any two accesses that the lock failed to order
+//! (mutual exclusion *and* the acquire/release memory ordering); spin loops
+//! that never end (a lost wake-up, a deadlock) fail the model too.
+//!
+//! Why the `KSpinLock` and `ExSpinLock` models have two threads: loom models
+//! a spin-wait iteration as a yield, and switching away from a thread that
+//! yielded costs no preemption. With two threads spinning on the same word
+//! while a third holds the lock, loom can hand the processor back and forth
+//! between the two spinners forever and never run the holder, so the model
+//! exceeds its branch limit whatever the lock does. With two threads a yield
+//! always runs the other one. (The MCS models, whose waiters spin on
+//! separate nodes, complete with three threads up to a small preemption
+//! bound; beyond it loom finds the same starving schedules, so their bound
+//! is capped.) Scenarios that need
+//! three parties, such as two writers waiting at once, are covered by the
+//! threaded tests in `real_locks.rs`.
+#![cfg(loom)]
+
+use core::pin::pin;
+
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+use spinlocks::{
+    ExExclusiveGuard, ExSharedGuard, ExSpinLock, InterruptSpinLock, KSpinLock, LockQueueHandle,
+    QueuedSpinLock,
+};
+
+/// Two-thread models: preemption bound 4 unless `LOOM_MAX_PREEMPTIONS` says
+/// otherwise.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(4);
+    }
+    builder.check(f);
+}
+
+/// Three-thread models: the bound is capped at `cap` whatever the
+/// environment says. Two waiters spinning while a third thread holds the
+/// lock is the shape in which loom can starve the holder (see the module
+/// docs); with more preemptions it reaches such schedules and gives up.
+fn model_capped(cap: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(builder.preemption_bound.map_or(cap, |b| b.min(cap)));
+    builder.check(f);
+}
+
+/// Read-modify-write of a loom cell: loom flags it if unsynchronised.
+fn bump(cell: &UnsafeCell<usize>) {
+    cell.with_mut(|p| unsafe { *p += 1 });
+}
+
+fn get(cell: &UnsafeCell<usize>) -> usize {
+    cell.with(|p| unsafe { *p })
+}
+
+// ---------------------------------------------------------------- KSpinLock
+
+#[test]
+fn kspin_mutual_exclusion() {
+    model(|| {
+        let lock = Arc::new(KSpinLock::new(UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let t = thread::spawn(move || {
+            for _ in 0..2 {
+                bump(&l2.lock());
+            }
+        });
+        for _ in 0..2 {
+            bump(&lock.lock());
+        }
+        t.join().unwrap();
+        assert_eq!(get(&lock.lock()), 4);
+        assert!(!lock.is_locked());
+    });
+}
+
+#[test]
+fn kspin_try_lock_excludes() {
+    model(|| {
+        let lock = Arc::new(KSpinLock::new(UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let t = thread::spawn(move || {
+            if let Some(g) = l2.try_lock() {
+                bump(&g);
+            }
+        });
+        {
+            let g = lock.lock();
+            assert!(lock.is_held_by_current_thread());
+            bump(&g);
+        }
+        assert!(!lock.is_held_by_current_thread());
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn interrupt_lock_mutual_exclusion() {
+    model(|| {
+        let lock = Arc::new(InterruptSpinLock::new(5, UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let t = thread::spawn(move || l2.synchronize(|c| bump(c)));
+        bump(&lock.lock());
+        t.join().unwrap();
+        assert_eq!(lock.synchronize(|c| get(c)), 2);
+    });
+}
+
+// ------------------------------------------------------------ QueuedSpinLock
+
+#[test]
+fn queued_mutual_exclusion_three_threads() {
+    model_capped(2, || {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let ths: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = lock.clone();
+                thread::spawn(move || {
+                    let mut h = pin!(LockQueueHandle::new());
+                    bump(&lock.lock(h.as_mut()));
+                })
+            })
+            .collect();
+        let mut h = pin!(LockQueueHandle::new());
+        bump(&lock.lock(h.as_mut()));
+        for t in ths {
+            t.join().unwrap();
+        }
+        assert_eq!(lock.with_lock(|c| get(c)), 3);
+        assert!(!lock.is_locked());
+    });
+}
+
+/// Two threads, each acquiring twice with the same handle: covers the
+/// release that races with a successor between its tail swap and its link
+/// (the release's compare-exchange fails and it must wait for the link),
+/// handle reuse, and that a queued waiter is always woken (a lost wake-up
+/// would spin forever and fail the model).
+#[test]
+fn queued_release_link_race_and_reuse() {
+    model(|| {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let t = thread::spawn(move || {
+            let mut h = pin!(LockQueueHandle::new());
+            for _ in 0..2 {
+                bump(&l2.lock(h.as_mut()));
+            }
+        });
+        let mut h = pin!(LockQueueHandle::new());
+        for _ in 0..2 {
+            bump(&lock.lock(h.as_mut()));
+        }
+        t.join().unwrap();
+        assert_eq!(lock.with_lock(|c| get(c)), 4);
+        assert!(!lock.is_locked());
+    });
+}
+
+/// No lost wake-up: the owner waits until a waiter has joined the queue
+/// (possibly not yet linked) and only then releases; the waiter must get in.
+/// Also checks that loom did explore the release/link race: some execution
+/// releases while the waiter has swapped the tail but not linked in.
+#[test]
+fn queued_waiter_is_woken() {
+    static RELEASED_BEFORE_LINK: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+    model(|| {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let mut h = pin!(LockQueueHandle::new());
+        let g = lock.lock(h.as_mut());
+        let l2 = lock.clone();
+        let t = thread::spawn(move || {
+            let mut h = pin!(LockQueueHandle::new());
+            bump(&l2.lock(h.as_mut()));
+        });
+        while !g.has_waiters() {
+            thread::yield_now();
+        }
+        bump(&g);
+        if g.linked_waiters() == 0 {
+            RELEASED_BEFORE_LINK.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        drop(g);
+        t.join().unwrap();
+        assert_eq!(lock.with_lock(|c| get(c)), 2);
+    });
+    assert!(
+        RELEASED_BEFORE_LINK.load(std::sync::atomic::Ordering::Relaxed),
+        "loom never explored a release racing with an unlinked successor"
+    );
+}
+
+/// Strict FIFO: with the lock held, waiter A joins the queue, then waiter B
+/// (started only once A is queued). On release A must go before B.
+#[test]
+fn queued_fifo_handoff() {
+    model_capped(3, || {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let order = Arc::new(AtomicUsize::new(0));
+        let mut h = pin!(LockQueueHandle::new());
+        let g = lock.lock(h.as_mut());
+
+        let spawn_waiter = |id: usize| {
+            let lock = lock.clone();
+            let order = order.clone();
+            thread::spawn(move || {
+                let mut h = pin!(LockQueueHandle::new());
+                let g = lock.lock(h.as_mut());
+                // Record the arrival order as a 2-digit number: first*10 + second.
+                let prev = order.load(Ordering::Relaxed);
+                order.store(prev * 10 + id, Ordering::Relaxed);
+                bump(&g);
+            })
+        };
+        let a = spawn_waiter(1);
+        while !g.has_waiters() {
+            thread::yield_now();
+        }
+        let b = spawn_waiter(2);
+        drop(g);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(
+            order.load(Ordering::Relaxed),
+            12,
+            "waiters served out of order"
+        );
+        assert_eq!(lock.with_lock(|c| get(c)), 2);
+    });
+}
+
+#[test]
+fn queued_try_lock_excludes() {
+    model(|| {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let t = thread::spawn(move || {
+            let mut h = pin!(LockQueueHandle::new());
+            if let Some(g) = l2.try_lock(h.as_mut()) {
+                bump(&g);
+            };
+        });
+        let mut h = pin!(LockQueueHandle::new());
+        bump(&lock.lock(h.as_mut()));
+        t.join().unwrap();
+        assert!(!lock.is_locked());
+    });
+}
+
+// --------------------------------------------------------------- ExSpinLock
+
+/// A reader and a writer: the writer never overlaps the reader (loom would
+/// flag the cell), whichever gets in first.
+#[test]
+fn ex_no_writer_while_reader_holds() {
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let reader = thread::spawn(move || {
+            let r = l2.read();
+            let v = get(&r);
+            assert!(v <= 1);
+            // Still the same value: no writer got in while we hold.
+            assert_eq!(get(&r), v);
+        });
+        bump(&lock.write());
+        reader.join().unwrap();
+        assert_eq!(lock.raw_word(), 0);
+    });
+}
+
+#[test]
+fn ex_writers_exclude_each_other() {
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let t = thread::spawn(move || bump(&l2.write()));
+        bump(&lock.write());
+        t.join().unwrap();
+        assert_eq!(get(&lock.read()), 2);
+        assert_eq!(lock.raw_word(), 0, "waiter count or bits left behind");
+    });
+}
+
+/// A downgraded writer keeps readers-in/writers-out semantics: the other
+/// writer never overlaps either phase.
+#[test]
+fn ex_downgrade_is_atomic() {
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let t = thread::spawn(move || bump(&l2.write()));
+        let w = lock.write();
+        bump(&w);
+        let before = get(&w);
+        let r = ExExclusiveGuard::downgrade(w);
+        assert_eq!(get(&r), before, "a writer got in during the downgrade");
+        drop(r);
+        t.join().unwrap();
+        assert_eq!(get(&lock.read()), 2);
+        assert_eq!(lock.raw_word(), 0);
+    });
+}
+
+/// Writer preference: once a writer has claimed the lock (bit 31, waiting for
+/// a reader to drain), a new reader cannot get in.
+#[test]
+fn ex_waiting_writer_blocks_new_readers() {
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let r = lock.read();
+        let l2 = lock.clone();
+        let w = thread::spawn(move || bump(&l2.write()));
+        while !lock.is_locked_exclusive() {
+            thread::yield_now();
+        }
+        assert!(
+            lock.try_read().is_none(),
+            "reader overtook a waiting writer"
+        );
+        drop(r);
+        w.join().unwrap();
+        assert_eq!(get(&lock.read()), 1);
+    });
+}
+
+/// Several waiting writers: while one writer holds the lock and another is
+/// registered as waiting, a release by the holder must not let a new reader
+/// in ahead of the waiter (the waiter count keeps bit 30 set).
+#[test]
+fn ex_waiting_writer_claim_survives_other_writers() {
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let done = Arc::new(AtomicBool::new(false));
+        let g = lock.write();
+        let (l2, d2) = (lock.clone(), done.clone());
+        let w = thread::spawn(move || {
+            let g = l2.write();
+            bump(&g);
+            d2.store(true, Ordering::Relaxed);
+        });
+        while lock.exclusive_waiters() == 0 {
+            thread::yield_now();
+        }
+        // Hand over to the waiting writer (it is the only one that can take
+        // bit 31 next; bit 30 must stay set until it does).
+        drop(g);
+        if let Some(r) = lock.try_read() {
+            assert!(
+                done.load(Ordering::Relaxed),
+                "reader got in while a writer was waiting"
+            );
+            assert_eq!(get(&r), 1);
+        }
+        w.join().unwrap();
+        assert_eq!(lock.raw_word(), 0);
+    });
+}
+
+/// try_convert never yields two exclusive holders: two readers race to
+/// convert; the cell catches any overlap (a converted writer against the
+/// other's read, or two converted writers).
+#[test]
+fn ex_try_convert_is_exclusive() {
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let converted = Arc::new(AtomicUsize::new(0));
+        let convert = |lock: &ExSpinLock<UnsafeCell<usize>>, converted: &AtomicUsize| {
+            let r = lock.read();
+            match ExSharedGuard::try_convert(r) {
+                Ok(w) => {
+                    bump(&w);
+                    converted.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(r) => {
+                    // Still shared: reading is allowed, writing is not.
+                    let _ = get(&r);
+                    assert!(lock.shared_count() >= 1);
+                }
+            }
+        };
+        let (l2, c2) = (lock.clone(), converted.clone());
+        let t = thread::spawn(move || convert(&l2, &c2));
+        convert(&lock, &converted);
+        t.join().unwrap();
+        let n = converted.load(Ordering::Relaxed);
+        assert!(n <= 2);
+        assert_eq!(get(&lock.read()), n, "lost update");
+        assert_eq!(lock.raw_word(), 0);
+    });
+}
+
+/// A failed conversion leaves the caller holding shared, which still keeps
+/// the waiting writer out until it is released.
+#[test]
+fn ex_failed_convert_keeps_shared() {
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let r = lock.read();
+        let l2 = lock.clone();
+        let w = thread::spawn(move || bump(&l2.write()));
+        let converted = match ExSharedGuard::try_convert(r) {
+            Ok(g) => {
+                // Only possible before the writer claimed bit 31.
+                bump(&g);
+                true
+            }
+            Err(r) => {
+                assert!(
+                    lock.is_locked_exclusive(),
+                    "conversion failed for no reason"
+                );
+                let _ = get(&r);
+                assert_eq!(lock.shared_count(), 1);
+                false
+            }
+        };
+        w.join().unwrap();
+        assert_eq!(get(&lock.read()), 1 + usize::from(converted));
+        assert_eq!(lock.raw_word(), 0);
+    });
+}
