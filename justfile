@@ -17,7 +17,7 @@ test:
 
 # loom models of the standalone locks
 loom:
-    RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p spinlocks --test loom --target-dir target/loom
+    RUSTFLAGS="--cfg loom" cargo test --release -p spinlocks --test loom --target-dir target/loom
 
 bench:
     cargo bench -p spinlocks --bench locks
