@@ -70,3 +70,11 @@ pub fn run(program: &Program, options: &RunOptions) -> RunReport {
     let seed = options.seed.unwrap_or(program.seed);
     engine::run(program, seed)
 }
+
+/// Run a loaded scenario and return its event stream too (see
+/// [`vcpu::Event`]): context starts and ends, IRQL changes, lock requests,
+/// grants and releases, data accesses, DbgPrint, DPCs queued, interrupts.
+pub fn run_recorded(program: &Program, options: &RunOptions) -> (RunReport, Vec<vcpu::Event>) {
+    let seed = options.seed.unwrap_or(program.seed);
+    engine::run_recorded(program, seed)
+}

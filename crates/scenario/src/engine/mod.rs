@@ -191,6 +191,8 @@ struct Machine<'p> {
     end_time: Nanos,
     /// Bumped on every change of any lock's state (grant, release, link).
     lock_epoch: u64,
+    /// Every event, when the caller asked for the record.
+    log: Option<Vec<Event>>,
 }
 
 /// Run a program in deterministic mode.
@@ -198,6 +200,16 @@ pub fn run(prog: &Program, seed: u64) -> RunReport {
     let mut m = Machine::new(prog, seed);
     m.main_loop();
     finish::report(&m, seed)
+}
+
+/// Run a program in deterministic mode and also return every event of the
+/// run, in the order the engine emitted them (for traces and timelines).
+pub fn run_recorded(prog: &Program, seed: u64) -> (RunReport, Vec<Event>) {
+    let mut m = Machine::new(prog, seed);
+    m.log = Some(Vec::new());
+    m.main_loop();
+    let report = finish::report(&m, seed);
+    (report, m.log.take().unwrap_or_default())
 }
 
 impl<'p> Machine<'p> {
@@ -248,6 +260,7 @@ impl<'p> Machine<'p> {
             engine_warnings: vec![],
             end_time: 0,
             lock_epoch: 0,
+            log: None,
             cpus,
         };
         m.place_threads();
@@ -355,6 +368,9 @@ impl<'p> Machine<'p> {
         };
         trace!(?ev, "event");
         self.stats.observe(&ev);
+        if let Some(log) = &mut self.log {
+            log.push(ev.clone());
+        }
         if let Some(v) = self.verifier.observe(&ev) {
             if self.stop.is_none() {
                 self.stop = Some(Stop::Bugcheck {
