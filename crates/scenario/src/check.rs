@@ -30,6 +30,10 @@ const PAGED_BASE: u64 = 0xFFFF_A000_0400_0000;
 const CODE_BASE: u64 = 0xFFFF_F806_1B00_0000;
 const PAGED_CODE_BASE: u64 = 0xFFFF_F806_1C00_0000;
 const MAX_SLOTS: usize = 4096;
+/// Longest `duration` (virtual time) a run may ask for.
+const MAX_DURATION_NS: u64 = 1_000_000_000;
+/// Shortest period of a periodic interrupt line.
+const MIN_INTERRUPT_PERIOD_NS: u64 = 1_000;
 
 /// What a global name refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +191,11 @@ impl<'a> Checker<'a> {
                     once("duration", d.span, self)?;
                     if d.value == 0 {
                         return Err(self.err(d.span, "the duration must be positive"));
+                    }
+                    if d.value > MAX_DURATION_NS {
+                        return Err(self
+                            .err(d.span, "the duration is longer than a run may be")
+                            .help("a run covers at most 1000ms of virtual time; spin-lock behaviour shows within microseconds to milliseconds"));
                     }
                     self.prog.duration = Some(d.value);
                 }
@@ -622,8 +631,10 @@ impl<'a> Checker<'a> {
         };
         let cpu = self.cpu(&i.cpu)?;
         if let Some(e) = &i.every {
-            if e.value == 0 {
-                return Err(self.err(e.span, "`every` needs a positive period"));
+            if e.value < MIN_INTERRUPT_PERIOD_NS {
+                return Err(self
+                    .err(e.span, "`every` is shorter than a device can interrupt")
+                    .help("the shortest period is 1us"));
             }
         }
         let count = match (&i.count, &i.every) {

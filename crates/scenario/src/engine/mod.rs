@@ -41,6 +41,9 @@ pub const SPIN_JITTER_NS: Nanos = 10;
 pub const QUANTUM_NS: Nanos = 20_000;
 /// Virtual-time limit of a run without `duration`.
 pub const DEFAULT_LIMIT_NS: Nanos = 100_000_000;
+/// Steps (statements and spin iterations over all processors) after which a
+/// run is cut off whatever its virtual time, so no run can take minutes.
+pub const MAX_STEPS: u64 = 50_000_000;
 /// Deepest call nesting before the kernel stack "overflows".
 pub const MAX_CALL_DEPTH: usize = 256;
 /// A stall advances at most this much per step, so interrupts can arrive.
@@ -453,6 +456,7 @@ impl<'p> Machine<'p> {
     fn main_loop(&mut self) {
         let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
         info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, "run starts");
+        let mut steps: u64 = 0;
         loop {
             if self.stop.is_some() {
                 break;
@@ -511,6 +515,15 @@ impl<'p> Machine<'p> {
                 .filter(|&c| self.cpus[c].clock == min && self.busy(c))
                 .nth(pick)
                 .expect("a busy processor at the minimum clock");
+            steps += 1;
+            if steps > MAX_STEPS {
+                self.end_time = min;
+                self.cut_off(format!(
+                    "the run was cut off after {MAX_STEPS} steps, at {} µs of virtual time, with threads still running: {{}}",
+                    min / 1000
+                ));
+                break;
+            }
             self.step(cpu as u32);
             if self.stop.is_none() && self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
                 self.check_deadlock();
@@ -521,10 +534,21 @@ impl<'p> Machine<'p> {
         }
     }
 
+    /// The run reached its virtual-time limit: without `duration`, warn
+    /// when threads are still running.
     fn time_limit(&mut self, limit: Nanos) {
         if self.prog.duration.is_some() || self.threads_alive == 0 {
             return;
         }
+        self.cut_off(format!(
+            "the run reached the {} ms virtual-time limit with threads still running: {{}}; add `duration D;` to the header if this is intended",
+            limit / 1_000_000
+        ));
+    }
+
+    /// End the run early with a TIME_LIMIT_REACHED warning; `{}` in `what`
+    /// is replaced by the threads still running and their lines.
+    fn cut_off(&mut self, what: String) {
         let mut running = vec![];
         for p in &self.cpus {
             for c in p.stack.iter().chain(p.ready.iter()) {
@@ -539,14 +563,15 @@ impl<'p> Machine<'p> {
             .iter()
             .find_map(|p| p.top().map(|t| self.context_line(t)))
             .unwrap_or(0);
+        let running = if running.is_empty() {
+            "none".to_string()
+        } else {
+            running.join(", ")
+        };
         self.engine_warnings.push(verifier::Warning {
             rule: "TIME_LIMIT_REACHED",
             line,
-            message: format!(
-                "the run reached the {} ms virtual-time limit with threads still running: {}; add `duration D;` to the header if this is intended",
-                limit / 1_000_000,
-                running.join(", ")
-            ),
+            message: what.replace("{}", &running),
         });
     }
 
