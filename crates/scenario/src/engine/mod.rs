@@ -375,14 +375,7 @@ impl<'p> Machine<'p> {
             log.push(ev.clone());
         }
         if let Some(v) = self.verifier.observe(&ev) {
-            if self.stop.is_none() {
-                self.stop = Some(Stop::Bugcheck {
-                    bugcheck: v.bugcheck,
-                    cpu,
-                    detail: v.detail,
-                    analysis: v.analysis,
-                });
-            }
+            self.bugcheck_with(cpu, v.bugcheck, v.detail, v.analysis);
         }
     }
 
