@@ -149,6 +149,14 @@ fn bugcheck_section(out: &mut String, report: &RunReport, b: &BugcheckReport) {
             let _ = writeln!(out, "  {line}");
         }
     }
+    let query = if b.code == 0xC4 {
+        format!("0x{:X}(0x{:X})", b.code, b.params[0])
+    } else {
+        format!("0x{:X}", b.code)
+    };
+    if scenario::rules::find(&query).is_ok() {
+        let _ = writeln!(out, "\nLEARN:  sim-runner explain '{query}'");
+    }
 }
 
 fn assertion_section(out: &mut String, report: &RunReport, a: &AssertionReport) {
@@ -158,6 +166,7 @@ fn assertion_section(out: &mut String, report: &RunReport, a: &AssertionReport) 
     where_it_happened(out, report, a.cpu, a.irql, &a.context, a.line);
     let _ = writeln!(out, "STOPPED_AT:  {}", run_length(report));
     stack(out, &a.backtrace);
+    let _ = writeln!(out, "\nLEARN:  sim-runner explain ASSERTION_FAILED");
 }
 
 fn clean_section(out: &mut String, report: &RunReport) {

@@ -27,8 +27,6 @@ pub const CATALOG_JSON: &str = include_str!("../rules.json");
 pub enum Check {
     /// Fires whatever the verifier settings, `verifier none;` included.
     Always,
-    IrqlChecking,
-    LockChecks,
     DeadlockDetection,
     ForceIrqlChecking,
 }
@@ -38,8 +36,6 @@ impl Check {
     pub fn name(self) -> &'static str {
         match self {
             Check::Always => "always",
-            Check::IrqlChecking => "irql_checking",
-            Check::LockChecks => "lock_checks",
             Check::DeadlockDetection => "deadlock_detection",
             Check::ForceIrqlChecking => "force_irql_checking",
         }
@@ -377,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_missing_summary_comes_from_the_bugcheck() {
-        let json = r#"[{"id": "X", "outcome": "bugcheck 0xC4(0x1003)", "check": "lock_checks",
+        let json = r#"[{"id": "X", "outcome": "bugcheck 0xC4(0x1003)", "check": "always",
             "explanation": "e", "fix": "f", "families": ["ordinary"]}]"#;
         let rules = parse_catalog(json).unwrap();
         assert_eq!(

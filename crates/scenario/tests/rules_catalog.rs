@@ -344,3 +344,28 @@ fn both_assertion_forms_have_a_rule() {
         .count();
     assert_eq!(n, 2, "ASSERT and PAGED_CODE");
 }
+
+#[test]
+fn every_switchable_check_is_one_the_verifier_line_accepts() {
+    use scenario::program::Checks;
+    use scenario::rules::Check;
+    for r in catalog() {
+        if r.check != Check::Always {
+            assert!(
+                Checks::NAMES.contains(&r.check.name()),
+                "{}: check `{}` is not a `verifier` name",
+                r.id,
+                r.check.name()
+            );
+        }
+    }
+    // Only the contract's two tagged rules are switchable.
+    let switchable: BTreeSet<&str> = catalog()
+        .iter()
+        .filter(|r| r.check != Check::Always)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(switchable.contains("LOCK_HIERARCHY_VIOLATION"));
+    assert!(switchable.contains("PAGEABLE_AT_RAISED_IRQL"));
+    assert!(!switchable.contains("RELEASED_OUT_OF_ORDER"));
+}
