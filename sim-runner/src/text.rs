@@ -166,7 +166,12 @@ fn assertion_section(out: &mut String, report: &RunReport, a: &AssertionReport) 
     where_it_happened(out, report, a.cpu, a.irql, &a.context, a.line);
     let _ = writeln!(out, "STOPPED_AT:  {}", run_length(report));
     stack(out, &a.backtrace);
-    let _ = writeln!(out, "\nLEARN:  sim-runner explain ASSERTION_FAILED");
+    let rule = if a.message.starts_with("PAGED_CODE()") {
+        "PAGED_CODE_ABOVE_APC_LEVEL"
+    } else {
+        "ASSERTION_FAILED"
+    };
+    let _ = writeln!(out, "\nLEARN:  sim-runner explain {rule}");
 }
 
 fn clean_section(out: &mut String, report: &RunReport) {
