@@ -8,7 +8,11 @@
 //!   nothing about scenarios: an owner is an opaque number.
 //! * [`real`]: the same four families as real, usable Rust locks over
 //!   atomics with RAII guards, re-exported at the crate root. The emulator's
-//!   parallel mode runs on these; anyone else can too.
+//!   parallel mode runs on these; anyone else can too. They have the models'
+//!   two-phase shape as well: `begin_acquire` / `begin_read` / `begin_write`
+//!   take the lock or return a waiter whose `poll` does one spin iteration
+//!   and never loops, so a thread can interleave spinning with other work
+//!   (interrupt delivery, a watchdog). See [`real`'s docs](real#two-phase-acquire).
 //!
 //! | lock | Windows | acquire | notes |
 //! |------|---------|---------|-------|
@@ -16,6 +20,13 @@
 //! | [`QueuedSpinLock`] | in-stack queued spin lock | [`lock(handle)`](QueuedSpinLock::lock) with a pinned [`LockQueueHandle`] | MCS: FIFO, local spinning |
 //! | [`ExSpinLock`] | `EX_SPIN_LOCK` | [`read`](ExSpinLock::read), [`write`](ExSpinLock::write), [`ExSharedGuard::try_convert`] | writer preferring reader/writer |
 //! | [`InterruptSpinLock`] | interrupt spin lock | [`synchronize`](InterruptSpinLock::synchronize), [`lock`](InterruptSpinLock::lock) | carries `SynchronizeIrql` |
+//!
+//! Two-phase: [`KSpinLock::begin_acquire`] → [`KSpinWaiter::poll`];
+//! [`QueuedSpinLock::begin_acquire`] → [`QueuedWaiter::poll`], and
+//! [`QueuedSpinLockGuard::begin_release`] → [`QueuedReleaser::poll`];
+//! [`ExSpinLock::begin_read`] / [`begin_write`](ExSpinLock::begin_write) →
+//! [`ExReadWaiter::poll`] / [`ExWriteWaiter::poll`];
+//! [`InterruptSpinLock::begin_acquire`] → [`InterruptSpinWaiter::poll`].
 //!
 //! ```
 //! use core::pin::pin;
@@ -35,6 +46,19 @@
 //! let isr_data = InterruptSpinLock::new(7, 0u32);
 //! let seen = isr_data.synchronize(|d| { *d += 1; *d });
 //! assert_eq!((sum, seen), (0, 1));
+//!
+//! // Two-phase: begin, then poll one spin iteration at a time.
+//! let mut guard = match counter.begin_acquire() {
+//!     Ok(guard) => guard,
+//!     Err(mut waiter) => loop {
+//!         if let Some(guard) = waiter.poll() {
+//!             break guard;
+//!         }
+//!         std::hint::spin_loop(); // or: deliver an interrupt, pet a watchdog
+//!     },
+//! };
+//! *guard += 1;
+//! assert_eq!(*guard, 2);
 //! ```
 //!
 //! # Testing
@@ -42,7 +66,9 @@
 //! * `cargo test -p spinlocks`: unit, integration, property and doc tests.
 //! * The loom model checks of the real locks' protocols (mutual exclusion,
 //!   MCS handoff under the release/link race, no lost wake-ups, writer
-//!   preference, try-convert):
+//!   preference, try-convert, and the two-phase paths: begin/poll loops,
+//!   two-phase MCS release, dropped queued waiters, withdrawn write
+//!   waiters):
 //!
 //!   ```text
 //!   RUSTFLAGS="--cfg loom" cargo test -p spinlocks --release --test loom
@@ -62,6 +88,8 @@ pub mod model;
 pub mod real;
 
 pub use real::{
-    ExExclusiveGuard, ExSharedGuard, ExSpinLock, InterruptSpinLock, InterruptSpinLockGuard,
-    KSpinLock, KSpinLockGuard, LockQueueHandle, QueuedSpinLock, QueuedSpinLockGuard,
+    ExExclusiveGuard, ExReadWaiter, ExSharedGuard, ExSpinLock, ExWriteWaiter, InterruptSpinLock,
+    InterruptSpinLockGuard, InterruptSpinWaiter, KSpinLock, KSpinLockGuard, KSpinWaiter,
+    LockQueueHandle, QueuedAcquire, QueuedReleaser, QueuedSpinLock, QueuedSpinLockGuard,
+    QueuedWaiter,
 };

@@ -36,7 +36,7 @@ use loom::thread;
 
 use spinlocks::{
     ExExclusiveGuard, ExSharedGuard, ExSpinLock, InterruptSpinLock, KSpinLock, LockQueueHandle,
-    QueuedSpinLock,
+    QueuedAcquire, QueuedSpinLock, QueuedSpinLockGuard,
 };
 
 /// Two-thread models: preemption bound 4 unless `LOOM_MAX_PREEMPTIONS` says
@@ -435,4 +435,207 @@ fn ex_failed_convert_keeps_shared() {
         assert_eq!(get(&lock.read()), 1 + usize::from(converted));
         assert_eq!(lock.raw_word(), 0);
     });
+}
+
+// ------------------------------------------------------- two-phase acquire
+//
+// The begin/poll paths, driven by hand-written poll loops that yield to
+// loom between polls (as the emulator's scheduler returns between spin
+// iterations). `lock`/`read`/`write` run the same steps through the
+// waiters' `wait`, so the models above cover those loops too.
+
+/// Polls until `poll` yields, yielding to loom between polls.
+fn poll_loop<G>(mut poll: impl FnMut() -> Option<G>) -> G {
+    loop {
+        if let Some(g) = poll() {
+            return g;
+        }
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn kspin_two_phase_mutual_exclusion() {
+    model(|| {
+        let lock = Arc::new(KSpinLock::new(UnsafeCell::new(0)));
+        let acquire = |lock: &KSpinLock<UnsafeCell<usize>>| {
+            let g = match lock.begin_acquire() {
+                Ok(g) => g,
+                Err(mut w) => poll_loop(|| w.poll()),
+            };
+            bump(&g);
+        };
+        let l2 = lock.clone();
+        let t = thread::spawn(move || acquire(&l2));
+        acquire(&lock);
+        t.join().unwrap();
+        assert_eq!(get(&lock.lock()), 2);
+        assert!(!lock.is_locked());
+    });
+}
+
+#[test]
+fn interrupt_two_phase_mutual_exclusion() {
+    model(|| {
+        let lock = Arc::new(InterruptSpinLock::new(5, UnsafeCell::new(0)));
+        let acquire = |lock: &InterruptSpinLock<UnsafeCell<usize>>| {
+            let g = match lock.begin_acquire() {
+                Ok(g) => g,
+                Err(mut w) => poll_loop(|| w.poll()),
+            };
+            bump(&g);
+        };
+        let l2 = lock.clone();
+        let t = thread::spawn(move || acquire(&l2));
+        acquire(&lock);
+        t.join().unwrap();
+        assert_eq!(lock.synchronize(|c| get(c)), 2);
+    });
+}
+
+/// MCS handoff through the two-phase calls only: both threads acquire with
+/// begin + polls and release with begin_release + releaser polls. Checks the
+/// cell (mutual exclusion and the handover's ordering), that nothing spins
+/// forever, and that loom explored a release that had to wait for the
+/// successor's link (begin_release returning a releaser).
+#[test]
+fn queued_two_phase_handoff() {
+    static RELEASER_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    model(|| {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let run = |lock: &QueuedSpinLock<UnsafeCell<usize>>| {
+            let mut h = pin!(LockQueueHandle::new());
+            let g = match lock.begin_acquire(h.as_mut()) {
+                QueuedAcquire::Acquired(g) => g,
+                QueuedAcquire::Waiting(mut w) => poll_loop(|| w.poll()),
+            };
+            bump(&g);
+            if let Err(mut r) = QueuedSpinLockGuard::begin_release(g) {
+                RELEASER_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
+                poll_loop(|| r.poll().then_some(()));
+            }
+            assert!(!h.is_queued());
+        };
+        let l2 = lock.clone();
+        let t = thread::spawn(move || run(&l2));
+        run(&lock);
+        t.join().unwrap();
+        assert_eq!(lock.with_lock(|c| get(c)), 2);
+        assert!(!lock.is_locked());
+    });
+    assert!(
+        RELEASER_SEEN.load(std::sync::atomic::Ordering::Relaxed),
+        "loom never explored a two-phase release waiting for the link"
+    );
+}
+
+/// Dropping a pending MCS waiter: it waits for the lock, then releases it.
+/// The other thread holds the lock while the waiter may or may not have
+/// linked, and later takes it again: nothing may spin forever and the
+/// queue must end empty.
+#[test]
+fn queued_dropped_waiter_passes_through() {
+    static DROPPED_WAITING: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+    model(|| {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let mut h = pin!(LockQueueHandle::new());
+        let g = lock.lock(h.as_mut());
+        let l2 = lock.clone();
+        let t = thread::spawn(move || {
+            let mut h = pin!(LockQueueHandle::new());
+            match l2.begin_acquire(h.as_mut()) {
+                QueuedAcquire::Acquired(g) => bump(&g),
+                QueuedAcquire::Waiting(w) => {
+                    DROPPED_WAITING.store(true, std::sync::atomic::Ordering::Relaxed);
+                    drop(w);
+                }
+            }
+            assert!(!h.is_queued());
+        });
+        bump(&g);
+        drop(g);
+        bump(&lock.lock(h.as_mut()));
+        t.join().unwrap();
+        assert!(!lock.is_locked());
+    });
+    assert!(
+        DROPPED_WAITING.load(std::sync::atomic::Ordering::Relaxed),
+        "loom never dropped a pending waiter"
+    );
+}
+
+/// Reader against writer, both two-phase: the cell catches any overlap.
+#[test]
+fn ex_two_phase_reader_writer() {
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let l2 = lock.clone();
+        let reader = thread::spawn(move || {
+            let r = match l2.begin_read() {
+                Ok(r) => r,
+                Err(mut w) => poll_loop(|| w.poll()),
+            };
+            let v = get(&r);
+            assert!(v <= 1);
+            assert_eq!(get(&r), v);
+        });
+        let w = match lock.begin_write() {
+            Ok(w) => w,
+            Err(mut w) => poll_loop(|| w.poll()),
+        };
+        bump(&w);
+        drop(w);
+        reader.join().unwrap();
+        assert_eq!(lock.raw_word(), 0);
+    });
+}
+
+/// A write waiter that gives up withdraws its claim: a writer holds the
+/// lock, a second writer begins (registering, or claiming bit 31 once the
+/// first is gone), polls once, and drops its waiter unless that poll won.
+/// Meanwhile the holder releases and reads through begin_read + polls, which
+/// must get in (a leftover bit 30 or 31 would spin it forever), and the word
+/// must end clean.
+#[test]
+fn ex_write_waiter_withdraws() {
+    use std::sync::atomic::{AtomicBool as StdBool, Ordering::Relaxed};
+    static WITHDREW_REGISTERED: StdBool = StdBool::new(false);
+    static WITHDREW_DRAINING: StdBool = StdBool::new(false);
+    model(|| {
+        let lock = Arc::new(ExSpinLock::new(UnsafeCell::new(0)));
+        let w = lock.write();
+        let l2 = lock.clone();
+        let t = thread::spawn(move || match l2.begin_write() {
+            Ok(g) => bump(&g),
+            Err(mut waiter) => {
+                if let Some(g) = waiter.poll() {
+                    bump(&g);
+                } else if waiter.is_draining() {
+                    WITHDREW_DRAINING.store(true, Relaxed);
+                } else {
+                    WITHDREW_REGISTERED.store(true, Relaxed);
+                }
+                // Unless it won, the waiter is dropped here, withdrawing.
+            }
+        });
+        bump(&w);
+        drop(w);
+        let r = match lock.begin_read() {
+            Ok(r) => r,
+            Err(mut waiter) => poll_loop(|| waiter.poll()),
+        };
+        assert!(get(&r) >= 1);
+        drop(r);
+        t.join().unwrap();
+        assert_eq!(lock.raw_word(), 0, "a withdrawn writer left bits behind");
+    });
+    assert!(
+        WITHDREW_REGISTERED.load(Relaxed),
+        "never withdrew a registered writer"
+    );
+    assert!(
+        WITHDREW_DRAINING.load(Relaxed),
+        "never withdrew a draining writer"
+    );
 }

@@ -11,7 +11,7 @@ use std::thread;
 use proptest::prelude::*;
 use spinlocks::{
     ExExclusiveGuard, ExSharedGuard, ExSpinLock, InterruptSpinLock, KSpinLock, LockQueueHandle,
-    QueuedSpinLock,
+    QueuedAcquire, QueuedSpinLock, QueuedSpinLockGuard,
 };
 
 const THREADS: usize = 4;
@@ -468,6 +468,580 @@ fn interrupt_lock_released_when_routine_panics() {
 #[should_panic(expected = "HIGH_LEVEL")]
 fn interrupt_lock_rejects_irql_above_high_level() {
     let _ = InterruptSpinLock::new(16, ());
+}
+
+// ------------------------------------------------------- two-phase acquire
+//
+// These drive the locks ONLY through begin_* / poll (and, for the queued
+// lock, begin_release / poll), never through lock/read/write.
+
+/// `racy_increment` with a longer critical section, so that the two-phase
+/// tests' waiters really wait: a thread that runs alone for a whole time
+/// slice (2 cores shared with other work) would otherwise often finish all
+/// its iterations before the others start.
+fn slow_racy_increment(counter: &mut (u64, u64)) {
+    for _ in 0..16 {
+        std::hint::spin_loop();
+    }
+    racy_increment(counter);
+}
+
+/// Polls `poll` until it yields, pausing in between; returns the value and
+/// how many unsuccessful polls it took.
+fn poll_until<G>(mut poll: impl FnMut() -> Option<G>) -> (G, u64) {
+    let mut polls = 0;
+    loop {
+        if let Some(g) = poll() {
+            return (g, polls);
+        }
+        polls += 1;
+        std::hint::spin_loop();
+    }
+}
+
+/// Two threads, then `THREADS`: every acquire is begin + a poll loop, and
+/// each thread counts its unsuccessful polls. Counts stay exact. The main
+/// thread holds the lock until every thread has begun and polled once in
+/// vain, so waiting is certain, not left to the OS scheduler.
+#[test]
+fn kspin_two_phase_mutual_exclusion() {
+    for threads in [2, THREADS] {
+        let lock = KSpinLock::new((0u64, 0u64));
+        let polls = AtomicUsize::new(0);
+        let queued = AtomicUsize::new(0);
+        thread::scope(|s| {
+            let held = lock.lock();
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let mut mine = 0;
+                    for i in 0..ITERS {
+                        let mut guard = match lock.begin_acquire() {
+                            Ok(guard) => {
+                                assert_ne!(i, 0, "the main thread holds it");
+                                guard
+                            }
+                            Err(mut waiter) => {
+                                if i == 0 {
+                                    assert!(waiter.poll().is_none());
+                                    mine += 1;
+                                    queued.fetch_add(1, Ordering::Release);
+                                }
+                                let (guard, n) = poll_until(|| waiter.poll());
+                                mine += n;
+                                guard
+                            }
+                        };
+                        assert!(lock.is_held_by_current_thread());
+                        slow_racy_increment(&mut guard);
+                    }
+                    polls.fetch_add(mine as usize, Ordering::Relaxed);
+                });
+            }
+            while queued.load(Ordering::Acquire) != threads {
+                std::hint::spin_loop();
+            }
+            drop(held);
+        });
+        let want = (threads * ITERS) as u64;
+        assert_eq!(lock.into_inner(), (want, want));
+        let polls = polls.into_inner();
+        eprintln!("KSpinLock, {threads} threads: {polls} unsuccessful polls");
+        assert!(polls >= threads);
+    }
+}
+
+#[test]
+fn kspin_waiter_gives_up_on_drop_and_rechecks_ownership() {
+    let lock = KSpinLock::new(0);
+    thread::scope(|s| {
+        let g = lock.lock();
+        s.spawn(|| {
+            let mut waiter = lock.begin_acquire().unwrap_err();
+            assert!(waiter.poll().is_none());
+            assert!(waiter.poll().is_none());
+            drop(waiter); // nothing registered: nothing to undo
+        })
+        .join()
+        .unwrap();
+        drop(g);
+    });
+    assert!(!lock.is_locked());
+    // A waiter whose thread meanwhile took the lock by other means would spin
+    // on itself: its next poll panics like a recursive `lock`.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let r = thread::scope(|s| {
+        let lock_ref = &lock;
+        let other = s.spawn(move || {
+            let g = lock_ref.lock();
+            rx.recv().unwrap();
+            drop(g);
+        });
+        while !lock.is_locked() {
+            std::hint::spin_loop();
+        }
+        let mut waiter = lock.begin_acquire().unwrap_err();
+        tx.send(()).unwrap();
+        other.join().unwrap();
+        let _mine = lock.lock();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.poll().is_some()))
+    });
+    let msg = *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(msg.contains("SPIN_LOCK_ALREADY_OWNED"), "{msg}");
+    assert!(!lock.is_locked());
+}
+
+#[test]
+#[should_panic(expected = "SPIN_LOCK_ALREADY_OWNED")]
+fn kspin_begin_acquire_by_owner_panics() {
+    let lock = KSpinLock::new(());
+    let _g = lock.lock();
+    let _ = lock.begin_acquire();
+}
+
+#[test]
+fn kspin_waiter_polled_after_acquiring_panics() {
+    let lock = KSpinLock::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    thread::scope(|s| {
+        let lock_ref = &lock;
+        let holder = s.spawn(move || {
+            let g = lock_ref.lock();
+            rx.recv().unwrap();
+            drop(g);
+        });
+        while !lock.is_locked() {
+            std::hint::spin_loop();
+        }
+        let mut waiter = lock.begin_acquire().unwrap_err();
+        tx.send(()).unwrap();
+        holder.join().unwrap();
+        drop(waiter.poll().expect("free now"));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiter.poll().is_some()));
+        let msg = *r.unwrap_err().downcast::<&str>().unwrap();
+        assert!(msg.contains("polled after it acquired"), "{msg}");
+    });
+    assert!(!lock.is_locked());
+}
+
+#[test]
+fn interrupt_two_phase_mutual_exclusion() {
+    let lock = InterruptSpinLock::new(6, (0u64, 0u64));
+    hammer(|| {
+        let mut guard = match lock.begin_acquire() {
+            Ok(guard) => guard,
+            Err(mut waiter) => {
+                assert_eq!(waiter.synchronize_irql(), 6);
+                poll_until(|| waiter.poll()).0
+            }
+        };
+        assert_eq!(guard.synchronize_irql(), 6);
+        racy_increment(&mut guard);
+    });
+    assert_eq!(lock.into_inner(), (EXPECTED, EXPECTED));
+}
+
+/// Acquire and release through the two-phase calls only (each thread
+/// reusing its handle), counting unsuccessful polls. As for `KSpinLock`, the
+/// main thread holds the lock until every thread has queued and polled.
+#[test]
+fn queued_two_phase_mutual_exclusion() {
+    let cores = thread::available_parallelism().map_or(2, |n| n.get());
+    for threads in [2, cores.clamp(2, THREADS)] {
+        let lock = QueuedSpinLock::new((0u64, 0u64));
+        let (acquire_polls, release_polls) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let queued = AtomicUsize::new(0);
+        let mut main_handle = pin!(LockQueueHandle::new());
+        thread::scope(|s| {
+            let held = lock.lock(main_handle.as_mut());
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let mut h = pin!(LockQueueHandle::new());
+                    let (mut acq, mut rel) = (0, 0);
+                    for i in 0..ITERS {
+                        let mut guard = match lock.begin_acquire(h.as_mut()) {
+                            QueuedAcquire::Acquired(guard) => {
+                                assert_ne!(i, 0, "the main thread holds it");
+                                guard
+                            }
+                            QueuedAcquire::Waiting(mut waiter) => {
+                                if i == 0 {
+                                    assert!(waiter.poll().is_none()); // links
+                                    assert!(waiter.poll().is_none());
+                                    acq += 2;
+                                    queued.fetch_add(1, Ordering::Release);
+                                }
+                                let (guard, n) = poll_until(|| waiter.poll());
+                                acq += n;
+                                guard
+                            }
+                        };
+                        slow_racy_increment(&mut guard);
+                        if let Err(mut releaser) = QueuedSpinLockGuard::begin_release(guard) {
+                            rel += poll_until(|| releaser.poll().then_some(())).1 + 1;
+                        }
+                        assert!(!h.is_queued());
+                    }
+                    acquire_polls.fetch_add(acq as usize, Ordering::Relaxed);
+                    release_polls.fetch_add(rel as usize, Ordering::Relaxed);
+                });
+            }
+            while queued.load(Ordering::Acquire) != threads {
+                std::hint::spin_loop();
+            }
+            drop(held);
+        });
+        let want = (threads * ITERS) as u64;
+        assert!(!lock.is_locked());
+        assert_eq!(lock.into_inner(), (want, want));
+        let (acq, rel) = (acquire_polls.into_inner(), release_polls.into_inner());
+        eprintln!("QueuedSpinLock, {threads} threads: {acq} acquire polls, {rel} release polls");
+        assert!(acq >= 2 * threads);
+    }
+}
+
+/// Deterministic, one thread playing three processors: MCS FIFO order is
+/// the order of the tail swaps, whatever order the waiters poll (and link)
+/// in, and the first poll is the link.
+#[test]
+fn queued_two_phase_fifo_by_hand() {
+    let lock = QueuedSpinLock::new(Vec::new());
+    let mut ha = pin!(LockQueueHandle::new());
+    let mut hb = pin!(LockQueueHandle::new());
+    let mut hc = pin!(LockQueueHandle::new());
+    {
+        let QueuedAcquire::Acquired(mut a) = lock.begin_acquire(ha.as_mut()) else {
+            panic!("empty queue")
+        };
+        let QueuedAcquire::Waiting(mut b) = lock.begin_acquire(hb.as_mut()) else {
+            panic!("held")
+        };
+        let QueuedAcquire::Waiting(mut c) = lock.begin_acquire(hc.as_mut()) else {
+            panic!("held")
+        };
+        assert!(a.has_waiters());
+        assert_eq!(a.linked_waiters(), 0, "swapped, not linked");
+        assert!(!b.is_linked() && !c.is_linked());
+        // C links first (behind B, which is not linked behind A yet).
+        assert!(c.poll().is_none());
+        assert!(c.is_linked());
+        assert_eq!(a.linked_waiters(), 0);
+        assert!(b.poll().is_none());
+        assert_eq!(a.linked_waiters(), 2);
+        // Waiting polls: nothing until handed over.
+        for _ in 0..3 {
+            assert!(b.poll().is_none());
+            assert!(c.poll().is_none());
+        }
+        a.push('a');
+        // Both linked: the release hands straight to B, not C.
+        assert!(QueuedSpinLockGuard::begin_release(a).is_ok());
+        assert!(c.poll().is_none(), "C overtook B");
+        let mut b = b.poll().expect("B is next");
+        b.push('b');
+        assert_eq!(b.linked_waiters(), 1);
+        assert!(QueuedSpinLockGuard::begin_release(b).is_ok());
+        let mut c = c.poll().expect("C is next");
+        c.push('c');
+        assert!(!c.has_waiters());
+        assert!(QueuedSpinLockGuard::begin_release(c).is_ok());
+        assert!(!lock.is_locked());
+    }
+    assert!(!ha.is_queued() && !hb.is_queued() && !hc.is_queued());
+    assert_eq!(lock.with_lock(|v| v.clone()), ['a', 'b', 'c']);
+}
+
+/// Deterministic: a release that finds its successor swapped into the tail
+/// but not linked cannot complete; it hands over exactly when the link
+/// arrives, one poll at a time.
+#[test]
+fn queued_release_waits_for_linking_successor() {
+    let lock = QueuedSpinLock::new(0);
+    let mut ha = pin!(LockQueueHandle::new());
+    let mut hb = pin!(LockQueueHandle::new());
+    {
+        let a = lock.begin_acquire(ha.as_mut()).into_result().expect("free");
+        let mut b = lock.begin_acquire(hb.as_mut()).into_result().unwrap_err();
+        assert!(a.has_waiters() && a.linked_waiters() == 0);
+        let mut releaser = QueuedSpinLockGuard::begin_release(a).expect_err("B is not linked");
+        for _ in 0..3 {
+            assert!(!releaser.poll(), "released before the successor linked");
+        }
+        assert!(lock.is_locked());
+        assert!(b.poll().is_none()); // the link
+        assert!(b.is_linked());
+        assert!(b.poll().is_none(), "A has not handed over yet");
+        assert!(releaser.poll(), "link seen: handed over");
+        assert!(releaser.poll(), "stays released");
+        drop(releaser);
+        let mut b = b.poll().expect("handed over");
+        *b += 1;
+        drop(b);
+        assert!(!lock.is_locked());
+    }
+    assert!(!ha.is_queued() && !hb.is_queued());
+
+    // Dropping an unfinished releaser completes the release (the successor
+    // links on another thread while the drop spins).
+    let a = lock.begin_acquire(ha.as_mut()).into_result().expect("free");
+    let queued = AtomicBool::new(false);
+    thread::scope(|s| {
+        let (lock, queued_ref) = (&lock, &queued);
+        let t = s.spawn(move || {
+            let mut h = pin!(LockQueueHandle::new());
+            let mut waiter = lock.begin_acquire(h.as_mut()).into_result().unwrap_err();
+            queued_ref.store(true, Ordering::Release);
+            thread::sleep(std::time::Duration::from_millis(10));
+            *poll_until(|| waiter.poll()).0 += 1;
+        });
+        while !queued.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        let releaser = QueuedSpinLockGuard::begin_release(a);
+        drop(releaser); // Ok(()) or a releaser that spins for the link
+        t.join().unwrap();
+    });
+    assert!(!lock.is_locked());
+    assert_eq!(lock.into_inner(), 2);
+}
+
+/// Dropping a pending waiter (linked or not) waits for the lock, releases
+/// it at once, and passes it on to the next waiter; its handle ends idle.
+#[test]
+fn queued_dropped_waiter_waits_then_passes_the_lock_on() {
+    for link_first in [false, true] {
+        let lock = QueuedSpinLock::new(Vec::new());
+        let mut ha = pin!(LockQueueHandle::new());
+        let mut hc = pin!(LockQueueHandle::new());
+        let queued = AtomicBool::new(false);
+        let dropped = AtomicBool::new(false);
+        let mut a = lock.lock(ha.as_mut());
+        thread::scope(|s| {
+            s.spawn(|| {
+                let mut h = pin!(LockQueueHandle::new());
+                let QueuedAcquire::Waiting(mut b) = lock.begin_acquire(h.as_mut()) else {
+                    panic!("A holds it")
+                };
+                if link_first {
+                    assert!(b.poll().is_none());
+                }
+                queued.store(true, Ordering::Release);
+                drop(b); // spins until A hands over, then releases to C
+                assert!(!h.is_queued());
+                dropped.store(true, Ordering::Release);
+            });
+            while !queued.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            // C queues behind B.
+            let QueuedAcquire::Waiting(mut c) = lock.begin_acquire(hc.as_mut()) else {
+                panic!("A holds it")
+            };
+            thread::sleep(std::time::Duration::from_millis(5));
+            assert!(!dropped.load(Ordering::Acquire), "the drop did not wait");
+            a.push('a');
+            drop(a);
+            let mut c = poll_until(|| c.poll()).0;
+            c.push('c');
+        });
+        assert!(dropped.load(Ordering::Acquire));
+        assert!(!lock.is_locked());
+        assert_eq!(lock.into_inner(), ['a', 'c']);
+    }
+}
+
+/// Leaking a waiter (the only way to abandon one without waiting) leaves its
+/// handle queued, so the handle must be leaked too (dropping it would abort).
+#[test]
+fn queued_leaked_waiter_leaves_handle_queued() {
+    let lock = QueuedSpinLock::new(0);
+    let mut ha = pin!(LockQueueHandle::new());
+    let mut hb = Box::pin(LockQueueHandle::new());
+    let a = lock.lock(ha.as_mut());
+    let QueuedAcquire::Waiting(mut b) = lock.begin_acquire(hb.as_mut()) else {
+        panic!("held")
+    };
+    assert!(b.poll().is_none()); // linked, so A's release can hand over
+    std::mem::forget(b);
+    drop(a); // hands the lock to B's (leaked) node
+    assert!(!ha.is_queued());
+    assert!(hb.is_queued());
+    assert!(lock.is_locked());
+    assert!(lock.try_lock(ha.as_mut()).is_none());
+    std::mem::forget(hb);
+}
+
+/// Readers and writers, all through begin/poll: no torn reads, exact count.
+#[test]
+fn ex_two_phase_mixed() {
+    let lock = ExSpinLock::new((0u64, 0u64));
+    let n = AtomicUsize::new(0);
+    hammer(|| {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        if i % 4 == 3 {
+            let mut g = match lock.begin_write() {
+                Ok(g) => g,
+                Err(mut w) => poll_until(|| w.poll()).0,
+            };
+            racy_increment(&mut g);
+        } else {
+            let g = match lock.begin_read() {
+                Ok(g) => g,
+                Err(mut r) => poll_until(|| r.poll()).0,
+            };
+            assert_eq!(g.0, g.1, "reader saw a half-done write");
+        }
+    });
+    assert_eq!(lock.raw_word(), 0);
+    let (a, b) = lock.into_inner();
+    assert_eq!(
+        (a, b),
+        ((THREADS * ITERS / 4) as u64, (THREADS * ITERS / 4) as u64)
+    );
+}
+
+/// Deterministic: a write waiter keeps a new reader out (begin_read and its
+/// polls) until the writer has had the lock and released it, both when the
+/// waiter drains readers (bit 31) and when it waits behind another writer
+/// (bit 30).
+#[test]
+fn ex_write_waiter_blocks_new_readers_until_done() {
+    let lock = ExSpinLock::new(0);
+
+    // Draining: bit 31 claimed, one old reader still in.
+    let old = lock.read();
+    let mut w = lock.begin_write().unwrap_err();
+    assert!(w.is_draining());
+    assert!(lock.is_locked_exclusive());
+    let mut r = lock.begin_read().unwrap_err();
+    for _ in 0..3 {
+        assert!(r.poll().is_none());
+        assert!(w.poll().is_none());
+    }
+    drop(old);
+    assert!(r.poll().is_none(), "reader overtook the draining writer");
+    let mut g = w.poll().expect("readers drained");
+    *g += 1;
+    assert!(r.poll().is_none(), "reader got in under a writer");
+    drop(g);
+    assert_eq!(*r.poll().expect("writer done"), 1);
+    assert_eq!(lock.raw_word(), 0);
+
+    // Registered: another writer holds bit 31; the waiter holds bit 30.
+    let first = lock.write();
+    let mut w = lock.begin_write().unwrap_err();
+    assert!(!w.is_draining());
+    assert_eq!(lock.exclusive_waiters(), 1);
+    assert!(w.poll().is_none());
+    drop(first);
+    let mut r = lock.begin_read().unwrap_err();
+    assert!(r.poll().is_none(), "reader overtook the registered writer");
+    assert!(lock.try_read().is_none());
+    let mut g = w.poll().expect("bit 31 free, no readers");
+    assert_eq!(lock.exclusive_waiters(), 0);
+    assert!(!lock.is_exclusive_waiting());
+    *g += 1;
+    assert!(r.poll().is_none());
+    drop(g);
+    assert_eq!(*r.poll().expect("writer done"), 2);
+    assert_eq!(lock.raw_word(), 0);
+}
+
+/// Dropping a write waiter withdraws its claim, and readers get in.
+#[test]
+fn ex_dropped_write_waiter_withdraws() {
+    let lock = ExSpinLock::new(0);
+
+    // Registered behind a writer: leaves the count and bit 30.
+    let holder = lock.write();
+    let w = lock.begin_write().unwrap_err();
+    assert!(lock.is_exclusive_waiting());
+    drop(w);
+    assert!(!lock.is_exclusive_waiting());
+    assert_eq!(lock.exclusive_waiters(), 0);
+    drop(holder);
+    assert_eq!(lock.raw_word(), 0);
+    assert!(
+        lock.begin_read().is_ok(),
+        "reader kept out by a withdrawn writer"
+    );
+    assert_eq!(lock.raw_word(), 0);
+
+    // Draining readers with bit 31: clears it.
+    let old = lock.read();
+    let mut w = lock.begin_write().unwrap_err();
+    assert!(w.poll().is_none());
+    assert!(lock.try_read().is_none());
+    drop(w);
+    assert!(!lock.is_locked_exclusive());
+    let r2 = lock.begin_read().expect("readers welcome again");
+    drop((old, r2));
+    assert_eq!(lock.raw_word(), 0);
+
+    // Two registered waiters: withdrawing one keeps the other's bit 30.
+    let holder = lock.write();
+    let w1 = lock.begin_write().unwrap_err();
+    let mut w2 = lock.begin_write().unwrap_err();
+    assert_eq!(lock.exclusive_waiters(), 2);
+    drop(w1);
+    assert_eq!(lock.exclusive_waiters(), 1);
+    assert!(lock.is_exclusive_waiting());
+    drop(holder);
+    assert!(lock.try_read().is_none(), "w2's claim was lost");
+    let g = w2.poll().expect("free");
+    drop(g);
+    assert_eq!(lock.raw_word(), 0);
+
+    // A read waiter holds nothing: dropping it changes nothing.
+    let holder = lock.write();
+    let r = lock.begin_read().unwrap_err();
+    let word = lock.raw_word();
+    drop(r);
+    assert_eq!(lock.raw_word(), word);
+    drop(holder);
+    assert_eq!(lock.raw_word(), 0);
+}
+
+/// The threaded version: a write waiter on another thread blocks a new
+/// reader's polls until it has been through; dropping a waiter on another
+/// thread lets the reader in.
+#[test]
+fn ex_write_waiter_threaded() {
+    for drop_waiter in [false, true] {
+        let lock = ExSpinLock::new(0);
+        let claimed = AtomicBool::new(false);
+        let writer_done = AtomicBool::new(false);
+        let go = Barrier::new(2);
+        thread::scope(|s| {
+            let old = lock.read();
+            s.spawn(|| {
+                let mut w = lock.begin_write().unwrap_err();
+                claimed.store(true, Ordering::Release);
+                go.wait();
+                if drop_waiter {
+                    drop(w);
+                } else {
+                    *poll_until(|| w.poll()).0 += 1;
+                }
+                writer_done.store(true, Ordering::Release);
+            });
+            while !claimed.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let mut r = lock.begin_read().unwrap_err();
+            for _ in 0..100 {
+                assert!(r.poll().is_none());
+            }
+            drop(old);
+            go.wait();
+            let (g, _) = poll_until(|| r.poll());
+            assert!(
+                writer_done.load(Ordering::Acquire),
+                "reader overtook the writer"
+            );
+            assert_eq!(*g, if drop_waiter { 0 } else { 1 });
+        });
+        assert_eq!(lock.raw_word(), 0);
+    }
 }
 
 // ------------------------------------------------------------------ proptest

@@ -32,11 +32,47 @@
 //! let regs = device.lock();
 //! assert_eq!(regs[0], 0xdead);
 //! ```
+//!
+//! # Two-phase acquire
+//!
+//! As for [`KSpinLock`]: [`InterruptSpinLock::begin_acquire`] makes one
+//! attempt and otherwise returns an [`InterruptSpinWaiter`], whose
+//! [`poll`](InterruptSpinWaiter::poll) is one test-and-test-and-set
+//! iteration. The waiter carries the `SynchronizeIrql`, the level a kernel
+//! would spin at (it raises before it spins). Dropping a waiter gives up.
+//!
+//! ```
+//! use spinlocks::InterruptSpinLock;
+//!
+//! let device = InterruptSpinLock::new(5, 0u32);
+//! let barrier = std::sync::Barrier::new(2);
+//! std::thread::scope(|s| {
+//!     let isr = device.lock(); // the "ISR" holds it
+//!     s.spawn(|| {
+//!         // Another processor: it gets a waiter, which spins at
+//!         // SynchronizeIrql.
+//!         let mut waiter = device.begin_acquire().unwrap_err();
+//!         assert_eq!(waiter.synchronize_irql(), 5);
+//!         assert!(waiter.poll().is_none()); // still held
+//!         barrier.wait(); // let the holder go
+//!         let mut guard = loop {
+//!             if let Some(guard) = waiter.poll() {
+//!                 break guard;
+//!             }
+//!             std::hint::spin_loop();
+//!         };
+//!         *guard += 1;
+//!     });
+//!     barrier.wait();
+//!     drop(isr);
+//! });
+//! assert_eq!(device.synchronize(|v| *v), 1);
+//! ```
 
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 
-use super::kspin::{KSpinLock, KSpinLockGuard};
+use super::kspin::{KSpinLock, KSpinLockGuard, KSpinWaiter};
 use super::sync::const_fn_unless_loom;
 
 /// `HIGH_LEVEL` on x64: the largest IRQL.
@@ -104,6 +140,29 @@ impl<T: ?Sized> InterruptSpinLock<T> {
         }
     }
 
+    /// First phase of a two-phase acquire: one attempt; if the lock is held,
+    /// an [`InterruptSpinWaiter`] to [`poll`](InterruptSpinWaiter::poll).
+    /// See [`KSpinLock::begin_acquire`].
+    ///
+    /// # Panics
+    ///
+    /// With `SPIN_LOCK_ALREADY_OWNED` if this thread already holds the lock.
+    #[inline]
+    pub fn begin_acquire(
+        &self,
+    ) -> Result<InterruptSpinLockGuard<'_, T>, InterruptSpinWaiter<'_, T>> {
+        match self.lock.begin_acquire() {
+            Ok(guard) => Ok(InterruptSpinLockGuard {
+                guard,
+                synchronize_irql: self.synchronize_irql,
+            }),
+            Err(waiter) => Err(InterruptSpinWaiter {
+                waiter,
+                synchronize_irql: self.synchronize_irql,
+            }),
+        }
+    }
+
     /// One acquire attempt; fails at once if the lock is held.
     #[inline]
     pub fn try_lock(&self) -> Option<InterruptSpinLockGuard<'_, T>> {
@@ -134,6 +193,54 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for InterruptSpinLock<T> {
         f.debug_struct("InterruptSpinLock")
             .field("synchronize_irql", &self.synchronize_irql)
             .field("lock", &&self.lock)
+            .finish()
+    }
+}
+
+/// A pending acquire of an [`InterruptSpinLock`], from
+/// [`begin_acquire`](InterruptSpinLock::begin_acquire). Each
+/// [`poll`](Self::poll) is one test-and-test-and-set iteration (see
+/// [`KSpinWaiter`]); dropping the waiter gives up. Not `Send`.
+#[must_use = "a waiter does nothing unless polled"]
+pub struct InterruptSpinWaiter<'a, T: ?Sized> {
+    waiter: KSpinWaiter<'a, T>,
+    synchronize_irql: u8,
+}
+
+impl<'a, T: ?Sized> InterruptSpinWaiter<'a, T> {
+    /// One spin iteration; `Some(guard)` once the lock is ours.
+    ///
+    /// # Panics
+    ///
+    /// As [`KSpinWaiter::poll`]: if this thread holds the lock, or if the
+    /// waiter already returned its guard.
+    #[inline]
+    pub fn poll(&mut self) -> Option<InterruptSpinLockGuard<'a, T>> {
+        self.waiter.poll().map(|guard| InterruptSpinLockGuard {
+            guard,
+            synchronize_irql: self.synchronize_irql,
+        })
+    }
+
+    /// Polls, pausing in between, until the lock is ours.
+    pub fn wait(self) -> InterruptSpinLockGuard<'a, T> {
+        InterruptSpinLockGuard {
+            guard: self.waiter.wait(),
+            synchronize_irql: self.synchronize_irql,
+        }
+    }
+
+    /// The IRQL a kernel would spin at: the interrupt's `SynchronizeIrql`.
+    pub fn synchronize_irql(&self) -> u8 {
+        self.synchronize_irql
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for InterruptSpinWaiter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InterruptSpinWaiter")
+            .field("synchronize_irql", &self.synchronize_irql)
+            .field("waiter", &self.waiter)
             .finish()
     }
 }

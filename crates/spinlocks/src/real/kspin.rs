@@ -39,6 +39,49 @@
 //! drop(g);
 //! assert!(lock.try_lock().is_some());
 //! ```
+//!
+//! # Two-phase acquire
+//!
+//! For a caller that must not sit in a spin loop (the emulator's parallel
+//! mode returns to its scheduler between spin iterations, to deliver
+//! interrupts and feed the watchdog), [`KSpinLock::begin_acquire`] makes one
+//! attempt and, if the lock is held, returns a [`KSpinWaiter`]. Each
+//! [`KSpinWaiter::poll`] is exactly one test-and-test-and-set iteration (one
+//! read of the word, at most one compare-exchange) and never loops.
+//! [`lock`](KSpinLock::lock) is `begin_acquire` followed by
+//! [`KSpinWaiter::wait`], which polls with a pause in between, so both paths
+//! run the same protocol. A waiter registers nothing in the lock: dropping it
+//! just gives up.
+//!
+//! ```
+//! use spinlocks::KSpinLock;
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//!
+//! let lock = KSpinLock::new(0u32);
+//! let waiting = AtomicBool::new(false);
+//! std::thread::scope(|s| {
+//!     let held = lock.lock();
+//!     s.spawn(|| {
+//!         // Held by the main thread: begin_acquire hands back a waiter.
+//!         let mut waiter = lock.begin_acquire().unwrap_err();
+//!         waiting.store(true, Ordering::Release);
+//!         let mut guard = loop {
+//!             // One spin iteration per poll. In between, the caller is free
+//!             // to deliver an interrupt, check a watchdog, and so on.
+//!             if let Some(guard) = waiter.poll() {
+//!                 break guard;
+//!             }
+//!             std::hint::spin_loop();
+//!         };
+//!         *guard += 1;
+//!     });
+//!     while !waiting.load(Ordering::Acquire) {
+//!         std::hint::spin_loop();
+//!     }
+//!     drop(held);
+//! });
+//! assert_eq!(*lock.lock(), 1);
+//! ```
 
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -102,50 +145,45 @@ impl<T> KSpinLock<T> {
 impl<T: ?Sized> KSpinLock<T> {
     /// Acquires the lock, spinning until it is free, and returns a guard.
     ///
+    /// The same as [`begin_acquire`](Self::begin_acquire) followed by
+    /// [`KSpinWaiter::wait`].
+    ///
     /// # Panics
     ///
     /// With `SPIN_LOCK_ALREADY_OWNED` if the current thread already holds it.
     #[inline]
     pub fn lock(&self) -> KSpinLockGuard<'_, T> {
-        let tag = current_thread_tag();
-        if self
-            .word
-            .compare_exchange_weak(0, tag, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_contended(tag);
+        match self.begin_acquire() {
+            Ok(guard) => guard,
+            Err(waiter) => waiter.wait(),
         }
-        KSpinLockGuard::new(self)
     }
 
-    #[cold]
-    fn lock_contended(&self, tag: usize) {
-        let mut word = self.word.load(Ordering::Relaxed);
-        loop {
-            if word == 0 {
-                match self
-                    .word
-                    .compare_exchange(0, tag, Ordering::Acquire, Ordering::Relaxed)
-                {
-                    Ok(_) => return,
-                    Err(now) => word = now,
-                }
-            }
-            if word == tag && tag != ANONYMOUS_TAG {
-                panic!(
-                    "{SPIN_LOCK_ALREADY_OWNED} (bugcheck 0xF): this thread already holds \
-                     the KSpinLock it is trying to acquire"
-                );
-            }
-            // Test-and-test-and-set: pause, then spin on plain reads (the
-            // cache line stays shared) until the word clears, then go back
-            // for the atomic.
-            loop {
-                spin_loop();
-                word = self.word.load(Ordering::Relaxed);
-                if word == 0 {
-                    break;
-                }
+    /// First phase of a two-phase acquire: one test-and-set attempt. Returns
+    /// the guard if it took the lock, otherwise a [`KSpinWaiter`] whose
+    /// [`poll`](KSpinWaiter::poll) performs one spin iteration per call.
+    /// Never spins itself.
+    ///
+    /// # Panics
+    ///
+    /// With `SPIN_LOCK_ALREADY_OWNED` if the current thread already holds the
+    /// lock (spinning for it could never succeed), like [`lock`](Self::lock).
+    #[inline]
+    pub fn begin_acquire(&self) -> Result<KSpinLockGuard<'_, T>, KSpinWaiter<'_, T>> {
+        let tag = current_thread_tag();
+        match self
+            .word
+            .compare_exchange_weak(0, tag, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => Ok(KSpinLockGuard::new(self)),
+            Err(word) => {
+                check_not_owner(word, tag);
+                Err(KSpinWaiter {
+                    lock: self,
+                    tag,
+                    done: false,
+                    _not_send: PhantomData,
+                })
             }
         }
     }
@@ -194,6 +232,102 @@ impl<T: ?Sized> KSpinLock<T> {
             "SPIN_LOCK_NOT_OWNED (bugcheck 0x10)"
         );
         self.word.store(0, Ordering::Release);
+    }
+}
+
+/// Panics `SPIN_LOCK_ALREADY_OWNED` if the word read (`word`) names the
+/// calling thread (`tag`): it would spin on itself forever.
+#[inline]
+fn check_not_owner(word: usize, tag: usize) {
+    if word == tag && tag != ANONYMOUS_TAG {
+        already_owned();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn already_owned() -> ! {
+    panic!(
+        "{SPIN_LOCK_ALREADY_OWNED} (bugcheck 0xF): this thread already holds \
+         the KSpinLock it is trying to acquire"
+    );
+}
+
+/// A pending acquire of a [`KSpinLock`], from
+/// [`begin_acquire`](KSpinLock::begin_acquire): the second phase of a
+/// two-phase acquire.
+///
+/// Each [`poll`](Self::poll) is one test-and-test-and-set iteration: one read
+/// of the lock word, and only if that read zero, one compare-exchange. It
+/// never loops and never pauses; the caller decides what to do between polls
+/// (run an interrupt, check a watchdog, or just [`core::hint::spin_loop`]).
+/// [`wait`](Self::wait) polls until the lock is taken.
+///
+/// A waiter holds no claim on the lock (an ordinary spin lock has no waiter
+/// state), so dropping one is free: it simply stops trying.
+///
+/// Once `poll` has returned the guard the waiter is spent; polling it again
+/// panics. Not `Send`: the owner tag it will store names this thread.
+#[must_use = "a waiter does nothing unless polled"]
+pub struct KSpinWaiter<'a, T: ?Sized> {
+    lock: &'a KSpinLock<T>,
+    tag: usize,
+    done: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a, T: ?Sized> KSpinWaiter<'a, T> {
+    /// One spin iteration: read the word; if it is zero, try once to swap in
+    /// this thread's tag. `Some(guard)` once the lock is ours.
+    ///
+    /// # Panics
+    ///
+    /// With `SPIN_LOCK_ALREADY_OWNED` if the word names the calling thread
+    /// (it took the lock by other means while this waiter was pending, and
+    /// still holds it), and if called again after it returned the guard.
+    #[inline]
+    pub fn poll(&mut self) -> Option<KSpinLockGuard<'a, T>> {
+        assert!(!self.done, "KSpinWaiter polled after it acquired the lock");
+        let word = self.lock.word.load(Ordering::Relaxed);
+        if word == 0 {
+            if self
+                .lock
+                .word
+                .compare_exchange(0, self.tag, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.done = true;
+                return Some(KSpinLockGuard::new(self.lock));
+            }
+            return None;
+        }
+        check_not_owner(word, self.tag);
+        None
+    }
+
+    /// Polls, pausing with [`core::hint::spin_loop`] in between, until the
+    /// lock is taken: the rest of [`KSpinLock::lock`].
+    ///
+    /// # Panics
+    ///
+    /// As [`poll`](Self::poll).
+    #[cold]
+    #[inline(never)]
+    pub fn wait(mut self) -> KSpinLockGuard<'a, T> {
+        loop {
+            if let Some(guard) = self.poll() {
+                return guard;
+            }
+            spin_loop();
+        }
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for KSpinWaiter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KSpinWaiter")
+            .field("acquired", &self.done)
+            .finish_non_exhaustive()
     }
 }
 

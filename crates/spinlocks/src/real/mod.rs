@@ -17,6 +17,29 @@
 //! [`ExSpinLock`], whose readers share `&T` across threads, also `T: Sync`,
 //! as for `std::sync::RwLock`).
 //!
+//! # Two-phase acquire
+//!
+//! Every family also acquires in two phases, the shape of the
+//! [`model`](crate::model) state machines, for callers that must return to
+//! their own scheduler between spin iterations (the emulator's parallel mode
+//! delivers interrupts and runs a watchdog there). A `begin_*` call takes the
+//! lock or returns a waiter; the waiter's `poll` is one spin iteration (one
+//! read of the lock word or the caller's own queue node, at most one atomic
+//! read-modify-write) and returns the guard once the lock is taken. The
+//! blocking calls are these same steps in a loop with a pause.
+//!
+//! | lock | begin | waiter | dropping a pending waiter |
+//! |------|-------|--------|---------------------------|
+//! | [`KSpinLock`] | [`begin_acquire`](KSpinLock::begin_acquire) | [`KSpinWaiter`] | gives up (nothing to undo) |
+//! | [`InterruptSpinLock`] | [`begin_acquire`](InterruptSpinLock::begin_acquire) | [`InterruptSpinWaiter`] | gives up |
+//! | [`QueuedSpinLock`] | [`begin_acquire`](QueuedSpinLock::begin_acquire) → [`QueuedAcquire`] | [`QueuedWaiter`] | waits for the lock, then releases it (an MCS node cannot leave the queue early) |
+//! | [`ExSpinLock`] | [`begin_read`](ExSpinLock::begin_read), [`begin_write`](ExSpinLock::begin_write) | [`ExReadWaiter`], [`ExWriteWaiter`] | reader: gives up; writer: withdraws its bit 31 / bit 30 claim |
+//!
+//! The queued lock also releases in two phases:
+//! [`QueuedSpinLockGuard::begin_release`] returns a [`QueuedReleaser`] when a
+//! successor has swapped the tail but not linked in yet, and its `poll`
+//! waits for that link one read at a time.
+//!
 //! IRQL is not modelled here (user threads have none); the emulator layers it
 //! on top. [`InterruptSpinLock`] carries its `SynchronizeIrql` as data.
 //!
@@ -30,7 +53,10 @@ pub mod interrupt;
 pub mod kspin;
 pub mod queued;
 
-pub use ex::{ExExclusiveGuard, ExSharedGuard, ExSpinLock};
-pub use interrupt::{InterruptSpinLock, InterruptSpinLockGuard};
-pub use kspin::{KSpinLock, KSpinLockGuard};
-pub use queued::{LockQueueHandle, QueuedSpinLock, QueuedSpinLockGuard};
+pub use ex::{ExExclusiveGuard, ExReadWaiter, ExSharedGuard, ExSpinLock, ExWriteWaiter};
+pub use interrupt::{InterruptSpinLock, InterruptSpinLockGuard, InterruptSpinWaiter};
+pub use kspin::{KSpinLock, KSpinLockGuard, KSpinWaiter};
+pub use queued::{
+    LockQueueHandle, QueuedAcquire, QueuedReleaser, QueuedSpinLock, QueuedSpinLockGuard,
+    QueuedWaiter,
+};

@@ -27,28 +27,86 @@
 //! cores (pinned, as the emulator's parallel mode does), or expect stalls of
 //! a scheduler time slice per handoff when oversubscribed.
 //!
+//! # Two-phase acquire and release
+//!
+//! For a caller that must return to its own scheduler between spin
+//! iterations (the emulator's parallel mode), both halves of the protocol
+//! come in steps that never spin:
+//!
+//! * [`QueuedSpinLock::begin_acquire`] swaps the tail. On an empty queue it
+//!   returns [`QueuedAcquire::Acquired`]; otherwise it sets `WAIT` and
+//!   returns [`QueuedAcquire::Waiting`] with a [`QueuedWaiter`]. The
+//!   waiter's first [`poll`](QueuedWaiter::poll) links the node into its
+//!   predecessor; each later poll reads the node's own word once, and
+//!   returns the guard when the predecessor has handed over. So linking is a
+//!   separate step from the tail swap, as in the emulator's model
+//!   (`model::QueuedLockModel`), and a predecessor can observe the
+//!   swapped-but-unlinked state for as long as the waiter's owner does not
+//!   poll. [`QueuedSpinLock::lock`] is exactly `begin_acquire` and then
+//!   [`QueuedWaiter::wait`] (poll, pause, poll...), so the blocking and the
+//!   two-phase paths run the same node protocol, store for store.
+//! * [`QueuedSpinLockGuard::begin_release`] does the first release step. If
+//!   a successor has swapped the tail but not linked yet it returns a
+//!   [`QueuedReleaser`], whose [`poll`](QueuedReleaser::poll) reads `next`
+//!   once and hands over when the link has arrived. Dropping the guard does
+//!   the whole release (spinning for the link if it must).
+//! * Dropping a [`QueuedWaiter`] that has not acquired **waits for the lock
+//!   and releases it at once**: a queued node cannot leave an MCS queue any
+//!   other way. Dropping an unfinished [`QueuedReleaser`] completes the
+//!   release.
+//!
+//! ```
+//! use core::pin::pin;
+//! use spinlocks::{LockQueueHandle, QueuedAcquire, QueuedSpinLock, QueuedSpinLockGuard};
+//!
+//! // One thread driving two acquirers by hand, as a scheduler would.
+//! let lock = QueuedSpinLock::new(0);
+//! let (mut ha, mut hb) = (pin!(LockQueueHandle::new()), pin!(LockQueueHandle::new()));
+//! let QueuedAcquire::Acquired(mut a) = lock.begin_acquire(ha.as_mut()) else {
+//!     unreachable!("the queue was empty")
+//! };
+//! let QueuedAcquire::Waiting(mut b) = lock.begin_acquire(hb.as_mut()) else {
+//!     unreachable!("`a` holds it")
+//! };
+//! *a += 1;
+//! // `b` has swapped the tail but not linked: the release must wait for it.
+//! let mut releaser = QueuedSpinLockGuard::begin_release(a).unwrap_err();
+//! assert!(!releaser.poll());
+//! assert!(b.poll().is_none()); // links into `a`'s node
+//! assert!(releaser.poll()); // sees the link, hands over
+//! let mut b = b.poll().expect("handed over");
+//! *b += 1;
+//! assert!(QueuedSpinLockGuard::begin_release(b).is_ok()); // no one behind
+//! assert!(!lock.is_locked());
+//! assert_eq!(lock.with_lock(|v| *v), 2);
+//! ```
+//!
 //! # The handle and why this is sound
 //!
 //! While a node is queued, other threads hold raw pointers to it (the tail,
 //! and the predecessor's `next`) and write through them. So the node must
-//! neither move nor be freed until it has left the queue. Three rules give
+//! neither move nor be freed until it has left the queue. These rules give
 //! that, with no `unsafe` needed from the caller:
 //!
-//! 1. [`QueuedSpinLock::lock`] takes the handle as `Pin<&mut LockQueueHandle>`
-//!    and the handle is `!Unpin`: once pinned (with [`core::pin::pin!`] or
-//!    `Box::pin`) it can never move again.
-//! 2. The guard keeps that exclusive borrow for its lifetime, so the handle
-//!    cannot be touched, reused or dropped while the lock is held through it;
-//!    dropping the guard releases the lock and leaves the node idle.
+//! 1. [`QueuedSpinLock::lock`] and [`QueuedSpinLock::begin_acquire`] take
+//!    the handle as `Pin<&mut LockQueueHandle>` and the handle is `!Unpin`:
+//!    once pinned (with [`core::pin::pin!`] or `Box::pin`) it can never move
+//!    again.
+//! 2. The guard, waiter or releaser keeps that exclusive borrow for its
+//!    lifetime, so the handle cannot be touched, reused or dropped while its
+//!    node is queued through it. Dropping any of them takes the node out of
+//!    the queue before the borrow ends: the guard releases, the releaser
+//!    finishes releasing, and a waiter that has not acquired waits for the
+//!    lock and then releases it.
 //! 3. Pinning promises that the handle's memory is not reused before its
-//!    `Drop` runs. If a guard was leaked (`mem::forget`), the node is still
-//!    the queue's owner when the handle is dropped; `Drop` then aborts the
-//!    process (the user-mode stand-in for a bugcheck) rather than free memory
-//!    other threads may write to. Likewise locking through a handle whose node
-//!    is still queued (again only possible after a leaked guard) panics.
+//!    `Drop` runs. If a guard, waiter or releaser was leaked
+//!    (`mem::forget`), the node is still queued when the handle is dropped;
+//!    `Drop` then aborts the process (the user-mode stand-in for a
+//!    bugcheck) rather than free memory other threads may write to.
+//!    Likewise locking through a handle whose node is still queued (again
+//!    only possible after a leak) panics.
 //!
-//! Waiting nodes never escape: `lock` does not return until its node owns the
-//! lock, so the only queued node user code can reach is an owner's.
+//! # Example: threads calling `lock`
 //!
 //! ```
 //! use core::pin::pin;
@@ -76,6 +134,7 @@
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::{PhantomData, PhantomPinned};
+use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 use core::pin::{pin, Pin};
 use core::ptr;
@@ -172,8 +231,8 @@ pub struct QueuedSpinLock<T: ?Sized> {
 }
 
 // SAFETY: one thread at a time gets `&mut T` (the same bounds as
-// `std::sync::Mutex`); the tail only points at nodes whose owners are
-// inside `lock` or hold a guard.
+// `std::sync::Mutex`); the tail only points at nodes whose owners hold a
+// guard, a waiter or a releaser, each of which borrows the pinned handle.
 unsafe impl<T: ?Sized + Send> Sync for QueuedSpinLock<T> {}
 // SAFETY: owning the lock is owning the `T`.
 unsafe impl<T: ?Sized + Send> Send for QueuedSpinLock<T> {}
@@ -200,11 +259,35 @@ impl<T: ?Sized> QueuedSpinLock<T> {
     /// spinning in FIFO order behind earlier waiters. The guard borrows the
     /// handle until it is dropped.
     ///
+    /// The same as [`begin_acquire`](Self::begin_acquire) followed, if that
+    /// queued behind someone, by [`QueuedWaiter::wait`].
+    ///
     /// # Panics
     ///
     /// If `handle`'s node is still queued (its previous guard was leaked).
     #[inline]
     pub fn lock<'a>(&'a self, handle: Pin<&'a mut LockQueueHandle>) -> QueuedSpinLockGuard<'a, T> {
+        match self.begin_acquire(handle) {
+            QueuedAcquire::Acquired(guard) => guard,
+            QueuedAcquire::Waiting(waiter) => waiter.wait(),
+        }
+    }
+
+    /// First phase of a two-phase acquire: swap the tail to `handle`'s node.
+    /// If the queue was empty the lock is ours
+    /// ([`QueuedAcquire::Acquired`]); otherwise the node is queued (`WAIT`
+    /// set) but not yet linked into its predecessor, and the returned
+    /// [`QueuedWaiter`]'s first [`poll`](QueuedWaiter::poll) links it. Never
+    /// spins.
+    ///
+    /// # Panics
+    ///
+    /// If `handle`'s node is still queued (its previous guard was leaked).
+    #[inline]
+    pub fn begin_acquire<'a>(
+        &'a self,
+        handle: Pin<&'a mut LockQueueHandle>,
+    ) -> QueuedAcquire<'a, T> {
         let node: &'a QueueNode = &handle.into_ref().get_ref().node;
         assert_idle(node);
         node.next.store(ptr::null_mut(), Ordering::Relaxed);
@@ -215,28 +298,20 @@ impl<T: ?Sized> QueuedSpinLock<T> {
         // (if the lock was free); Release publishes `next = null` to the
         // successor that will swap after us and write our `next`.
         let pred = self.tail.swap(me, Ordering::AcqRel);
-        if !pred.is_null() {
-            self.wait_behind(node, pred);
-        }
-        QueuedSpinLockGuard::new(self, node)
-    }
-
-    #[cold]
-    fn wait_behind(&self, node: &QueueNode, pred: *mut QueueNode) {
-        node.lock.store(LOCK_QUEUE_WAIT, Ordering::Relaxed);
-        // SAFETY: `pred` was the tail, so its node is queued and its owner
-        // cannot leave the queue (free the node) before handing the lock to
-        // its successor, which is us, and it cannot do that before seeing
-        // this link. The node is pinned (see the module docs).
-        let pred = unsafe { &*pred };
-        // Release: the WAIT store above is visible to the predecessor before
-        // the link is (Windows puts a full barrier here; release suffices,
-        // as the predecessor reads our word only after it reads the link).
-        pred.next
-            .store(node as *const _ as *mut _, Ordering::Release);
-        // Acquire pairs with the predecessor's Release handover.
-        while node.lock.load(Ordering::Acquire) & LOCK_QUEUE_WAIT != 0 {
-            spin_loop();
+        if pred.is_null() {
+            QueuedAcquire::Acquired(QueuedSpinLockGuard::new(self, node))
+        } else {
+            // Only the predecessor writes our `lock` word, and only after it
+            // has read our link (the first poll, a Release store), so WAIT
+            // is in place before anyone can clear it. (A successor may
+            // already write our `next` through the tail; that is fine.)
+            node.lock.store(LOCK_QUEUE_WAIT, Ordering::Relaxed);
+            QueuedAcquire::Waiting(QueuedWaiter {
+                lock: self,
+                node,
+                pred,
+                state: WaiterState::Linking,
+            })
         }
     }
 
@@ -289,42 +364,63 @@ impl<T: ?Sized> QueuedSpinLock<T> {
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
-
-    /// Release (`KeReleaseInStackQueuedSpinLock`); only the guard calls it.
-    #[inline]
-    fn unlock(&self, node: &QueueNode) {
-        let mut next = node.next.load(Ordering::Acquire);
-        if next.is_null() {
-            let me = node as *const QueueNode as *mut QueueNode;
-            // Release pairs with the next acquirer's swap.
-            if self
-                .tail
-                .compare_exchange(me, ptr::null_mut(), Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-            {
-                node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
-                return;
-            }
-            // A successor swapped the tail but has not linked in yet.
-            next = wait_for_link(node);
-        }
-        // SAFETY: `next` is a waiter spinning in `wait_behind` on its own
-        // pinned node; it stays there until this store, after which we never
-        // touch it again. Release publishes our critical section.
-        unsafe { &*next }
-            .lock
-            .store(LOCK_QUEUE_OWNER, Ordering::Release);
-        node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
-    }
 }
 
-#[cold]
-fn wait_for_link(node: &QueueNode) -> *mut QueueNode {
-    loop {
-        let next = node.next.load(Ordering::Acquire);
-        if !next.is_null() {
-            return next;
+/// First step of a release (`KeReleaseInStackQueuedSpinLock`): `true` if
+/// the lock was released (to no one, or handed to a linked successor);
+/// `false` if a successor has swapped the tail but not linked in yet, in
+/// which case [`release_poll`] must be called until it returns `true`.
+#[inline]
+fn release_begin(tail: &AtomicPtr<QueueNode>, node: &QueueNode) -> bool {
+    let next = node.next.load(Ordering::Acquire);
+    if next.is_null() {
+        let me = node as *const QueueNode as *mut QueueNode;
+        // Release pairs with the next acquirer's swap.
+        if tail
+            .compare_exchange(me, ptr::null_mut(), Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
+            return true;
         }
+        // A successor swapped the tail but has not linked in yet.
+        return false;
+    }
+    hand_over(node, next);
+    true
+}
+
+/// One step of a release that waits for its successor's link: one read of
+/// our `next`; once set, hand over and return `true`.
+#[inline]
+fn release_poll(node: &QueueNode) -> bool {
+    let next = node.next.load(Ordering::Acquire);
+    if next.is_null() {
+        return false;
+    }
+    hand_over(node, next);
+    true
+}
+
+/// Hands the lock to the linked successor `next` and leaves `node` idle.
+#[inline]
+fn hand_over(node: &QueueNode, next: *mut QueueNode) {
+    // SAFETY: `next` is a waiter's pinned node, linked behind ours. Its owner
+    // (a `QueuedWaiter`, or a `lock` call spinning in one) cannot leave the
+    // queue, nor let the node be freed, before this store clears its WAIT
+    // bit (dropping a waiter waits for the lock too); after this store we
+    // never touch it again. Release publishes our critical section.
+    unsafe { &*next }
+        .lock
+        .store(LOCK_QUEUE_OWNER, Ordering::Release);
+    node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
+}
+
+/// The rest of a release whose first step found the successor unlinked.
+#[cold]
+#[inline(never)]
+fn release_wait(node: &QueueNode) {
+    while !release_poll(node) {
         spin_loop();
     }
 }
@@ -389,6 +485,29 @@ impl<'a, T: ?Sized> QueuedSpinLockGuard<'a, T> {
         !ptr::eq(self.lock.tail.load(Ordering::Relaxed), self.node)
     }
 
+    /// First phase of a two-phase release (`KeReleaseInStackQueuedSpinLock`):
+    /// `Ok(())` if the lock is released (no one waited, or the next waiter
+    /// was linked and has been handed the lock). `Err(releaser)` if a waiter
+    /// has swapped the tail but not yet linked into this node: the lock is
+    /// still held (by this node, with no access to the data any more) until
+    /// [`QueuedReleaser::poll`] sees the link and hands over. Never spins.
+    ///
+    /// Dropping the guard instead does the whole release, spinning for the
+    /// link if needed. An associated function, so that it cannot shadow a
+    /// method of `T`.
+    pub fn begin_release(this: Self) -> Result<(), QueuedReleaser<'a>> {
+        let this = ManuallyDrop::new(this);
+        if release_begin(&this.lock.tail, this.node) {
+            Ok(())
+        } else {
+            Err(QueuedReleaser {
+                node: this.node,
+                done: false,
+                _not_send: PhantomData,
+            })
+        }
+    }
+
     /// The number of waiters linked in behind this owner, walking the queue.
     /// A waiter that has swapped the tail but not yet linked is not counted.
     /// O(waiters); meant for diagnostics and tests.
@@ -397,9 +516,10 @@ impl<'a, T: ?Sized> QueuedSpinLockGuard<'a, T> {
         let mut cur = self.node.next.load(Ordering::Acquire);
         while !cur.is_null() {
             n += 1;
-            // SAFETY: every node behind the owner belongs to a thread spinning
-            // in `wait_behind`; none can leave before this owner hands over,
-            // which cannot happen while `self` (the guard) is alive.
+            // SAFETY: every node behind the owner belongs to a pending
+            // `QueuedWaiter` (perhaps inside `lock`); none can leave the queue
+            // before this owner hands over (dropping a waiter waits for the
+            // lock), which cannot happen while `self` (the guard) is alive.
             cur = unsafe { &*cur }.next.load(Ordering::Acquire);
         }
         n
@@ -424,14 +544,224 @@ impl<T: ?Sized> DerefMut for QueuedSpinLockGuard<'_, T> {
 }
 
 impl<T: ?Sized> Drop for QueuedSpinLockGuard<'_, T> {
+    /// The full release: if a successor has swapped the tail but not linked
+    /// in yet, spins until it has, then hands over.
     #[inline]
     fn drop(&mut self) {
-        self.lock.unlock(self.node);
+        if !release_begin(&self.lock.tail, self.node) {
+            release_wait(self.node);
+        }
     }
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for QueuedSpinLockGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// What [`QueuedSpinLock::begin_acquire`] returns.
+#[must_use = "dropping a waiter waits for the lock (then releases it)"]
+pub enum QueuedAcquire<'a, T: ?Sized> {
+    /// The queue was empty: the lock is ours.
+    Acquired(QueuedSpinLockGuard<'a, T>),
+    /// Queued behind another node: poll the waiter.
+    Waiting(QueuedWaiter<'a, T>),
+}
+
+impl<'a, T: ?Sized> QueuedAcquire<'a, T> {
+    /// `Ok(guard)` or `Err(waiter)`, for `?` and the `Result` combinators.
+    pub fn into_result(self) -> Result<QueuedSpinLockGuard<'a, T>, QueuedWaiter<'a, T>> {
+        match self {
+            Self::Acquired(guard) => Ok(guard),
+            Self::Waiting(waiter) => Err(waiter),
+        }
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for QueuedAcquire<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Acquired(_) => f.write_str("Acquired(..)"),
+            Self::Waiting(waiter) => f.debug_tuple("Waiting").field(waiter).finish(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WaiterState {
+    /// Swapped into the tail, not yet linked into the predecessor.
+    Linking,
+    /// Linked; spinning on our own node's WAIT bit.
+    Waiting,
+    /// The guard has been handed out.
+    Done,
+}
+
+/// A node queued in a [`QueuedSpinLock`], waiting for the lock: the second
+/// phase of [`QueuedSpinLock::begin_acquire`].
+///
+/// * The first [`poll`](Self::poll) links the node into its predecessor's
+///   `next` (the step that completes the enqueue) and returns `None`.
+/// * Each later poll reads the node's own word once: `Some(guard)` when the
+///   predecessor has cleared `WAIT`.
+///
+/// Polls never loop or pause. [`wait`](Self::wait) polls to the end
+/// ([`QueuedSpinLock::lock`] is `begin_acquire` + `wait`).
+///
+/// # Dropping a waiter
+///
+/// A queued MCS node cannot simply leave: its predecessor will write to it
+/// and hand it the lock. So **dropping a waiter that has not acquired waits
+/// for the lock** (links if needed, spins until handed the lock) **and then
+/// releases it at once**, passing it on to the next waiter. That is sound,
+/// but it blocks for as long as the lock takes to arrive, and forever if the
+/// dropping thread itself is what the queue waits for. To abandon a waiter
+/// without waiting (say, tearing down after a deadlock), leak it *and* its
+/// handle (`mem::forget` of the waiter with a `Box::pin`ned handle that is
+/// also leaked): leaking the waiter alone leaves the handle queued, and
+/// dropping a queued handle aborts the process (see the
+/// [module docs](self)).
+///
+/// Once `poll` has returned the guard the waiter is spent (dropping it does
+/// nothing) and polling it again panics. Not `Send`.
+#[must_use = "dropping a waiter waits for the lock (then releases it)"]
+pub struct QueuedWaiter<'a, T: ?Sized> {
+    lock: &'a QueuedSpinLock<T>,
+    node: &'a QueueNode,
+    /// The predecessor's node (what the tail was when we swapped).
+    pred: *mut QueueNode,
+    state: WaiterState,
+}
+
+impl<'a, T: ?Sized> QueuedWaiter<'a, T> {
+    /// One step: link into the predecessor (first poll), else read our own
+    /// node once. `Some(guard)` when the lock has been handed to us.
+    ///
+    /// # Panics
+    ///
+    /// If called again after it returned the guard.
+    #[inline]
+    pub fn poll(&mut self) -> Option<QueuedSpinLockGuard<'a, T>> {
+        match self.state {
+            WaiterState::Linking => {
+                // SAFETY: `pred` was the tail when we swapped, so its node is
+                // queued; its owner cannot leave the queue (nor free or reuse
+                // the node) before handing the lock to its successor, us, and
+                // it cannot do that before it sees this link. Nodes are
+                // pinned (see the module docs).
+                let pred = unsafe { &*self.pred };
+                // Release: our WAIT store (in `begin_acquire`) is visible to
+                // the predecessor before the link is (Windows puts a full
+                // barrier here; release suffices, as the predecessor reads our
+                // word only after it reads the link).
+                pred.next
+                    .store(self.node as *const _ as *mut _, Ordering::Release);
+                self.state = WaiterState::Waiting;
+                None
+            }
+            WaiterState::Waiting => {
+                // Acquire pairs with the predecessor's Release handover.
+                if self.node.lock.load(Ordering::Acquire) & LOCK_QUEUE_WAIT != 0 {
+                    return None;
+                }
+                self.state = WaiterState::Done;
+                Some(QueuedSpinLockGuard::new(self.lock, self.node))
+            }
+            WaiterState::Done => panic!("QueuedWaiter polled after it acquired the lock"),
+        }
+    }
+
+    /// Polls, pausing with [`core::hint::spin_loop`] in between, until the
+    /// lock is ours.
+    #[cold]
+    #[inline(never)]
+    pub fn wait(mut self) -> QueuedSpinLockGuard<'a, T> {
+        loop {
+            if let Some(guard) = self.poll() {
+                return guard;
+            }
+            spin_loop();
+        }
+    }
+
+    /// Whether the node has been linked into its predecessor (the first
+    /// poll does that). A releasing predecessor waits for this.
+    pub fn is_linked(&self) -> bool {
+        self.state != WaiterState::Linking
+    }
+}
+
+impl<T: ?Sized> Drop for QueuedWaiter<'_, T> {
+    /// Waits for the lock and releases it at once (see the type docs).
+    fn drop(&mut self) {
+        if self.state != WaiterState::Done {
+            let guard = loop {
+                if let Some(guard) = self.poll() {
+                    break guard;
+                }
+                spin_loop();
+            };
+            drop(guard);
+        }
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for QueuedWaiter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueuedWaiter")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A release of a [`QueuedSpinLock`] waiting for its successor to link in:
+/// from [`QueuedSpinLockGuard::begin_release`].
+///
+/// The successor has swapped the tail, so the lock cannot go back to free;
+/// it must be handed to that successor, whose node address arrives only
+/// with its link. Each [`poll`](Self::poll) reads this node's `next` once
+/// and, once it is set, hands the lock over and returns `true` (and keeps
+/// returning `true`). Dropping an unfinished releaser completes the release,
+/// spinning for the link (as dropping the guard does). Not `Send`.
+#[must_use = "dropping a releaser spins until the release completes"]
+pub struct QueuedReleaser<'a> {
+    node: &'a QueueNode,
+    done: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl QueuedReleaser<'_> {
+    /// One step: `true` once the lock has been handed to the successor.
+    #[inline]
+    pub fn poll(&mut self) -> bool {
+        if !self.done {
+            self.done = release_poll(self.node);
+        }
+        self.done
+    }
+
+    /// Polls, pausing in between, until the release is complete.
+    pub fn wait(mut self) {
+        if !self.done {
+            release_wait(self.node);
+            self.done = true;
+        }
+    }
+}
+
+impl Drop for QueuedReleaser<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            release_wait(self.node);
+        }
+    }
+}
+
+impl fmt::Debug for QueuedReleaser<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueuedReleaser")
+            .field("released", &self.done)
+            .finish_non_exhaustive()
     }
 }
