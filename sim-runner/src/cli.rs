@@ -1,5 +1,5 @@
 //! The command-line surface (clap derive): global flags and one variant of
-//! [`Command`] per subcommand. `explore` joins the enum when it is written.
+//! [`Command`] per subcommand.
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -32,6 +32,14 @@ pub enum Command {
     /// Exit status: 0 all passed, 1 any failed (or none found), 2 a path
     /// does not exist.
     Test(TestArgs),
+    /// Run one scenario with seed after seed until one breaks its
+    /// expectation, and report the smallest such seed.
+    ///
+    /// Seeds START, START+1, ... (START defaults to the header's seed) are
+    /// run on J worker threads; the answer does not depend on J.
+    /// Exit status: 0 every seed met the expectation, 1 a failing seed was
+    /// found, 2 the input was rejected.
+    Explore(ExploreArgs),
     /// List every rule: its id, the outcome it ends a run in, one line of
     /// explanation.
     Rules(RulesArgs),
@@ -63,10 +71,37 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Write a Chrome trace (chrome://tracing, Perfetto) of the run (not
-    /// available yet).
+    /// Also write the run's events as a Chrome trace event file (open it in
+    /// Perfetto or chrome://tracing): one process per virtual processor,
+    /// context and lock-hold slices, IRQL counter, DbgPrint and bugcheck
+    /// markers.
     #[arg(long, value_name = "OUT.json")]
     pub trace: Option<PathBuf>,
+}
+
+/// `sim-runner explore FILE`.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// The scenario file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// How many seeds to try at most.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub schedules: u64,
+
+    /// Worker threads (default: the machine's available parallelism).
+    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: Option<u64>,
+
+    /// First seed (decimal or 0x hex; default: the scenario's `seed`).
+    #[arg(long, value_name = "START", value_parser = parse_seed)]
+    pub seed: Option<u64>,
+
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `sim-runner test [PATH ...]`.
@@ -153,6 +188,43 @@ mod tests {
         assert_eq!(args.format, Format::Text);
         assert_eq!(args.seed, None);
         assert!(args.trace.is_none());
+    }
+
+    #[test]
+    fn explore_defaults_and_bounds() {
+        let cli = Cli::try_parse_from(["sim-runner", "explore", "a.sim"]).unwrap();
+        let Command::Explore(args) = cli.command else {
+            panic!("not explore")
+        };
+        assert_eq!(args.schedules, 1000);
+        assert_eq!(args.jobs, None);
+        assert_eq!(args.seed, None);
+        assert_eq!(args.format, Format::Text);
+        let cli = Cli::try_parse_from([
+            "sim-runner",
+            "explore",
+            "a.sim",
+            "--schedules",
+            "50",
+            "--jobs",
+            "3",
+            "--seed",
+            "0x10",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Explore(args) = cli.command else {
+            panic!("not explore")
+        };
+        assert_eq!(
+            (args.schedules, args.jobs, args.seed, args.format),
+            (50, Some(3), Some(16), Format::Json)
+        );
+        assert!(
+            Cli::try_parse_from(["sim-runner", "explore", "a.sim", "--schedules", "0"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["sim-runner", "explore", "a.sim", "--jobs", "0"]).is_err());
     }
 
     #[test]

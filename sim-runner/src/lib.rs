@@ -1,21 +1,24 @@
 //! The `sim-runner` command line as a library: argument definitions
-//! ([`cli`]), the subcommands ([`run_cmd`], [`test_cmd`], [`rules_cmd`]),
-//! the text report ([`text`]) and the rendering of rejected input
-//! ([`diagnostics`]).
+//! ([`cli`]), the subcommands ([`run_cmd`], [`test_cmd`], [`explore_cmd`],
+//! [`rules_cmd`]), the text report ([`text`]), the Chrome trace of a run
+//! ([`trace`]) and the rendering of rejected input ([`diagnostics`]).
 //! `main.rs` only parses arguments, sets up logging and dispatches.
 
 pub mod cli;
 pub mod diagnostics;
+pub mod explore_cmd;
 pub mod rules_cmd;
 pub mod run_cmd;
 pub mod test_cmd;
 pub mod text;
+pub mod trace;
 
 /// Exit statuses of the contract.
 pub mod exit {
     /// The expectation held (for `test`: every scenario passed).
     pub const OK: u8 = 0;
-    /// The expectation did not hold (for `test`: a scenario failed, or none was found).
+    /// The expectation did not hold (for `test`: a scenario failed, or none
+    /// was found; for `explore`: a failing seed was found).
     pub const FAILED: u8 = 1;
     /// The input was rejected: unreadable file, syntax or check error, bad option.
     pub const REJECTED: u8 = 2;
@@ -29,6 +32,7 @@ pub fn dispatch(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write, color:
     match &cli.command {
         cli::Command::Run(args) => run_cmd::execute(args, out, err, color),
         cli::Command::Test(args) => test_cmd::execute(args, out, err),
+        cli::Command::Explore(args) => explore_cmd::execute(args, out, err, color),
         cli::Command::Rules(args) => rules_cmd::rules(args, out, err),
         cli::Command::Explain(args) => rules_cmd::explain(args, out, err),
     }

@@ -12,10 +12,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let color = sim_runner::diagnostics::stderr_color();
+    // Standard error is passed unlocked: `explore`'s worker threads log
+    // through it (with -v), and a lock held here for the whole command
+    // would make them wait forever.
     let status = sim_runner::dispatch(
         &cli,
         &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut std::io::stderr(),
         color,
     );
     ExitCode::from(status)

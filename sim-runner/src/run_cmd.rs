@@ -1,14 +1,17 @@
-//! `sim-runner run FILE`: load one scenario, run it, print its report.
+//! `sim-runner run FILE`: load one scenario, run it, print its report, and
+//! with `--trace OUT.json` also write the run's Chrome trace ([`crate::trace`]).
 
 use crate::cli::{Format, ModeArg, RunArgs};
-use crate::{diagnostics, exit, text};
+use crate::{diagnostics, exit, text, trace};
 use scenario::{Mode, RunOptions};
 use std::io::Write;
 
 /// Run the command; returns the process exit status.
 ///
 /// The report goes to `out`; rejections (options not available yet,
-/// unreadable file, syntax or check errors) go to `err` with status 2.
+/// unreadable file, syntax or check errors, a trace file that cannot be
+/// written) go to `err` with status 2. The trace is written before the
+/// report is printed, so a failed write leaves standard output empty.
 pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
     if args.mode == ModeArg::Parallel {
         let _ = writeln!(
@@ -17,14 +20,6 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
         );
         return exit::REJECTED;
     }
-    if args.trace.is_some() {
-        let _ = writeln!(
-            err,
-            "error: --trace is not available yet; run without --trace"
-        );
-        return exit::REJECTED;
-    }
-
     tracing::debug!(file = %args.file.display(), "loading scenario");
     let program = match scenario::load_file(&args.file) {
         Ok(program) => program,
@@ -39,7 +34,19 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
         mode: Mode::Deterministic,
     };
     tracing::debug!(seed = ?options.seed, "running scenario");
-    let report = scenario::run(&program, &options);
+    let report = match &args.trace {
+        None => scenario::run(&program, &options),
+        Some(path) => {
+            let (report, events) = scenario::run_recorded(&program, &options);
+            tracing::debug!(events = events.len(), path = %path.display(), "writing trace");
+            let trace = trace::chrome_trace(&program, &report, &events);
+            if let Err(e) = std::fs::write(path, trace::render(&trace)) {
+                let _ = writeln!(err, "error: cannot write trace {}: {e}", path.display());
+                return exit::REJECTED;
+            }
+            report
+        }
+    };
     tracing::debug!(outcome = ?report.outcome, met = report.expectation_met, "run finished");
 
     let rendered = match args.format {

@@ -78,24 +78,26 @@ fn run_parallel_mode_is_not_available_yet() {
 }
 
 #[test]
-fn run_trace_is_not_available_yet() {
+fn run_trace_to_an_unwritable_path_is_rejected() {
     let dir = scratch("trace");
     let file = dir.join("ok.sim");
     fs::write(&file, SCENARIO).unwrap();
+    let out = dir.join("no-such-dir").join("t.json");
     let o = bin()
         .arg("run")
         .arg(&file)
         .arg("--trace")
-        .arg(dir.join("t.json"))
+        .arg(&out)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("--trace is not available yet"),
+        stderr(&o).starts_with(&format!("error: cannot write trace {}: ", out.display())),
         "{}",
         stderr(&o)
     );
-    assert!(!dir.join("t.json").exists());
+    assert!(stdout(&o).is_empty());
+    assert!(!out.exists());
 }
 
 #[test]
