@@ -7,9 +7,9 @@
 //! - 0 `contexts`: one complete (`X`) slice per context activation —
 //!   `thread Worker`, `DPC SlowDpc`, `ISR OnInterrupt` — DPCs and ISRs
 //!   nested over the thread they interrupted. Threads sharing a processor by
-//!   time slices get one slice per stretch they run: the stream has no
-//!   switch event, so a switch is placed at the first event of the thread
-//!   that takes over (args `resumed: true`).
+//!   time slices get one slice per stretch they run, cut at the engine's
+//!   `ThreadPreempted` / `ThreadResumed` events (later stretches carry args
+//!   `resumed: true`).
 //! - 1 `locks`: one slice per hold, from `Acquired` to `Released`, named
 //!   after the lock, and a `spin on L` slice before it when the acquisition
 //!   spun.
@@ -204,6 +204,15 @@ pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> 
                     st.thread = Some(open);
                 } else {
                     st.nested.push(open);
+                }
+            }
+            // The switch-in was handled above: an event of a thread that is
+            // not the one running here opens its next stretch.
+            EventKind::ThreadResumed { .. } => {}
+            EventKind::ThreadPreempted { .. } => {
+                if st.thread.as_ref().is_some_and(|o| o.serial == ev.ctx) {
+                    let open = st.thread.take().expect("checked above");
+                    slices.push(context_slice(ev.cpu, open, ev.at));
                 }
             }
             EventKind::ContextEnd { .. } => {

@@ -87,6 +87,10 @@ pub enum EventKind {
     },
     /// The context returned.
     ContextEnd { kind: ContextKind, name: Arc<str> },
+    /// A thread's time slice ended; another thread of the processor runs.
+    ThreadPreempted { name: Arc<str> },
+    /// A thread runs again after waiting for a time slice.
+    ThreadResumed { name: Arc<str> },
     /// The processor's IRQL changed.
     IrqlChanged { from: Irql, to: Irql },
     /// A lock was asked for (before the ownership check and before spinning).

@@ -133,6 +133,8 @@ impl Verifier {
                 None
             }
             EventKind::IrqlChanged { .. }
+            | EventKind::ThreadPreempted { .. }
+            | EventKind::ThreadResumed { .. }
             | EventKind::Print { .. }
             | EventKind::DpcQueued { .. }
             | EventKind::InterruptRaised { .. } => None,

@@ -327,8 +327,10 @@ impl Machine<'_> {
         let c = cpu as usize;
         match p {
             Pending::Stall { until } => {
+                // The stall ends at an absolute time: a thread sliced out while
+                // stalling may come back after it, and then just finishes.
                 let clock = self.cpus[c].clock;
-                let next = until.min(clock + STALL_CHUNK_NS);
+                let next = until.min(clock + STALL_CHUNK_NS).max(clock);
                 self.cpus[c].clock = next;
                 if next >= until {
                     self.top_exec(cpu).pending = None;

@@ -689,9 +689,12 @@ impl<'p> Machine<'p> {
         }
         if self.cpus[c].slice_expired(QUANTUM_NS) {
             let clock = self.cpus[c].clock;
+            if let Some(name) = self.cpus[c].top().map(|t| t.payload.name.clone()) {
+                debug!(cpu, thread = %name, at = clock, "time slice ends");
+                self.emit(cpu, EventKind::ThreadPreempted { name });
+            }
             let p = &mut self.cpus[c];
             if let Some(cur) = p.stack.pop() {
-                debug!(cpu, thread = %cur.payload.name, at = clock, "time slice ends");
                 p.ready.push_back(cur);
             }
             p.slice_start = clock;
@@ -703,7 +706,14 @@ impl<'p> Machine<'p> {
                 p.stack.push(next);
                 p.slice_start = clock;
             }
-            self.thread_first_run(cpu);
+            let resumed = self.cpus[c]
+                .top()
+                .filter(|t| t.payload.started)
+                .map(|t| t.payload.name.clone());
+            match resumed {
+                Some(name) => self.emit(cpu, EventKind::ThreadResumed { name }),
+                None => self.thread_first_run(cpu),
+            }
         }
     }
 
