@@ -17,22 +17,9 @@ fn load(rel: &str) -> Program {
     }
 }
 
+/// Every run of `rel` over `seeds` meets its expectation.
 fn holds_for_seeds(rel: &str, seeds: std::ops::RangeInclusive<u64>) {
-    let prog = load(rel);
-    for seed in seeds {
-        let r = run(
-            &prog,
-            &RunOptions {
-                seed: Some(seed),
-                ..Default::default()
-            },
-        );
-        assert!(
-            r.expectation_met,
-            "{rel} with seed {seed}: {}",
-            r.expectation_failure.unwrap_or_default()
-        );
-    }
+    outputs_over_seeds(rel, seeds);
 }
 
 #[test]
