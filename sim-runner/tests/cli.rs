@@ -2,38 +2,20 @@
 //! error, and the shape of `test` output. Only what the command line itself
 //! controls is checked here; the engine's verdicts are tested with it.
 
+mod common;
+
+use common::{bin, stderr, stdout};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sim-runner"));
-    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
-    cmd
-}
-
-/// A fresh, empty directory for one test under cargo's target tmp dir.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli-tests")
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("cli-tests", name)
 }
 
 const SCENARIO: &str = r#"scenario "ok" { cpus 1; expect clean; }
 ULONG X;
 thread T { X = 1; }
 "#;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn run_unreadable_file_is_rejected_with_its_name() {

@@ -1,23 +1,15 @@
 //! The built binary: `run --trace` and `explore`, end to end, on the
 //! repository's explore scenarios.
 
+mod common;
+
+use common::{bin, stderr, stdout};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sim-runner"));
-    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
-    cmd
-}
+use std::process::Output;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("explore-trace-cli")
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("explore-trace-cli", name)
 }
 
 fn scenario(rel: &str) -> PathBuf {
@@ -32,14 +24,6 @@ fn racy() -> PathBuf {
 
 fn fixed() -> PathBuf {
     scenario("explore/lost-update-fixed.sim")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The seed named on the first line of a failing exploration.

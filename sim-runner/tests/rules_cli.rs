@@ -1,26 +1,11 @@
 //! `sim-runner rules` and `sim-runner explain` through the built binary:
 //! what goes to standard output and error, and the exit statuses.
 
+mod common;
+
+// The binary is run from the repository root so scenario paths resolve.
+use common::{bin_in_repo as bin, stderr, stdout};
 use scenario::rules::catalog;
-use std::path::Path;
-use std::process::{Command, Output};
-
-/// The binary, run from the repository root so scenario paths resolve.
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sim-runner"));
-    cmd.env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    cmd
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn rules_lists_every_rule_with_its_outcome() {
