@@ -166,6 +166,7 @@ pub fn parse(source: &Source) -> Result<File, Vec<SimError>> {
         pos: 0,
         depth: 0,
         lex_error: lex_error.map(Box::new),
+        prototypes: Vec::new(),
     };
     p.file()
 }
@@ -179,6 +180,9 @@ struct Parser<'a> {
     depth: usize,
     /// The lexical error that truncated `tokens`, until reported.
     lex_error: Option<Box<SimError>>,
+    /// Routine prototypes (`VOID F(ULONG x);`): name and span, to check
+    /// that each is defined somewhere in the file.
+    prototypes: Vec<Ident>,
 }
 
 fn end_of(span: Span) -> usize {
@@ -442,6 +446,24 @@ impl Parser<'_> {
                 errors.push(*e);
             }
         }
+        for proto in std::mem::take(&mut self.prototypes) {
+            let defined = items
+                .iter()
+                .any(|i| matches!(i, Item::Routine(r) if r.name.name == proto.name));
+            if !defined && errors.len() < MAX_ERRORS {
+                errors.push(
+                    SimError::new(
+                        self.source,
+                        proto.span,
+                        format!("`{}` is declared but never defined", proto.name),
+                    )
+                    .label("prototype without a body")
+                    .help(
+                        "write the routine's body somewhere in the file, or remove the prototype",
+                    ),
+                );
+            }
+        }
         match header {
             Some(header) if errors.is_empty() => Ok(File { header, items }),
             // (A header that failed to parse has left an error behind.)
@@ -701,8 +723,13 @@ impl Parser<'_> {
                 value: ret_ty,
                 span: ty_span,
             };
-            let routine = self.routine(start, paged.is_some(), ret, name)?;
-            items.push(Item::Routine(routine));
+            // `RET Name(params);` is a prototype, as in a header: names may be
+            // used before their definition anyway, so it only has to match one.
+            if let Some(routine) = self.routine(start, paged.is_some(), ret, name.clone())? {
+                items.push(Item::Routine(routine));
+            } else {
+                self.prototypes.push(name);
+            }
             return Ok(());
         }
         if word == "VOID" {
@@ -804,7 +831,7 @@ impl Parser<'_> {
         paged: bool,
         ret: Spanned<Type>,
         name: Ident,
-    ) -> PResult<Routine> {
+    ) -> PResult<Option<Routine>> {
         self.expect(TokenKind::LParen, "")?;
         let mut params = Vec::new();
         if self.eat(&TokenKind::RParen).is_none() {
@@ -821,15 +848,18 @@ impl Parser<'_> {
                 }
             }
         }
+        if self.eat(&TokenKind::Semi).is_some() {
+            return Ok(None);
+        }
         let body = self.block("to open the routine body")?;
-        Ok(Routine {
+        Ok(Some(Routine {
             paged,
             ret,
             name,
             params,
             body,
             span: self.span_from(start),
-        })
+        }))
     }
 
     fn param(&mut self) -> PResult<Param> {
@@ -2042,7 +2072,7 @@ thread Worker on cpu 0 { Recurse(1); }
         );
         assert_eq!(
             err(&format!("{HDR}VOID F(ULONG a);")).0,
-            "expected `{` to open the routine body, found `;`"
+            "`F` is declared but never defined"
         );
         let e = errs(&format!("{HDR}VOID F() {{\n  x = 1;\n")).remove(0);
         assert_eq!(
