@@ -110,6 +110,10 @@ pub struct TestArgs {
     /// Files or directories (searched recursively for `.sim` files).
     #[arg(value_name = "PATH", default_value = "scenarios")]
     pub paths: Vec<PathBuf>,
+    /// Run each scenario with this many seeds, from its header seed on;
+    /// it passes only if every one of them meets its expectation.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub seeds: u64,
 }
 
 /// `sim-runner rules`.

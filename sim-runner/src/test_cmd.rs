@@ -3,6 +3,8 @@
 //!
 //! One line per scenario (`PASS  path  outcome` or `FAIL  path  why`), in
 //! path order so the output is deterministic, then `N passed, N failed`.
+//! With `--seeds N` each scenario runs with N consecutive seeds from its
+//! header seed and fails at the first seed whose run misses the expectation.
 
 use crate::cli::TestArgs;
 use crate::{exit, text};
@@ -40,7 +42,7 @@ pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
         let _ = writeln!(out, "FAIL  {}  cannot read: {message}", path.display());
     }
     for path in &files {
-        let verdict = judge(path);
+        let verdict = judge_seeds(path, args.seeds);
         if verdict.passed {
             passed += 1;
         } else {
@@ -112,6 +114,12 @@ fn is_sim(path: &Path) -> bool {
 /// Load, run with the header's seed, and judge one scenario. A panic in the
 /// engine fails this scenario only, so one bad file does not hide the rest.
 pub fn judge(path: &Path) -> Verdict {
+    judge_seeds(path, 1)
+}
+
+/// Like [`judge`], over `seeds` consecutive seeds from the header seed: the
+/// verdict of the first failing seed, else the header seed's.
+pub fn judge_seeds(path: &Path, seeds: u64) -> Verdict {
     let program = match scenario::load_file(path) {
         Ok(program) => program,
         Err(LoadError::Io { message, .. }) => {
@@ -132,10 +140,38 @@ pub fn judge(path: &Path) -> Verdict {
             };
         }
     };
-    tracing::debug!(path = %path.display(), "running scenario");
-    let report = match panic::catch_unwind(AssertUnwindSafe(|| {
-        scenario::run(&program, &RunOptions::default())
-    })) {
+    let mut first = None;
+    for k in 0..seeds.max(1) {
+        let seed = program.seed.wrapping_add(k);
+        let verdict = judge_run(path, &program, seed);
+        match (verdict.passed, seeds > 1) {
+            (false, true) => {
+                return Verdict {
+                    passed: false,
+                    detail: format!("seed {seed}: {}", verdict.detail),
+                }
+            }
+            (false, false) => return verdict,
+            (true, _) => {
+                first.get_or_insert(verdict);
+            }
+        }
+    }
+    let mut verdict = first.expect("at least one seed ran");
+    if seeds > 1 {
+        verdict.detail = format!("{} (all {seeds} seeds)", verdict.detail);
+    }
+    verdict
+}
+
+/// Run one loaded scenario with one seed and judge the report.
+fn judge_run(path: &Path, program: &scenario::Program, seed: u64) -> Verdict {
+    tracing::debug!(path = %path.display(), seed, "running scenario");
+    let options = RunOptions {
+        seed: Some(seed),
+        ..RunOptions::default()
+    };
+    let report = match panic::catch_unwind(AssertUnwindSafe(|| scenario::run(program, &options))) {
         Ok(report) => report,
         Err(payload) => {
             let message = payload

@@ -218,3 +218,26 @@ fn verbose_logging_goes_to_stderr_only() {
         stderr(&loud)
     );
 }
+
+#[test]
+fn test_with_seeds_runs_every_seed_and_names_the_first_failing_one() {
+    let racy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/explore/lost-update-race.sim");
+    let one = bin().arg("test").arg(&racy).output().unwrap();
+    assert_eq!(one.status.code(), Some(0), "{}", stdout(&one));
+    let many = bin()
+        .args(["test", "--seeds", "40"])
+        .arg(&racy)
+        .output()
+        .unwrap();
+    assert_eq!(many.status.code(), Some(1));
+    let out = stdout(&many);
+    assert!(out.contains("FAIL") && out.contains("seed 16:"), "{out}");
+    assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
+    let zero = bin()
+        .args(["test", "--seeds", "0"])
+        .arg(&racy)
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(2), "--seeds 0 is rejected");
+}
