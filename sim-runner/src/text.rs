@@ -149,14 +149,24 @@ fn bugcheck_section(out: &mut String, report: &RunReport, b: &BugcheckReport) {
             let _ = writeln!(out, "  {line}");
         }
     }
-    let query = if b.code == 0xC4 {
-        format!("0x{:X}(0x{:X})", b.code, b.params[0])
-    } else {
-        format!("0x{:X}", b.code)
-    };
-    if scenario::rules::find(&query).is_ok() {
-        let _ = writeln!(out, "\nLEARN:  sim-runner explain '{query}'");
+    if let Some(rule) = rule_of(b) {
+        let _ = writeln!(out, "\nLEARN:  sim-runner explain {rule}");
     }
+}
+
+/// The catalog rule a bugcheck report shows. Where two rules share a stop
+/// code, the report's own parameters and analysis tell them apart.
+fn rule_of(b: &BugcheckReport) -> Option<&'static str> {
+    let mentions = |needle: &str| b.detail.contains(needle) || b.analysis.iter().any(|l| l.contains(needle));
+    let query = match (b.code, b.params[0]) {
+        (0x133, 0) => "DPC_WATCHDOG_TIMEOUT".to_string(),
+        (0x133, _) if mentions("deadlock") || mentions("wait-for cycle") => "SPIN_DEADLOCK".to_string(),
+        (0x133, _) => "DPC_WATCHDOG_TIMEOUT".to_string(),
+        (0xC4, 0x1001) if mentions("ISR ") && mentions("interrupt spin lock") => "ISR_LOCK_INVERSION".to_string(),
+        (0xC4, sub) => format!("0xC4(0x{sub:X})"),
+        (code, _) => format!("0x{code:X}"),
+    };
+    scenario::rules::find(&query).ok().map(|r| r.id.as_str())
 }
 
 fn assertion_section(out: &mut String, report: &RunReport, a: &AssertionReport) {

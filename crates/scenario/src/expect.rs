@@ -22,7 +22,7 @@ pub fn describe(r: &RunReport) -> String {
             None => "assertion_failed".into(),
         },
         Outcome::Clean => match r.warnings.first() {
-            Some(w) => format!("clean with warning {} at line {}", w.rule, w.line),
+            Some(w) => format!("no bugcheck but warning {} at line {}", w.rule, w.line),
             None => "clean".into(),
         },
     }

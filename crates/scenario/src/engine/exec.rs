@@ -243,6 +243,13 @@ impl Machine<'_> {
 
     fn ret(&mut self, cpu: u32, value: Option<i64>) -> Flow {
         let exec = self.top_exec(cpu);
+        if exec.frames.len() == 1 && matches!(exec.frames[0].on_return, OnReturn::ContextEnd) {
+            // The context's routine returns: its checks (0x100A, 0xE1, 0xC8,
+            // 0x111) see the frame, so a report points at the return.
+            self.end_context(cpu);
+            return Flow::Yield;
+        }
+        let exec = self.top_exec(cpu);
         let frame = exec.frames.pop().expect("returning frame");
         let depth = exec.frames.len();
         exec.stack.truncate(frame.stack_base);

@@ -44,6 +44,24 @@ impl Machine<'_> {
         out
     }
 
+    /// Fold the holds and spins still open when the run stopped (a deadlock,
+    /// a watchdog) into a lock's statistics: they are often the point.
+    fn add_unfinished(&self, lock: vcpu::LockId, s: &mut verifier::LockStat) {
+        for (c, p) in self.cpus.iter().enumerate() {
+            for h in self.held[c].iter().filter(|h| h.lock == lock) {
+                s.longest_hold_ns = s.longest_hold_ns.max(p.clock.saturating_sub(h.at));
+            }
+            for ctx in p.stack.iter() {
+                if let Some(Pending::Acquire(op)) = &ctx.payload.pending {
+                    if op.lock == lock {
+                        s.contended += 1;
+                        s.longest_spin_ns = s.longest_spin_ns.max(p.clock.saturating_sub(op.started));
+                    }
+                }
+            }
+        }
+    }
+
     fn first_thread_routine(&self) -> usize {
         self.prog
             .threads
@@ -168,7 +186,8 @@ pub(super) fn report(m: &Machine<'_>, seed: u64) -> RunReport {
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let s = m.stats.get(vcpu::LockId(i as u32));
+            let mut s = m.stats.get(vcpu::LockId(i as u32));
+            m.add_unfinished(vcpu::LockId(i as u32), &mut s);
             let family = match (l.kind, &m.locks[i]) {
                 (
                     crate::program::LockKind::Spin,

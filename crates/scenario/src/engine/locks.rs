@@ -57,6 +57,8 @@ pub(super) struct Held {
     /// Serial of the context that took it.
     pub ctx: u32,
     pub line: u32,
+    /// When it was granted (virtual time of the holder's processor).
+    pub at: Nanos,
 }
 
 /// What a KLOCK_QUEUE_HANDLE holds.
@@ -409,6 +411,7 @@ impl Machine<'_> {
             family: op.family,
             ctx: serial,
             line,
+            at: clock,
         });
         let spun = clock - op.started;
         self.emit(

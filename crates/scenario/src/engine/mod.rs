@@ -657,7 +657,7 @@ impl<'p> Machine<'p> {
             _ => {
                 b = Bugcheck::new(
                     code::DPC_WATCHDOG_VIOLATION,
-                    [1, limit / 1000, raised / 1000, 0],
+                    [1, limit / 1000, raised.div_ceil(1000), 0],
                 );
                 detail = if deadlock {
                     format!(
@@ -1018,7 +1018,7 @@ impl<'p> Machine<'p> {
             .map_or(0, |s| self.cpus[cpu as usize].clock - s);
         let b = Bugcheck::new(
             code::DPC_WATCHDOG_VIOLATION,
-            [1, self.prog.watchdog / 1000, raised / 1000, 0],
+            [1, self.prog.watchdog / 1000, raised.div_ceil(1000), 0],
         );
         let detail = "spin-lock deadlock: every processor is spinning on a lock that another spinning processor holds, so none can ever go on; the DPC watchdog would fire".to_string();
         self.bugcheck_with(cpu, b, detail, analysis);
