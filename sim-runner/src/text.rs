@@ -157,12 +157,17 @@ fn bugcheck_section(out: &mut String, report: &RunReport, b: &BugcheckReport) {
 /// The catalog rule a bugcheck report shows. Where two rules share a stop
 /// code, the report's own parameters and analysis tell them apart.
 fn rule_of(b: &BugcheckReport) -> Option<&'static str> {
-    let mentions = |needle: &str| b.detail.contains(needle) || b.analysis.iter().any(|l| l.contains(needle));
+    let mentions =
+        |needle: &str| b.detail.contains(needle) || b.analysis.iter().any(|l| l.contains(needle));
     let query = match (b.code, b.params[0]) {
         (0x133, 0) => "DPC_WATCHDOG_TIMEOUT".to_string(),
-        (0x133, _) if mentions("deadlock") || mentions("wait-for cycle") => "SPIN_DEADLOCK".to_string(),
+        (0x133, _) if mentions("deadlock") || mentions("wait-for cycle") => {
+            "SPIN_DEADLOCK".to_string()
+        }
         (0x133, _) => "DPC_WATCHDOG_TIMEOUT".to_string(),
-        (0xC4, 0x1001) if mentions("ISR ") && mentions("interrupt spin lock") => "ISR_LOCK_INVERSION".to_string(),
+        (0xC4, 0x1001) if mentions("ISR ") && mentions("interrupt spin lock") => {
+            "ISR_LOCK_INVERSION".to_string()
+        }
         (0xC4, sub) => format!("0xC4(0x{sub:X})"),
         (code, _) => format!("0x{code:X}"),
     };

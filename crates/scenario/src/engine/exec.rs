@@ -43,7 +43,12 @@ impl Machine<'_> {
     /// Run the top context until its next statement boundary.
     pub(super) fn exec(&mut self, cpu: u32) {
         let prog = self.prog;
-        let mut boundaries = 0;
+        // Resuming inside a statement: the next boundary ends this step.
+        let mut boundaries = if std::mem::take(&mut self.top_exec(cpu).mid_statement) {
+            1
+        } else {
+            0
+        };
         for _ in 0..MAX_OPS_PER_STEP {
             if self.stop.is_some() {
                 return;
@@ -97,6 +102,10 @@ impl Machine<'_> {
                 }
                 let x = self.vars[*v as usize];
                 self.push(cpu, x);
+                // A read of shared memory is where another processor may get
+                // in before this statement writes: let the others catch up.
+                self.top_exec(cpu).mid_statement = true;
+                return Flow::Yield;
             }
             Op::StoreVar(v) => {
                 let x = self.pop(cpu);

@@ -55,7 +55,8 @@ impl Machine<'_> {
                 if let Some(Pending::Acquire(op)) = &ctx.payload.pending {
                     if op.lock == lock {
                         s.contended += 1;
-                        s.longest_spin_ns = s.longest_spin_ns.max(p.clock.saturating_sub(op.started));
+                        s.longest_spin_ns =
+                            s.longest_spin_ns.max(p.clock.saturating_sub(op.started));
                     }
                 }
             }

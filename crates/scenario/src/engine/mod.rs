@@ -113,6 +113,10 @@ struct Exec {
     stuck_at: Option<u64>,
     /// For a thread: has ContextStart been emitted.
     started: bool,
+    /// Stopped inside a statement, right after reading shared data: other
+    /// processors may run before the statement goes on (so an unguarded
+    /// read-modify-write can lose an update), but no safe point is taken.
+    mid_statement: bool,
     /// For a DPC: its object; for an ISR: its interrupt.
     object: u32,
     /// IRQL the ISR was entered at (SynchronizeIrql).
@@ -129,6 +133,7 @@ impl Exec {
             pending: None,
             stuck_at: None,
             started: false,
+            mid_statement: false,
             object,
             entry_irql: Irql::PASSIVE,
         }
@@ -607,7 +612,10 @@ impl<'p> Machine<'p> {
         if self.stop.is_some() {
             return;
         }
-        self.safe_point(cpu);
+        let mid_statement = self.cpus[c].top().is_some_and(|t| t.payload.mid_statement);
+        if !mid_statement {
+            self.safe_point(cpu);
+        }
         if self.stop.is_some() || self.cpus[c].stack.is_empty() {
             return;
         }
