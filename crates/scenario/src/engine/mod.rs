@@ -670,10 +670,10 @@ impl<'p> Machine<'p> {
                 detail = if deadlock {
                     format!(
                         "cpu {cpu} spun at raised IRQL for {} µs: the processors are deadlocked",
-                        raised / 1000
+                        raised.div_ceil(1000)
                     )
                 } else {
-                    format!("cpu {cpu} stayed at IRQL >= DISPATCH_LEVEL for {} µs, past the {} µs watchdog", raised / 1000, limit / 1000)
+                    format!("cpu {cpu} stayed at IRQL >= DISPATCH_LEVEL for {} µs, past the {} µs watchdog", raised.div_ceil(1000), limit / 1000)
                 };
             }
         }
@@ -682,7 +682,6 @@ impl<'p> Machine<'p> {
 
     fn safe_point(&mut self, cpu: u32) {
         let c = cpu as usize;
-        // A pending queued release must finish before anything else runs on top.
         if let Some(irq) = self.cpus[c].deliverable_interrupt() {
             self.cpus[c].take_interrupt(irq);
             self.start_isr(cpu, irq.interrupt);
