@@ -692,7 +692,8 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn truncate(t: ScalarType, v: i64) -> i64 {
+/// Store a value into a variable of type `t` (shared with the engine).
+pub fn truncate(t: ScalarType, v: i64) -> i64 {
     match t {
         ScalarType::Ulong => v as u32 as i64,
         ScalarType::Long => v as i32 as i64,

@@ -2,7 +2,7 @@
 //! statement boundary, with calls, returns, `__try` records and exceptions.
 
 use super::*;
-use crate::check::{eval_binary, eval_unary};
+use crate::check::{eval_binary, eval_unary, truncate};
 use crate::program::Op;
 use vcpu::bugcheck::status;
 
@@ -385,14 +385,5 @@ impl Machine<'_> {
             }
             _ => true,
         }
-    }
-}
-
-pub(super) fn truncate(t: crate::ast::ScalarType, v: i64) -> i64 {
-    use crate::ast::ScalarType::*;
-    match t {
-        Ulong => v as u32 as i64,
-        Long => v as i32 as i64,
-        Boolean | Kirql => v as u8 as i64,
     }
 }

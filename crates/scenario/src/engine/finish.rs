@@ -103,24 +103,15 @@ impl Machine<'_> {
                         .map(|h| HeldLock {
                             lock: self.lock_name(h.lock).to_string(),
                             mode: h.mode_name().to_string(),
-                            by: self.held_by_serial(h.ctx),
+                            by: self
+                                .label_of(h.ctx)
+                                .unwrap_or_else(|| "a returned context".into()),
                             line: h.line,
                         })
                         .collect(),
                 }
             })
             .collect()
-    }
-
-    fn held_by_serial(&self, serial: u32) -> String {
-        for p in &self.cpus {
-            for ctx in p.stack.iter().chain(p.ready.iter()) {
-                if ctx.serial == serial {
-                    return context_label(ctx.kind, &ctx.payload.name);
-                }
-            }
-        }
-        "a returned context".into()
     }
 }
 

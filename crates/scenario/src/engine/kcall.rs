@@ -6,6 +6,7 @@
 use super::exec::Flow;
 use super::locks::{After, ListOp, QueuedReleaseOp};
 use super::*;
+use crate::check::truncate;
 use crate::kernel::Kr;
 use crate::program::{KernelCall, Place};
 use spinlocks::model::{ExReleaseError, Poll};
@@ -694,19 +695,21 @@ impl Machine<'_> {
                     }
                     _ => (0, crate::ast::ScalarType::Long),
                 };
-                let (new, result) = match k.kr {
-                    Kr::InterlockedIncrement => {
-                        let n = exec::truncate(ty, old.wrapping_add(1));
-                        (n, n)
-                    }
-                    Kr::InterlockedDecrement => {
-                        let n = exec::truncate(ty, old.wrapping_sub(1));
-                        (n, n)
-                    }
-                    Kr::InterlockedExchange => (v(0), old),
-                    _ => (if old == v(1) { v(0) } else { old }, old),
+                let new = truncate(
+                    ty,
+                    match k.kr {
+                        Kr::InterlockedIncrement => old.wrapping_add(1),
+                        Kr::InterlockedDecrement => old.wrapping_sub(1),
+                        Kr::InterlockedExchange => v(0),
+                        _ if old == v(1) => v(0),
+                        _ => old,
+                    },
+                );
+                // Increment/Decrement return the new value, the others the old.
+                let result = match k.kr {
+                    Kr::InterlockedIncrement | Kr::InterlockedDecrement => new,
+                    _ => old,
                 };
-                let new = exec::truncate(ty, new);
                 match place {
                     Place::Var(x) => self.vars[x as usize] = new,
                     Place::Local(s) => {

@@ -314,14 +314,17 @@ impl Machine<'_> {
     }
 
     fn held_by(&self, h: &Held) -> String {
-        for p in &self.cpus {
-            for ctx in p.stack.iter().chain(p.ready.iter()) {
-                if ctx.serial == h.ctx {
-                    return context_label(ctx.kind, &ctx.payload.name);
-                }
-            }
-        }
-        "a context that has returned".into()
+        self.label_of(h.ctx)
+            .unwrap_or_else(|| "a context that has returned".into())
+    }
+
+    /// "thread Worker", "DPC SlowDpc"... of a live context, by serial.
+    pub(super) fn label_of(&self, serial: u32) -> Option<String> {
+        self.cpus
+            .iter()
+            .flat_map(|p| p.stack.iter().chain(p.ready.iter()))
+            .find(|ctx| ctx.serial == serial)
+            .map(|ctx| context_label(ctx.kind, &ctx.payload.name))
     }
 
     /// One spin iteration of a pending operation.
