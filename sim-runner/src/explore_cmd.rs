@@ -17,7 +17,7 @@
 use crate::cli::{ExploreArgs, Format};
 use crate::{diagnostics, exit, text};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use scenario::{Program, RunOptions, RunReport};
+use machine::{Program, RunOptions, RunReport};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -85,7 +85,7 @@ pub fn explore(
             seed: Some(seed),
             ..RunOptions::default()
         };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| scenario::run(program, &options)));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| machine::run(program, &options)));
         done.fetch_add(1, Ordering::Relaxed);
         let failure = match result {
             Ok(report) if report.expectation_met => continue,
@@ -309,7 +309,7 @@ mod tests {
             assert_eq!(many.schedules, one.schedules);
         }
         // Re-running the seed alone reproduces the failure.
-        let report = scenario::run(
+        let report = machine::run(
             &program,
             &RunOptions {
                 seed: Some(*seed),

@@ -1,5 +1,5 @@
 //! `sim-runner rules` and `sim-runner explain RULE`: the rule catalog
-//! ([`scenario::rules`], data in `crates/scenario/rules.json`) as an aligned
+//! ([`machine::rules`], data in `crates/machine/rules.json`) as an aligned
 //! table, and one rule in full: outcome, verifier check, explanation, fix,
 //! the bugcheck parameters (from `vcpu::bugcheck`), and the source of the
 //! scenario that shows it, read relative to the current directory.
@@ -10,7 +10,7 @@
 use crate::cli::{ExplainArgs, Format, RulesArgs};
 use crate::exit;
 use crate::text::{paragraph, sentence};
-use scenario::rules::{self, Expected, Rule};
+use machine::rules::{self, Expected, Rule};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;

@@ -3,7 +3,7 @@
 
 use crate::cli::{Format, ModeArg, RunArgs};
 use crate::{diagnostics, exit, text, trace};
-use scenario::{Mode, RunOptions};
+use machine::{Mode, RunOptions};
 use std::io::Write;
 
 /// Run the command; returns the process exit status.
@@ -35,9 +35,9 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
     };
     tracing::debug!(seed = ?options.seed, "running scenario");
     let report = match &args.trace {
-        None => scenario::run(&program, &options),
+        None => machine::run(&program, &options),
         Some(path) => {
-            let (report, events) = scenario::run_recorded(&program, &options);
+            let (report, events) = machine::run_recorded(&program, &options);
             tracing::debug!(events = events.len(), path = %path.display(), "writing trace");
             let trace = trace::chrome_trace(&program, &report, &events);
             if let Err(e) = std::fs::write(path, trace::render(&trace)) {

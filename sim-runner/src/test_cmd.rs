@@ -8,7 +8,7 @@
 
 use crate::cli::TestArgs;
 use crate::{exit, text};
-use scenario::{LoadError, RunOptions};
+use machine::{LoadError, RunOptions};
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -171,7 +171,7 @@ fn judge_run(path: &Path, program: &scenario::Program, seed: u64) -> Verdict {
         seed: Some(seed),
         ..RunOptions::default()
     };
-    let report = match panic::catch_unwind(AssertUnwindSafe(|| scenario::run(program, &options))) {
+    let report = match panic::catch_unwind(AssertUnwindSafe(|| machine::run(program, &options))) {
         Ok(report) => report,
         Err(payload) => {
             let message = payload

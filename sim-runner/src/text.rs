@@ -6,10 +6,10 @@
 //! [`outcome_summary`] and [`expectation_text`] give the one-line forms the
 //! `test` command prints.
 
-use scenario::report::{
+use machine::report::{
     AssertionReport, BugcheckReport, CpuState, Frame, LockStatsReport, RunReport, WarningReport,
 };
-use scenario::Outcome;
+use machine::Outcome;
 use std::fmt::Write;
 use vcpu::bugcheck::code;
 use vcpu::Irql;
@@ -171,7 +171,7 @@ fn rule_of(b: &BugcheckReport) -> Option<&'static str> {
         (0xC4, sub) => format!("0xC4(0x{sub:X})"),
         (code, _) => format!("0x{code:X}"),
     };
-    scenario::rules::find(&query).ok().map(|r| r.id.as_str())
+    machine::rules::find(&query).ok().map(|r| r.id.as_str())
 }
 
 fn assertion_section(out: &mut String, report: &RunReport, a: &AssertionReport) {

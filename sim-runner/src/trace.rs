@@ -30,7 +30,7 @@
 //! is built only from the stream, the program and the report, in stream
 //! order: the same file and seed give the same bytes.
 
-use scenario::{Outcome, Program, RunReport};
+use machine::{Outcome, Program, RunReport};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use vcpu::{AcquireKind, ContextKind, Event, EventKind, LockFamily, LockId, LockMode, Nanos};
@@ -683,7 +683,7 @@ fn us_to_ns(us: f64) -> Nanos {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scenario::RunOptions;
+    use machine::RunOptions;
     use std::path::Path;
 
     fn load(text: &str) -> Program {
@@ -691,7 +691,7 @@ mod tests {
     }
 
     fn traced(program: &Program, seed: Option<u64>) -> Value {
-        let (report, events) = scenario::run_recorded(
+        let (report, events) = machine::run_recorded(
             program,
             &RunOptions {
                 seed,
@@ -951,7 +951,7 @@ thread T {
             let program = scenario::load_file(&file).expect("repository scenario loads");
             let what = file.display().to_string();
             for seed in [None, Some(1), Some(2)] {
-                let (report, stream) = scenario::run_recorded(
+                let (report, stream) = machine::run_recorded(
                     &program,
                     &RunOptions {
                         seed,

@@ -277,5 +277,5 @@ fn explore_with_logging_from_the_workers_finishes() {
     };
     assert_eq!(status.code(), Some(1));
     let logged = fs::read_to_string(dir.join("stderr.log")).unwrap();
-    assert!(logged.contains("scenario::engine"), "workers logged");
+    assert!(logged.contains("machine::engine"), "workers logged");
 }

@@ -68,11 +68,11 @@ fn digest_lines() -> String {
             }
         };
         for seed in SEEDS {
-            let options = scenario::RunOptions {
+            let options = machine::RunOptions {
                 seed: Some(seed),
                 ..Default::default()
             };
-            let (report, events) = scenario::run_recorded(&program, &options);
+            let (report, events) = machine::run_recorded(&program, &options);
             let json = serde_json::to_string_pretty(&report).unwrap();
             let text = sim_runner::text::render(&report);
             let mut eh = FNV_START;

@@ -4,12 +4,12 @@
 //! up here. Update with `INSTA_UPDATE=always cargo test -p sim-runner` and
 //! review the diff.
 
-use scenario::{load_source, run, LoadError, RunOptions};
+use machine::{load_source, run, LoadError, RunOptions};
 use std::path::Path;
 
 /// Run a scenario file from the repository, naming it by its relative path
 /// so snapshots do not depend on where the checkout lives.
-fn report(rel: &str) -> scenario::RunReport {
+fn report(rel: &str) -> machine::RunReport {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {rel}: {e}"));
     match load_source(rel, &text) {

@@ -1,11 +1,11 @@
 //! Snapshot tests of the text report and the JSON object for hand-built
 //! run reports: the rendering is pinned byte for byte.
 
-use scenario::report::{
+use machine::report::{
     AssertionReport, BugcheckReport, CpuState, Frame, HeldLock, LockStatsReport, RunReport,
     WarningReport,
 };
-use scenario::Outcome;
+use machine::Outcome;
 use sim_runner::text::{outcome_summary, render};
 use vcpu::bugcheck::c4;
 use vcpu::Bugcheck;

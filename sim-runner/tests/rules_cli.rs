@@ -5,7 +5,7 @@ mod common;
 
 // The binary is run from the repository root so scenario paths resolve.
 use common::{bin_in_repo as bin, stderr, stdout};
-use scenario::rules::catalog;
+use machine::rules::catalog;
 
 #[test]
 fn rules_lists_every_rule_with_its_outcome() {

@@ -1724,6 +1724,7 @@ mod tests {
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "sim"))
+            .filter(|p| crate::testkit_delivered(p))
             .collect();
         paths.sort();
         assert!(!paths.is_empty(), "no .sim files in {}", dir.display());

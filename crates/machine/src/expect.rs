@@ -1,8 +1,8 @@
 //! Expectations: does a run's outcome satisfy the scenario's `expect` lines?
 //! Every line must hold; no line means `expect clean`.
 
-use crate::ast::Expect;
 use crate::report::{Outcome, RunReport};
+use scenario::ast::Expect;
 use vcpu::bugcheck::code_of_name;
 
 /// What the run ended in, in expectation terms ("bugcheck 0xC4(0x1001)

@@ -6,9 +6,9 @@
 use super::exec::Flow;
 use super::locks::{After, ListOp, QueuedReleaseOp};
 use super::*;
-use crate::check::truncate;
-use crate::kernel::Kr;
-use crate::program::{KernelCall, Place};
+use scenario::check::truncate;
+use scenario::kernel::Kr;
+use scenario::program::{KernelCall, Place};
 use spinlocks::model::{ExReleaseError, Poll};
 use vcpu::bugcheck::c4;
 use vcpu::{AcquireKind, LockFamily, LockId, LockMode};
@@ -121,7 +121,7 @@ impl Machine<'_> {
         };
         let v = |i: usize| vals.get(i).copied().unwrap_or(0);
         let irql = self.irql(cpu);
-        let name = crate::kernel::ROUTINES
+        let name = scenario::kernel::ROUTINES
             .iter()
             .find(|s| s.kr == k.kr)
             .map_or("?", |s| s.name);
@@ -691,9 +691,9 @@ impl Machine<'_> {
                                 .copied()
                                 .flatten()
                         });
-                        (cur, ty.unwrap_or(crate::ast::ScalarType::Long))
+                        (cur, ty.unwrap_or(scenario::ast::ScalarType::Long))
                     }
-                    _ => (0, crate::ast::ScalarType::Long),
+                    _ => (0, scenario::ast::ScalarType::Long),
                 };
                 let new = truncate(
                     ty,

@@ -2,7 +2,7 @@
 //! in-stack queued locks are FIFO, EX_SPIN_LOCK prefers writers, and every
 //! run is reproducible from its seed.
 
-use scenario::{load_file, run, LoadError, Program, RunOptions};
+use machine::{load_file, run, LoadError, Program, RunOptions};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {

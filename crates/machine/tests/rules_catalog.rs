@@ -3,8 +3,8 @@
 //! show the outcome, and every stop code, Driver Verifier subcode and
 //! warning the engine can produce has a rule.
 
+use machine::rules::{catalog, Expected, Rule};
 use scenario::check::WARNING_RULES;
-use scenario::rules::{catalog, Expected, Rule};
 use scenario::{load_source, LoadError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -109,7 +109,7 @@ fn texts_are_written_out() {
         // A bugcheck's own summary is taken from vcpu::bugcheck, not copied.
         if let Some(b) = r.bugcheck() {
             let raw: serde_json::Value =
-                serde_json::from_str(scenario::rules::CATALOG_JSON).unwrap();
+                serde_json::from_str(machine::rules::CATALOG_JSON).unwrap();
             let entry = raw
                 .as_array()
                 .unwrap()
@@ -232,15 +232,22 @@ fn c4_subcodes() -> BTreeMap<String, u64> {
 /// engine and the verifier (`code::SPIN_LOCK_NOT_OWNED`, `c4::SELF_DEADLOCK`).
 fn raised(prefix: &str) -> BTreeSet<String> {
     let mut files = vec![];
-    for dir in ["crates/scenario/src/engine", "crates/verifier/src"] {
-        for e in fs::read_dir(root().join(dir)).unwrap() {
+    let mut dirs = vec![
+        root().join("crates/machine/src"),
+        root().join("crates/verifier/src"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for e in fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if name.ends_with(".rs") && !name.starts_with("test") {
+            if path.is_dir() {
+                dirs.push(path);
+            } else if name.ends_with(".rs") && !name.starts_with("test") {
                 files.push(path);
             }
         }
     }
+    files.sort();
     let mut found = BTreeSet::new();
     for f in files {
         let src = fs::read_to_string(&f).unwrap();
@@ -347,8 +354,8 @@ fn both_assertion_forms_have_a_rule() {
 
 #[test]
 fn every_switchable_check_is_one_the_verifier_line_accepts() {
+    use machine::rules::Check;
     use scenario::program::Checks;
-    use scenario::rules::Check;
     for r in catalog() {
         if r.check != Check::Always {
             assert!(

@@ -182,16 +182,16 @@ pub(super) fn report(m: &Machine<'_>, seed: u64) -> RunReport {
             m.add_unfinished(vcpu::LockId(i as u32), &mut s);
             let family = match (l.kind, &m.locks[i]) {
                 (
-                    crate::program::LockKind::Spin,
+                    scenario::program::LockKind::Spin,
                     locks::LockState::Spin {
                         used_queued: true,
                         used_ordinary: false,
                         ..
                     },
                 ) => "KSPIN_LOCK (queued)",
-                (crate::program::LockKind::Spin, _) => "KSPIN_LOCK",
-                (crate::program::LockKind::Ex, _) => "EX_SPIN_LOCK",
-                (crate::program::LockKind::Interrupt(_), _) => "KINTERRUPT",
+                (scenario::program::LockKind::Spin, _) => "KSPIN_LOCK",
+                (scenario::program::LockKind::Ex, _) => "EX_SPIN_LOCK",
+                (scenario::program::LockKind::Interrupt(_), _) => "KINTERRUPT",
             };
             LockStatsReport {
                 name: l.name.clone(),

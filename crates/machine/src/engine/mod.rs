@@ -18,11 +18,11 @@ mod finish;
 mod kcall;
 mod locks;
 
-use crate::program::{Program, RoutineId};
 use crate::report::RunReport;
 use locks::{Held, LockState};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use scenario::program::{Program, RoutineId};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::{debug, info, trace};

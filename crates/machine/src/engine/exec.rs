@@ -2,8 +2,8 @@
 //! statement boundary, with calls, returns, `__try` records and exceptions.
 
 use super::*;
-use crate::check::{eval_binary, eval_unary, truncate};
-use crate::program::Op;
+use scenario::check::{eval_binary, eval_unary, truncate};
+use scenario::program::Op;
 use vcpu::bugcheck::status;
 
 /// What executing one op asks the loop to do next.
@@ -366,8 +366,13 @@ impl Machine<'_> {
     }
 
     /// Write a value to a `&place` output argument.
-    pub(super) fn store_place(&mut self, cpu: u32, place: crate::program::Place, v: i64) -> bool {
-        use crate::program::Place;
+    pub(super) fn store_place(
+        &mut self,
+        cpu: u32,
+        place: scenario::program::Place,
+        v: i64,
+    ) -> bool {
+        use scenario::program::Place;
         match place {
             Place::Local(s) => {
                 let f = self.frame(cpu);

@@ -5,7 +5,7 @@
 
 use super::exec::Flow;
 use super::*;
-use crate::program::{LockKind, Place};
+use scenario::program::{LockKind, Place};
 use spinlocks::model::{ExLockModel, NodeId, Poll, QueuedLockModel, SpinLockModel};
 use vcpu::bugcheck::c4;
 use vcpu::{AcquireKind, LockFamily, LockId, LockMode};

@@ -3,7 +3,7 @@
 //! the verifier check that enables it, an explanation for driver writers,
 //! the fix, and the scenarios that show it.
 //!
-//! The catalog is data, `crates/scenario/rules.json`, compiled in with
+//! The catalog is data, `crates/machine/rules.json`, compiled in with
 //! `include_str!` and parsed once by [`catalog`]. Stop codes, names and
 //! parameter meanings come from [`vcpu::bugcheck`]; an entry whose outcome is
 //! a bugcheck may leave out `summary`, and then gets that bugcheck's own
@@ -11,8 +11,8 @@
 //! by id, by bugcheck name, or by code (`0xC4(0x1001)`, `0xC4/0x1001`,
 //! `0x1001`, `0xF`).
 
-use crate::check::WARNING_RULES;
-use crate::diag::nearest;
+use scenario::check::WARNING_RULES;
+use scenario::diag::nearest;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 use vcpu::bugcheck::{code, code_name, code_of_name, Bugcheck};
@@ -228,7 +228,7 @@ pub fn catalog() -> &'static [Rule] {
     static CATALOG: OnceLock<Vec<Rule>> = OnceLock::new();
     CATALOG.get_or_init(|| {
         parse_catalog(CATALOG_JSON)
-            .unwrap_or_else(|e| panic!("crates/scenario/rules.json is invalid: {e}"))
+            .unwrap_or_else(|e| panic!("crates/machine/rules.json is invalid: {e}"))
     })
 }
 

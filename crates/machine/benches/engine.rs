@@ -4,7 +4,7 @@
 //! Numbers are printed as ratios against the baseline of the same run; set
 //! `BENCH_SECS` to change the time per configuration (default 2 s).
 
-use scenario::{load_source, run, Program, RunOptions};
+use machine::{load_source, run, Program, RunOptions};
 use std::time::{Duration, Instant};
 
 const SCENARIO: &str = r#"
