@@ -67,6 +67,16 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = ModeArg::Deterministic)]
     pub mode: ModeArg,
 
+    /// How processors interleave: timing (default; virtual time with seeded
+    /// cost jitter), random (a seeded choice at every step), pct
+    /// (probabilistic concurrency testing).
+    #[arg(long, value_enum, default_value_t = StrategyArg::Timing)]
+    pub strategy: StrategyArg,
+
+    /// PCT change points (default 3); only with `--strategy pct`.
+    #[arg(long, value_name = "D", value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub depth: Option<u32>,
+
     /// Report format on standard output.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -98,6 +108,20 @@ pub struct ExploreArgs {
     /// First seed (decimal or 0x hex; default: the scenario's `seed`).
     #[arg(long, value_name = "START", value_parser = parse_seed)]
     pub seed: Option<u64>,
+
+    /// How processors interleave in each schedule: pct (default), random or
+    /// timing.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Pct)]
+    pub strategy: StrategyArg,
+
+    /// PCT change points (default 3); only with `--strategy pct`.
+    #[arg(long, value_name = "D", value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub depth: Option<u32>,
+
+    /// Run every schedule and count each distinct outcome with its first
+    /// seed, instead of stopping at the first that breaks the expectation.
+    #[arg(long)]
+    pub all: bool,
 
     /// Output format on standard output.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -146,6 +170,36 @@ pub enum ModeArg {
 }
 
 /// `--format`.
+/// The schedule strategies of deterministic mode ([`machine::Strategy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    Timing,
+    Random,
+    Pct,
+}
+
+impl StrategyArg {
+    /// The machine's strategy.
+    pub fn strategy(self) -> machine::Strategy {
+        match self {
+            StrategyArg::Timing => machine::Strategy::Timing,
+            StrategyArg::Random => machine::Strategy::Random,
+            StrategyArg::Pct => machine::Strategy::Pct,
+        }
+    }
+}
+
+/// `--depth` is only for `pct`: the message when it is given otherwise.
+pub fn check_depth(strategy: StrategyArg, depth: Option<u32>) -> Result<(), String> {
+    match (strategy, depth) {
+        (StrategyArg::Pct, _) | (_, None) => Ok(()),
+        (s, Some(_)) => Err(format!(
+            "error: --depth is only for --strategy pct (the strategy is {})",
+            s.strategy()
+        )),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Plain text: for `run`, the `!analyze -v` style report.

@@ -13,6 +13,10 @@ use std::io::Write;
 /// written) go to `err` with status 2. The trace is written before the
 /// report is printed, so a failed write leaves standard output empty.
 pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+    if let Err(e) = crate::cli::check_depth(args.strategy, args.depth) {
+        let _ = writeln!(err, "{e}");
+        return exit::REJECTED;
+    }
     if args.mode == ModeArg::Parallel {
         let _ = writeln!(
             err,
@@ -32,6 +36,9 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
     let options = RunOptions {
         seed: args.seed,
         mode: Mode::Deterministic,
+        strategy: args.strategy.strategy(),
+        depth: args.depth,
+        pct_steps: None,
     };
     tracing::debug!(seed = ?options.seed, "running scenario");
     let report = match &args.trace {

@@ -17,9 +17,11 @@ pub mod engine;
 pub mod expect;
 pub mod report;
 pub mod rules;
+pub mod sched;
 
 pub use report::{Outcome, RunReport};
 pub use scenario::{load_file, load_source, LoadError, Program};
+pub use sched::Strategy;
 
 /// Which engine runs the scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -37,18 +39,46 @@ pub struct RunOptions {
     /// Overrides the header's `seed`.
     pub seed: Option<u64>,
     pub mode: Mode,
+    /// How processors interleave (default `timing`).
+    pub strategy: Strategy,
+    /// PCT change points; `None` is [`sched::DEFAULT_DEPTH`].
+    pub depth: Option<u32>,
+    /// PCT step budget; `None` computes it from the file's timing run at
+    /// its header seed ([`engine::timing_steps`]). Exploration computes it
+    /// once per file and passes it here.
+    pub pct_steps: Option<u64>,
+}
+
+impl RunOptions {
+    /// The deterministic schedule these options give for `program`.
+    pub fn schedule(&self, program: &Program) -> engine::Schedule {
+        let depth = self.depth.unwrap_or(sched::DEFAULT_DEPTH);
+        let pct_steps = match (self.strategy, self.pct_steps) {
+            (Strategy::Pct, Some(k)) => k,
+            (Strategy::Pct, None) => engine::timing_steps(program),
+            _ => 0,
+        };
+        engine::Schedule {
+            seed: self.seed.unwrap_or(program.seed),
+            strategy: self.strategy,
+            depth: if self.strategy == Strategy::Pct {
+                depth
+            } else {
+                0
+            },
+            pct_steps,
+        }
+    }
 }
 
 /// Run a loaded scenario.
 pub fn run(program: &Program, options: &RunOptions) -> RunReport {
-    let seed = options.seed.unwrap_or(program.seed);
-    engine::run(program, seed)
+    engine::run(program, options.schedule(program))
 }
 
 /// Run a loaded scenario and return its event stream too (see
 /// [`vcpu::Event`]): context starts and ends, IRQL changes, lock requests,
 /// grants and releases, data accesses, DbgPrint, DPCs queued, interrupts.
 pub fn run_recorded(program: &Program, options: &RunOptions) -> (RunReport, Vec<vcpu::Event>) {
-    let seed = options.seed.unwrap_or(program.seed);
-    engine::run_recorded(program, seed)
+    engine::run_recorded(program, options.schedule(program))
 }

@@ -102,6 +102,9 @@ impl Machine<'_> {
                 }
                 let x = self.vars[*v as usize];
                 self.push(cpu, x);
+                if self.lamport {
+                    self.note_read(cpu, *v);
+                }
                 // A read of shared memory is where another processor may get
                 // in before this statement writes: let the others catch up.
                 self.top_exec(cpu).mid_statement = true;
@@ -112,7 +115,7 @@ impl Machine<'_> {
                 if !self.touch_var(cpu, *v, true) {
                     return Flow::Yield;
                 }
-                self.vars[*v as usize] = truncate(self.prog.vars[*v as usize].ty, x);
+                self.write_var(cpu, *v, x);
             }
             Op::Unary(u) => {
                 let a = self.pop(cpu);
@@ -385,7 +388,7 @@ impl Machine<'_> {
                 if !self.touch_var(cpu, var, true) {
                     return false;
                 }
-                self.vars[var as usize] = truncate(self.prog.vars[var as usize].ty, v);
+                self.write_var(cpu, var, v);
                 true
             }
             _ => true,

@@ -119,7 +119,8 @@ fn us(ns: Nanos) -> f64 {
     (ns as f64 / 1000.0 * 1000.0).round() / 1000.0
 }
 
-pub(super) fn report(m: &Machine<'_>, seed: u64) -> RunReport {
+pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
+    let seed = schedule.seed;
     let prog = m.prog;
     let mut bugcheck = None;
     let mut assertion = None;

@@ -501,7 +501,7 @@ impl Machine<'_> {
                     _ => false,
                 };
                 if ok {
-                    self.lock_epoch += 1;
+                    self.lock_changed(cpu, l);
                     if let Some(h) = self.held[c].iter_mut().rev().find(|h| h.lock == l) {
                         h.mode = LockMode::Exclusive;
                     }
@@ -711,7 +711,7 @@ impl Machine<'_> {
                     _ => old,
                 };
                 match place {
-                    Place::Var(x) => self.vars[x as usize] = new,
+                    Place::Var(x) => self.write_var(cpu, x, new),
                     Place::Local(s) => {
                         let f = self.cpus[c]
                             .stack

@@ -307,7 +307,7 @@ impl Machine<'_> {
                 let exec = &mut self.top_exec(cpu);
                 exec.pending = Some(Pending::Acquire(op));
                 exec.stuck_at = None;
-                self.lock_epoch += 1;
+                self.lock_changed(cpu, lock);
                 Flow::Yield
             }
         }
@@ -342,6 +342,13 @@ impl Machine<'_> {
                 }
             }
             Pending::Acquire(op) => {
+                // Under random and pct, seeing the lock's state carries the
+                // clock of the processor that last changed it.
+                if self.lamport {
+                    let seen = self.lock_clock[op.lock.0 as usize];
+                    let p = &mut self.cpus[c];
+                    p.clock = p.clock.max(seen);
+                }
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
                 let (poll, progress) = match &mut self.locks[op.lock.0 as usize] {
@@ -370,7 +377,7 @@ impl Machine<'_> {
                     }
                     Poll::Spinning => {
                         if progress {
-                            self.lock_epoch += 1;
+                            self.lock_changed(cpu, op.lock);
                         }
                         let epoch = self.lock_epoch;
                         self.top_exec(cpu).stuck_at = Some(epoch);
@@ -399,7 +406,7 @@ impl Machine<'_> {
     /// The lock is ours: record the hold, tell the observers, finish the call.
     pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Flow {
         let c = cpu as usize;
-        self.lock_epoch += 1;
+        self.lock_changed(cpu, op.lock);
         let (serial, clock, line) = {
             let p = &self.cpus[c];
             (
@@ -524,7 +531,7 @@ impl Machine<'_> {
         mode: LockMode,
     ) {
         let c = cpu as usize;
-        self.lock_epoch += 1;
+        self.lock_changed(cpu, lock);
         match &mut self.locks[lock.0 as usize] {
             LockState::Spin { ordinary, .. } if family != LockFamily::Queued => {
                 let _ = ordinary.release(cpu);

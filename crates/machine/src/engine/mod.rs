@@ -19,9 +19,8 @@ mod kcall;
 mod locks;
 
 use crate::report::RunReport;
+use crate::sched::{new_scheduler, Scheduler, Strategy};
 use locks::{Held, LockState};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use scenario::program::{Program, RoutineId};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -117,6 +116,12 @@ struct Exec {
     /// processors may run before the statement goes on (so an unguarded
     /// read-modify-write can lose an update), but no safe point is taken.
     mid_statement: bool,
+    /// Random and pct: the last shared read of this context (routine, op
+    /// index, variable, the variable's write version when read).
+    last_read: Option<(RoutineId, u32, u32, u64)>,
+    /// Random and pct: re-read `var` at the same place with nothing written
+    /// since (version): the context only waits until someone writes it.
+    data_wait: Option<(u32, u64)>,
     /// For a DPC: its object; for an ISR: its interrupt.
     object: u32,
     /// IRQL the ISR was entered at (SynchronizeIrql).
@@ -134,6 +139,8 @@ impl Exec {
             stuck_at: None,
             started: false,
             mid_statement: false,
+            last_read: None,
+            data_wait: None,
             object,
             entry_irql: Irql::PASSIVE,
         }
@@ -186,7 +193,17 @@ struct Machine<'p> {
     dpcs: Vec<DpcState>,
     arrivals: Vec<Arrival>,
     arrival_seq: u64,
-    rng: ChaCha8Rng,
+    /// Every choice of the run (which processor steps, costs, placement).
+    sched: Box<dyn Scheduler>,
+    /// Random and pct: per-processor clocks follow causality (Lamport).
+    lamport: bool,
+    /// Scheduling steps taken (statements and spin iterations).
+    steps: u64,
+    /// Per shared variable: writes so far, and the clock of the last writer.
+    var_version: Vec<u64>,
+    var_clock: Vec<Nanos>,
+    /// Per lock: the clock of the processor that last changed its state.
+    lock_clock: Vec<Nanos>,
     verifier: Verifier,
     stats: LockStats,
     output: Vec<String>,
@@ -203,25 +220,59 @@ struct Machine<'p> {
     log: Option<Vec<Event>>,
 }
 
+/// What one deterministic run is: the seed and the schedule strategy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// The seed of every choice.
+    pub seed: u64,
+    /// How processors interleave.
+    pub strategy: Strategy,
+    /// PCT change points (ignored by the other strategies).
+    pub depth: u32,
+    /// PCT step budget `k`: the step count of the file's timing run at its
+    /// header seed (see [`timing_steps`]).
+    pub pct_steps: u64,
+}
+
+impl Schedule {
+    /// Version 1's schedule: `timing` with `seed`.
+    pub fn timing(seed: u64) -> Self {
+        Schedule {
+            seed,
+            strategy: Strategy::Timing,
+            depth: 0,
+            pct_steps: 0,
+        }
+    }
+}
+
 /// Run a program in deterministic mode.
-pub fn run(prog: &Program, seed: u64) -> RunReport {
-    let mut m = Machine::new(prog, seed);
+pub fn run(prog: &Program, schedule: Schedule) -> RunReport {
+    let mut m = Machine::new(prog, schedule);
     m.main_loop();
-    finish::report(&m, seed)
+    finish::report(&m, schedule)
 }
 
 /// Run a program in deterministic mode and also return every event of the
 /// run, in the order the engine emitted them (for traces and timelines).
-pub fn run_recorded(prog: &Program, seed: u64) -> (RunReport, Vec<Event>) {
-    let mut m = Machine::new(prog, seed);
+pub fn run_recorded(prog: &Program, schedule: Schedule) -> (RunReport, Vec<Event>) {
+    let mut m = Machine::new(prog, schedule);
     m.log = Some(Vec::new());
     m.main_loop();
-    let report = finish::report(&m, seed);
+    let report = finish::report(&m, schedule);
     (report, m.log.take().unwrap_or_default())
 }
 
+/// The number of scheduling steps of the program's `timing` run at its
+/// header seed: PCT's step budget `k`, computed once per file.
+pub fn timing_steps(prog: &Program) -> u64 {
+    let mut m = Machine::new(prog, Schedule::timing(prog.seed));
+    m.main_loop();
+    m.steps.max(1)
+}
+
 impl<'p> Machine<'p> {
-    fn new(prog: &'p Program, seed: u64) -> Self {
+    fn new(prog: &'p Program, schedule: Schedule) -> Self {
         let cpus: Vec<Processor<Exec>> = (0..prog.cpus).map(Processor::new).collect();
         let lock_infos = prog
             .locks
@@ -257,7 +308,18 @@ impl<'p> Machine<'p> {
             dpcs: vec![DpcState::default(); prog.dpcs.len()],
             arrivals: vec![],
             arrival_seq: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            sched: new_scheduler(
+                schedule.strategy,
+                schedule.seed,
+                prog.cpus,
+                schedule.depth,
+                schedule.pct_steps,
+            ),
+            lamport: schedule.strategy != Strategy::Timing,
+            steps: 0,
+            var_version: vec![0; prog.vars.len()],
+            var_clock: vec![0; prog.vars.len()],
+            lock_clock: vec![0; prog.locks.len()],
             verifier: Verifier::new(config, lock_infos, guards),
             stats: LockStats::new(prog.locks.len()),
             output: vec![],
@@ -299,7 +361,7 @@ impl<'p> Machine<'p> {
                         let min = *load.iter().min().unwrap_or(&0);
                         let cands: Vec<usize> =
                             (0..load.len()).filter(|&i| load[i] == min).collect();
-                        cands[self.rng.gen_range(0..cands.len())]
+                        cands[self.sched.place(cands.len())]
                     }
                 };
                 load[cpu] += 1;
@@ -433,7 +495,7 @@ impl<'p> Machine<'p> {
     }
 
     fn cost(&mut self, base: Nanos, jitter: Nanos) -> Nanos {
-        base + self.rng.gen_range(0..=jitter)
+        self.sched.cost(base, jitter)
     }
 
     /// Does this processor have anything to run?
@@ -452,9 +514,21 @@ impl<'p> Machine<'p> {
     }
 
     fn main_loop(&mut self) {
+        if self.lamport {
+            self.main_loop_chosen();
+        } else {
+            self.main_loop_timed();
+        }
+        if self.end_time == 0 {
+            self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+        }
+    }
+
+    /// Timing: the busy processor with the smallest clock steps (ties: the
+    /// scheduler); arrivals come in virtual-time order.
+    fn main_loop_timed(&mut self) {
         let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
         info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, "run starts");
-        let mut steps: u64 = 0;
         loop {
             if self.stop.is_some() {
                 break;
@@ -505,7 +579,7 @@ impl<'p> Machine<'p> {
                 break;
             }
             let pick = if ties > 1 {
-                self.rng.gen_range(0..ties)
+                self.sched.tie_break(ties)
             } else {
                 0
             };
@@ -513,13 +587,7 @@ impl<'p> Machine<'p> {
                 .filter(|&c| self.cpus[c].clock == min && self.busy(c))
                 .nth(pick)
                 .expect("a busy processor at the minimum clock");
-            steps += 1;
-            if steps > MAX_STEPS {
-                self.end_time = min;
-                self.cut_off(format!(
-                    "the run was cut off after {MAX_STEPS} steps, at {} µs of virtual time, with threads still running: {{}}",
-                    min / 1000
-                ));
+            if !self.count_step(min) {
                 break;
             }
             self.step(cpu as u32);
@@ -527,9 +595,190 @@ impl<'p> Machine<'p> {
                 self.check_deadlock();
             }
         }
-        if self.end_time == 0 {
-            self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+    }
+
+    /// Count one scheduling step; past [`MAX_STEPS`] the run is cut off
+    /// (returns false). `now` is the virtual time reported.
+    fn count_step(&mut self, now: Nanos) -> bool {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            self.end_time = now;
+            self.cut_off(format!(
+                "the run was cut off after {MAX_STEPS} steps, at {} µs of virtual time, with threads still running: {{}}",
+                now / 1000
+            ));
+            return false;
         }
+        true
+    }
+
+    /// Random and pct: the scheduler picks among the processors that can
+    /// step, whatever their clocks; each keeps its own clock, and time
+    /// follows causality (contract v2, "The command line").
+    fn main_loop_chosen(&mut self) {
+        let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
+        info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, strategy = %self.sched.strategy(), "run starts");
+        let mut steppable: Vec<u32> = Vec::with_capacity(self.cpus.len());
+        loop {
+            if self.stop.is_some() {
+                break;
+            }
+            // Timed events happen when their processor's clock reaches them.
+            if self.arrivals_matter() {
+                while let Some(ai) = self.due_arrival() {
+                    self.deliver_arrival(ai);
+                }
+                if self.stop.is_some() {
+                    break;
+                }
+            }
+            let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+            if now > limit {
+                self.end_time = limit;
+                self.time_limit(limit);
+                break;
+            }
+            steppable.clear();
+            steppable.extend((0..self.cpus.len() as u32).filter(|&c| self.can_step(c as usize)));
+            if steppable.is_empty() {
+                // The processor with the earliest timed event jumps to it.
+                let arrival = if self.arrivals_matter() {
+                    self.next_arrival()
+                } else {
+                    None
+                };
+                if let Some(ai) = arrival {
+                    if self.arrivals[ai].at > limit {
+                        self.end_time = limit;
+                        self.time_limit(limit);
+                        break;
+                    }
+                    self.deliver_arrival(ai);
+                    continue;
+                }
+                if (0..self.cpus.len()).any(|c| self.busy(c)) {
+                    self.check_deadlock();
+                    if self.stop.is_some() {
+                        break;
+                    }
+                    // Nobody spins on a lock for ever: contexts that only
+                    // re-read unchanged data go on (a bounded loop may end).
+                    if self.release_data_waits() {
+                        continue;
+                    }
+                    self.end_time = now;
+                    self.cut_off(
+                        "no processor could take a step, with threads still running: {}"
+                            .to_string(),
+                    );
+                }
+                break;
+            }
+            let cpu = self.sched.pick(&steppable);
+            if !self.count_step(now) {
+                break;
+            }
+            self.wake_from_data_wait(cpu as usize);
+            self.step(cpu);
+            if self.stop.is_none()
+                && self.cpus[cpu as usize]
+                    .top()
+                    .is_some_and(|c| self.is_stuck(c))
+            {
+                self.check_deadlock();
+            }
+        }
+    }
+
+    /// An arrival whose time its processor's clock has reached.
+    fn due_arrival(&self) -> Option<usize> {
+        (0..self.arrivals.len())
+            .filter(|&i| {
+                let a = &self.arrivals[i];
+                a.at <= self.cpus[a.cpu as usize].clock
+            })
+            .min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))
+    }
+
+    /// Random and pct: can this processor take a scheduler choice? Not when
+    /// it has nothing to run, spins on a lock no one has changed since its
+    /// last look, or re-reads data no one has written since (unless an
+    /// interrupt can be delivered to it).
+    fn can_step(&self, c: usize) -> bool {
+        if !self.busy(c) {
+            return false;
+        }
+        let p = &self.cpus[c];
+        let Some(top) = p.top() else { return true };
+        let waiting = self.is_stuck(top)
+            || top
+                .payload
+                .data_wait
+                .is_some_and(|(v, ver)| self.var_version[v as usize] == ver);
+        !waiting || p.deliverable_interrupt().is_some()
+    }
+
+    /// A context that waited on data someone wrote goes on with the
+    /// writer's clock (Lamport).
+    fn wake_from_data_wait(&mut self, c: usize) {
+        let Some(top) = self.cpus[c].stack.last_mut() else {
+            return;
+        };
+        if let Some((v, _)) = top.payload.data_wait.take() {
+            let seen = self.var_clock[v as usize];
+            let p = &mut self.cpus[c];
+            p.clock = p.clock.max(seen);
+        }
+    }
+
+    /// Let every context waiting on unchanged data step again; false when
+    /// there was none.
+    fn release_data_waits(&mut self) -> bool {
+        let mut any = false;
+        for p in &mut self.cpus {
+            if let Some(top) = p.stack.last_mut() {
+                if top.payload.data_wait.take().is_some() {
+                    top.payload.last_read = None;
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    /// Random and pct: remember a shared read; a second read at the same
+    /// place with nothing written since makes the context wait for a write.
+    fn note_read(&mut self, cpu: u32, var: u32) {
+        let ver = self.var_version[var as usize];
+        let c = cpu as usize;
+        let Some(top) = self.cpus[c].stack.last_mut() else {
+            return;
+        };
+        let Some(f) = top.payload.frames.last() else {
+            return;
+        };
+        let here = (f.routine, f.pc, var, ver);
+        if top.payload.last_read == Some(here) {
+            top.payload.data_wait = Some((var, ver));
+        }
+        top.payload.last_read = Some(here);
+    }
+
+    /// Write shared data (truncated to its type); records the write for
+    /// data waits and its clock for causality.
+    fn write_var(&mut self, cpu: u32, var: u32, value: i64) {
+        let v = var as usize;
+        self.vars[v] = scenario::check::truncate(self.prog.vars[v].ty, value);
+        self.var_version[v] += 1;
+        self.var_clock[v] = self.cpus[cpu as usize].clock;
+    }
+
+    /// A lock's state changed (request, grant, release, link, convert).
+    fn lock_changed(&mut self, cpu: u32, lock: vcpu::LockId) {
+        self.lock_epoch += 1;
+        let clock = self.cpus[cpu as usize].clock;
+        let l = &mut self.lock_clock[lock.0 as usize];
+        *l = (*l).max(clock);
     }
 
     /// The run reached its virtual-time limit: without `duration`, warn

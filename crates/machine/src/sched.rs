@@ -1,0 +1,287 @@
+//! The one place where a deterministic run makes a choice.
+//!
+//! Every nondeterministic decision of the deterministic driver — which
+//! processor takes the next step, how much a statement or a spin iteration
+//! costs, where an unpinned thread is placed — goes through a [`Scheduler`],
+//! as in shuttle's scheduler split. Three strategies (contract v2, "The
+//! command line"):
+//!
+//! - [`Strategy::Timing`]: version 1. One clock advances all processors in
+//!   virtual time; the seed jitters each statement's cost (100 ns + 0..=20 ns)
+//!   and each spin iteration's (50 ns + 0..=10 ns) and breaks ties. It only
+//!   interleaves accesses that are within a few hundred ns of each other.
+//! - [`Strategy::Random`]: at every step (a shared-data access, a lock
+//!   operation or a safe point) the seed picks which processor steps. Each
+//!   schedule first draws a weight per processor (log-uniform over 1..=64),
+//!   so one processor can run far ahead of another: that is what brings two
+//!   accesses that are microseconds apart in the timing run together.
+//! - [`Strategy::Pct`]: probabilistic concurrency testing (Burckhardt,
+//!   Kothari, Musuvathi, Nagarakatte, "A Randomized Scheduler with
+//!   Probabilistic Guarantees of Finding Bugs", ASPLOS 2010): the seed gives
+//!   each processor a distinct priority; the highest-priority processor that
+//!   can step does; at `depth` change points (steps drawn uniformly within
+//!   the step budget `k`) the running processor drops below every other.
+//!   A bug of depth `d` among `n` processors in `k` steps is found with
+//!   probability at least `1 / (n · k^(d-1))` per schedule.
+//!
+//! Under `random` and `pct` statement costs are fixed (no jitter) and each
+//! processor keeps its own clock; time follows causality (the engine's
+//! Lamport-clock rules).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+
+/// Default number of PCT change points (`--depth`).
+pub const DEFAULT_DEPTH: u32 = 3;
+
+/// How the deterministic driver interleaves processors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash, PartialOrd, Ord)]
+pub enum Strategy {
+    /// Version 1: virtual time with seeded cost jitter (default for `run`).
+    #[default]
+    Timing,
+    /// A seeded random choice among the processors that can step.
+    Random,
+    /// Probabilistic concurrency testing with `depth` change points.
+    Pct,
+}
+
+impl Strategy {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Timing => "timing",
+            Strategy::Random => "random",
+            Strategy::Pct => "pct",
+        }
+    }
+
+    /// Parse a command-line name (`timing`, `random`, `pct`).
+    ///
+    /// # Errors
+    /// The accepted names, when `s` is none of them.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "timing" => Ok(Strategy::Timing),
+            "random" => Ok(Strategy::Random),
+            "pct" => Ok(Strategy::Pct),
+            _ => Err(format!(
+                "unknown strategy `{s}`: expected timing, random or pct"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every choice the deterministic driver makes.
+///
+/// Implementations draw all their randomness from the seed they were built
+/// with, so the same seed gives the same choices.
+pub trait Scheduler: fmt::Debug {
+    /// The strategy this scheduler implements.
+    fn strategy(&self) -> Strategy;
+    /// The cost of one statement or spin iteration in virtual ns: `base`
+    /// plus at most `jitter`.
+    fn cost(&mut self, base: u64, jitter: u64) -> u64;
+    /// Where an unpinned thread goes: an index into `candidates` processors
+    /// (the least loaded ones). `candidates >= 1`.
+    fn place(&mut self, candidates: usize) -> usize;
+    /// Timing only: which of `ties` processors at the same smallest clock
+    /// steps (`ties >= 2`).
+    fn tie_break(&mut self, ties: usize) -> usize;
+    /// Random and PCT: which of the processors that can step (ids in
+    /// ascending order, never empty) takes the next step.
+    fn pick(&mut self, steppable: &[u32]) -> u32;
+}
+
+/// Build the scheduler for a run.
+///
+/// `cpus` is the processor count; `depth` the PCT change points;
+/// `pct_steps` the PCT step budget `k` (the step count of the file's timing
+/// run at its header seed; at least 1).
+pub fn new_scheduler(
+    strategy: Strategy,
+    seed: u64,
+    cpus: u32,
+    depth: u32,
+    pct_steps: u64,
+) -> Box<dyn Scheduler> {
+    match strategy {
+        Strategy::Timing => Box::new(TimingScheduler::new(seed)),
+        Strategy::Random => Box::new(RandomScheduler::new(seed, cpus)),
+        Strategy::Pct => Box::new(PctScheduler::new(seed, cpus, depth, pct_steps)),
+    }
+}
+
+/// Version 1's choices: seeded jitter of costs and tie breaks.
+#[derive(Debug)]
+pub struct TimingScheduler {
+    rng: ChaCha8Rng,
+}
+
+impl TimingScheduler {
+    /// A timing scheduler for `seed`.
+    pub fn new(seed: u64) -> Self {
+        TimingScheduler {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+}
+
+impl Scheduler for TimingScheduler {
+    fn strategy(&self) -> Strategy {
+        Strategy::Timing
+    }
+    fn cost(&mut self, base: u64, jitter: u64) -> u64 {
+        base + self.rng.gen_range(0..=jitter)
+    }
+    fn place(&mut self, candidates: usize) -> usize {
+        self.rng.gen_range(0..candidates)
+    }
+    fn tie_break(&mut self, ties: usize) -> usize {
+        self.rng.gen_range(0..ties)
+    }
+    fn pick(&mut self, steppable: &[u32]) -> u32 {
+        // Not used by the timing driver; a uniform choice keeps it total.
+        steppable[self.rng.gen_range(0..steppable.len())]
+    }
+}
+
+/// A weighted random choice among the processors that can step.
+#[derive(Debug)]
+pub struct RandomScheduler {
+    rng: ChaCha8Rng,
+    /// Per-processor weight, drawn once per schedule (log-uniform 1..=64).
+    weights: Vec<u64>,
+}
+
+impl RandomScheduler {
+    /// A random scheduler for `seed` over `cpus` processors.
+    pub fn new(seed: u64, cpus: u32) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let weights = (0..cpus).map(|_| 1u64 << rng.gen_range(0..=6u32)).collect();
+        RandomScheduler { rng, weights }
+    }
+}
+
+impl Scheduler for RandomScheduler {
+    fn strategy(&self) -> Strategy {
+        Strategy::Random
+    }
+    fn cost(&mut self, base: u64, _jitter: u64) -> u64 {
+        base
+    }
+    fn place(&mut self, candidates: usize) -> usize {
+        self.rng.gen_range(0..candidates)
+    }
+    fn tie_break(&mut self, ties: usize) -> usize {
+        self.rng.gen_range(0..ties)
+    }
+    fn pick(&mut self, steppable: &[u32]) -> u32 {
+        let total: u64 = steppable
+            .iter()
+            .map(|&c| self.weights.get(c as usize).copied().unwrap_or(1))
+            .sum();
+        let mut x = self.rng.gen_range(0..total);
+        for &c in steppable {
+            let w = self.weights.get(c as usize).copied().unwrap_or(1);
+            if x < w {
+                return c;
+            }
+            x -= w;
+        }
+        steppable[steppable.len() - 1]
+    }
+}
+
+/// PCT: priorities, and change points that demote the running processor.
+#[derive(Debug)]
+pub struct PctScheduler {
+    rng: ChaCha8Rng,
+    /// Priority per processor: higher runs first. Initial priorities are a
+    /// permutation of `depth + 1 ..= depth + cpus`; the i-th demotion sets
+    /// `depth - i`, below every initial one.
+    priority: Vec<u64>,
+    /// Steps at which the running processor is demoted, ascending.
+    change_points: Vec<u64>,
+    /// Scheduling steps taken so far.
+    steps: u64,
+    /// The processor picked at the previous step.
+    running: Option<u32>,
+    demotions: u64,
+    depth: u64,
+}
+
+impl PctScheduler {
+    /// A PCT scheduler for `seed` over `cpus` processors, with `depth`
+    /// change points drawn uniformly in `1..=steps`.
+    pub fn new(seed: u64, cpus: u32, depth: u32, steps: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = cpus as usize;
+        let mut order: Vec<u64> = (0..n as u64).collect();
+        // Fisher–Yates with the seeded RNG.
+        for i in (1..n).rev() {
+            let j = rng.gen_range(0..=i);
+            order.swap(i, j);
+        }
+        let base = u64::from(depth) + 1;
+        let priority = order.into_iter().map(|o| base + o).collect();
+        let k = steps.max(1);
+        let mut change_points: Vec<u64> = (0..depth).map(|_| rng.gen_range(1..=k)).collect();
+        change_points.sort_unstable();
+        PctScheduler {
+            rng,
+            priority,
+            change_points,
+            steps: 0,
+            running: None,
+            demotions: 0,
+            depth: u64::from(depth),
+        }
+    }
+
+    /// The change points, ascending (for reports and tests).
+    pub fn change_points(&self) -> &[u64] {
+        &self.change_points
+    }
+}
+
+impl Scheduler for PctScheduler {
+    fn strategy(&self) -> Strategy {
+        Strategy::Pct
+    }
+    fn cost(&mut self, base: u64, _jitter: u64) -> u64 {
+        base
+    }
+    fn place(&mut self, candidates: usize) -> usize {
+        self.rng.gen_range(0..candidates)
+    }
+    fn tie_break(&mut self, ties: usize) -> usize {
+        self.rng.gen_range(0..ties)
+    }
+    fn pick(&mut self, steppable: &[u32]) -> u32 {
+        self.steps += 1;
+        while self.change_points.first().is_some_and(|&p| p <= self.steps) {
+            self.change_points.remove(0);
+            if let Some(r) = self.running {
+                // The i-th demotion gets depth + 1 - i: below every initial
+                // priority (>= depth + 1) and every earlier demotion.
+                self.demotions += 1;
+                self.priority[r as usize] = (self.depth + 1).saturating_sub(self.demotions);
+            }
+        }
+        let best = steppable
+            .iter()
+            .copied()
+            .max_by_key(|&c| self.priority.get(c as usize).copied().unwrap_or(0))
+            .unwrap_or(steppable[0]);
+        self.running = Some(best);
+        best
+    }
+}
