@@ -103,9 +103,15 @@ fn header(out: &mut String, report: &RunReport) {
     } else {
         format!("{} cpus", report.cpus)
     };
+    // Version 1's header for the default strategy; others are named.
+    let strategy = match (report.strategy.as_str(), report.depth) {
+        ("timing", _) => String::new(),
+        (s, Some(d)) => format!(", strategy {s} depth {d}"),
+        (s, None) => format!(", strategy {s}"),
+    };
     let _ = writeln!(
         out,
-        "scenario   {}  ({}, seed {}, {}, {})",
+        "scenario   {}  ({}, seed {}{strategy}, {}, {})",
         report.scenario, report.file, report.seed, report.mode, cpus
     );
     if let Some(title) = &report.title {

@@ -52,6 +52,8 @@ fn base(name: &str, outcome: Outcome) -> RunReport {
         title: None,
         file: FILE.into(),
         seed: 1,
+        strategy: "timing".into(),
+        depth: None,
         mode: "deterministic".into(),
         cpus: 2,
         outcome,

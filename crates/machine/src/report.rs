@@ -103,6 +103,10 @@ pub struct RunReport {
     pub title: Option<String>,
     pub file: String,
     pub seed: u64,
+    /// The schedule strategy: `timing`, `random` or `pct`.
+    pub strategy: String,
+    /// PCT change points; `None` unless the strategy is `pct`.
+    pub depth: Option<u32>,
     pub mode: String,
     pub cpus: u32,
     pub outcome: Outcome,

@@ -209,6 +209,8 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         title: prog.title.clone(),
         file: prog.source.name.clone(),
         seed,
+        strategy: schedule.strategy.name().into(),
+        depth: (schedule.strategy == crate::sched::Strategy::Pct).then_some(schedule.depth),
         mode: "deterministic".into(),
         cpus: prog.cpus,
         outcome,
