@@ -1,144 +1,28 @@
-//! `sim-runner explore FILE`: run one scenario with seed after seed until a
-//! seed breaks its expectation.
+//! `sim-runner explore FILE`: run one scenario under a schedule strategy
+//! (default `pct`), seed after seed, until a seed breaks its expectation —
+//! or with `--all`, count every distinct outcome. The search itself is
+//! [`machine::explore`]; this module parses nothing and only renders.
 //!
-//! Seeds `START`, `START+1`, ... (up to `--schedules N` of them) are handed
-//! out in increasing order by an atomic counter to `--jobs J` scoped worker
-//! threads. When a worker finds a failing seed it lowers the shared bound;
-//! no worker starts a seed above the bound, and every seed below it has
-//! already been handed out and is finished before the scope ends. So the
-//! answer is the *smallest* failing seed whatever J is, and exploring is as
-//! deterministic as `run`.
-//!
-//! Progress (an `indicatif` bar) goes to standard error, and only when that
-//! is a terminal. It is drawn from the calling thread only: the caller may
-//! hold the standard-error lock (`main` does), and a worker that tried to
-//! draw would wait for it forever.
+//! Progress (an `indicatif` bar: schedules done, schedules/s, distinct
+//! outcomes) goes to standard error, and only when that is a terminal. It is
+//! drawn from the calling thread only: the caller may hold the
+//! standard-error lock (`main` does), and a worker that tried to draw would
+//! wait for it forever.
 
 use crate::cli::{ExploreArgs, Format};
 use crate::{diagnostics, exit, text};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use machine::{Program, RunOptions, RunReport};
+use machine::explore::{explore, Exploration, ExploreOptions, Failure};
+use machine::Program;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Mutex;
-use std::time::Duration;
-
-/// Why a seed failed.
-#[derive(Debug)]
-pub enum Failure {
-    /// The run did not meet the expectation.
-    Expectation(Box<RunReport>),
-    /// The engine panicked (a bug in the emulator, not in the scenario).
-    Panic(String),
-}
-
-/// The result of exploring.
-#[derive(Debug)]
-pub struct Exploration {
-    pub first_seed: u64,
-    /// The last seed that counts: the failing one, or the last one tried.
-    pub last_seed: u64,
-    /// `last_seed - first_seed + 1`: every one of these seeds was run.
-    pub schedules: u64,
-    /// The smallest failing seed and why it failed.
-    pub failing: Option<(u64, Failure)>,
-}
-
-/// How often the calling thread reports progress while the workers run.
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
-
-/// Run seeds `first_seed ..= first_seed + schedules - 1` on `jobs` threads
-/// and return the smallest failing seed, if any. `progress` is called on
-/// the calling thread with the number of seeds finished so far, about every
-/// 100 ms and once at the end.
-///
-/// `schedules` must be at least 1 and the seeds must not overflow `u64`.
-pub fn explore(
-    program: &Program,
-    first_seed: u64,
-    schedules: u64,
-    jobs: usize,
-    progress: &dyn Fn(u64),
-) -> Exploration {
-    assert!(schedules >= 1, "explore needs at least one schedule");
-    assert!(
-        first_seed.checked_add(schedules - 1).is_some(),
-        "seed range overflows u64"
-    );
-    let next = AtomicU64::new(0);
-    // Offset of the smallest failing seed found so far (u64::MAX: none).
-    let bound = AtomicU64::new(u64::MAX);
-    let found: Mutex<Option<(u64, Failure)>> = Mutex::new(None);
-    let done = AtomicU64::new(0);
-    let jobs = jobs.clamp(1, usize::try_from(schedules).unwrap_or(usize::MAX));
-
-    let worker = || loop {
-        let i = next.fetch_add(1, Ordering::SeqCst);
-        if i >= schedules || i >= bound.load(Ordering::SeqCst) {
-            break;
-        }
-        let seed = first_seed + i;
-        let options = RunOptions {
-            seed: Some(seed),
-            ..RunOptions::default()
-        };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| machine::run(program, &options)));
-        done.fetch_add(1, Ordering::Relaxed);
-        let failure = match result {
-            Ok(report) if report.expectation_met => continue,
-            Ok(report) => Failure::Expectation(Box::new(report)),
-            Err(payload) => Failure::Panic(panic_message(payload.as_ref())),
-        };
-        tracing::debug!(seed, "seed breaks the expectation");
-        let mut slot = found.lock().unwrap_or_else(|poison| poison.into_inner());
-        if slot.as_ref().is_none_or(|(j, _)| i < *j) {
-            *slot = Some((i, failure));
-        }
-        bound.fetch_min(i, Ordering::SeqCst);
-    };
-
-    std::thread::scope(|s| {
-        // Each worker holds a sender; the channel disconnects when the last
-        // one finishes, which ends the progress loop without polling delay.
-        let (alive, finished) = mpsc::channel::<()>();
-        for _ in 0..jobs {
-            let alive = alive.clone();
-            s.spawn(move || {
-                worker();
-                drop(alive);
-            });
-        }
-        drop(alive);
-        while let Err(RecvTimeoutError::Timeout) | Ok(()) = finished.recv_timeout(PROGRESS_EVERY) {
-            progress(done.load(Ordering::Relaxed));
-        }
-    });
-    progress(done.load(Ordering::Relaxed));
-
-    let failing = found
-        .into_inner()
-        .unwrap_or_else(|poison| poison.into_inner());
-    match failing {
-        Some((i, failure)) => Exploration {
-            first_seed,
-            last_seed: first_seed + i,
-            schedules: i + 1,
-            failing: Some((first_seed + i, failure)),
-        },
-        None => Exploration {
-            first_seed,
-            last_seed: first_seed + (schedules - 1),
-            schedules,
-            failing: None,
-        },
-    }
-}
 
 /// Run the command; returns the process exit status.
 pub fn execute(args: &ExploreArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+    if let Err(e) = crate::cli::check_depth(args.strategy, args.depth) {
+        let _ = writeln!(err, "{e}");
+        return exit::REJECTED;
+    }
     tracing::debug!(file = %args.file.display(), "loading scenario");
     let program = match scenario::load_file(&args.file) {
         Ok(program) => program,
@@ -161,18 +45,32 @@ pub fn execute(args: &ExploreArgs, out: &mut dyn Write, err: &mut dyn Write, col
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |j| usize::try_from(j).unwrap_or(usize::MAX),
     );
-    tracing::info!(first, schedules = args.schedules, jobs, "exploring");
+    let strategy = args.strategy.strategy();
+    tracing::info!(first, schedules = args.schedules, jobs, %strategy, "exploring");
 
     let bar = progress_bar(args.schedules);
-    let result = explore(&program, first, args.schedules, jobs, &|n| {
-        bar.set_position(n)
+    let opts = ExploreOptions {
+        first_seed: first,
+        schedules: args.schedules,
+        jobs,
+        strategy,
+        depth: args.depth,
+        all: args.all,
+    };
+    let result = explore(&program, &opts, &|p| {
+        bar.set_position(p.done);
+        bar.set_message(format!(
+            "{} distinct outcome{}",
+            p.distinct,
+            if p.distinct == 1 { "" } else { "s" }
+        ));
     });
     bar.finish_and_clear();
 
     let file = args.file.display().to_string();
     let rendered = match args.format {
         Format::Text => render_text(&file, &result),
-        Format::Json => render_json(&program, &result),
+        Format::Json => render_json(&program, &file, &result),
     };
     if let Err(e) = out
         .write_all(rendered.as_bytes())
@@ -190,19 +88,60 @@ pub fn execute(args: &ExploreArgs, out: &mut dyn Write, err: &mut dyn Write, col
     }
 }
 
-/// The text output: one line when every seed held; otherwise the seed, how
-/// to re-run it, and that seed's full report.
+/// The text output: one line when every seed held; otherwise the seed, the
+/// exact command that replays it, and that seed's full report. With
+/// `--all`, a table of the distinct outcomes first.
 pub fn render_text(file: &str, result: &Exploration) -> String {
     let (first, last, n) = (result.first_seed, result.last_seed, result.schedules);
     let plural = if n == 1 { "" } else { "s" };
+    let how = match result.depth {
+        Some(d) => format!("{} depth {d}", result.strategy),
+        None => result.strategy.to_string(),
+    };
+    let mut s = String::new();
+    if !result.outcomes.is_empty() {
+        s.push_str(&format!(
+            "explored {n} schedule{plural} (seeds {first}..{last}, {how}): {} distinct outcome{}\n",
+            result.outcomes.len(),
+            if result.outcomes.len() == 1 { "" } else { "s" }
+        ));
+        let width = result
+            .outcomes
+            .iter()
+            .map(|o| o.count.to_string().len())
+            .max()
+            .unwrap_or(1);
+        for o in &result.outcomes {
+            s.push_str(&format!(
+                "  {:>width$}  {}  {}  first seed {}: sim-runner run {file} {}\n",
+                o.count,
+                if o.expectation_met {
+                    "held  "
+                } else {
+                    "BROKEN"
+                },
+                o.outcome,
+                o.first_seed,
+                result.replay_args(o.first_seed),
+            ));
+        }
+    }
     match &result.failing {
         None => {
-            format!(
-                "explored {n} schedule{plural} (seeds {first}..{last}): expectation held in all\n"
-            )
+            if result.outcomes.is_empty() {
+                s.push_str(&format!(
+                    "explored {n} schedule{plural} (seeds {first}..{last}, {how}): expectation held in all\n"
+                ));
+            } else {
+                s.push_str("expectation held in all\n");
+            }
+            s
         }
         Some((seed, failure)) => {
-            let mut s = match failure {
+            if !result.outcomes.is_empty() {
+                s.push('\n');
+            }
+            s.push_str(&match failure {
                 Failure::Expectation(report) => {
                     let why = report.expectation_failure.clone().unwrap_or_else(|| {
                         format!(
@@ -216,11 +155,16 @@ pub fn render_text(file: &str, result: &Exploration) -> String {
                 Failure::Panic(message) => {
                     format!("seed {seed} makes the engine panic: {message}\n")
                 }
-            };
-            s.push_str(&format!("re-run it: sim-runner run {file} --seed {seed}\n"));
+            });
             s.push_str(&format!(
-                "found after {n} schedule{plural} (seeds {first}..{last})\n"
+                "replay it: sim-runner run {file} {}\n",
+                result.replay_args(*seed)
             ));
+            if result.outcomes.is_empty() {
+                s.push_str(&format!(
+                    "found after {n} schedule{plural} (seeds {first}..{last}, {how})\n"
+                ));
+            }
             if let Failure::Expectation(report) = failure {
                 s.push('\n');
                 s.push_str(&text::render(report));
@@ -230,9 +174,11 @@ pub fn render_text(file: &str, result: &Exploration) -> String {
     }
 }
 
-/// The JSON output: `{"scenario", "schedules", "first_seed", "last_seed",
-/// "failing_seed", "report", "panic"}`.
-pub fn render_json(program: &Program, result: &Exploration) -> String {
+/// The JSON output: `{"scenario", "strategy", "depth", "schedules",
+/// "first_seed", "last_seed", "failing_seed", "replay", "outcomes",
+/// "report", "panic"}`; `outcomes` lists `{"outcome", "expectation_met",
+/// "first_seed", "count"}` with `--all` (empty otherwise).
+pub fn render_json(program: &Program, file: &str, result: &Exploration) -> String {
     let (failing_seed, report, panic) = match &result.failing {
         None => (None, serde_json::Value::Null, None),
         Some((seed, Failure::Expectation(report))) => (
@@ -244,12 +190,28 @@ pub fn render_json(program: &Program, result: &Exploration) -> String {
             (Some(*seed), serde_json::Value::Null, Some(message.clone()))
         }
     };
+    let outcomes: Vec<serde_json::Value> = result
+        .outcomes
+        .iter()
+        .map(|o| {
+            json!({
+                "outcome": o.outcome,
+                "expectation_met": o.expectation_met,
+                "first_seed": o.first_seed,
+                "count": o.count,
+            })
+        })
+        .collect();
     let value = json!({
         "scenario": program.name,
+        "strategy": result.strategy.name(),
+        "depth": result.depth,
         "schedules": result.schedules,
         "first_seed": result.first_seed,
         "last_seed": result.last_seed,
         "failing_seed": failing_seed,
+        "replay": failing_seed.map(|s| format!("sim-runner run {file} {}", result.replay_args(s))),
+        "outcomes": outcomes,
         "report": report,
         "panic": panic,
     });
@@ -264,25 +226,18 @@ fn progress_bar(len: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("exploring {bar:30} {pos}/{len} seeds, eta {eta}")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "exploring {bar:30} {pos}/{len} schedules, {per_sec}, {msg}, eta {eta}",
+    ) {
         bar.set_style(style);
     }
     bar
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use machine::Strategy;
 
     const RACY: &str = include_str!("../../scenarios/explore/lost-update-race.sim");
     const FIXED: &str = include_str!("../../scenarios/explore/lost-update-fixed.sim");
@@ -291,59 +246,31 @@ mod tests {
         scenario::load_source(name, text).expect("scenario loads")
     }
 
-    #[test]
-    fn racy_scenario_fails_at_the_same_seed_for_any_job_count() {
-        let program = load("lost-update-race.sim", RACY);
-        let one = explore(&program, program.seed, 200, 1, &|_| {});
-        let (seed, failure) = one.failing.as_ref().expect("a failing seed in 200");
-        assert!(matches!(failure, Failure::Expectation(_)));
-        assert_eq!(one.last_seed, *seed);
-        assert_eq!(one.schedules, seed - program.seed + 1);
-        for jobs in [2, 3, 8] {
-            let many = explore(&program, program.seed, 200, jobs, &|_| {});
-            assert_eq!(
-                many.failing.as_ref().map(|(s, _)| *s),
-                Some(*seed),
-                "jobs {jobs}"
-            );
-            assert_eq!(many.schedules, one.schedules);
+    fn opts(first: u64, n: u64, strategy: Strategy, all: bool) -> ExploreOptions {
+        ExploreOptions {
+            first_seed: first,
+            schedules: n,
+            jobs: 2,
+            strategy,
+            depth: None,
+            all,
         }
-        // Re-running the seed alone reproduces the failure.
-        let report = machine::run(
-            &program,
-            &RunOptions {
-                seed: Some(*seed),
-                ..RunOptions::default()
-            },
-        );
-        assert!(!report.expectation_met);
     }
 
     #[test]
-    fn fixed_scenario_holds_for_every_seed() {
+    fn fixed_scenario_text() {
         let program = load("lost-update-fixed.sim", FIXED);
-        let last = AtomicU64::new(0);
-        let result = explore(&program, 0, 100, 2, &|n| {
-            last.store(n, Ordering::SeqCst);
-        });
-        assert!(result.failing.is_none());
-        assert_eq!((result.first_seed, result.last_seed), (0, 99));
-        assert_eq!(result.schedules, 100);
-        assert_eq!(
-            last.load(Ordering::SeqCst),
-            100,
-            "the last report counts every seed"
-        );
+        let result = explore(&program, &opts(0, 100, Strategy::Timing, false), &|_| {});
         assert_eq!(
             render_text("f.sim", &result),
-            "explored 100 schedules (seeds 0..99): expectation held in all\n"
+            "explored 100 schedules (seeds 0..99, timing): expectation held in all\n"
         );
     }
 
     #[test]
-    fn text_and_json_name_the_seed() {
+    fn text_and_json_name_the_seed_and_the_replay_command() {
         let program = load("lost-update-race.sim", RACY);
-        let result = explore(&program, program.seed, 200, 2, &|_| {});
+        let result = explore(&program, &opts(1, 200, Strategy::Pct, false), &|_| {});
         let seed = result.failing.as_ref().map(|(s, _)| *s).unwrap();
         let text = render_text("x/race.sim", &result);
         assert!(
@@ -354,18 +281,40 @@ mod tests {
         );
         assert!(
             text.contains(&format!(
-                "re-run it: sim-runner run x/race.sim --seed {seed}\n"
+                "replay it: sim-runner run x/race.sim --seed {seed} --strategy pct --depth 3\n"
             )),
             "{text}"
         );
         assert!(text.contains("ASSERT(Packets == 20) failed"), "{text}");
         let json: serde_json::Value =
-            serde_json::from_str(&render_json(&program, &result)).unwrap();
+            serde_json::from_str(&render_json(&program, "x/race.sim", &result)).unwrap();
         assert_eq!(json["scenario"], "lost-update-race");
         assert_eq!(json["failing_seed"], seed);
-        assert_eq!(json["last_seed"], seed);
-        assert_eq!(json["first_seed"], program.seed);
+        assert_eq!(json["strategy"], "pct");
         assert_eq!(json["report"]["seed"], seed);
+        assert_eq!(json["report"]["strategy"], "pct");
         assert_eq!(json["report"]["expectation_met"], false);
+    }
+
+    #[test]
+    fn all_lists_each_outcome_with_its_replay() {
+        let program = load("lost-update-race.sim", RACY);
+        let result = explore(&program, &opts(1, 100, Strategy::Random, true), &|_| {});
+        let text = render_text("r.sim", &result);
+        assert!(
+            text.starts_with(
+                "explored 100 schedules (seeds 1..100, random): 2 distinct outcomes\n"
+            ),
+            "{text}"
+        );
+        for o in &result.outcomes {
+            assert!(
+                text.contains(&format!(
+                    "sim-runner run r.sim --seed {} --strategy random\n",
+                    o.first_seed
+                )),
+                "{text}"
+            );
+        }
     }
 }

@@ -121,7 +121,7 @@ fn explore_finds_the_race_and_run_reproduces_it() {
     );
     assert!(
         out.contains(&format!(
-            "re-run it: sim-runner run {} --seed {seed}\n",
+            "replay it: sim-runner run {} --seed {seed} --strategy pct --depth 3\n",
             racy().display()
         )),
         "{out}"
@@ -129,7 +129,15 @@ fn explore_finds_the_race_and_run_reproduces_it() {
     assert!(out.contains("ASSERT(Packets == 20) failed"), "{out}");
 
     let o = bin()
-        .args(["run", "--seed", &seed.to_string()])
+        .args([
+            "run",
+            "--seed",
+            &seed.to_string(),
+            "--strategy",
+            "pct",
+            "--depth",
+            "3",
+        ])
         .arg(racy())
         .output()
         .unwrap();
@@ -166,7 +174,7 @@ fn explore_fixed_scenario_holds() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert_eq!(
         stdout(&o),
-        "explored 200 schedules (seeds 0..199): expectation held in all\n"
+        "explored 200 schedules (seeds 0..199, pct depth 3): expectation held in all\n"
     );
     assert!(stderr(&o).is_empty(), "no progress bar off a terminal");
 }
@@ -189,6 +197,15 @@ fn explore_json() {
     );
     assert_eq!(v["report"]["seed"], seed);
     assert_eq!(v["report"]["outcome"], "assertion_failed");
+    assert_eq!(v["strategy"], "pct");
+    assert_eq!(v["depth"], 3);
+    assert_eq!(
+        v["replay"],
+        format!(
+            "sim-runner run {} --seed {seed} --strategy pct --depth 3",
+            racy().display()
+        )
+    );
 
     let o = bin()
         .args(["explore", "--schedules", "20", "--format", "json"])
@@ -278,4 +295,101 @@ fn explore_with_logging_from_the_workers_finishes() {
     assert_eq!(status.code(), Some(1));
     let logged = fs::read_to_string(dir.join("stderr.log")).unwrap();
     assert!(logged.contains("machine::engine"), "workers logged");
+}
+
+fn far(name: &str) -> std::path::PathBuf {
+    scenario(&format!("explore/far-apart-{name}.sim"))
+}
+
+/// Issue F: the far-apart race (updates ~11 µs apart in the timing run) is
+/// invisible to `timing`, found by `pct` and `random` within 1000
+/// schedules, replayed by `run`; its fixed twin holds under every strategy.
+#[test]
+fn preempting_strategies_find_the_far_apart_race_and_run_replays_it() {
+    let o = bin()
+        .args(["explore", "--strategy", "timing", "--schedules", "1000"])
+        .arg(far("race"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "timing never interleaves them: {}",
+        stdout(&o)
+    );
+    for strategy in ["pct", "random"] {
+        let o = bin()
+            .args(["explore", "--strategy", strategy, "--schedules", "1000"])
+            .arg(far("race"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{strategy}: {}", stdout(&o));
+        let out = stdout(&o);
+        let replay = out
+            .lines()
+            .find_map(|l| l.strip_prefix("replay it: sim-runner run "))
+            .unwrap_or_else(|| panic!("{strategy}: no replay line in {out}"))
+            .to_string();
+        let args: Vec<&str> = replay.split_whitespace().collect();
+        let o = bin().arg("run").args(&args).output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{strategy} replay: {}",
+            stdout(&o)
+        );
+        assert!(stdout(&o).contains("ASSERT(Packets == 2) failed"));
+        let o = bin()
+            .args(["explore", "--strategy", strategy, "--schedules", "1000"])
+            .arg(far("fixed"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{strategy} fixed: {}", stdout(&o));
+    }
+}
+
+/// `--all` counts each distinct outcome with its first seed, the same for
+/// any number of jobs; `--depth` without `pct` is rejected.
+#[test]
+fn explore_all_counts_outcomes_independently_of_jobs() {
+    let mut outs = vec![];
+    for jobs in ["1", "2", "3"] {
+        let o = bin()
+            .args([
+                "explore",
+                "--all",
+                "--schedules",
+                "300",
+                "--format",
+                "json",
+                "--jobs",
+                jobs,
+            ])
+            .arg(far("race"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["schedules"], 300);
+        let total: u64 = v["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, 300);
+        outs.push(v["outcomes"].clone());
+    }
+    assert!(outs.windows(2).all(|w| w[0] == w[1]), "{outs:?}");
+    let o = bin()
+        .args(["explore", "--strategy", "random", "--depth", "2"])
+        .arg(far("race"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--depth is only for --strategy pct"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -1,5 +1,6 @@
 //! Golden digests: for every scenario in `scenarios/` and
-//! `../shared/conformance/`, over seeds 1..=5, a hash of the JSON report, of
+//! `../shared/conformance/`, over seeds 1..=5 of `timing` and 1..=2 of
+//! `random` and `pct`, a hash of the JSON report, of
 //! the text report and of the event stream. Any byte that changes fails the
 //! test. A deliberate change regenerates the file with
 //! `UPDATE_GOLDEN=1 cargo test -p sim-runner --test golden` in a commit of its
@@ -12,7 +13,12 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use machine::Strategy;
+
+/// Seeds of the default `timing` strategy.
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=5;
+/// Seeds of `random` and `pct` (depth 3).
+const OTHER_SEEDS: std::ops::RangeInclusive<u64> = 1..=2;
 
 /// FNV-1a, 64 bits: stable across platforms and Rust versions.
 fn fnv(bytes: &[u8], mut h: u64) -> u64 {
@@ -67,9 +73,15 @@ fn digest_lines() -> String {
                 continue;
             }
         };
-        for seed in SEEDS {
+        let pct_steps = machine::engine::timing_steps(&program);
+        let schedules = SEEDS.map(|s| (s, Strategy::Timing)).chain(
+            OTHER_SEEDS.flat_map(|s| [(s, Strategy::Random), (s, Strategy::Pct)]),
+        );
+        for (seed, strategy) in schedules {
             let options = machine::RunOptions {
                 seed: Some(seed),
+                strategy,
+                pct_steps: Some(pct_steps),
                 ..Default::default()
             };
             let (report, events) = machine::run_recorded(&program, &options);
@@ -80,9 +92,13 @@ fn digest_lines() -> String {
                 eh = fnv(serde_json::to_string(e).unwrap().as_bytes(), eh);
                 eh = fnv(b"\n", eh);
             }
+            let tag = match strategy {
+                Strategy::Timing => String::new(),
+                s => format!(" strategy={s}"),
+            };
             let _ = writeln!(
                 out,
-                "{rel} seed={seed} json={:016x} text={:016x} events={:016x} n={}",
+                "{rel} seed={seed}{tag} json={:016x} text={:016x} events={:016x} n={}",
                 fnv(json.as_bytes(), FNV_START),
                 fnv(text.as_bytes(), FNV_START),
                 eh,

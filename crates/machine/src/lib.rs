@@ -15,6 +15,7 @@
 
 pub mod engine;
 pub mod expect;
+pub mod explore;
 pub mod report;
 pub mod rules;
 pub mod sched;

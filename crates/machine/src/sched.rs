@@ -12,7 +12,7 @@
 //!   interleaves accesses that are within a few hundred ns of each other.
 //! - [`Strategy::Random`]: at every step (a shared-data access, a lock
 //!   operation or a safe point) the seed picks which processor steps. Each
-//!   schedule first draws a weight per processor (log-uniform over 1..=64),
+//!   schedule first draws a weight per processor (log-uniform, ratios up to 64),
 //!   so one processor can run far ahead of another: that is what brings two
 //!   accesses that are microseconds apart in the timing run together.
 //! - [`Strategy::Pct`]: probabilistic concurrency testing (Burckhardt,
@@ -157,7 +157,7 @@ impl Scheduler for TimingScheduler {
 #[derive(Debug)]
 pub struct RandomScheduler {
     rng: ChaCha8Rng,
-    /// Per-processor weight, drawn once per schedule (log-uniform 1..=64).
+    /// Per-processor weight, drawn once per schedule (log-uniform 16..=1024).
     weights: Vec<u64>,
 }
 
@@ -165,7 +165,10 @@ impl RandomScheduler {
     /// A random scheduler for `seed` over `cpus` processors.
     pub fn new(seed: u64, cpus: u32) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let weights = (0..cpus).map(|_| 1u64 << rng.gen_range(0..=6u32)).collect();
+        // Log-uniform over 16..=1024 (ratios up to 64 between processors).
+        let weights = (0..cpus)
+            .map(|_| (16.0 * 2f64.powf(rng.gen_range(0.0..=6.0))) as u64)
+            .collect();
         RandomScheduler { rng, weights }
     }
 }
