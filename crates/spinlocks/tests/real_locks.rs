@@ -1017,12 +1017,17 @@ fn ex_write_waiter_threaded() {
                 let mut w = lock.begin_write().unwrap_err();
                 claimed.store(true, Ordering::Release);
                 go.wait();
+                // `writer_done` is set before the waiter or the guard goes:
+                // the reader can only get in after that.
                 if drop_waiter {
+                    writer_done.store(true, Ordering::Release);
                     drop(w);
                 } else {
-                    *poll_until(|| w.poll()).0 += 1;
+                    let (mut g, _) = poll_until(|| w.poll());
+                    *g += 1;
+                    writer_done.store(true, Ordering::Release);
+                    drop(g);
                 }
-                writer_done.store(true, Ordering::Release);
             });
             while !claimed.load(Ordering::Acquire) {
                 std::hint::spin_loop();
