@@ -42,6 +42,14 @@ fn sims(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// `path` (under `root/..`) as seen from the package directory `root/sim-runner`.
+fn pathdiff(path: &Path, root: &Path) -> PathBuf {
+    match path.strip_prefix(root) {
+        Ok(rel) => Path::new("..").join(rel),
+        Err(_) => Path::new("../..").join(path.strip_prefix(root.join("..")).unwrap()),
+    }
+}
+
 fn digest_lines() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files: Vec<(String, PathBuf)> = sims(&root.join("scenarios"))
@@ -66,7 +74,10 @@ fn digest_lines() -> String {
     }
     let mut out = String::new();
     for (rel, path) in files {
-        let program = match scenario::load_file(&path) {
+        // Loaded by a path relative to the test's working directory (the
+        // package), so the digests do not depend on where the checkout lives.
+        let relpath = pathdiff(&path, &root);
+        let program = match machine::load_file(&relpath) {
             Ok(p) => p,
             Err(_) => {
                 let _ = writeln!(out, "{rel} rejected");
