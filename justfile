@@ -21,6 +21,7 @@ loom:
 
 bench:
     cargo bench -p spinlocks --bench locks
+    cargo bench -p verifier --bench lock_order
 
 lint:
     cargo fmt --all -- --check

@@ -50,6 +50,7 @@
 //! assert_eq!(v.warnings()[0].rule, "HOLD_TIME_EXCEEDED");
 //! ```
 
+mod fast_hash;
 pub mod inversion;
 pub mod observer;
 pub mod order;

@@ -14,7 +14,7 @@
 //! - `Access`: the lockset rule for guarded data (`UNGUARDED_ACCESS`).
 
 use crate::inversion::{IsrInversion, IsrUse, LowerUse};
-use crate::order::{LockOrder, Witness};
+use crate::order::{CompactWitness, LockOrder, NO_LABEL};
 use crate::state::{kind_word, CtxInfo, Hold, Machine};
 use crate::warnings::{micros, rule, WarningLog};
 use crate::{lock_name, Config, GuardInfo, LockInfo, Violation, Warning};
@@ -161,20 +161,8 @@ impl Verifier {
         if !self.config.deadlock_detection {
             return None;
         }
-        let held = self.machine.held(ev.cpu);
-        for h in &held {
-            if h.lock == lock || self.order.has_edge(h.lock, lock) {
-                continue;
-            }
-            let witness = Witness {
-                who: self.machine.label(ev.ctx),
-                holder: (h.ctx != ev.ctx).then(|| self.machine.label(h.ctx)),
-                from_line: h.line,
-                to_line: ev.line,
-            };
-            if let Some(cycle) = self.order.add(h.lock, lock, witness) {
-                return Some(cycle.violation(&self.locks));
-            }
+        if let Some(violation) = self.check_order(ev, lock) {
+            return Some(violation);
         }
 
         if self.is_interrupt_lock(lock, family) {
@@ -193,12 +181,13 @@ impl Verifier {
             };
             self.inversion.isr_use(lock, u)
         } else if irql <= Irql::DISPATCH && how != AcquireKind::Interlocked {
-            let mut ils: Vec<LockId> = held
-                .iter()
-                .map(|h| h.lock)
+            let mut ils: Vec<LockId> = self
+                .machine
+                .held_locks(ev.cpu)
                 .filter(|&l| self.declared_family(l) == Some(LockFamily::Interrupt))
                 .collect();
             ils.sort_unstable();
+            ils.dedup();
             if self.inversion.knows_lower(lock, &ils) {
                 return None;
             }
@@ -213,6 +202,40 @@ impl Verifier {
             None
         };
         inversion.map(|i| i.violation(&self.locks))
+    }
+
+    /// The lock-order rule for a request of `lock`: an edge from every held
+    /// lock, each new one checked for a cycle. A chain of held locks already
+    /// validated with `lock` adds nothing and is skipped.
+    fn check_order(&mut self, ev: &Event, lock: LockId) -> Option<Violation> {
+        let key = self.machine.chain_key(ev.cpu);
+        if self.order.chain_validated(key, lock) {
+            return None;
+        }
+        self.order.start_request(lock);
+        let mut who = None;
+        for h in self.machine.held(ev.cpu) {
+            if !self.order.is_new_edge(h.lock, lock) {
+                continue;
+            }
+            let who = *who.get_or_insert_with(|| self.order.intern(&self.machine.label(ev.ctx)));
+            let holder = if h.ctx != ev.ctx {
+                self.order.intern(&self.machine.label(h.ctx))
+            } else {
+                NO_LABEL
+            };
+            let witness = CompactWitness {
+                who,
+                holder,
+                from_line: h.line,
+                to_line: ev.line,
+            };
+            if let Some(cycle) = self.order.insert(h.lock, lock, witness) {
+                return Some(cycle.violation(&self.locks));
+            }
+        }
+        self.order.mark_validated(key, lock);
+        None
     }
 
     fn on_context_end(&mut self, ev: &Event) {

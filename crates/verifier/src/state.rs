@@ -9,6 +9,8 @@
 //! `Acquired { how: IsrEntry }`, so the verifier is right whichever of the two
 //! the engine emits first, and also if it emits only one of them.
 
+use crate::fast_hash::{FxHashMap, FxHashSet};
+use crate::order::ChainKey;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use vcpu::{AcquireKind, ContextKind, CpuId, LockId, LockMode, Nanos};
@@ -39,6 +41,50 @@ pub(crate) struct CpuState {
     pub holds: Vec<Hold>,
     /// ISRs running on this processor, outermost first.
     pub isrs: Vec<IsrFrame>,
+    /// `hold_chain[i]`: the interned sequence of `holds[..=i]`'s locks.
+    hold_chain: Vec<u32>,
+    /// `isr_chain[i]`: the interned sequence of `isrs[..=i]`'s interrupt locks.
+    isr_chain: Vec<u32>,
+}
+
+/// Interns sequences of locks, one element at a time, as lockdep's
+/// `chain_key` does: chain 0 is the empty sequence, and the chain of a
+/// sequence plus one lock is looked up from the chain of the sequence. Equal
+/// numbers mean equal sequences (no hash collisions: the table is exact).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ChainTable {
+    next: FxHashMap<(u32, u64), u32>,
+}
+
+impl ChainTable {
+    /// The chain of `parent` followed by `item`.
+    fn extend(&mut self, parent: u32, item: u64) -> u32 {
+        let fresh = self.next.len() as u32 + 1;
+        *self.next.entry((parent, item)).or_insert(fresh)
+    }
+}
+
+/// Recompute `hold_chain[from..]` after `holds` changed at `from`.
+fn rechain_holds(table: &mut ChainTable, state: &mut CpuState, from: usize) {
+    state.hold_chain.truncate(from);
+    for i in from..state.holds.len() {
+        let parent = if i == 0 { 0 } else { state.hold_chain[i - 1] };
+        let c = table.extend(parent, u64::from(state.holds[i].lock.0));
+        state.hold_chain.push(c);
+    }
+}
+
+/// Recompute `isr_chain[from..]` after `isrs` changed at `from`.
+fn rechain_isrs(table: &mut ChainTable, state: &mut CpuState, from: usize) {
+    state.isr_chain.truncate(from);
+    for i in from..state.isrs.len() {
+        let parent = if i == 0 { 0 } else { state.isr_chain[i - 1] };
+        let item = state.isrs[i]
+            .interrupt_lock
+            .map_or(u64::MAX, |l| u64::from(l.0));
+        let c = table.extend(parent, item);
+        state.isr_chain.push(c);
+    }
 }
 
 /// A running context, from its `ContextStart`.
@@ -66,6 +112,7 @@ pub(crate) struct HeldLock {
 pub(crate) struct Machine {
     cpus: Vec<CpuState>,
     ctxs: BTreeMap<u32, CtxInfo>,
+    chains: ChainTable,
 }
 
 /// `thread`, `DPC` or `ISR`.
@@ -84,6 +131,29 @@ impl Machine {
             self.cpus.resize_with(i + 1, CpuState::default);
         }
         &mut self.cpus[i]
+    }
+
+    /// Recompute the chains of `cpu` from the first hold and ISR frame
+    /// that changed.
+    fn rechain(&mut self, cpu: CpuId, holds_from: Option<usize>, isrs_from: Option<usize>) {
+        self.cpu_mut(cpu);
+        let (table, state) = (&mut self.chains, &mut self.cpus[cpu as usize]);
+        if let Some(from) = holds_from {
+            rechain_holds(table, state, from);
+        }
+        if let Some(from) = isrs_from {
+            rechain_isrs(table, state, from);
+        }
+    }
+
+    /// The processor's held-lock sequence, interned: what the lock-order
+    /// graph caches validated chains by.
+    pub fn chain_key(&self, cpu: CpuId) -> ChainKey {
+        self.cpu(cpu)
+            .map_or(ChainKey { holds: 0, isrs: 0 }, |s| ChainKey {
+                holds: s.hold_chain.last().copied().unwrap_or(0),
+                isrs: s.isr_chain.last().copied().unwrap_or(0),
+            })
     }
 
     pub fn cpu(&self, cpu: CpuId) -> Option<&CpuState> {
@@ -109,11 +179,14 @@ impl Machine {
 
     pub fn on_start(&mut self, cpu: CpuId, ctx: u32, line: u32, at: Nanos, info: CtxInfo) {
         if info.kind == ContextKind::Isr {
-            self.cpu_mut(cpu).isrs.push(IsrFrame {
+            let state = self.cpu_mut(cpu);
+            state.isrs.push(IsrFrame {
                 ctx,
                 interrupt_lock: info.interrupt_lock,
                 line,
             });
+            let at = state.isrs.len() - 1;
+            self.rechain(cpu, None, Some(at));
         }
         let info = CtxInfo {
             start_at: at,
@@ -130,6 +203,7 @@ impl Machine {
         let state = self.cpu_mut(cpu);
         if let Some(i) = state.isrs.iter().rposition(|f| f.ctx == ctx) {
             let frame = state.isrs.remove(i);
+            let mut hold_at = None;
             if let Some(il) = frame.interrupt_lock {
                 if let Some(h) = state
                     .holds
@@ -137,21 +211,28 @@ impl Machine {
                     .rposition(|h| h.lock == il && h.how == AcquireKind::IsrEntry)
                 {
                     state.holds.remove(h);
+                    hold_at = Some(h);
                 }
             }
+            self.rechain(cpu, hold_at, Some(i));
         }
         info
     }
 
     pub fn on_acquired(&mut self, cpu: CpuId, hold: Hold) {
-        self.cpu_mut(cpu).holds.push(hold);
+        let state = self.cpu_mut(cpu);
+        state.holds.push(hold);
+        let at = state.holds.len() - 1;
+        self.rechain(cpu, Some(at), None);
     }
 
     /// The hold that a release ends (the latest of that lock on that processor).
     pub fn on_released(&mut self, cpu: CpuId, lock: LockId) -> Option<Hold> {
         let state = self.cpu_mut(cpu);
         let i = state.holds.iter().rposition(|h| h.lock == lock)?;
-        Some(state.holds.remove(i))
+        let hold = state.holds.remove(i);
+        self.rechain(cpu, Some(i), None);
+        Some(hold)
     }
 
     pub fn on_converted(&mut self, cpu: CpuId, lock: LockId) {
@@ -163,33 +244,39 @@ impl Machine {
 
     /// Every lock the processor holds, oldest first, each once: its
     /// acquisitions, then the interrupt locks of its ISRs not acquired by an
-    /// event.
+    /// event. Linear in the number of holds.
     pub fn held(&self, cpu: CpuId) -> Vec<HeldLock> {
         let Some(state) = self.cpu(cpu) else {
             return Vec::new();
         };
-        let mut out: Vec<HeldLock> = Vec::with_capacity(state.holds.len() + state.isrs.len());
-        for h in &state.holds {
-            if !out.iter().any(|o| o.lock == h.lock) {
-                out.push(HeldLock {
-                    lock: h.lock,
-                    line: h.line,
-                    ctx: h.ctx,
-                });
-            }
-        }
-        for f in &state.isrs {
-            if let Some(il) = f.interrupt_lock {
-                if !out.iter().any(|o| o.lock == il) {
-                    out.push(HeldLock {
-                        lock: il,
-                        line: f.line,
-                        ctx: f.ctx,
-                    });
-                }
-            }
-        }
-        out
+        let mut seen: FxHashSet<LockId> = FxHashSet::default();
+        seen.reserve(state.holds.len() + state.isrs.len());
+        let holds = state.holds.iter().map(|h| HeldLock {
+            lock: h.lock,
+            line: h.line,
+            ctx: h.ctx,
+        });
+        let isrs = state.isrs.iter().filter_map(|f| {
+            f.interrupt_lock.map(|il| HeldLock {
+                lock: il,
+                line: f.line,
+                ctx: f.ctx,
+            })
+        });
+        holds.chain(isrs).filter(|h| seen.insert(h.lock)).collect()
+    }
+
+    /// Every lock the processor holds, oldest first, possibly repeated:
+    /// its acquisitions, then the interrupt locks of its ISRs.
+    pub fn held_locks(&self, cpu: CpuId) -> impl Iterator<Item = LockId> + '_ {
+        let state = self.cpu(cpu);
+        let holds = state
+            .into_iter()
+            .flat_map(|s| s.holds.iter().map(|h| h.lock));
+        let isrs = state
+            .into_iter()
+            .flat_map(|s| s.isrs.iter().filter_map(|f| f.interrupt_lock));
+        holds.chain(isrs)
     }
 
     /// True if the processor holds `lock` in any way.
