@@ -27,11 +27,11 @@ use proptest::test_runner::TestCaseError;
 // ---------------------------------------------------------------- engine API
 // The one place that names the engine: when it moves to crate `machine`,
 // these two lines become `use machine::{...}` and `machine::run`.
-use scenario::{Outcome, RunOptions, RunReport};
+use machine::{Outcome, RunOptions, RunReport};
 
 /// Run a loaded program once with `seed` (deterministic mode).
-fn run_engine(program: &scenario::Program, seed: u64) -> RunReport {
-    scenario::run(
+fn run_engine(program: &machine::Program, seed: u64) -> RunReport {
+    machine::run(
         program,
         &RunOptions {
             seed: Some(seed),
@@ -734,7 +734,7 @@ proptest! {
     #[test]
     fn generated_programs_load_run_and_report_deterministically(spec in spec()) {
         let text = render(&spec);
-        let program = match scenario::load_source("generated.sim", &text) {
+        let program = match machine::load_source("generated.sim", &text) {
             Ok(p) => p,
             Err(e) => {
                 return Err(TestCaseError::fail(format!(
@@ -773,10 +773,10 @@ fn a_broken_program_is_rejected() {
         run_seed: 1,
     };
     let good = render(&spec);
-    assert!(scenario::load_source("good.sim", &good).is_ok(), "{good}");
+    assert!(machine::load_source("good.sim", &good).is_ok(), "{good}");
     let bad = good.replace(
         "DbgPrint(",
         "KeAcquireSpinLockAtDpcLevel(&NoSuchLock); DbgPrint(",
     );
-    assert!(scenario::load_source("bad.sim", &bad).is_err(), "{bad}");
+    assert!(machine::load_source("bad.sim", &bad).is_err(), "{bad}");
 }
