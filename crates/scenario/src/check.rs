@@ -12,7 +12,7 @@ use crate::ast::{
 use crate::diag::{did_you_mean, SimError, Source};
 use crate::kernel::{self, Kr, Sig, P};
 use crate::program::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use vcpu::bugcheck::code_of_name;
 use vcpu::LockId;
 
@@ -65,9 +65,12 @@ type R<T> = Result<T, SimError>;
 
 struct Checker<'a> {
     src: &'a Source,
-    globals: BTreeMap<String, (Global, Span)>,
+    /// File-scope names (hashed: a file may declare 100,000 of them).
+    globals: HashMap<String, (Global, Span)>,
     /// Declared parameter count of each routine.
-    arity: BTreeMap<String, usize>,
+    arity: HashMap<String, usize>,
+    /// Names of the threads declared so far.
+    thread_names: HashSet<String>,
     prog: Program,
 }
 
@@ -75,8 +78,9 @@ struct Checker<'a> {
 pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
     let mut c = Checker {
         src,
-        globals: BTreeMap::new(),
-        arity: BTreeMap::new(),
+        globals: HashMap::new(),
+        arity: HashMap::new(),
+        thread_names: HashSet::new(),
         prog: Program {
             source: src.clone(),
             name: file.header.name.value.clone(),
@@ -575,7 +579,7 @@ impl<'a> Checker<'a> {
     }
 
     fn thread(&mut self, t: &ast::ThreadDecl) -> R<()> {
-        if self.prog.threads.iter().any(|x| x.name == t.name.name) {
+        if !self.thread_names.insert(t.name.name.clone()) {
             return Err(self.err(
                 t.name.span,
                 format!("a thread named `{}` is already declared", t.name.name),
