@@ -489,7 +489,10 @@ impl Parser<'_> {
         while !self.at_eof() {
             let tok = self.peek();
             let at_line_start = tok.span.offset == 0
-                || self.source.text.as_bytes().get(tok.span.offset - 1) == Some(&b'\n');
+                || matches!(
+                    self.source.text.as_bytes().get(tok.span.offset - 1),
+                    Some(b'\n' | b'\r')
+                );
             if at_line_start
                 && matches!(&tok.kind, TokenKind::Ident(w) if ITEM_STARTS.contains(&w.as_str()))
             {
