@@ -49,8 +49,13 @@ pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             failed += 1;
         }
         let status = if verdict.passed { "PASS" } else { "FAIL" };
-        let _ = writeln!(out, "{status}  {}  {}", path.display(), verdict.detail);
-        let _ = out.flush();
+        let written = writeln!(out, "{status}  {}  {}", path.display(), verdict.detail)
+            .and_then(|()| out.flush());
+        if written.is_err() {
+            // Nobody can read the rest (a closed pipe, a full disk): stop;
+            // the output guard reports it.
+            return exit::FAILED;
+        }
     }
     let _ = writeln!(out, "{passed} passed, {failed} failed");
     let _ = out.flush();
