@@ -6,6 +6,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod dbgprint;
 pub mod diag;
 pub mod engine;
 pub mod expect;
