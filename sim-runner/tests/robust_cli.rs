@@ -235,8 +235,7 @@ fn to_closed_pipe(cmd: &mut Command) -> Output {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let o = wait_bounded(child, Duration::from_secs(60), "closed pipe");
-    o
+    wait_bounded(child, Duration::from_secs(60), "closed pipe")
 }
 
 #[test]
