@@ -72,14 +72,11 @@ pub fn execute(args: &ExploreArgs, out: &mut dyn Write, err: &mut dyn Write, col
         Format::Text => render_text(&file, &result),
         Format::Json => render_json(&program, &file, &result),
     };
-    if let Err(e) = out
+    // A failed write is reported by the caller's output guard
+    // ([`crate::output`]), the same way for every command.
+    let _ = out
         .write_all(rendered.as_bytes())
-        .and_then(|()| out.flush())
-    {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            let _ = writeln!(err, "error: cannot write the report: {e}");
-        }
-    }
+        .and_then(|()| out.flush());
 
     if result.failing.is_some() {
         exit::FAILED

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod diagnostics;
 pub mod explore_cmd;
+pub mod output;
 pub mod rules_cmd;
 pub mod run_cmd;
 pub mod test_cmd;
@@ -20,15 +21,27 @@ pub mod exit {
     /// The expectation did not hold (for `test`: a scenario failed, or none
     /// was found; for `explore`: a failing seed was found).
     pub const FAILED: u8 = 1;
-    /// The input was rejected: unreadable file, syntax or check error, bad option.
+    /// The input was rejected: unreadable file, syntax or check error, bad
+    /// option; also the output could not be written (the reason is on
+    /// standard error).
     pub const REJECTED: u8 = 2;
+    /// Standard output was a pipe whose reader went away: the command ends
+    /// quietly with the status of a tool killed by SIGPIPE (128 + 13).
+    pub const BROKEN_PIPE: u8 = 141;
 }
 
 use std::io::Write;
 
 /// Parse-independent entry point: run `cli` with the given streams and
-/// return the exit status.
+/// return the exit status. Output that cannot be written ends every command
+/// the same way (see [`output`]).
 pub fn dispatch(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+    let mut out = output::Guarded::new(out);
+    let status = dispatch_to(cli, &mut out, err, color);
+    out.finish(status, err)
+}
+
+fn dispatch_to(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
     match &cli.command {
         cli::Command::Run(args) => run_cmd::execute(args, out, err, color),
         cli::Command::Test(args) => test_cmd::execute(args, out, err),

@@ -27,7 +27,7 @@ pub fn rules(args: &RulesArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             Err(e) => return serialize_error(err, e),
         },
     };
-    emit(out, err, &text)
+    emit(out, &text)
 }
 
 /// `sim-runner explain RULE`; returns the exit status (2: unknown rule).
@@ -69,7 +69,7 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             }
         }
     };
-    emit(out, err, &text)
+    emit(out, &text)
 }
 
 /// `explain --format json`: the catalog entry and what `explain` adds.
@@ -239,14 +239,10 @@ fn serialize_error(err: &mut dyn Write, e: serde_json::Error) -> u8 {
     exit::FAILED
 }
 
-/// Write the output; a closed pipe (`sim-runner rules | head`) is not an error.
-fn emit(out: &mut dyn Write, err: &mut dyn Write, text: &str) -> u8 {
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            let _ = writeln!(err, "error: cannot write the output: {e}");
-            return exit::FAILED;
-        }
-    }
+/// Write the output; a failure is reported by the caller's output guard
+/// ([`crate::output`]), the same way for every command.
+fn emit(out: &mut dyn Write, text: &str) -> u8 {
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     exit::OK
 }
 

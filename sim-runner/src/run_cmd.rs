@@ -69,14 +69,11 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
             }
         },
     };
-    if let Err(e) = out
+    // A failed write is reported by the caller's output guard
+    // ([`crate::output`]), the same way for every command.
+    let _ = out
         .write_all(rendered.as_bytes())
-        .and_then(|()| out.flush())
-    {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            let _ = writeln!(err, "error: cannot write the report: {e}");
-        }
-    }
+        .and_then(|()| out.flush());
 
     if report.expectation_met {
         exit::OK

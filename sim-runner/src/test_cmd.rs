@@ -24,7 +24,13 @@ pub struct Verdict {
 
 /// Run the command; returns the process exit status.
 pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let missing: Vec<&PathBuf> = args.paths.iter().filter(|p| !p.exists()).collect();
+    // `symlink_metadata`: a dangling or looping link exists (and is
+    // reported as what it is while walking), it is not "missing".
+    let missing: Vec<&PathBuf> = args
+        .paths
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_err())
+        .collect();
     if !missing.is_empty() {
         for p in missing {
             let _ = writeln!(err, "error: {} does not exist", p.display());
@@ -49,8 +55,13 @@ pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             failed += 1;
         }
         let status = if verdict.passed { "PASS" } else { "FAIL" };
-        let _ = writeln!(out, "{status}  {}  {}", path.display(), verdict.detail);
-        let _ = out.flush();
+        let written = writeln!(out, "{status}  {}  {}", path.display(), verdict.detail)
+            .and_then(|()| out.flush());
+        if written.is_err() {
+            // Nobody can read the rest (a closed pipe, a full disk): stop;
+            // the output guard reports it.
+            return exit::FAILED;
+        }
     }
     let _ = writeln!(out, "{passed} passed, {failed} failed");
     let _ = out.flush();
@@ -74,7 +85,9 @@ pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
 /// Every scenario under `paths`, sorted and without duplicates, and the
 /// entries that could not be read while walking. A path naming a file is
 /// taken as a scenario whatever its extension; directories are searched
-/// recursively for `*.sim`.
+/// recursively for `*.sim`. Symbolic links are followed, to files and to
+/// directories; a real file reached several ways is run once (under the
+/// first of its paths in sorted order), and a link loop is reported as one.
 pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
@@ -83,7 +96,7 @@ pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
             files.push(root.clone());
             continue;
         }
-        for entry in WalkDir::new(root).sort_by_file_name() {
+        for entry in WalkDir::new(root).follow_links(true).sort_by_file_name() {
             match entry {
                 Ok(entry) => {
                     if entry.file_type().is_file() && is_sim(entry.path()) {
@@ -92,19 +105,47 @@ pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                 }
                 Err(e) => {
                     let path = e.path().unwrap_or(root).to_path_buf();
-                    let message = e
-                        .io_error()
-                        .map_or_else(|| e.to_string(), |io| io.to_string());
-                    errors.push((path, message));
+                    errors.push((path, walk_error_message(&e)));
                 }
             }
         }
     }
     files.sort();
     files.dedup();
+    // The same real file through several links: keep its first path.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
     errors.sort();
     errors.dedup();
     (files, errors)
+}
+
+/// Why a walk step failed, naming link loops as such.
+fn walk_error_message(e: &walkdir::Error) -> String {
+    if let Some(ancestor) = e.loop_ancestor() {
+        return format!(
+            "symbolic link loop: it leads back to {}",
+            ancestor.display()
+        );
+    }
+    match e.io_error() {
+        Some(io) if is_link_loop(io) => format!("symbolic link loop ({io})"),
+        Some(io) => io.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// ELOOP: too many levels of symbolic links.
+fn is_link_loop(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
 }
 
 fn is_sim(path: &Path) -> bool {

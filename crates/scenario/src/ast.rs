@@ -88,12 +88,13 @@ pub enum Expect {
 
 /// A top-level item.
 #[derive(Clone, Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)] // built once per file; size does not matter
 pub enum Item {
-    Global(GlobalDecl),
-    Routine(Routine),
-    Thread(ThreadDecl),
-    Interrupt(InterruptLine),
+    // Boxed: a file may hold 100,000 items, and the list of them should
+    // cost a pointer each, not the size of the largest declaration.
+    Global(Box<GlobalDecl>),
+    Routine(Box<Routine>),
+    Thread(Box<ThreadDecl>),
+    Interrupt(Box<InterruptLine>),
 }
 
 /// A global object or data declaration.

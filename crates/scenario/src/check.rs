@@ -9,10 +9,11 @@
 use crate::ast::{
     self, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind, Type,
 };
+use crate::dbgprint;
 use crate::diag::{did_you_mean, SimError, Source};
 use crate::kernel::{self, Kr, Sig, P};
 use crate::program::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use vcpu::bugcheck::code_of_name;
 use vcpu::LockId;
 
@@ -65,9 +66,12 @@ type R<T> = Result<T, SimError>;
 
 struct Checker<'a> {
     src: &'a Source,
-    globals: BTreeMap<String, (Global, Span)>,
+    /// File-scope names (hashed: a file may declare 100,000 of them).
+    globals: HashMap<String, (Global, Span)>,
     /// Declared parameter count of each routine.
-    arity: BTreeMap<String, usize>,
+    arity: HashMap<String, usize>,
+    /// Names of the threads declared so far.
+    thread_names: HashSet<String>,
     prog: Program,
 }
 
@@ -75,8 +79,9 @@ struct Checker<'a> {
 pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
     let mut c = Checker {
         src,
-        globals: BTreeMap::new(),
-        arity: BTreeMap::new(),
+        globals: HashMap::new(),
+        arity: HashMap::new(),
+        thread_names: HashSet::new(),
         prog: Program {
             source: src.clone(),
             name: file.header.name.value.clone(),
@@ -575,7 +580,7 @@ impl<'a> Checker<'a> {
     }
 
     fn thread(&mut self, t: &ast::ThreadDecl) -> R<()> {
-        if self.prog.threads.iter().any(|x| x.name == t.name.name) {
+        if !self.thread_names.insert(t.name.name.clone()) {
             return Err(self.err(
                 t.name.span,
                 format!("a thread named `{}` is already declared", t.name.name),
@@ -1308,6 +1313,36 @@ impl Fn<'_, '_> {
         Ok(())
     }
 
+    /// The source span of bytes `offset..offset + len` of a string
+    /// literal's value (escapes in the source taken into account).
+    fn string_span(&self, literal: Span, offset: usize, len: usize) -> Span {
+        let raw = self
+            .c
+            .src
+            .text
+            .get(literal.offset..literal.offset + literal.len)
+            .unwrap_or("");
+        let (mut value, mut at) = (0usize, 1usize); // after the opening quote
+        let mut start = None;
+        let bytes = raw.as_bytes();
+        while at < raw.len() {
+            if value == offset && start.is_none() {
+                start = Some(at);
+            }
+            if value == offset + len {
+                break;
+            }
+            let step = if bytes[at] == b'\\' { 2 } else { 1 };
+            let ch_len = raw[at..].chars().next().map_or(1, char::len_utf8);
+            at += if step == 2 { 2 } else { ch_len };
+            value += if step == 2 { 1 } else { ch_len };
+        }
+        match start {
+            Some(s) => Span::new(literal.offset + s, at - s),
+            None => literal,
+        }
+    }
+
     fn kernel_call(
         &mut self,
         sig: &Sig,
@@ -1349,6 +1384,10 @@ impl Fn<'_, '_> {
         let mut places = vec![];
         let mut values = 0u8;
         let mut text = None;
+        // DbgPrint: the format's conversions, and the text each string
+        // literal argument becomes (substituted into the format here).
+        let mut specs: Vec<dbgprint::Spec> = vec![];
+        let mut literal: Vec<Option<String>> = vec![];
         for (i, a) in args.iter().enumerate() {
             let p = if variadic {
                 if i == 0 {
@@ -1360,6 +1399,31 @@ impl Fn<'_, '_> {
                 sig.params[i]
             };
             match p {
+                P::Value if variadic => {
+                    let spec = &specs[i - 1];
+                    match (&a.kind, spec.conv) {
+                        (ExprKind::Str(v), 's') => {
+                            literal[i - 1] = Some(dbgprint::convert(spec, dbgprint::Arg::Str(v)));
+                        }
+                        (_, 's') => {
+                            return Err(self.err(a.span, "`%s` takes a string literal").help(
+                                "write the text in quotes, or use %d / %u / %x for a number",
+                            ))
+                        }
+                        (ExprKind::Str(_), c) => {
+                            return Err(self
+                                .err(
+                                    a.span,
+                                    format!("a string literal goes with `%s`, not `%{c}`"),
+                                )
+                                .help("use %s for this argument"))
+                        }
+                        _ => {
+                            self.expr(a)?;
+                            values += 1;
+                        }
+                    }
+                }
                 P::Value => {
                     self.expr(a)?;
                     values += 1;
@@ -1367,10 +1431,21 @@ impl Fn<'_, '_> {
                 P::Format => {
                     match &a.kind {
                         ExprKind::Str(s) => {
-                            let wanted = count_conversions(s);
+                            specs = match dbgprint::parse(s) {
+                                Ok(specs) => specs,
+                                Err(e) => {
+                                    let at = self.string_span(a.span, e.offset, e.len);
+                                    return Err(self
+                                        .err(at, e.message)
+                                        .label("not supported")
+                                        .help(dbgprint::SUPPORTED));
+                                }
+                            };
+                            let wanted = specs.len();
                             if wanted != args.len() - 1 {
                                 return Err(self.err(a.span, format!("the format has {wanted} conversion{} but {} value{} follow", plural(wanted), args.len() - 1, plural(args.len() - 1))));
                             }
+                            literal = vec![None; wanted];
                             text = Some(s.clone());
                         }
                         _ => {
@@ -1381,6 +1456,22 @@ impl Fn<'_, '_> {
                 }
                 _ => places.push(self.place_arg(sig, p, a)?),
             }
+        }
+        if let Some(fmt) = text
+            .as_mut()
+            .filter(|_| literal.iter().any(Option::is_some))
+        {
+            let mut out = String::with_capacity(fmt.len());
+            let mut copied = 0;
+            for (spec, lit) in specs.iter().zip(&literal) {
+                if let Some(lit) = lit {
+                    out.push_str(&fmt[copied..spec.offset]);
+                    out.push_str(&dbgprint::escape(lit));
+                    copied = spec.offset + spec.len;
+                }
+            }
+            out.push_str(&fmt[copied..]);
+            *fmt = out;
         }
         if sig.kr == Kr::Assert {
             let slice = self
@@ -1541,18 +1632,11 @@ fn family_hint(sig: &Sig, g: Global, prog: &Program) -> Option<String> {
     }
 }
 
-/// Number of `%` conversions in a DbgPrint format (`%%` is none).
+/// Number of `%` conversions in a DbgPrint format (`%%` is none; an
+/// unsupported conversion counts as one).
 pub fn count_conversions(fmt: &str) -> usize {
-    let mut n = 0;
-    let mut chars = fmt.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '%' {
-            if chars.peek() == Some(&'%') {
-                chars.next();
-            } else {
-                n += 1;
-            }
-        }
+    match dbgprint::parse(fmt) {
+        Ok(specs) => specs.len(),
+        Err(_) => fmt.matches('%').count() - 2 * fmt.matches("%%").count(),
     }
-    n
 }

@@ -212,7 +212,8 @@ impl Lexer<'_> {
                 self.pos += 1;
             } else if b == b'/' && self.byte(start + 1) == Some(b'/') {
                 while let Some(c) = self.byte(self.pos) {
-                    if c == b'\n' {
+                    // CR, LF and CRLF all end a line (and the comment).
+                    if c == b'\n' || c == b'\r' {
                         break;
                     }
                     self.pos += 1;
@@ -366,7 +367,7 @@ impl Lexer<'_> {
                     self.pos += 1;
                     return Ok(out);
                 }
-                '\n' => return Err(unterminated(self)),
+                '\n' | '\r' => return Err(unterminated(self)),
                 '\\' => {
                     let esc_start = self.pos;
                     self.pos += 1;
@@ -378,7 +379,7 @@ impl Lexer<'_> {
                         't' => '\t',
                         '"' => '"',
                         '\\' => '\\',
-                        '\n' => return Err(unterminated(self)),
+                        '\n' | '\r' => return Err(unterminated(self)),
                         other => {
                             return Err(self
                                 .error(

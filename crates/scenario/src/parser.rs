@@ -446,11 +446,15 @@ impl Parser<'_> {
                 errors.push(*e);
             }
         }
+        let defined: std::collections::HashSet<&str> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Routine(r) => Some(r.name.name.as_str()),
+                _ => None,
+            })
+            .collect();
         for proto in std::mem::take(&mut self.prototypes) {
-            let defined = items
-                .iter()
-                .any(|i| matches!(i, Item::Routine(r) if r.name.name == proto.name));
-            if !defined && errors.len() < MAX_ERRORS {
+            if !defined.contains(proto.name.as_str()) && errors.len() < MAX_ERRORS {
                 errors.push(
                     SimError::new(
                         self.source,
@@ -485,7 +489,10 @@ impl Parser<'_> {
         while !self.at_eof() {
             let tok = self.peek();
             let at_line_start = tok.span.offset == 0
-                || self.source.text.as_bytes().get(tok.span.offset - 1) == Some(&b'\n');
+                || matches!(
+                    self.source.text.as_bytes().get(tok.span.offset - 1),
+                    Some(b'\n' | b'\r')
+                );
             if at_line_start
                 && matches!(&tok.kind, TokenKind::Ident(w) if ITEM_STARTS.contains(&w.as_str()))
             {
@@ -634,11 +641,11 @@ impl Parser<'_> {
 
     fn item(&mut self, items: &mut Vec<Item>) -> PResult<()> {
         if self.at_word("thread") {
-            items.push(Item::Thread(self.thread()?));
+            items.push(Item::Thread(Box::new(self.thread()?)));
             return Ok(());
         }
         if self.at_word("interrupt") {
-            items.push(Item::Interrupt(self.interrupt_line()?));
+            items.push(Item::Interrupt(Box::new(self.interrupt_line()?)));
             return Ok(());
         }
         let start = self.start();
@@ -726,7 +733,7 @@ impl Parser<'_> {
             // `RET Name(params);` is a prototype, as in a header: names may be
             // used before their definition anyway, so it only has to match one.
             if let Some(routine) = self.routine(start, paged.is_some(), ret, name.clone())? {
-                items.push(Item::Routine(routine));
+                items.push(Item::Routine(Box::new(routine)));
             } else {
                 self.prototypes.push(name);
             }
@@ -754,14 +761,14 @@ impl Parser<'_> {
         self.expect(TokenKind::Semi, "after declaration")?;
         let span = self.span_from(start);
         for (ty, name, init) in decls {
-            items.push(Item::Global(GlobalDecl {
+            items.push(Item::Global(Box::new(GlobalDecl {
                 paged: paged.is_some(),
                 guarded_by: guarded_by.as_ref().map(|(i, _)| i.clone()),
                 ty,
                 name,
                 init,
                 span,
-            }));
+            })));
         }
         Ok(())
     }
@@ -1916,7 +1923,7 @@ thread Worker on cpu 0 { Recurse(1); }
             .items
             .into_iter()
             .map(|i| match i {
-                Item::Global(g) => g,
+                Item::Global(g) => *g,
                 other => panic!("not a global: {other:?}"),
             })
             .collect()
@@ -2018,7 +2025,7 @@ thread Worker on cpu 0 { Recurse(1); }
 
     fn routine(text: &str) -> Routine {
         match ok(&format!("{HDR}{text}")).items.into_iter().next() {
-            Some(Item::Routine(r)) => r,
+            Some(Item::Routine(r)) => *r,
             other => panic!("not a routine: {other:?}"),
         }
     }
@@ -2099,7 +2106,7 @@ thread Worker on cpu 0 { Recurse(1); }
         let t: Vec<&ThreadDecl> = it
             .iter()
             .map(|i| match i {
-                Item::Thread(t) => t,
+                Item::Thread(t) => &**t,
                 other => panic!("{other:?}"),
             })
             .collect();

@@ -1,8 +1,11 @@
 //! Data-driven checks of rejected input: every file in `tests/rejects/`
-//! starts with `// error: <text>`, `// at: <line>:<col>` and optionally
-//! `// help: <text>`; loading it must fail with that first diagnostic.
+//! has the lines `// error: <text>`, `// at: <line>:<col>` and optionally
+//! `// help: <text>` (usually first; anywhere in the file); loading its
+//! bytes must fail with that first diagnostic. Files are read as bytes, so
+//! entries can hold a byte-order mark, CR-only line ends or bytes that are
+//! not UTF-8.
 
-use scenario::{load_source, LoadError};
+use scenario::{load_bytes, LoadError};
 use std::path::Path;
 
 #[test]
@@ -20,9 +23,11 @@ fn every_reject_file_gives_its_diagnostic() {
         files.len()
     );
     for path in files {
-        let text = std::fs::read_to_string(&path).expect("readable");
+        let bytes = std::fs::read(&path).expect("readable");
+        let text = String::from_utf8_lossy(&bytes);
         let header = |key: &str| {
-            text.lines()
+            text.split(['\n', '\r'])
+                .map(|l| l.trim_start_matches('\u{feff}'))
                 .find_map(|l| l.strip_prefix(&format!("// {key}: ")))
                 .map(str::to_string)
         };
@@ -34,7 +39,7 @@ fn every_reject_file_gives_its_diagnostic() {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("reject.sim");
-        let errors = match load_source(name, &text) {
+        let errors = match load_bytes(name, &bytes) {
             Ok(_) => panic!("{name} was accepted"),
             Err(LoadError::Rejected(errors)) => errors,
             Err(LoadError::Io { message, .. }) => panic!("{name}: {message}"),

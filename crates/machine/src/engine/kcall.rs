@@ -133,7 +133,7 @@ impl Machine<'_> {
                 let invalid = !(0..=15).contains(&to);
                 if invalid || Irql(to as u8) < irql {
                     {
-                        let detail = format!("{name} asked for IRQL {to}, below the current IRQL {irql}: raising must never lower");
+                        let detail = irql_out_of_range(name, to).unwrap_or_else(|| format!("{name} asked for IRQL {to}, below the current IRQL {irql}: raising must never lower"));
                         self.bugcheck(
                             cpu,
                             Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, to as u64, 0),
@@ -156,7 +156,7 @@ impl Machine<'_> {
                 let invalid = !(0..=15).contains(&to);
                 if invalid || Irql(to as u8) > irql {
                     {
-                        let detail = format!("KeLowerIrql asked for IRQL {to}, above the current IRQL {irql}: lowering must never raise");
+                        let detail = irql_out_of_range("KeLowerIrql", to).unwrap_or_else(|| format!("KeLowerIrql asked for IRQL {to}, above the current IRQL {irql}: lowering must never raise"));
                         self.bugcheck(
                             cpu,
                             Bugcheck::verifier(c4::LOWER_TO_HIGHER, irql.0 as u64, to as u64, 0),
@@ -737,7 +737,7 @@ impl Machine<'_> {
                 Flow::Yield
             }
             Kr::DbgPrint => {
-                let text = format_dbgprint(k.text.as_deref().unwrap_or(""), &vals);
+                let text = scenario::dbgprint::format(k.text.as_deref().unwrap_or(""), &vals);
                 for line in text.trim_end_matches('\n').split('\n') {
                     if self.output.len() < MAX_OUTPUT_LINES {
                         self.output.push(line.to_string());
@@ -821,83 +821,18 @@ impl Machine<'_> {
     }
 }
 
-/// Format DbgPrint output: `%d %i %u %x %X %p %c %s %%` with optional `l`/`ll`/`I64` size prefixes.
-pub(crate) fn format_dbgprint(fmt: &str, vals: &[i64]) -> String {
-    let mut out = String::new();
-    let mut args = vals.iter();
-    let mut chars = fmt.chars().peekable();
-    while let Some(ch) = chars.next() {
-        if ch != '%' {
-            out.push(ch);
-            continue;
-        }
-        if chars.peek() == Some(&'%') {
-            chars.next();
-            out.push('%');
-            continue;
-        }
-        // Flags, width, size prefixes.
-        let mut spec = String::new();
-        while let Some(&p) = chars.peek() {
-            if p.is_ascii_digit()
-                || matches!(p, '-' | '+' | '#' | '0' | 'l' | 'h' | 'I' | 'z' | '.')
-            {
-                spec.push(p);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let conv = chars.next().unwrap_or('d');
-        let v = args.next().copied().unwrap_or(0);
-        let wide = spec.contains("ll") || spec.contains("I64");
-        let width: usize = spec
-            .chars()
-            .filter(|c| c.is_ascii_digit())
-            .collect::<String>()
-            .trim_start_matches('0')
-            .parse()
-            .unwrap_or(0)
-            .min(64);
-        let zero = spec.starts_with('0') || spec.contains("#0");
-        let body = match conv {
-            'd' | 'i' => {
-                if wide {
-                    v.to_string()
-                } else {
-                    (v as i32).to_string()
-                }
-            }
-            'u' => {
-                if wide {
-                    (v as u64).to_string()
-                } else {
-                    (v as u32).to_string()
-                }
-            }
-            'x' => {
-                if wide {
-                    format!("{:x}", v as u64)
-                } else {
-                    format!("{:x}", v as u32)
-                }
-            }
-            'X' => {
-                if wide {
-                    format!("{:X}", v as u64)
-                } else {
-                    format!("{:X}", v as u32)
-                }
-            }
-            'p' => format!("{:016X}", v as u64),
-            'c' => char::from_u32(v as u32).map_or(String::new(), |c| c.to_string()),
-            _ => v.to_string(),
-        };
-        if body.len() < width {
-            let pad = if zero { '0' } else { ' ' };
-            out.extend(std::iter::repeat_n(pad, width - body.len()));
-        }
-        out.push_str(&body);
+/// The detail of an IRQL call whose argument is no IRQL at all (above
+/// HIGH_LEVEL or negative); `None` for 0..=15.
+fn irql_out_of_range(routine: &str, to: i64) -> Option<String> {
+    if to > 15 {
+        Some(format!(
+            "{routine} asked for IRQL {to}, above HIGH_LEVEL (15): there is no such IRQL"
+        ))
+    } else if to < 0 {
+        Some(format!(
+            "{routine} asked for IRQL {to}, below PASSIVE_LEVEL (0): there is no such IRQL"
+        ))
+    } else {
+        None
     }
-    out
 }
