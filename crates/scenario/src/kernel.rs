@@ -101,6 +101,25 @@ macro_rules! sig {
 }
 
 /// The table of kernel routines.
+impl Kr {
+    /// The routine's WDK name (`KeAcquireSpinLock`, `ASSERT`, ...), from
+    /// [`ROUTINES`]; looked up in a table built once.
+    pub fn name(self) -> &'static str {
+        static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            let mut v: Vec<(usize, &'static str)> =
+                ROUTINES.iter().map(|s| (s.kr as usize, s.name)).collect();
+            v.sort_by_key(|x| x.0);
+            let mut names = vec!["?"; v.last().map_or(0, |x| x.0 + 1)];
+            for (i, n) in v {
+                names[i] = n;
+            }
+            names
+        });
+        names.get(self as usize).copied().unwrap_or("?")
+    }
+}
+
 pub const ROUTINES: &[Sig] = &[
     sig!(KeGetCurrentIrql, [], true),
     sig!(KeRaiseIrql, [Value, OutIrql], false),

@@ -205,10 +205,9 @@ impl Machine<'_> {
         on_return: OnReturn,
     ) -> Flow {
         let code = &self.prog.routines[routine as usize];
-        let irql = self.cpus[cpu as usize].irql;
-        if code.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
-            let detail = format!("pageable routine {} was called at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name);
-            self.page_fault(cpu, code.address, 8, detail);
+        if self.pageable_fault(cpu, code.paged, false, code.address, EXECUTE, |irql| {
+            format!("pageable routine {} was called at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name)
+        }) {
             return Flow::Yield;
         }
         if self.top_exec(cpu).frames.len() >= MAX_CALL_DEPTH {
@@ -227,6 +226,32 @@ impl Machine<'_> {
         frame.stack_base = self.top_exec(cpu).stack.len();
         self.top_exec(cpu).frames.push(frame);
         Flow::Next
+    }
+
+    /// The `force_irql_checking` rule, written once: pageable memory (`paged`)
+    /// at `address` touched at IRQL >= DISPATCH_LEVEL — or at any IRQL when
+    /// `at_any_irql` (a lock or list head whose use raises IRQL itself) — is
+    /// 0xD1 ([`page_fault`](Self::page_fault)); `access` is [`READ`],
+    /// [`WRITE`] or [`EXECUTE`]. Without the option paged memory is
+    /// resident and nothing happens. Returns true when the run stopped.
+    /// Source: contract v2 outcome table; windows-facts (Driver Verifier
+    /// "Force IRQL checking" trims pageable memory at DISPATCH_LEVEL).
+    pub(super) fn pageable_fault(
+        &mut self,
+        cpu: u32,
+        paged: bool,
+        at_any_irql: bool,
+        address: u64,
+        access: u64,
+        detail: impl FnOnce(Irql) -> String,
+    ) -> bool {
+        let irql = self.cpus[cpu as usize].irql;
+        if !paged || !self.prog.checks.force_irql_checking || !(at_any_irql || irql.is_raised()) {
+            return false;
+        }
+        let detail = detail(irql);
+        self.page_fault(cpu, address, access, detail);
+        true
     }
 
     /// 0xD1: pageable memory at `address` touched at raised IRQL; `access`
@@ -298,14 +323,13 @@ impl Machine<'_> {
     /// an Access event for guarded data. False if the run stopped.
     pub(super) fn touch_var(&mut self, cpu: u32, var: u32, write: bool) -> bool {
         let decl = &self.prog.vars[var as usize];
-        let irql = self.cpus[cpu as usize].irql;
-        if decl.paged && irql.is_raised() && self.prog.checks.force_irql_checking {
-            let detail = format!(
+        if self.pageable_fault(cpu, decl.paged, false, decl.address, if write { WRITE } else { READ }, |irql| {
+            format!(
                 "pageable data `{}` was {} at IRQL {irql}; it may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above",
                 decl.name,
                 if write { "written" } else { "read" }
-            );
-            self.page_fault(cpu, decl.address, write as u64, detail);
+            )
+        }) {
             return false;
         }
         if decl.guard.is_some() {

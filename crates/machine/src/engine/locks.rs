@@ -194,9 +194,9 @@ impl Machine<'_> {
         let c = cpu as usize;
         let decl = &self.prog.locks[lock.0 as usize];
         let irql = self.cpus[c].irql;
-        if decl.paged && self.prog.checks.force_irql_checking {
-            let detail = format!("spin lock `{}` lives in paged pool: acquiring it at IRQL {irql} writes pageable memory, which may be paged out", decl.name);
-            self.page_fault(cpu, decl.address, 1, detail);
+        if self.pageable_fault(cpu, decl.paged, true, decl.address, WRITE, |_| {
+            format!("spin lock `{}` lives in paged pool: acquiring it at IRQL {irql} writes pageable memory, which may be paged out", decl.name)
+        }) {
             return Flow::Yield;
         }
         // Ownership and mode.

@@ -9,13 +9,13 @@
 //! ChaCha RNG seeded by the scenario seed, so a file and a seed give the same
 //! run, byte for byte.
 //!
-//! Submodules: [`exec`] interprets compiled code, [`kcall`] implements the
+//! Submodules: [`exec`] interprets compiled code, [`kernel`] implements the
 //! kernel routines, [`locks`] keeps the lock table and per-processor holds,
 //! [`finish`] turns the final state into a [`RunReport`](crate::RunReport).
 
 mod exec;
 mod finish;
-mod kcall;
+mod kernel;
 mod locks;
 
 use crate::report::RunReport;
@@ -47,6 +47,11 @@ pub const MAX_STEPS: u64 = 50_000_000;
 pub const MAX_CALL_DEPTH: usize = 256;
 /// A stall advances at most this much per step, so interrupts can arrive.
 const STALL_CHUNK_NS: Nanos = 1_000;
+
+/// `access` of a 0xD1 (its P3): a read, a write, an instruction fetch.
+const READ: u64 = 0;
+const WRITE: u64 = 1;
+const EXECUTE: u64 = 8;
 
 /// A local variable's value.
 #[derive(Clone, Debug)]
@@ -204,6 +209,9 @@ struct Machine<'p> {
     var_clock: Vec<Nanos>,
     /// Per lock: the clock of the processor that last changed its state.
     lock_clock: Vec<Nanos>,
+    /// Scratch buffer for a kernel call's argument values (no allocation
+    /// per call).
+    kernel_args: Vec<i64>,
     verifier: Verifier,
     stats: LockStats,
     output: Vec<String>,
@@ -320,6 +328,7 @@ impl<'p> Machine<'p> {
             var_version: vec![0; prog.vars.len()],
             var_clock: vec![0; prog.vars.len()],
             lock_clock: vec![0; prog.locks.len()],
+            kernel_args: Vec::with_capacity(8),
             verifier: Verifier::new(config, lock_infos, guards),
             stats: LockStats::new(prog.locks.len()),
             output: vec![],

@@ -1,0 +1,78 @@
+//! DPCs: KeInsertQueueDpc, KeRemoveQueueDpc, KeSetImportanceDpc, KeSetTargetProcessorDpc.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_dpc(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::KeInsertQueueDpc => {
+                let d = index_of(&k.places[0]);
+                let st = &self.dpcs[d as usize];
+                if st.queued_on.is_some() {
+                    return self.finish(cpu, k, 0);
+                }
+                let target = st.target.unwrap_or(cpu);
+                let imp = st.importance;
+                self.cpus[target as usize].dpcs.insert(d, imp);
+                self.dpcs[d as usize].queued_on = Some(target);
+                // An idle target processor catches up to now before running it.
+                let now = self.cpus[c].clock;
+                if target != cpu
+                    && self.cpus[target as usize].stack.is_empty()
+                    && self.cpus[target as usize].clock < now
+                {
+                    self.cpus[target as usize].clock = now;
+                }
+                let dname: Arc<str> = self.prog.dpcs[d as usize].name.as_str().into();
+                self.emit(
+                    cpu,
+                    EventKind::DpcQueued {
+                        name: dname,
+                        target,
+                    },
+                );
+                self.finish(cpu, k, 1)
+            }
+            Kr::KeRemoveQueueDpc => {
+                let d = index_of(&k.places[0]);
+                let removed = match self.dpcs[d as usize].queued_on.take() {
+                    Some(t) => self.cpus[t as usize].dpcs.remove(d),
+                    None => false,
+                };
+                self.finish(cpu, k, removed as i64)
+            }
+            Kr::KeSetImportanceDpc => {
+                let d = index_of(&k.places[0]);
+                self.dpcs[d as usize].importance = match v(0) {
+                    0 => Importance::Low,
+                    2 => Importance::High,
+                    _ => Importance::Medium,
+                };
+                self.finish(cpu, k, 0)
+            }
+            Kr::KeSetTargetProcessorDpc => {
+                let d = index_of(&k.places[0]);
+                let t = v(0);
+                if t < 0 || t >= self.prog.cpus as i64 {
+                    self.assertion(cpu, format!("KeSetTargetProcessorDpc(&{}, {t}): processor {t} does not exist (the scenario has {} processors)", self.prog.dpcs[d as usize].name, self.prog.cpus));
+                    return Flow::Yield;
+                }
+                self.dpcs[d as usize].target = Some(t as u32);
+                self.finish(cpu, k, 0)
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Reader/writer spin locks (EX_SPIN_LOCK): shared and exclusive acquire and release, their DPC-level forms, ExTryConvertSharedSpinLockExclusive.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_ex(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::ExAcquireSpinLockShared
+            | Kr::ExAcquireSpinLockExclusive
+            | Kr::ExAcquireSpinLockSharedAtDpcLevel
+            | Kr::ExAcquireSpinLockExclusiveAtDpcLevel => {
+                let l = lock_of(&k.places[0]);
+                let shared = matches!(
+                    k.kr,
+                    Kr::ExAcquireSpinLockShared | Kr::ExAcquireSpinLockSharedAtDpcLevel
+                );
+                let at_dpc = matches!(
+                    k.kr,
+                    Kr::ExAcquireSpinLockSharedAtDpcLevel
+                        | Kr::ExAcquireSpinLockExclusiveAtDpcLevel
+                );
+                let mode = if shared {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                };
+                if !self.acquire_irql_ok(cpu, at_dpc, l, name) {
+                    return Flow::Yield;
+                }
+                let then = if at_dpc {
+                    After::Nothing
+                } else {
+                    self.set_irql(cpu, irql.max(Irql::DISPATCH));
+                    After::PushOld {
+                        old: irql,
+                        push: k.push_result,
+                    }
+                };
+                let how = if at_dpc {
+                    AcquireKind::AtDpcLevel
+                } else {
+                    AcquireKind::Raising
+                };
+                self.acquire(cpu, l, LockFamily::ReaderWriter, mode, how, then)
+            }
+            Kr::ExReleaseSpinLockShared
+            | Kr::ExReleaseSpinLockExclusive
+            | Kr::ExReleaseSpinLockSharedFromDpcLevel
+            | Kr::ExReleaseSpinLockExclusiveFromDpcLevel => {
+                let l = lock_of(&k.places[0]);
+                let shared = matches!(
+                    k.kr,
+                    Kr::ExReleaseSpinLockShared | Kr::ExReleaseSpinLockSharedFromDpcLevel
+                );
+                let from_dpc = matches!(
+                    k.kr,
+                    Kr::ExReleaseSpinLockSharedFromDpcLevel
+                        | Kr::ExReleaseSpinLockExclusiveFromDpcLevel
+                );
+                if !self.release_irql_ok(cpu, from_dpc, l, name) {
+                    return Flow::Yield;
+                }
+                let mode = if shared {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                };
+                let check = match &self.locks[l.0 as usize] {
+                    LockState::Ex(x) => {
+                        let ok = if shared {
+                            x.holds_shared(cpu)
+                        } else {
+                            x.holds_exclusive(cpu)
+                        };
+                        if ok {
+                            Ok(())
+                        } else if x.holds_shared(cpu) || x.holds_exclusive(cpu) {
+                            Err(ExReleaseError::WrongMode)
+                        } else {
+                            Err(ExReleaseError::NotHeld)
+                        }
+                    }
+                    _ => Err(ExReleaseError::NotHeld),
+                };
+                match check {
+                    Ok(()) => {}
+                    Err(ExReleaseError::WrongMode) => {
+                        let (said, held) = if shared {
+                            ("shared", "exclusive")
+                        } else {
+                            ("exclusive", "shared")
+                        };
+                        let detail = format!("`{}` was released {said} with {name}, but processor {cpu} holds it {held}: the release routine must match the acquire", self.lock_name(l));
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0),
+                            detail,
+                        );
+                        return Flow::Yield;
+                    }
+                    Err(ExReleaseError::NotHeld) => {
+                        let detail = format!(
+                            "{name}(&{}) on processor {cpu}, which does not hold it",
+                            self.lock_name(l)
+                        );
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(l), 0, 0, 0]),
+                            detail,
+                        );
+                        return Flow::Yield;
+                    }
+                }
+                self.release_held(cpu, l, LockFamily::ReaderWriter, mode);
+                if !from_dpc && !self.lower_after_release(cpu, l, Irql(v(0).clamp(0, 15) as u8)) {
+                    return Flow::Yield;
+                }
+                self.finish(cpu, k, 0)
+            }
+            Kr::ExTryConvertSharedSpinLockExclusive => {
+                let l = lock_of(&k.places[0]);
+                let (holds_shared, holds_excl) = match &self.locks[l.0 as usize] {
+                    LockState::Ex(x) => (x.holds_shared(cpu), x.holds_exclusive(cpu)),
+                    _ => (false, false),
+                };
+                if !holds_shared {
+                    if holds_excl {
+                        let detail = format!(
+                            "{name}(&{}) by processor {cpu}, which holds it exclusive, not shared",
+                            self.lock_name(l)
+                        );
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0),
+                            detail,
+                        );
+                        return Flow::Yield;
+                    }
+                    if !holds_excl {
+                        let detail = format!(
+                            "{name}(&{}) by processor {cpu}, which does not hold it",
+                            self.lock_name(l)
+                        );
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(l), 0, 0, 0]),
+                            detail,
+                        );
+                        return Flow::Yield;
+                    }
+                    return self.finish(cpu, k, 0);
+                }
+                let ok = match &mut self.locks[l.0 as usize] {
+                    LockState::Ex(x) => x.try_convert(cpu),
+                    _ => false,
+                };
+                if ok {
+                    self.lock_changed(cpu, l);
+                    if let Some(h) = self.held[c].iter_mut().rev().find(|h| h.lock == l) {
+                        h.mode = LockMode::Exclusive;
+                    }
+                    self.emit(cpu, EventKind::Converted { lock: l });
+                }
+                self.finish(cpu, k, ok as i64)
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Interlocked data: InterlockedIncrement, InterlockedDecrement, InterlockedExchange, InterlockedCompareExchange.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_interlocked(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::InterlockedIncrement
+            | Kr::InterlockedDecrement
+            | Kr::InterlockedExchange
+            | Kr::InterlockedCompareExchange => {
+                let place = k.places[0];
+                let (old, ty) = match place {
+                    Place::Var(x) => {
+                        let d = &self.prog.vars[x as usize];
+                        if self.pageable_fault(cpu, d.paged, false, d.address, WRITE, |irql| {
+                            format!(
+                                "pageable data `{}` was touched by {name} at IRQL {irql}",
+                                d.name
+                            )
+                        }) {
+                            return Flow::Yield;
+                        }
+                        (self.vars[x as usize], d.ty)
+                    }
+                    Place::Local(s) => {
+                        let f = self.cpus[c]
+                            .stack
+                            .last()
+                            .and_then(|t| t.payload.frames.last());
+                        let cur = match f.and_then(|f| f.locals.get(s as usize)) {
+                            Some(Value::Int(x)) => *x,
+                            _ => 0,
+                        };
+                        let ty = f.map(|f| f.routine).and_then(|r| {
+                            self.prog.routines[r as usize]
+                                .slots
+                                .get(s as usize)
+                                .copied()
+                                .flatten()
+                        });
+                        (cur, ty.unwrap_or(scenario::ast::ScalarType::Long))
+                    }
+                    _ => (0, scenario::ast::ScalarType::Long),
+                };
+                let new = truncate(
+                    ty,
+                    match k.kr {
+                        Kr::InterlockedIncrement => old.wrapping_add(1),
+                        Kr::InterlockedDecrement => old.wrapping_sub(1),
+                        Kr::InterlockedExchange => v(0),
+                        _ if old == v(1) => v(0),
+                        _ => old,
+                    },
+                );
+                // Increment/Decrement return the new value, the others the old.
+                let result = match k.kr {
+                    Kr::InterlockedIncrement | Kr::InterlockedDecrement => new,
+                    _ => old,
+                };
+                match place {
+                    Place::Var(x) => self.write_var(cpu, x, new),
+                    Place::Local(s) => {
+                        let f = self.cpus[c]
+                            .stack
+                            .last_mut()
+                            .and_then(|t| t.payload.frames.last_mut());
+                        if let Some(Value::Int(x)) = f.and_then(|f| f.locals.get_mut(s as usize)) {
+                            *x = new;
+                        }
+                    }
+                    _ => {}
+                }
+                self.finish(cpu, k, result)
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Interrupt spin locks: KeAcquire/ReleaseInterruptSpinLock, KeSynchronizeExecution.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_interrupt(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::KeAcquireInterruptSpinLock | Kr::KeSynchronizeExecution => {
+                let i = index_of(&k.places[0]);
+                let decl = &self.prog.interrupts[i as usize];
+                let sync = Irql(decl.sync_irql);
+                let lock = decl.lock;
+                if irql > sync {
+                    let detail = format!("{name}(&{}) was called at IRQL {irql}, above the interrupt's SynchronizeIrql {sync}", decl.name);
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, sync.0 as u64, 0),
+                        detail,
+                    );
+                    return Flow::Yield;
+                } else {
+                    self.set_irql(cpu, sync);
+                }
+                let then = if k.kr == Kr::KeSynchronizeExecution {
+                    let routine = index_of(&k.places[1]);
+                    After::Synchronize {
+                        interrupt: i,
+                        routine,
+                        context: v(0),
+                        old: irql,
+                        push: k.push_result,
+                    }
+                } else {
+                    After::PushOld {
+                        old: irql,
+                        push: k.push_result,
+                    }
+                };
+                self.acquire(
+                    cpu,
+                    lock,
+                    LockFamily::Interrupt,
+                    LockMode::Exclusive,
+                    AcquireKind::Synchronize,
+                    then,
+                )
+            }
+            Kr::KeReleaseInterruptSpinLock => {
+                let i = index_of(&k.places[0]);
+                let lock = self.prog.interrupts[i as usize].lock;
+                if !self.check_owned(cpu, lock, name, LockFamily::Interrupt) {
+                    return Flow::Yield;
+                }
+                self.release_held(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive);
+                if !self.lower_after_release(cpu, lock, Irql(v(0).clamp(0, 15) as u8)) {
+                    return Flow::Yield;
+                }
+                self.finish(cpu, k, 0)
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! IRQL: KeGetCurrentIrql, KeRaiseIrql(ToDpcLevel), KeLowerIrql, KeGetCurrentProcessorNumber.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_irql(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::KeGetCurrentIrql => self.finish(cpu, k, irql.0 as i64),
+            Kr::KeGetCurrentProcessorNumber => self.finish(cpu, k, cpu as i64),
+            Kr::KeRaiseIrql | Kr::KeRaiseIrqlToDpcLevel => {
+                let to = if k.kr == Kr::KeRaiseIrql { v(0) } else { 2 };
+                let invalid = !(0..=15).contains(&to);
+                if invalid || Irql(to as u8) < irql {
+                    {
+                        let detail = irql_out_of_range(name, to).unwrap_or_else(|| format!("{name} asked for IRQL {to}, below the current IRQL {irql}: raising must never lower"));
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::RAISE_TO_LOWER, irql.0 as u64, to as u64, 0),
+                            detail,
+                        );
+                        return Flow::Yield;
+                    }
+                }
+                self.set_irql(cpu, Irql(to as u8));
+                if k.kr == Kr::KeRaiseIrql {
+                    if !self.store_place(cpu, k.places[0], irql.0 as i64) {
+                        return Flow::Yield;
+                    }
+                    return self.finish(cpu, k, 0);
+                }
+                self.finish(cpu, k, irql.0 as i64)
+            }
+            Kr::KeLowerIrql => {
+                let to = v(0);
+                let invalid = !(0..=15).contains(&to);
+                if invalid || Irql(to as u8) > irql {
+                    {
+                        let detail = irql_out_of_range("KeLowerIrql", to).unwrap_or_else(|| format!("KeLowerIrql asked for IRQL {to}, above the current IRQL {irql}: lowering must never raise"));
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(c4::LOWER_TO_HIGHER, irql.0 as u64, to as u64, 0),
+                            detail,
+                        );
+                        return Flow::Yield;
+                    }
+                }
+                self.set_irql(cpu, Irql(to as u8));
+                self.finish(cpu, k, 0)
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}

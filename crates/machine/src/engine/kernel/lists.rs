@@ -1,0 +1,63 @@
+//! ExInterlocked list routines (the list lock taken inside, at any IRQL) and IsListEmpty.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_lists(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::ExInterlockedInsertTailList
+            | Kr::ExInterlockedInsertHeadList
+            | Kr::ExInterlockedRemoveHeadList => {
+                let list = index_of(&k.places[0]);
+                let lock = lock_of(&k.places[1]);
+                let (op, value) = match k.kr {
+                    Kr::ExInterlockedInsertTailList => (ListOp::InsertTail, v(0)),
+                    Kr::ExInterlockedInsertHeadList => (ListOp::InsertHead, v(0)),
+                    _ => (ListOp::RemoveHead, 0),
+                };
+                self.set_irql(cpu, irql.max(Irql::DISPATCH));
+                let ld = &self.prog.lists[list as usize];
+                if self.pageable_fault(cpu, ld.paged, true, ld.address, WRITE, |_| {
+                    format!(
+                        "list head `{}` lives in paged pool and {name} touches it at raised IRQL",
+                        ld.name
+                    )
+                }) {
+                    return Flow::Yield;
+                }
+                self.acquire(
+                    cpu,
+                    lock,
+                    LockFamily::Ordinary,
+                    LockMode::Exclusive,
+                    AcquireKind::Interlocked,
+                    After::List {
+                        op,
+                        list,
+                        value,
+                        old: irql,
+                        push: k.push_result,
+                    },
+                )
+            }
+            Kr::IsListEmpty => {
+                let list = index_of(&k.places[0]);
+                let empty = self.lists[list as usize].is_empty();
+                self.finish(cpu, k, empty as i64)
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The rest: KeStallExecutionProcessor, ExRaiseStatus, DbgPrint, ASSERT, PAGED_CODE, SimFireInterrupt.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_misc(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::KeStallExecutionProcessor => {
+                let us = v(0).max(0) as u64;
+                let until = self.cpus[c].clock.saturating_add(us.saturating_mul(1000));
+                self.top_exec(cpu).pending = Some(Pending::Stall { until });
+                self.finish(cpu, k, 0);
+                Flow::Yield
+            }
+            Kr::ExRaiseStatus => {
+                self.exception(cpu, v(0) as u32 as u64, "ExRaiseStatus");
+                Flow::Yield
+            }
+            Kr::DbgPrint => {
+                let text = scenario::dbgprint::format(k.text.as_deref().unwrap_or(""), vals);
+                for line in text.trim_end_matches('\n').split('\n') {
+                    if self.output.len() < MAX_OUTPUT_LINES {
+                        self.output.push(line.to_string());
+                    } else if self.output.len() == MAX_OUTPUT_LINES {
+                        self.output.push(format!(
+                            "... DbgPrint output truncated after {MAX_OUTPUT_LINES} lines"
+                        ));
+                    }
+                }
+                self.emit(cpu, EventKind::Print { text });
+                self.finish(cpu, k, 0)
+            }
+            Kr::Assert => {
+                if v(0) == 0 {
+                    let text = k.text.clone().unwrap_or_default();
+                    self.assertion(cpu, format!("ASSERT({text}) failed"));
+                    return Flow::Yield;
+                }
+                self.finish(cpu, k, 0)
+            }
+            Kr::PagedCode => {
+                if irql > Irql::APC {
+                    self.assertion(cpu, format!("PAGED_CODE() at IRQL {irql}: pageable code must run at or below APC_LEVEL"));
+                    return Flow::Yield;
+                }
+                self.finish(cpu, k, 0)
+            }
+            Kr::SimFireInterrupt => {
+                let i = index_of(&k.places[0]);
+                let target = self
+                    .prog
+                    .interrupt_lines
+                    .iter()
+                    .find(|l| l.interrupt == i)
+                    .map_or(cpu, |l| l.cpu);
+                let at = self.cpus[c]
+                    .clock
+                    .saturating_add((v(0).max(0) as u64).saturating_mul(1000));
+                self.schedule_arrival(Arrival {
+                    at,
+                    seq: 0,
+                    interrupt: i,
+                    cpu: target,
+                    every: None,
+                    remaining: Some(0),
+                });
+                self.finish(cpu, k, 0)
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}

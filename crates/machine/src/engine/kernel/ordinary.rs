@@ -1,0 +1,130 @@
+//! Ordinary spin locks: KeInitializeSpinLock, KeAcquire/ReleaseSpinLock and the AtDpcLevel/FromDpcLevel, try and test forms.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_ordinary(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::KeInitializeSpinLock => {
+                let l = lock_of(&k.places[0]);
+                if self.lock_holders(l).is_empty() {
+                    self.locks[l.0 as usize] = LockState::new(self.prog.locks[l.0 as usize].kind);
+                }
+                self.finish(cpu, k, 0)
+            }
+            Kr::KeAcquireSpinLock | Kr::KeAcquireSpinLockRaiseToDpc => {
+                let l = lock_of(&k.places[0]);
+                if !self.acquire_irql_ok(cpu, false, l, name) {
+                    return Flow::Yield;
+                }
+                let new = irql.max(Irql::DISPATCH);
+                self.set_irql(cpu, new);
+                let then = if k.kr == Kr::KeAcquireSpinLock {
+                    After::WriteOld {
+                        place: k.places[1],
+                        old: irql,
+                    }
+                } else {
+                    After::PushOld {
+                        old: irql,
+                        push: k.push_result,
+                    }
+                };
+                self.acquire(
+                    cpu,
+                    l,
+                    LockFamily::Ordinary,
+                    LockMode::Exclusive,
+                    AcquireKind::Raising,
+                    then,
+                )
+            }
+            Kr::KeAcquireSpinLockAtDpcLevel => {
+                let l = lock_of(&k.places[0]);
+                if !self.acquire_irql_ok(cpu, true, l, name) {
+                    return Flow::Yield;
+                }
+                self.acquire(
+                    cpu,
+                    l,
+                    LockFamily::Ordinary,
+                    LockMode::Exclusive,
+                    AcquireKind::AtDpcLevel,
+                    After::Nothing,
+                )
+            }
+            Kr::KeReleaseSpinLock | Kr::KeReleaseSpinLockFromDpcLevel => {
+                let l = lock_of(&k.places[0]);
+                let from_dpc = k.kr == Kr::KeReleaseSpinLockFromDpcLevel;
+                if !self.release_irql_ok(cpu, from_dpc, l, name) {
+                    return Flow::Yield;
+                }
+                if !self.check_owned(cpu, l, name, LockFamily::Ordinary) {
+                    return Flow::Yield;
+                }
+                self.release_held(cpu, l, LockFamily::Ordinary, LockMode::Exclusive);
+                if !from_dpc && !self.lower_after_release(cpu, l, Irql(v(0).clamp(0, 15) as u8)) {
+                    return Flow::Yield;
+                }
+                self.finish(cpu, k, 0)
+            }
+            Kr::KeTryToAcquireSpinLockAtDpcLevel => {
+                let l = lock_of(&k.places[0]);
+                if !self.acquire_irql_ok(cpu, true, l, name) {
+                    return Flow::Yield;
+                }
+                let got = match &mut self.locks[l.0 as usize] {
+                    LockState::Spin {
+                        ordinary,
+                        used_ordinary,
+                        ..
+                    } => {
+                        *used_ordinary = true;
+                        ordinary.try_acquire(cpu)
+                    }
+                    _ => false,
+                };
+                if got {
+                    let clock = self.cpus[c].clock;
+                    let op = locks::AcquireOp {
+                        lock: l,
+                        family: LockFamily::Ordinary,
+                        mode: LockMode::Exclusive,
+                        how: AcquireKind::AtDpcLevel,
+                        node: None,
+                        then: After::Nothing,
+                        started: clock,
+                    };
+                    if let Flow::Yield = self.granted(cpu, op) {
+                        return Flow::Yield;
+                    }
+                }
+                self.finish(cpu, k, got as i64)
+            }
+            Kr::KeTestSpinLock => {
+                let l = lock_of(&k.places[0]);
+                let free = match &self.locks[l.0 as usize] {
+                    LockState::Spin {
+                        ordinary, queued, ..
+                    } => ordinary.is_free() && queued.is_free(),
+                    LockState::Interrupt(x) => x.is_free(),
+                    LockState::Ex(x) => x.word() == 0,
+                };
+                self.finish(cpu, k, free as i64)
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! In-stack queued spin locks: KeAcquire/ReleaseInStackQueuedSpinLock and their AtDpcLevel/FromDpcLevel forms.
+
+use super::*;
+
+impl Machine<'_> {
+    /// One call of this family; `vals` are its argument values, `irql` the
+    /// IRQL at the call, `name` the routine's WDK name.
+    pub(super) fn kcall_queued(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        vals: &[i64],
+        irql: Irql,
+        name: &'static str,
+    ) -> Flow {
+        let c = cpu as usize;
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let _ = (c, irql, name, &v);
+        match k.kr {
+            Kr::KeAcquireInStackQueuedSpinLock | Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel => {
+                let l = lock_of(&k.places[0]);
+                let Place::Local(slot) = k.places[1] else {
+                    return Flow::Next;
+                };
+                let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel;
+                if !self.acquire_irql_ok(cpu, at_dpc, l, name) {
+                    return Flow::Yield;
+                }
+                if !at_dpc {
+                    self.set_irql(cpu, irql.max(Irql::DISPATCH));
+                }
+                let how = if at_dpc {
+                    AcquireKind::AtDpcLevel
+                } else {
+                    AcquireKind::Raising
+                };
+                self.acquire(
+                    cpu,
+                    l,
+                    LockFamily::Queued,
+                    LockMode::Exclusive,
+                    how,
+                    After::Handle { slot, old: irql },
+                )
+            }
+            Kr::KeReleaseInStackQueuedSpinLock | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel => {
+                let Place::Local(slot) = k.places[0] else {
+                    return Flow::Next;
+                };
+                let from_dpc = k.kr == Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel;
+                let handle = {
+                    let f = self.frame(cpu);
+                    match f.locals.get_mut(slot as usize) {
+                        Some(Value::Handle(h)) => h.take(),
+                        _ => None,
+                    }
+                };
+                let Some(h) = handle.filter(|h| h.acquired) else {
+                    let detail = format!("{name} was given a KLOCK_QUEUE_HANDLE that holds no lock (never acquired, or already released)");
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [0, 0, 0, 0]),
+                        detail,
+                    );
+                    return Flow::Yield;
+                };
+                let l = h.lock;
+                if !self.release_irql_ok(cpu, from_dpc, l, name) {
+                    return Flow::Yield;
+                }
+                let lower_to = (!from_dpc).then_some(h.old_irql);
+                let poll = match &mut self.locks[l.0 as usize] {
+                    LockState::Spin { queued, .. } => queued.begin_release(h.node),
+                    _ => Poll::Acquired,
+                };
+                match poll {
+                    Poll::Acquired => {
+                        self.finish_queued_release(cpu, l, lower_to);
+                        if self.stop.is_some() {
+                            return Flow::Yield;
+                        }
+                        self.finish(cpu, k, 0)
+                    }
+                    Poll::Spinning => {
+                        let exec = &mut self.top_exec(cpu);
+                        exec.pending = Some(Pending::QueuedRelease(QueuedReleaseOp {
+                            lock: l,
+                            node: h.node,
+                            lower_to,
+                        }));
+                        exec.stuck_at = None;
+                        Flow::Yield
+                    }
+                }
+            }
+            _ => self.finish(cpu, k, 0),
+        }
+    }
+}
