@@ -23,6 +23,7 @@ pub mod sched;
 pub use report::{Outcome, RunReport};
 pub use scenario::{load_file, load_source, LoadError, Program};
 pub use sched::Strategy;
+pub use verifier::{Observer, Recorder};
 
 /// Which engine runs the scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -77,9 +78,23 @@ pub fn run(program: &Program, options: &RunOptions) -> RunReport {
     engine::run(program, options.schedule(program))
 }
 
-/// Run a loaded scenario and return its event stream too (see
-/// [`vcpu::Event`]): context starts and ends, IRQL changes, lock requests,
-/// grants and releases, data accesses, DbgPrint, DPCs queued, interrupts.
+/// Run a loaded scenario and hand its event stream (see [`vcpu::Event`]:
+/// context starts and ends, IRQL changes, lock requests, grants and
+/// releases, data accesses, DbgPrint, DPCs queued, interrupts) to each of
+/// `observers` as it happens — a trace writer streams to disk this way, in
+/// memory that does not grow with the run.
+pub fn run_observed(
+    program: &Program,
+    options: &RunOptions,
+    observers: &mut [&mut dyn Observer],
+) -> RunReport {
+    engine::run_observed(program, options.schedule(program), observers)
+}
+
+/// Run a loaded scenario and return its whole event stream too (memory
+/// grows with the run: prefer [`run_observed`] for long runs).
 pub fn run_recorded(program: &Program, options: &RunOptions) -> (RunReport, Vec<vcpu::Event>) {
-    engine::run_recorded(program, options.schedule(program))
+    let mut rec = Recorder::default();
+    let report = run_observed(program, options, &mut [&mut rec]);
+    (report, rec.events)
 }

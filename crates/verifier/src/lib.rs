@@ -66,6 +66,46 @@ mod tests;
 use serde::Serialize;
 
 pub use observer::Verifier;
+
+/// Anything that watches a run's event stream: the verifier, the lock
+/// statistics, trace writers and recorders. The machine hands every
+/// [`vcpu::Event`] to each observer in the order it emitted them; an
+/// observer sees nothing else of the machine, so a new analysis or report is
+/// a new observer.
+pub trait Observer {
+    /// See one event. Return a [`Violation`] when a rule this observer
+    /// keeps is broken: the machine stops the run with its bug check (only
+    /// the verifier does; reports and recorders return `None`).
+    fn observe(&mut self, ev: &vcpu::Event) -> Option<Violation>;
+}
+
+impl Observer for Verifier {
+    fn observe(&mut self, ev: &vcpu::Event) -> Option<Violation> {
+        Verifier::observe(self, ev)
+    }
+}
+
+impl Observer for LockStats {
+    fn observe(&mut self, ev: &vcpu::Event) -> Option<Violation> {
+        LockStats::observe(self, ev);
+        None
+    }
+}
+
+/// An observer that keeps every event (for tests and small traces; a long
+/// run should stream to a writer instead).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// The events seen, in order.
+    pub events: Vec<vcpu::Event>,
+}
+
+impl Observer for Recorder {
+    fn observe(&mut self, ev: &vcpu::Event) -> Option<Violation> {
+        self.events.push(ev.clone());
+        None
+    }
+}
 pub use stats::{LockStat, LockStats};
 pub use warnings::rule;
 

@@ -28,7 +28,7 @@ use tracing::{debug, info, trace};
 use vcpu::bugcheck::code;
 use vcpu::processor::{Context, PendingInterrupt};
 use vcpu::{Bugcheck, ContextKind, Event, EventKind, Importance, Irql, Nanos, Processor};
-use verifier::{LockStats, Verifier};
+use verifier::{LockStats, Observer, Verifier};
 
 /// Cost of one statement: base plus seeded jitter (ns).
 pub const STATEMENT_NS: Nanos = 100;
@@ -224,8 +224,9 @@ struct Machine<'p> {
     end_time: Nanos,
     /// Bumped on every change of any lock's state (grant, release, link).
     lock_epoch: u64,
-    /// Every event, when the caller asked for the record.
-    log: Option<Vec<Event>>,
+    /// The caller's observers (trace writers, recorders): they see every
+    /// event after the verifier and the statistics.
+    observers: Vec<&'p mut dyn Observer>,
 }
 
 /// What one deterministic run is: the seed and the schedule strategy.
@@ -256,19 +257,24 @@ impl Schedule {
 
 /// Run a program in deterministic mode.
 pub fn run(prog: &Program, schedule: Schedule) -> RunReport {
-    let mut m = Machine::new(prog, schedule);
-    m.main_loop();
-    finish::report(&m, schedule)
+    run_observed(prog, schedule, &mut [])
 }
 
-/// Run a program in deterministic mode and also return every event of the
-/// run, in the order the engine emitted them (for traces and timelines).
-pub fn run_recorded(prog: &Program, schedule: Schedule) -> (RunReport, Vec<Event>) {
+/// Run a program in deterministic mode and hand every event, in the order
+/// the engine emitted them, to each of `observers` (after the verifier and
+/// the statistics have seen it): trace writers, recorders, timelines.
+pub fn run_observed<'a>(
+    prog: &'a Program,
+    schedule: Schedule,
+    observers: &'a mut [&mut dyn Observer],
+) -> RunReport {
     let mut m = Machine::new(prog, schedule);
-    m.log = Some(Vec::new());
+    m.observers = observers
+        .iter_mut()
+        .map(|o| &mut **o as &'a mut dyn Observer)
+        .collect();
     m.main_loop();
-    let report = finish::report(&m, schedule);
-    (report, m.log.take().unwrap_or_default())
+    finish::report(&m, schedule)
 }
 
 /// The number of scheduling steps of the program's `timing` run at its
@@ -339,7 +345,7 @@ impl<'p> Machine<'p> {
             engine_warnings: vec![],
             end_time: 0,
             lock_epoch: 0,
-            log: None,
+            observers: Vec::new(),
             cpus,
         };
         m.place_threads();
@@ -446,11 +452,11 @@ impl<'p> Machine<'p> {
             kind,
         };
         trace!(?ev, "event");
-        self.stats.observe(&ev);
-        if let Some(log) = &mut self.log {
-            log.push(ev.clone());
+        Observer::observe(&mut self.stats, &ev);
+        for o in &mut self.observers {
+            o.observe(&ev);
         }
-        if let Some(v) = self.verifier.observe(&ev) {
+        if let Some(v) = Observer::observe(&mut self.verifier, &ev) {
             self.bugcheck_with(cpu, v.bugcheck, v.detail, v.analysis);
         }
     }
