@@ -74,9 +74,9 @@ fn digest_lines() -> String {
             }
         };
         let pct_steps = machine::engine::timing_steps(&program);
-        let schedules = SEEDS.map(|s| (s, Strategy::Timing)).chain(
-            OTHER_SEEDS.flat_map(|s| [(s, Strategy::Random), (s, Strategy::Pct)]),
-        );
+        let schedules = SEEDS
+            .map(|s| (s, Strategy::Timing))
+            .chain(OTHER_SEEDS.flat_map(|s| [(s, Strategy::Random), (s, Strategy::Pct)]));
         for (seed, strategy) in schedules {
             let options = machine::RunOptions {
                 seed: Some(seed),
