@@ -3,6 +3,10 @@
 //! [`rules_cmd`]), the text report ([`text`]), the Chrome trace of a run
 //! ([`trace`]) and the rendering of rejected input ([`diagnostics`]).
 //! `main.rs` only parses arguments, sets up logging and dispatches.
+//!
+//! Architecture invariant: the only crate that renders (text, JSON, traces)
+//! and the only one that knows the command line; every decision about a run
+//! (schedules, exploration, outcomes) is the machine's.
 
 pub mod cli;
 pub mod diagnostics;

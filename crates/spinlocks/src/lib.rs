@@ -83,6 +83,9 @@
 //! * `cargo bench -p spinlocks --bench locks`: the fixed-time contention
 //!   benchmark against `spin`, `parking_lot` and `std` (`BENCH_SECS` sets the
 //!   seconds per configuration).
+//!
+//! Architecture invariant: no dependency on anything above it (no `vcpu`,
+//! `verifier`, `scenario` or `machine`); an owner is an opaque number.
 
 pub mod model;
 pub mod real;

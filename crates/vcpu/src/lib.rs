@@ -6,6 +6,9 @@
 //! verifier and reports consume ([`event`]), and the per-processor state —
 //! context stack, DPC queue, pending interrupts, virtual clock
 //! ([`processor`]).
+//!
+//! Architecture invariant: the bottom of the stack with `spinlocks`; it
+//! never imports `scenario`, `machine`, `verifier` or the CLI.
 
 pub mod bugcheck;
 pub mod event;

@@ -4,7 +4,13 @@
 //! reports what Windows' Driver Verifier would report, plus findings that do
 //! not end a run. It never changes what the machine does: the engine calls
 //! [`Verifier::observe`] for every event, in order, and stops the run at the
-//! first [`Violation`] it gets back.
+//! first [`Violation`] it gets back. Every observer of the stream (the
+//! verifier, [`LockStats`], trace writers, [`Recorder`]) implements
+//! [`Observer`].
+//!
+//! Architecture invariant: it sees only `vcpu` events and the lock/guard
+//! tables it is given; it never imports `scenario`, `machine` or
+//! `spinlocks`, and never looks into the machine.
 //!
 //! What is checked:
 //!
