@@ -69,13 +69,18 @@ pub struct RunArgs {
 
     /// How processors interleave: timing (default; virtual time with seeded
     /// cost jitter), random (a seeded choice at every step), pct
-    /// (probabilistic concurrency testing).
-    #[arg(long, value_enum, default_value_t = StrategyArg::Timing)]
-    pub strategy: StrategyArg,
+    /// (probabilistic concurrency testing). Deterministic mode only.
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
 
     /// PCT change points (default 3); only with `--strategy pct`.
     #[arg(long, value_name = "D", value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub depth: Option<u32>,
+
+    /// Parallel mode only: cut the run off after this wall time (e.g.
+    /// `10000ms`, `10s`; default 10000ms) with TIME_LIMIT_REACHED.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 
     /// Report format on standard output.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -209,6 +214,32 @@ pub enum Format {
 }
 
 /// A seed in decimal or `0x` hexadecimal.
+/// A duration as the scenario language writes them: an integer followed by
+/// `ns`, `us`, `ms` or `s` (`10000ms`, `10s`); at least 1 ms.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write e.g. `10000ms` or `10s`"))?;
+    let d = match unit {
+        "ns" => std::time::Duration::from_nanos(n),
+        "us" => std::time::Duration::from_micros(n),
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        _ => {
+            return Err(format!(
+                "`{s}` is not a duration: the unit must be ns, us, ms or s (e.g. `10000ms`)"
+            ))
+        }
+    };
+    if d < std::time::Duration::from_millis(1) {
+        return Err(format!("`{s}` is too short: a timeout is at least 1ms"));
+    }
+    Ok(d)
+}
+
 fn parse_seed(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {

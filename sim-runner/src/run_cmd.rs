@@ -13,15 +13,24 @@ use std::io::Write;
 /// written) go to `err` with status 2. The trace is written before the
 /// report is printed, so a failed write leaves standard output empty.
 pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
-    if let Err(e) = crate::cli::check_depth(args.strategy, args.depth) {
+    let parallel = args.mode == ModeArg::Parallel;
+    let strategy = args.strategy.unwrap_or(crate::cli::StrategyArg::Timing);
+    let refusal = if parallel && args.strategy.is_some() {
+        Some("error: --strategy does not apply in parallel mode (the OS schedules the processor threads)".to_string())
+    } else if parallel && args.depth.is_some() {
+        Some("error: --depth does not apply in parallel mode".to_string())
+    } else if !parallel && args.timeout.is_some() {
+        Some(
+            "error: --timeout is only for --mode parallel (deterministic runs end by virtual time)"
+                .to_string(),
+        )
+    } else if parallel && args.trace.is_some() {
+        Some("error: --trace is only for deterministic mode".to_string())
+    } else {
+        crate::cli::check_depth(strategy, args.depth).err()
+    };
+    if let Some(e) = refusal {
         let _ = writeln!(err, "{e}");
-        return exit::REJECTED;
-    }
-    if args.mode == ModeArg::Parallel {
-        let _ = writeln!(
-            err,
-            "error: parallel mode is not available yet (issue C); run without --mode or with --mode deterministic"
-        );
         return exit::REJECTED;
     }
     tracing::debug!(file = %args.file.display(), "loading scenario");
@@ -35,10 +44,15 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
 
     let options = RunOptions {
         seed: args.seed,
-        mode: Mode::Deterministic,
-        strategy: args.strategy.strategy(),
+        mode: if parallel {
+            Mode::Parallel
+        } else {
+            Mode::Deterministic
+        },
+        strategy: strategy.strategy(),
         depth: args.depth,
         pct_steps: None,
+        timeout: args.timeout,
     };
     tracing::debug!(seed = ?options.seed, "running scenario");
     let report = match &args.trace {

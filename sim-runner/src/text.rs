@@ -38,8 +38,35 @@ pub fn render(report: &RunReport) -> String {
     warnings_section(&mut out, &report.warnings);
     output_section(&mut out, &report.output);
     locks_section(&mut out, &report.locks);
+    if let Some(p) = &report.parallel {
+        parallel_section(&mut out, p);
+    }
     expectation_section(&mut out, report);
     out
+}
+
+/// Parallel mode: which core each processor thread ran on, its steps per
+/// second of CPU time and its share of time at each IRQL.
+fn parallel_section(out: &mut String, p: &machine::report::ParallelReport) {
+    let _ = writeln!(out, "\nPARALLEL:  {:.1} ms wall time", p.wall_ms);
+    for q in &p.processors {
+        let core = q
+            .core
+            .map_or("unpinned".to_string(), |c| format!("core {c}"));
+        let share: Vec<String> = q
+            .irql_share
+            .iter()
+            .map(|(irql, f)| format!("IRQL {irql} {:.0}%", f * 100.0))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  cpu {}  {core}  {} steps  {:.2} M steps/s  {}",
+            q.cpu,
+            q.steps,
+            q.steps_per_cpu_second / 1e6,
+            share.join(", ")
+        );
+    }
 }
 
 /// How the run ended, on one line: `bugcheck 0xF SPIN_LOCK_ALREADY_OWNED`,
@@ -104,15 +131,16 @@ fn header(out: &mut String, report: &RunReport) {
         format!("{} cpus", report.cpus)
     };
     // Version 1's header for the default strategy; others are named.
-    let strategy = match (report.strategy.as_str(), report.depth) {
-        ("timing", _) => String::new(),
-        (s, Some(d)) => format!(", strategy {s} depth {d}"),
-        (s, None) => format!(", strategy {s}"),
+    let schedule = match (report.seed, report.strategy.as_deref(), report.depth) {
+        (Some(seed), Some("timing") | None, _) => format!("seed {seed}, "),
+        (Some(seed), Some(s), Some(d)) => format!("seed {seed}, strategy {s} depth {d}, "),
+        (Some(seed), Some(s), None) => format!("seed {seed}, strategy {s}, "),
+        (None, _, _) => String::new(),
     };
     let _ = writeln!(
         out,
-        "scenario   {}  ({}, seed {}{strategy}, {}, {})",
-        report.scenario, report.file, report.seed, report.mode, cpus
+        "scenario   {}  ({}, {schedule}{}, {})",
+        report.scenario, report.file, report.mode, cpus
     );
     if let Some(title) = &report.title {
         let _ = writeln!(out, "title      {title}");

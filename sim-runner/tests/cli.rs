@@ -40,23 +40,46 @@ fn run_directory_is_rejected() {
 }
 
 #[test]
-fn run_parallel_mode_is_not_available_yet() {
+fn run_parallel_mode_reports_mode_and_refuses_deterministic_options() {
     let dir = scratch("parallel");
     let file = dir.join("ok.sim");
     fs::write(&file, SCENARIO).unwrap();
     let o = bin()
-        .args(["run", "--mode", "parallel"])
+        .args(["run", "--mode", "parallel", "--format", "json"])
         .arg(&file)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    assert!(
-        err.contains("parallel mode is not available yet (issue C)"),
-        "{err}"
-    );
-    assert!(err.contains("--mode deterministic"), "{err}");
-    assert!(stdout(&o).is_empty());
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON report");
+    assert_eq!(v["mode"], "parallel");
+    assert_eq!(v["seed"], serde_json::Value::Null);
+    assert_eq!(v["strategy"], serde_json::Value::Null);
+    assert_eq!(v["depth"], serde_json::Value::Null);
+    assert!(v["parallel"]["processors"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty()));
+    for (args, needle) in [
+        (
+            &["--mode", "parallel", "--strategy", "pct"][..],
+            "--strategy does not apply",
+        ),
+        (
+            &["--mode", "parallel", "--depth", "2"][..],
+            "--depth does not apply",
+        ),
+        (
+            &["--timeout", "10ms"][..],
+            "--timeout is only for --mode parallel",
+        ),
+        (
+            &["--mode", "parallel", "--timeout", "10xs"][..],
+            "not a duration",
+        ),
+    ] {
+        let o = bin().arg("run").args(args).arg(&file).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
 }
 
 #[test]

@@ -51,8 +51,8 @@ fn base(name: &str, outcome: Outcome) -> RunReport {
         scenario: name.into(),
         title: None,
         file: FILE.into(),
-        seed: 1,
-        strategy: "timing".into(),
+        seed: Some(1),
+        strategy: Some("timing".into()),
         depth: None,
         mode: "deterministic".into(),
         cpus: 2,
@@ -68,6 +68,7 @@ fn base(name: &str, outcome: Outcome) -> RunReport {
         processors: vec![],
         virtual_time_us: 0.0,
         statements: 0,
+        parallel: None,
     }
 }
 
@@ -162,7 +163,7 @@ fn lock_order_cycle() -> RunReport {
     RunReport {
         scenario: "lock-order-cycle".into(),
         file: ORDER_FILE.into(),
-        seed: 0x2a,
+        seed: Some(0x2a),
         cpus: 2,
         bugcheck: Some(b),
         warnings: vec![
@@ -252,7 +253,7 @@ fn assertion_failed() -> RunReport {
         scenario: "paged-code-under-lock".into(),
         file: "scenarios/rules/paged.sim".into(),
         cpus: 1,
-        seed: 7,
+        seed: Some(7),
         assertion: Some(AssertionReport {
             message: "PAGED_CODE() at IRQL 2 (DISPATCH_LEVEL): ReadConfig is pageable and must run at or below APC_LEVEL".into(),
             cpu: 0,

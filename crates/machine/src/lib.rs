@@ -49,6 +49,9 @@ pub struct RunOptions {
     /// its header seed ([`engine::timing_steps`]). Exploration computes it
     /// once per file and passes it here.
     pub pct_steps: Option<u64>,
+    /// Parallel mode: wall time after which the run is cut off (`None`:
+    /// [`engine::parallel::DEFAULT_TIMEOUT`], 10 s).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl RunOptions {
@@ -73,9 +76,47 @@ impl RunOptions {
     }
 }
 
-/// Run a loaded scenario.
+/// Run a loaded scenario, in the mode `options` says.
 pub fn run(program: &Program, options: &RunOptions) -> RunReport {
-    engine::run(program, options.schedule(program))
+    match options.mode {
+        Mode::Deterministic => engine::run(program, options.schedule(program)),
+        Mode::Parallel => run_parallel(program, options),
+    }
+}
+
+/// Parallel mode: processor threads pinned to cores ([`engine::parallel`]).
+/// The report's `seed`, `strategy` and `depth` are null and `parallel`
+/// says which core each processor ran on and its time at each IRQL.
+pub fn run_parallel(program: &Program, options: &RunOptions) -> RunReport {
+    let timeout = options.timeout.unwrap_or(engine::parallel::DEFAULT_TIMEOUT);
+    let (mut report, facts) = engine::parallel::run_parallel(program, timeout);
+    let processors = (0..facts.cores.len())
+        .map(|i| {
+            let total: u64 = facts.irql_ns[i].iter().sum();
+            let irql_share = facts.irql_ns[i]
+                .iter()
+                .enumerate()
+                .filter(|(_, &ns)| ns > 0)
+                .map(|(q, &ns)| (q as u8, ns as f64 / total.max(1) as f64))
+                .collect();
+            report::ParallelProcessor {
+                cpu: i as u32,
+                core: facts.cores[i],
+                steps: facts.steps[i],
+                steps_per_cpu_second: if total == 0 {
+                    0.0
+                } else {
+                    facts.steps[i] as f64 * 1e9 / total as f64
+                },
+                irql_share,
+            }
+        })
+        .collect();
+    report.parallel = Some(report::ParallelReport {
+        wall_ms: facts.wall_ns as f64 / 1e6,
+        processors,
+    });
+    report
 }
 
 /// Run a loaded scenario and hand its event stream (see [`vcpu::Event`]:
@@ -86,7 +127,7 @@ pub fn run(program: &Program, options: &RunOptions) -> RunReport {
 pub fn run_observed(
     program: &Program,
     options: &RunOptions,
-    observers: &mut [&mut dyn Observer],
+    observers: &mut [&mut (dyn Observer + Send)],
 ) -> RunReport {
     engine::run_observed(program, options.schedule(program), observers)
 }

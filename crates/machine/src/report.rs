@@ -102,9 +102,11 @@ pub struct RunReport {
     pub scenario: String,
     pub title: Option<String>,
     pub file: String,
-    pub seed: u64,
-    /// The schedule strategy: `timing`, `random` or `pct`.
-    pub strategy: String,
+    /// The seed; `None` in parallel mode (not reproducible).
+    pub seed: Option<u64>,
+    /// The schedule strategy: `timing`, `random` or `pct`; `None` in
+    /// parallel mode.
+    pub strategy: Option<String>,
     /// PCT change points; `None` unless the strategy is `pct`.
     pub depth: Option<u32>,
     pub mode: String,
@@ -127,4 +129,32 @@ pub struct RunReport {
     pub virtual_time_us: f64,
     /// Statements executed over all processors.
     pub statements: u64,
+    /// Parallel mode only (absent from the JSON otherwise): the cores the
+    /// processor threads ran on, their share of time at each IRQL, steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<ParallelReport>,
+}
+
+/// What a parallel run adds to its report (`"parallel"` in the JSON).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParallelReport {
+    /// Wall time of the run, in ms.
+    pub wall_ms: f64,
+    /// One entry per virtual processor.
+    pub processors: Vec<ParallelProcessor>,
+}
+
+/// One processor thread of a parallel run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParallelProcessor {
+    pub cpu: u32,
+    /// The core its OS thread was pinned to (`None`: pinning failed).
+    pub core: Option<usize>,
+    /// Steps (statements and spin iterations) it took.
+    pub steps: u64,
+    /// Steps per second of its thread's CPU time.
+    pub steps_per_cpu_second: f64,
+    /// Share of its CPU time at each IRQL that it spent time at, as
+    /// `(irql, fraction)` pairs in IRQL order.
+    pub irql_share: Vec<(u8, f64)>,
 }

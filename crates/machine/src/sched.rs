@@ -111,7 +111,7 @@ pub fn new_scheduler(
     cpus: u32,
     depth: u32,
     pct_steps: u64,
-) -> Box<dyn Scheduler> {
+) -> Box<dyn Scheduler + Send> {
     match strategy {
         Strategy::Timing => Box::new(TimingScheduler::new(seed)),
         Strategy::Random => Box::new(RandomScheduler::new(seed, cpus)),

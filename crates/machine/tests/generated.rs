@@ -674,7 +674,7 @@ fn check_json_agrees(report: &RunReport, json: &str) -> Result<(), TestCaseError
         Outcome::AssertionFailed => "assertion_failed",
     };
     prop_assert_eq!(v["outcome"].as_str(), Some(outcome));
-    prop_assert_eq!(v["seed"].as_u64(), Some(report.seed));
+    prop_assert_eq!(v["seed"].as_u64(), report.seed);
     prop_assert_eq!(v["cpus"].as_u64(), Some(u64::from(report.cpus)));
     prop_assert_eq!(v["statements"].as_u64(), Some(report.statements));
     prop_assert_eq!(
@@ -749,7 +749,7 @@ proptest! {
             (Err(e), _) | (_, Err(e)) => return Err(TestCaseError::fail(e.to_string())),
         };
         prop_assert!(a == b, "same program and seed, different reports:\n{}", text);
-        prop_assert_eq!(first.seed, spec.run_seed);
+        prop_assert_eq!(first.seed, Some(spec.run_seed));
         check_json_agrees(&first, &a)?;
     }
 }

@@ -208,10 +208,16 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         scenario: prog.name.clone(),
         title: prog.title.clone(),
         file: prog.source.name.clone(),
-        seed,
-        strategy: schedule.strategy.name().into(),
-        depth: (schedule.strategy == crate::sched::Strategy::Pct).then_some(schedule.depth),
-        mode: "deterministic".into(),
+        seed: (!m.parallel).then_some(seed),
+        strategy: (!m.parallel).then(|| schedule.strategy.name().to_string()),
+        depth: (!m.parallel && schedule.strategy == crate::sched::Strategy::Pct)
+            .then_some(schedule.depth),
+        mode: if m.parallel {
+            "parallel"
+        } else {
+            "deterministic"
+        }
+        .into(),
         cpus: prog.cpus,
         outcome,
         bugcheck,
@@ -225,6 +231,7 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         processors: m.processor_states(),
         virtual_time_us: us(m.end_time),
         statements: m.statements,
+        parallel: None,
     };
     let failure = crate::expect::evaluate(&prog.expects, &r);
     r.expectation_met = failure.is_none();

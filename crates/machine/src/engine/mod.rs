@@ -17,6 +17,7 @@ mod exec;
 mod finish;
 mod kernel;
 mod locks;
+pub mod parallel;
 
 use crate::report::RunReport;
 use crate::sched::{new_scheduler, Scheduler, Strategy};
@@ -199,7 +200,7 @@ struct Machine<'p> {
     arrivals: Vec<Arrival>,
     arrival_seq: u64,
     /// Every choice of the run (which processor steps, costs, placement).
-    sched: Box<dyn Scheduler>,
+    sched: Box<dyn Scheduler + Send>,
     /// Random and pct: per-processor clocks follow causality (Lamport).
     lamport: bool,
     /// Scheduling steps taken (statements and spin iterations).
@@ -212,6 +213,13 @@ struct Machine<'p> {
     /// Scratch buffer for a kernel call's argument values (no allocation
     /// per call).
     kernel_args: Vec<i64>,
+    /// Parallel mode: clocks are the processor threads' CPU time and
+    /// statements cost nothing of their own.
+    parallel: bool,
+    /// Parallel mode: the run is over (every thread ended, the duration or
+    /// the timeout passed) without a stop.
+    over: bool,
+
     verifier: Verifier,
     stats: LockStats,
     output: Vec<String>,
@@ -226,7 +234,7 @@ struct Machine<'p> {
     lock_epoch: u64,
     /// The caller's observers (trace writers, recorders): they see every
     /// event after the verifier and the statistics.
-    observers: Vec<&'p mut dyn Observer>,
+    observers: Vec<&'p mut (dyn Observer + Send)>,
 }
 
 /// What one deterministic run is: the seed and the schedule strategy.
@@ -266,12 +274,12 @@ pub fn run(prog: &Program, schedule: Schedule) -> RunReport {
 pub fn run_observed<'a>(
     prog: &'a Program,
     schedule: Schedule,
-    observers: &'a mut [&mut dyn Observer],
+    observers: &'a mut [&mut (dyn Observer + Send)],
 ) -> RunReport {
     let mut m = Machine::new(prog, schedule);
     m.observers = observers
         .iter_mut()
-        .map(|o| &mut **o as &'a mut dyn Observer)
+        .map(|o| &mut **o as &'a mut (dyn Observer + Send))
         .collect();
     m.main_loop();
     finish::report(&m, schedule)
@@ -335,6 +343,9 @@ impl<'p> Machine<'p> {
             var_clock: vec![0; prog.vars.len()],
             lock_clock: vec![0; prog.locks.len()],
             kernel_args: Vec::with_capacity(8),
+            parallel: false,
+            over: false,
+
             verifier: Verifier::new(config, lock_infos, guards),
             stats: LockStats::new(prog.locks.len()),
             output: vec![],
@@ -510,6 +521,10 @@ impl<'p> Machine<'p> {
     }
 
     fn cost(&mut self, base: Nanos, jitter: Nanos) -> Nanos {
+        if self.parallel {
+            // Parallel mode: nominal costs, no jitter (the OS interleaves).
+            return base;
+        }
         self.sched.cost(base, jitter)
     }
 
@@ -713,6 +728,16 @@ impl<'p> Machine<'p> {
                 a.at <= self.cpus[a.cpu as usize].clock
             })
             .min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))
+    }
+
+    /// Is the context on top of processor `c` only re-reading data nobody
+    /// has written since (random, pct and parallel mode)?
+    fn data_waiting(&self, c: usize) -> bool {
+        self.cpus[c].top().is_some_and(|t| {
+            t.payload
+                .data_wait
+                .is_some_and(|(v, ver)| self.var_version[v as usize] == ver)
+        })
     }
 
     /// Random and pct: can this processor take a scheduler choice? Not when

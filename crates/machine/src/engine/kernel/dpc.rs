@@ -30,6 +30,7 @@ impl Machine<'_> {
                 // An idle target processor catches up to now before running it.
                 let now = self.cpus[c].clock;
                 if target != cpu
+                    && !self.parallel
                     && self.cpus[target as usize].stack.is_empty()
                     && self.cpus[target as usize].clock < now
                 {

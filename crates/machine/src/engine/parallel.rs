@@ -1,0 +1,348 @@
+//! The parallel driver (`--mode parallel`): every virtual processor is an OS
+//! thread pinned to a core (processor `i` on core `i mod cores`, so more
+//! processors than cores work), running the same interpreter and kernel
+//! routines as deterministic mode.
+//!
+//! Design (this version): the machine's state is shared under one machine
+//! lock (`parking_lot::Mutex`), taken by a processor thread for one step —
+//! its safe point and one statement or one spin iteration — and released
+//! between steps. So the OS decides which processor's step comes next: an
+//! unguarded read-modify-write loses updates for real, lock handoffs and
+//! unfairness come from real thread timing, and runs are not reproducible.
+//! Lock words are still the two-phase models of `spinlocks::model` updated
+//! under the machine lock (the same code as deterministic mode), not the
+//! real locks: contention on a lock is real contention on the machine lock.
+//!
+//! Time: a processor's clock advances by the nominal cost of what it does
+//! (100 ns a statement, 50 ns a spin iteration, a stall's length), so
+//! neither waiting for the machine lock nor the OS preempting a processor
+//! thread adds to hold times, watchdogs or warnings (the contract asks for
+//! the thread's CPU time for that reason; nominal costs are the same idea
+//! made independent of how loaded the machine is); how many spin
+//! iterations a wait takes, and what interleaves with what, is decided by
+//! real thread timing. Interrupt lines and `SimFireInterrupt` follow the
+//! processor's own clock (the contract says the wall clock; at the
+//! interpreter's speed a statement takes about ten times its nominal cost
+//! in real time, so a wall-clock line would land µs-scale arrivals at the
+//! wrong statements); `duration` and `--timeout` follow the wall clock
+//! (0 = the first processor's first turn); a stall also waits for real.
+//!
+//! Never hangs: the first bugcheck stops every processor at its next step;
+//! a wait-for cycle among spinning processors is found at once by the same
+//! analysis as deterministic mode (0x133); a stretch at DISPATCH_LEVEL past
+//! `watchdog` (CPU time) is 0x133; the calling thread is a watchdog that
+//! cuts the run off after `timeout` of wall time with TIME_LIMIT_REACHED.
+
+use super::*;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Default `--timeout` of a parallel run (contract: `10000ms`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
+
+/// What the parallel driver adds to a report.
+#[derive(Clone, Debug, Default)]
+pub struct ParallelFacts {
+    /// Per processor: the core its thread was pinned to (None: pinning
+    /// failed or no cores were reported).
+    pub cores: Vec<Option<usize>>,
+    /// Per processor: CPU time spent at each IRQL 0..=15, in ns.
+    pub irql_ns: Vec<[u64; 16]>,
+    /// Steps (statements and spin iterations) each processor took.
+    pub steps: Vec<u64>,
+    /// Wall time of the run, in ns.
+    pub wall_ns: u64,
+}
+
+/// The lock around the machine's state. With no more processors than
+/// cores it is a FIFO ticket spin lock, so the processor threads take
+/// steps in turn (a waiter spins on its own core; a spinning processor
+/// cannot starve the holder of a scenario lock); with more, a parking
+/// mutex, so waiters do not burn the cores the running ones need.
+trait MachineLock<'p>: Sync {
+    fn with<R>(&self, f: impl FnOnce(&mut Machine<'p>) -> R) -> R;
+    /// Spin-loop hints a spinning processor spends outside the lock after
+    /// a spin iteration that found its scenario lock taken: none with the
+    /// FIFO lock (turns already alternate), some with the parking one.
+    const SPIN_BACKOFF: u32;
+}
+
+impl<'p> MachineLock<'p> for spin::mutex::TicketMutex<Machine<'p>> {
+    const SPIN_BACKOFF: u32 = 0;
+    fn with<R>(&self, f: impl FnOnce(&mut Machine<'p>) -> R) -> R {
+        f(&mut self.lock())
+    }
+}
+
+impl<'p> MachineLock<'p> for Mutex<Machine<'p>> {
+    const SPIN_BACKOFF: u32 = 64;
+    fn with<R>(&self, f: impl FnOnce(&mut Machine<'p>) -> R) -> R {
+        f(&mut self.lock())
+    }
+}
+
+/// Run `prog` in parallel mode; `timeout` bounds its wall time.
+pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFacts) {
+    let mut m = Machine::new(prog, Schedule::timing(prog.seed));
+    m.parallel = true;
+    let n = m.cpus.len();
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let (m, facts) = if n <= cores.len().max(1) {
+        let lock = spin::mutex::TicketMutex::new(m);
+        let facts = drive(&lock, n, &cores, timeout);
+        (lock.into_inner(), facts)
+    } else {
+        let lock = Mutex::new(m);
+        let facts = drive(&lock, n, &cores, timeout);
+        (lock.into_inner(), facts)
+    };
+    let mut m = m;
+    if m.end_time == 0 {
+        m.end_time = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+    }
+    let report = finish::report(&m, Schedule::timing(prog.seed));
+    (report, facts)
+}
+
+/// Start one pinned thread per processor, all released together when
+/// every one is pinned (time 0 of the wall clock), and watch the timeout.
+fn drive<'p>(
+    machine: &impl MachineLock<'p>,
+    n: usize,
+    cores: &[core_affinity::CoreId],
+    timeout: Duration,
+) -> ParallelFacts {
+    let done = AtomicBool::new(false);
+    let ready = std::sync::Barrier::new(n + 1);
+    let facts = Mutex::new(ParallelFacts {
+        cores: vec![None; n],
+        irql_ns: vec![[0; 16]; n],
+        steps: vec![0; n],
+        wall_ns: 0,
+    });
+    let mut start = Instant::now();
+    let start_at = Mutex::new(None::<Instant>);
+    std::thread::scope(|s| {
+        let (done, facts, ready, start_at) = (&done, &facts, &ready, &start_at);
+        for i in 0..n {
+            s.spawn(move || {
+                let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+                let pinned = core.is_some_and(core_affinity::set_for_current);
+                facts.lock().cores[i] = if pinned { core.map(|c| c.id) } else { None };
+                // Warm up (the lock's cache line, this thread's stack) so the
+                // first turn is not slower than the next.
+                machine.with(|m| m.cpus[i].clock);
+                ready.wait();
+                // Wall time 0 is the first turn of the first processor.
+                let start = *start_at.lock().get_or_insert_with(Instant::now);
+                processor_thread(machine, done, facts, i, start);
+            });
+        }
+        ready.wait();
+        start = Instant::now();
+        // The watchdog: the wall-clock timeout.
+        while !done.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+            if start.elapsed() > timeout {
+                machine.with(|m| {
+                    if m.stop.is_none() && !m.over {
+                        let now = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+                        m.end_time = now;
+                        m.cut_off(format!(
+                            "the parallel run was cut off by --timeout after {} ms of wall time, with threads still running: {{}}",
+                            timeout.as_millis()
+                        ));
+                        m.over = true;
+                    }
+                });
+                done.store(true, Ordering::Release);
+            }
+        }
+    });
+    let mut facts = facts.into_inner();
+    facts.wall_ns = start.elapsed().as_nanos() as u64;
+    facts
+}
+
+/// What one turn of a processor thread under the machine lock decided.
+enum Turn {
+    /// The run stopped or is over.
+    End,
+    /// It stepped.
+    Stepped(After),
+    /// It had nothing to run, or only waits for data nobody has written.
+    Idle,
+}
+
+/// What a processor thread does outside the lock after its step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Go on.
+    Next,
+    /// Its spin iteration found the lock still taken: spin a little.
+    Spin,
+    /// It is inside `KeStallExecutionProcessor`: wait one chunk of real time.
+    Stall,
+}
+
+/// Turns a processor that only re-reads unwritten data sits out before it
+/// goes on anyway (a bounded loop over data nobody writes must end).
+const DATA_WAIT_TURNS: u32 = 20_000;
+
+/// The loop of processor `i`'s OS thread: one step at a time under the
+/// machine lock, until the run stops or is over.
+///
+/// Time: the processor's clock advances by the nominal cost of what it
+/// does (100 ns a statement, 50 ns a spin iteration, a stall's length), so
+/// neither waiting for the machine lock nor the OS preempting a processor
+/// thread — as it must when processors outnumber cores — adds to hold
+/// times, watchdogs or warnings; how many spin iterations a wait takes, and
+/// what interleaves with what, is decided by real thread timing. A
+/// processor re-reading data nobody has written sits out its turns (its
+/// clock does not run) until a write comes, as a spinning processor whose
+/// peer thread was descheduled would not on real hardware.
+fn processor_thread<'p, L: MachineLock<'p>>(
+    machine: &L,
+    done: &AtomicBool,
+    facts: &Mutex<ParallelFacts>,
+    i: usize,
+    start: Instant,
+) {
+    let me = i as u32;
+    let mut irql_ns = [0u64; 16];
+    let mut steps = 0u64;
+    let mut idle = 0u32;
+    let mut waited = 0u32;
+    while !done.load(Ordering::Acquire) {
+        let turn = machine.with(|m| {
+            if m.stop.is_some() || m.over {
+                return Turn::End;
+            }
+            let wall = start.elapsed().as_nanos() as u64;
+            if m.prog.duration.is_some_and(|d| wall >= d) {
+                m.end_time = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+                m.over = true;
+                return Turn::End;
+            }
+            // Interrupt lines and SimFireInterrupt follow the processor's
+            // own clock; an idle processor's clock jumps to its next arrival
+            // once another processor's clock has passed it, or when no other
+            // processor has anything to run.
+            if m.arrivals_matter() {
+                while let Some(ai) = m.due_arrival_for(me) {
+                    m.deliver_arrival(ai);
+                }
+            }
+            if m.stop.is_some() {
+                return Turn::End;
+            }
+            if !m.busy(i) {
+                if m.parallel_run_over() {
+                    m.over = true;
+                    return Turn::End;
+                }
+                return Turn::Idle;
+            }
+            // (Never while it holds a spin lock: another processor may be
+            // spinning on it.)
+            if m.data_waiting(i)
+                && m.held[i].is_empty()
+                && m.cpus[i].deliverable_interrupt().is_none()
+            {
+                waited += 1;
+                if waited < DATA_WAIT_TURNS {
+                    return Turn::Idle;
+                }
+            }
+            waited = 0;
+            m.wake_from_data_wait(i);
+            steps += 1;
+            let before = m.cpus[i].clock;
+            let irql = m.cpus[i].irql.0.min(15) as usize;
+            if !m.count_step(before) {
+                m.over = true;
+                return Turn::End;
+            }
+            m.step(me);
+            irql_ns[irql] += m.cpus[i].clock.saturating_sub(before);
+            let top = m.cpus[i].top();
+            let stuck = top.is_some_and(|c| m.is_stuck(c));
+            let stalling =
+                top.is_some_and(|c| matches!(c.payload.pending, Some(Pending::Stall { .. })));
+            if m.stop.is_none() && stuck {
+                m.check_deadlock();
+            }
+            Turn::Stepped(if stuck {
+                After::Spin
+            } else if stalling {
+                After::Stall
+            } else {
+                After::Next
+            })
+        });
+        match turn {
+            Turn::End => {
+                done.store(true, Ordering::Release);
+                break;
+            }
+            Turn::Stepped(after) => {
+                idle = 0;
+                match after {
+                    After::Next => {}
+                    // A spinner leaves the machine to the holder meanwhile.
+                    After::Spin => {
+                        for _ in 0..L::SPIN_BACKOFF {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    // A stall takes real time: one chunk per step.
+                    After::Stall => {
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_nanos(STALL_CHUNK_NS) {
+                            std::hint::spin_loop();
+                        }
+                    }
+                }
+            }
+            Turn::Idle => {
+                idle = idle.saturating_add(1);
+                if idle > 64 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+    let mut f = facts.lock();
+    f.irql_ns[i] = irql_ns;
+    f.steps[i] = steps;
+}
+
+impl Machine<'_> {
+    /// An arrival for `cpu` whose time has come: its clock reached it; or,
+    /// when `cpu` is idle, the largest clock passed it or nobody else has
+    /// anything to run.
+    fn due_arrival_for(&self, cpu: u32) -> Option<usize> {
+        let c = cpu as usize;
+        let next = (0..self.arrivals.len())
+            .filter(|&i| self.arrivals[i].cpu == cpu)
+            .min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))?;
+        let at = self.arrivals[next].at;
+        if at <= self.cpus[c].clock {
+            return Some(next);
+        }
+        if self.busy(c) {
+            return None;
+        }
+        let passed = self.cpus.iter().any(|p| p.clock >= at);
+        let others = (0..self.cpus.len()).any(|o| o != c && self.busy(o));
+        (passed || !others).then_some(next)
+    }
+
+    /// Nothing runs anywhere and nothing will arrive.
+    fn parallel_run_over(&self) -> bool {
+        !(0..self.cpus.len()).any(|c| self.busy(c)) && !self.arrivals_matter()
+    }
+}
