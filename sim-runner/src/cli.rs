@@ -89,9 +89,16 @@ pub struct RunArgs {
     /// Also write the run's events as a Chrome trace event file (open it in
     /// Perfetto or chrome://tracing): one process per virtual processor,
     /// context and lock-hold slices, IRQL counter, DbgPrint and bugcheck
-    /// markers.
+    /// markers. Written as the run goes, up to --trace-limit.
     #[arg(long, value_name = "OUT.json")]
     pub trace: Option<PathBuf>,
+
+    /// Largest trace file in bytes, with an optional K, M or G suffix
+    /// (powers of 1024; default 1G, at least 4K). When it is reached the
+    /// trace ends with a `trace truncated` mark and a warning; the run and
+    /// its report go on unchanged.
+    #[arg(long, value_name = "BYTES", requires = "trace", value_parser = parse_size)]
+    pub trace_limit: Option<u64>,
 }
 
 /// `sim-runner explore FILE`.
@@ -249,10 +256,49 @@ fn parse_seed(s: &str) -> Result<u64, String> {
     parsed.map_err(|e| format!("`{s}` is not a seed (a decimal or 0x hex integer): {e}"))
 }
 
+/// A byte count with an optional `K`, `M` or `G` suffix (powers of 1024,
+/// an optional `B` or `iB` after it), at least [`crate::trace::MIN_LIMIT`].
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let bad = || format!("`{s}` is not a size (bytes, or a number with K, M or G)");
+    let n: u64 = digits.trim().parse().map_err(|_| bad())?;
+    let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
+    if bytes < crate::trace::MIN_LIMIT {
+        return Err(format!(
+            "`{s}` is too small for a trace: at least {}",
+            crate::trace::human_size(crate::trace::MIN_LIMIT)
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn sizes_take_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("8K"), Ok(8 << 10));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("16KB"), Ok(16 << 10));
+        for bad in ["", "G", "-1", "1.5G", "1T", "99999999999G", "100", "1K"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn clap_definition_is_consistent() {

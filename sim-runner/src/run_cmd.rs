@@ -4,14 +4,16 @@
 use crate::cli::{Format, ModeArg, RunArgs};
 use crate::{diagnostics, exit, text, trace};
 use machine::{Mode, RunOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
 /// Run the command; returns the process exit status.
 ///
 /// The report goes to `out`; rejections (options not available yet,
 /// unreadable file, syntax or check errors, a trace file that cannot be
-/// written) go to `err` with status 2. The trace is written before the
-/// report is printed, so a failed write leaves standard output empty.
+/// written) go to `err` with status 2. The trace streams to its file while
+/// the run goes ([`trace::TraceWriter`]) and is finished before the report
+/// is printed, so a failed write leaves standard output empty; a trace
+/// that reaches its `--trace-limit` is cut with a warning on `err`.
 pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
     let parallel = args.mode == ModeArg::Parallel;
     let strategy = args.strategy.unwrap_or(crate::cli::StrategyArg::Timing);
@@ -58,12 +60,32 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
     let report = match &args.trace {
         None => machine::run(&program, &options),
         Some(path) => {
-            let (report, events) = machine::run_recorded(&program, &options);
-            tracing::debug!(events = events.len(), path = %path.display(), "writing trace");
-            let trace = trace::chrome_trace(&program, &report, &events);
-            if let Err(e) = std::fs::write(path, trace::render(&trace)) {
+            let cannot = |err: &mut dyn Write, e: std::io::Error| {
                 let _ = writeln!(err, "error: cannot write trace {}: {e}", path.display());
-                return exit::REJECTED;
+                exit::REJECTED
+            };
+            let file = match std::fs::File::create(path) {
+                Ok(file) => file,
+                Err(e) => return cannot(err, e),
+            };
+            let limit = args.trace_limit.unwrap_or(trace::DEFAULT_LIMIT);
+            tracing::debug!(path = %path.display(), limit, "streaming trace");
+            let mut writer = trace::TraceWriter::new(&program, BufWriter::new(file), limit);
+            let report = machine::run_observed(&program, &options, &mut [&mut writer]);
+            match writer.finish(&report) {
+                Err(e) => return cannot(err, e),
+                Ok(done) => {
+                    tracing::debug!(bytes = done.bytes, "trace written");
+                    if let Some(at) = done.truncated_at {
+                        let _ = writeln!(
+                            err,
+                            "warning: the trace reached its {} limit at {:.3} µs of virtual time; later events are not in {}",
+                            trace::human_size(limit),
+                            at as f64 / 1000.0,
+                            path.display()
+                        );
+                    }
+                }
             }
             report
         }

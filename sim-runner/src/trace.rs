@@ -22,18 +22,68 @@
 //! (tid 2), `locks (2)` (tid 3), and so on — Perfetto drops slices that
 //! overlap without nesting.
 //!
-//! Timestamps are microseconds of virtual time, never decreasing on one
-//! processor (an event the engine stamps earlier than its predecessor is
-//! moved to the predecessor's time). Holds, spins and contexts
-//! still open when the run stopped are closed at the end of the run (the
-//! later of the last event and the report's virtual end time). The output
-//! is built only from the stream, the program and the report, in stream
-//! order: the same file and seed give the same bytes.
+//! # Streaming
+//!
+//! [`TraceWriter`] is a [`machine::Observer`]: it writes each event to the
+//! file as soon as it is complete, so its memory does not grow with the
+//! run. A counter or an instant is written when its event arrives; a slice
+//! when it closes (so the file is not in time order: viewers sort it). The
+//! writer keeps only bounded state: per processor the contexts, holds and
+//! lock requests still open, the labels of live contexts (a label is
+//! dropped when its context ends), and for lane assignment only the placed
+//! slices that a slice still to close could overlap without nesting (those
+//! that strictly contain the start of a slice still open on the track, and
+//! on the locks track those ending after a pending request, whose spin may
+//! start before them). A closed slice goes to the first lane of its track
+//! where it nests with the retained slices (and, for a spin, starts after
+//! the lane's pruned ones). A slice starting at the same virtual time as a
+//! slice still open on its track is held back until that one is written,
+//! so a parent precedes its children when their `ts` are equal (viewers
+//! that sort by `ts` keep file order on ties); at most [`MAX_DEFERRED`]
+//! are held per track. Metadata (`process_name`, `thread_name`, sort
+//! indexes) is written when a processor or a lane is first used.
+//!
+//! Timestamps are microseconds of virtual time (`ts`, `dur`; the file says
+//! `displayTimeUnit: ns`), never decreasing on one processor (an event the
+//! engine stamps earlier than its predecessor is moved to the
+//! predecessor's time). At the end ([`TraceWriter::finish`], given the run's
+//! report) holds, spins and contexts still open are closed at the end of
+//! the run (the later of the last event and the report's virtual end
+//! time), and the bugcheck or failed assertion is the last event. The
+//! output is built only from the stream, the program and the report, in
+//! stream order: the same file and seed give the same bytes.
+//!
+//! # Size limit
+//!
+//! The file never grows past its limit ([`DEFAULT_LIMIT`], `--trace-limit`):
+//! when the next event would not fit, the writer stops, writes a global
+//! instant `trace truncated` (args: the limit and the virtual time reached)
+//! and later closes the JSON; [`Finished::truncated_at`] tells the caller.
+//! The run itself goes on unchanged.
 
 use machine::{Outcome, Program, RunReport};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
 use vcpu::{AcquireKind, ContextKind, Event, EventKind, LockFamily, LockId, LockMode, Nanos};
+
+/// Default size limit of a trace file in bytes (1 GiB).
+pub const DEFAULT_LIMIT: u64 = 1 << 30;
+
+/// Smallest accepted size limit in bytes (4 KiB): room for the header, the
+/// truncation mark and the closing.
+pub const MIN_LIMIT: u64 = 4 << 10;
+
+/// Bytes kept free under the limit for the `trace truncated` instant and
+/// the closing of the JSON (both are far shorter).
+const RESERVE: u64 = 512;
+
+/// Most slices held back on one track waiting for a parent with the same
+/// start (see the module documentation); past it they are written anyway.
+pub const MAX_DEFERRED: usize = 256;
+
+const HEADER: &[u8] = b"{\"traceEvents\":[\n";
+const CLOSING: &[u8] = b"\n],\"displayTimeUnit\":\"ns\"}\n";
 
 /// Track of a slice before lane assignment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,13 +93,16 @@ enum Track {
 }
 
 impl Track {
-    /// The `tid` of lane `lane` of this track: contexts 0, 2, 4 ...; locks 1, 3, 5 ...
-    fn tid(self, lane: usize) -> u64 {
-        let base = match self {
+    fn index(self) -> usize {
+        match self {
             Track::Contexts => 0,
             Track::Locks => 1,
-        };
-        2 * lane as u64 + base
+        }
+    }
+
+    /// The `tid` of lane `lane` of this track: contexts 0, 2, 4 ...; locks 1, 3, 5 ...
+    fn tid(self, lane: usize) -> u64 {
+        2 * lane as u64 + self.index() as u64
     }
 
     fn lane_name(self, lane: usize) -> String {
@@ -75,6 +128,8 @@ struct Slice {
     name: String,
     cat: &'static str,
     args: Value,
+    /// A spin: its start is not the start of a slice that was open.
+    spin: bool,
 }
 
 /// A context slice not closed yet.
@@ -109,47 +164,286 @@ struct Request {
     at: Nanos,
 }
 
-/// What one processor has open while the stream is walked.
+/// One lane of a track: the placed slices (start, end ns) a slice still to
+/// close could overlap, and the latest end of those dropped.
+#[derive(Debug, Default)]
+struct Lane {
+    placed: Vec<(Nanos, Nanos)>,
+    floor: Nanos,
+}
+
+/// A rendered slice held back until the slice with the same start that
+/// will contain it is written.
+#[derive(Debug)]
+struct Deferred {
+    start: Nanos,
+    end: Nanos,
+    line: Vec<u8>,
+}
+
+/// What one processor has open while the stream goes by.
 #[derive(Debug, Default)]
 struct CpuState {
+    /// Latest event time on this processor (ns).
+    clock: Nanos,
     /// The thread running at the bottom of the stack, if any.
     thread: Option<OpenContext>,
     /// DPCs and ISRs over it, innermost last.
     nested: Vec<OpenContext>,
     holds: Vec<OpenHold>,
     requests: Vec<Request>,
+    /// Lanes of the contexts and locks tracks.
+    lanes: [Vec<Lane>; 2],
+    deferred: [Vec<Deferred>; 2],
 }
 
-/// The Chrome trace of one run (see the module documentation).
-pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> Value {
-    let cpus = report.cpus.max(program.cpus) as usize;
-    let last_event = events.iter().map(|e| e.at).max().unwrap_or(0);
-    let end = last_event.max(us_to_ns(report.virtual_time_us));
+impl CpuState {
+    /// Start times (ns) of the slices still open on `track`.
+    fn open_starts(&self, track: Track) -> Vec<Nanos> {
+        match track {
+            Track::Contexts => self
+                .thread
+                .iter()
+                .chain(&self.nested)
+                .map(|o| o.start)
+                .collect(),
+            Track::Locks => self.holds.iter().map(|h| h.start).collect(),
+        }
+    }
+}
 
-    let mut state: Vec<CpuState> = (0..cpus).map(|_| CpuState::default()).collect();
-    // Labels of every context by serial (for the `by` of lock holds), and
-    // which serials are threads. Only looked up, never iterated.
-    let mut labels: BTreeMap<u32, String> = BTreeMap::new();
-    let mut threads: BTreeSet<u32> = BTreeSet::new();
-    let mut slices: Vec<Slice> = Vec::new();
-    // Counters and instants, each with its time, in stream order.
-    let mut points: Vec<(Nanos, Value)> = Vec::new();
+/// A live context: its label, and whether it is a thread.
+#[derive(Debug)]
+struct Live {
+    label: String,
+    thread: bool,
+}
 
-    for cpu in 0..cpus {
-        points.push((0, counter(cpu as u32, 0, 0)));
+/// How much the writer holds in memory (see [`TraceWriter::retained`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Contexts, holds and requests open, over all processors.
+    pub open: usize,
+    /// Labels of live contexts.
+    pub labels: usize,
+    /// Placed slices kept for lane assignment, over all lanes.
+    pub placed: usize,
+    /// Lanes in use, over all processors and tracks.
+    pub lanes: usize,
+    /// Slices held back for a parent with the same start.
+    pub deferred: usize,
+}
+
+/// What [`TraceWriter::finish`] hands back.
+#[derive(Debug)]
+pub struct Finished<W> {
+    /// The writer the trace went to (flushed).
+    pub out: W,
+    /// Bytes written, never more than the limit.
+    pub bytes: u64,
+    /// Virtual time (ns) of the first event left out when the file reached
+    /// its limit; `None` when the trace is complete.
+    pub truncated_at: Option<Nanos>,
+}
+
+/// Streams a run's Chrome trace to `W` as the events arrive (see the module
+/// documentation). Give it to [`machine::run_observed`], then call
+/// [`TraceWriter::finish`] with the report.
+#[derive(Debug)]
+pub struct TraceWriter<'p, W: Write> {
+    program: &'p Program,
+    out: W,
+    /// Size limit in bytes.
+    limit: u64,
+    /// Bytes written so far.
+    written: u64,
+    /// No event line written yet (the next one needs no comma).
+    first: bool,
+    cpus: Vec<CpuState>,
+    /// Live contexts by serial. Only looked up, never iterated.
+    live: BTreeMap<u32, Live>,
+    /// Latest event time over all processors (ns).
+    last_at: Nanos,
+    truncated: Option<Nanos>,
+    error: Option<io::Error>,
+}
+
+impl<'p, W: Write> TraceWriter<'p, W> {
+    /// A writer for a run of `program` into `out`, at most `limit` bytes
+    /// (raised to [`MIN_LIMIT`] if smaller). Writes the header and the
+    /// processors' metadata at once; a write error is kept and returned by
+    /// [`TraceWriter::finish`].
+    pub fn new(program: &'p Program, out: W, limit: u64) -> Self {
+        let mut w = TraceWriter {
+            program,
+            out,
+            limit: limit.max(MIN_LIMIT),
+            written: 0,
+            first: true,
+            cpus: Vec::new(),
+            live: BTreeMap::new(),
+            last_at: 0,
+            truncated: None,
+            error: None,
+        };
+        w.raw(HEADER);
+        w.ensure_cpu(program.cpus.saturating_sub(1), 0);
+        w
     }
 
-    // The latest time seen on each processor: an event stamped earlier is
-    // shown at that time instead (see `monotone`).
-    let mut clocks: Vec<Nanos> = vec![0; cpus];
-    for ev in events {
-        let c = ev.cpu as usize;
-        if c >= state.len() {
-            state.resize_with(c + 1, CpuState::default);
-            clocks.resize(c + 1, 0);
+    /// What the writer holds in memory now: it stays bounded however long
+    /// the run (for tests and diagnostics).
+    pub fn retained(&self) -> Retained {
+        let mut r = Retained {
+            labels: self.live.len(),
+            ..Retained::default()
+        };
+        for st in &self.cpus {
+            r.open += usize::from(st.thread.is_some())
+                + st.nested.len()
+                + st.holds.len()
+                + st.requests.len();
+            for lanes in &st.lanes {
+                r.lanes += lanes.len();
+                r.placed += lanes.iter().map(|l| l.placed.len()).sum::<usize>();
+            }
+            r.deferred += st.deferred.iter().map(Vec::len).sum::<usize>();
         }
-        let ev = &monotone(ev, &mut clocks[c]);
-        let st = &mut state[c];
+        r
+    }
+
+    /// Close what is still open at the end of the run, write the bugcheck
+    /// or failed assertion, close the JSON and flush. Returns the first
+    /// write error, if any.
+    pub fn finish(mut self, report: &RunReport) -> io::Result<Finished<W>> {
+        if self.writing() {
+            self.close_all(report);
+        }
+        if self.error.is_none() {
+            self.raw(CLOSING);
+        }
+        if self.error.is_none() {
+            if let Err(e) = self.out.flush() {
+                self.error = Some(e);
+            }
+        }
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(Finished {
+                out: self.out,
+                bytes: self.written,
+                truncated_at: self.truncated,
+            }),
+        }
+    }
+
+    fn writing(&self) -> bool {
+        self.truncated.is_none() && self.error.is_none()
+    }
+
+    /// Write bytes outside the event list (header, closing).
+    fn raw(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.out.write_all(bytes) {
+            Ok(()) => self.written += bytes.len() as u64,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Write event lines together, or stop the trace at `at` if they do
+    /// not fit under the limit. Returns whether they were written.
+    fn lines(&mut self, at: Nanos, lines: &[&[u8]]) -> bool {
+        if !self.writing() {
+            return false;
+        }
+        let size: u64 = lines.iter().map(|l| l.len() as u64 + 2).sum();
+        if self.written + size + RESERVE > self.limit {
+            self.truncate(at);
+            return false;
+        }
+        for line in lines {
+            self.line(line);
+        }
+        self.error.is_none()
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        if !self.first {
+            self.raw(b",\n");
+        }
+        self.first = false;
+        self.raw(line);
+    }
+
+    /// The limit is reached at `at`: the last event says so.
+    fn truncate(&mut self, at: Nanos) {
+        self.truncated = Some(at);
+        let mark = json!({
+            "name": "trace truncated", "cat": "trace", "ph": "i", "s": "g",
+            "ts": ns_to_us(at), "pid": 0, "tid": 0,
+            "args": { "limit_bytes": self.limit, "at_us": ns_to_us(at) },
+        })
+        .to_string();
+        self.line(mark.as_bytes());
+        // Nothing more is kept: the rest of the run is not written.
+        self.cpus = Vec::new();
+        self.live = BTreeMap::new();
+    }
+
+    fn event_line(&mut self, at: Nanos, value: &Value) {
+        let line = value.to_string();
+        self.lines(at, &[line.as_bytes()]);
+    }
+
+    /// Make sure processor `cpu` exists, writing the metadata of each new
+    /// one (its process, its lane-0 tracks) and its IRQL counter at 0.
+    fn ensure_cpu(&mut self, cpu: u32, at: Nanos) {
+        while self.cpus.len() <= cpu as usize && self.writing() {
+            let n = self.cpus.len();
+            self.cpus.push(CpuState {
+                lanes: [vec![Lane::default()], vec![Lane::default()]],
+                ..CpuState::default()
+            });
+            let mut lines = vec![
+                json!({
+                    "name": "process_name", "ph": "M", "pid": n, "tid": 0,
+                    "args": { "name": format!("cpu {n}") },
+                })
+                .to_string(),
+                json!({
+                    "name": "process_sort_index", "ph": "M", "pid": n, "tid": 0,
+                    "args": { "sort_index": n },
+                })
+                .to_string(),
+            ];
+            for track in [Track::Contexts, Track::Locks] {
+                lines.extend(lane_metadata(n as u32, track, 0));
+            }
+            lines.push(counter(n as u32, 0, 0).to_string());
+            let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+            self.lines(at, &refs);
+        }
+    }
+
+    /// One event of the run.
+    fn event(&mut self, ev: &Event) {
+        if !self.writing() {
+            return;
+        }
+        self.ensure_cpu(ev.cpu, ev.at);
+        if !self.writing() {
+            return;
+        }
+        let c = ev.cpu as usize;
+        // An event stamped earlier than its processor's previous one is
+        // shown at that time (see `monotone`).
+        let at = ev.at.max(self.cpus[c].clock);
+        self.cpus[c].clock = at;
+        self.last_at = self.last_at.max(at);
+        let cpu = ev.cpu;
+        let ctx = ev.ctx;
 
         // A request is only pending while its context waits: any other
         // event of that context means it went on without the lock.
@@ -157,26 +451,29 @@ pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> 
             ev.kind,
             EventKind::Acquired { .. } | EventKind::AcquireRequested { .. }
         ) {
-            st.requests.retain(|r| r.ctx != ev.ctx);
+            self.cpus[c].requests.retain(|r| r.ctx != ctx);
         }
 
-        // An event of a thread that is not the one we think is running on
-        // this processor: a time-slice switch happened since its last event.
-        if !matches!(ev.kind, EventKind::ContextStart { .. }) && st.nested.is_empty() {
-            let running = st.thread.as_ref().map(|t| t.serial);
-            if running != Some(ev.ctx) {
-                if let Some(label) = labels.get(&ev.ctx).filter(|_| threads.contains(&ev.ctx)) {
-                    if let Some(open) = st.thread.take() {
-                        slices.push(context_slice(ev.cpu, open, ev.at));
-                    }
-                    st.thread = Some(OpenContext {
-                        serial: ev.ctx,
-                        label: label.clone(),
-                        start: ev.at,
+        // An event of a live thread that is not the one we think is running
+        // on this processor: a time-slice switch happened since its last
+        // event.
+        if !matches!(ev.kind, EventKind::ContextStart { .. }) && self.cpus[c].nested.is_empty() {
+            let running = self.cpus[c].thread.as_ref().map(|t| t.serial);
+            if running != Some(ctx) {
+                if let Some(live) = self.live.get(&ctx).filter(|l| l.thread) {
+                    let label = live.label.clone();
+                    let previous = self.cpus[c].thread.take();
+                    self.cpus[c].thread = Some(OpenContext {
+                        serial: ctx,
+                        label,
+                        start: at,
                         irql: 0,
                         line: ev.line,
                         resumed: true,
                     });
+                    if let Some(open) = previous {
+                        self.slice(context_slice(cpu, open, at));
+                    }
                 }
             }
         }
@@ -186,52 +483,65 @@ pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> 
                 kind, name, irql, ..
             } => {
                 let label = context_label(*kind, name);
-                labels.insert(ev.ctx, label.clone());
+                let thread = *kind == ContextKind::Thread;
+                self.live.insert(
+                    ctx,
+                    Live {
+                        label: label.clone(),
+                        thread,
+                    },
+                );
                 let open = OpenContext {
-                    serial: ev.ctx,
-                    label: label.clone(),
-                    start: ev.at,
+                    serial: ctx,
+                    label,
+                    start: at,
                     irql: irql.0,
                     line: ev.line,
                     resumed: false,
                 };
-                if *kind == ContextKind::Thread {
-                    threads.insert(ev.ctx);
+                if thread {
                     // The thread that ran here before was switched out.
-                    if let Some(previous) = st.thread.take() {
-                        slices.push(context_slice(ev.cpu, previous, ev.at));
+                    let previous = self.cpus[c].thread.replace(open);
+                    if let Some(previous) = previous {
+                        self.slice(context_slice(cpu, previous, at));
                     }
-                    st.thread = Some(open);
                 } else {
-                    st.nested.push(open);
+                    self.cpus[c].nested.push(open);
                 }
             }
             // The switch-in was handled above: an event of a thread that is
             // not the one running here opens its next stretch.
             EventKind::ThreadResumed { .. } => {}
             EventKind::ThreadPreempted { .. } => {
-                if st.thread.as_ref().is_some_and(|o| o.serial == ev.ctx) {
-                    let open = st.thread.take().expect("checked above");
-                    slices.push(context_slice(ev.cpu, open, ev.at));
+                let st = &mut self.cpus[c];
+                if st.thread.as_ref().is_some_and(|o| o.serial == ctx) {
+                    if let Some(open) = st.thread.take() {
+                        self.slice(context_slice(cpu, open, at));
+                    }
                 }
             }
             EventKind::ContextEnd { .. } => {
-                if st.nested.last().is_some_and(|o| o.serial == ev.ctx) {
-                    let open = st.nested.pop().expect("checked above");
-                    slices.push(context_slice(ev.cpu, open, ev.at));
-                } else if st.thread.as_ref().is_some_and(|o| o.serial == ev.ctx) {
-                    let open = st.thread.take().expect("checked above");
-                    slices.push(context_slice(ev.cpu, open, ev.at));
+                self.live.remove(&ctx);
+                let st = &mut self.cpus[c];
+                let closed = if st.nested.last().is_some_and(|o| o.serial == ctx) {
+                    st.nested.pop()
+                } else if st.thread.as_ref().is_some_and(|o| o.serial == ctx) {
+                    st.thread.take()
+                } else {
+                    None
+                };
+                if let Some(open) = closed {
+                    self.slice(context_slice(cpu, open, at));
                 }
             }
             EventKind::IrqlChanged { to, .. } => {
-                points.push((ev.at, counter(ev.cpu, ev.at, to.0)));
+                self.event_line(at, &counter(cpu, at, to.0));
             }
             EventKind::AcquireRequested { lock, .. } => {
-                st.requests.push(Request {
-                    ctx: ev.ctx,
+                self.cpus[c].requests.push(Request {
+                    ctx,
                     lock: *lock,
-                    at: ev.at,
+                    at,
                 });
             }
             EventKind::Acquired {
@@ -241,34 +551,20 @@ pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> 
                 how,
                 spun,
             } => {
-                if let Some(i) = st
+                let st = &mut self.cpus[c];
+                let requested = st
                     .requests
                     .iter()
-                    .rposition(|r| r.ctx == ev.ctx && r.lock == *lock)
-                {
-                    st.requests.remove(i);
-                }
-                let lock_name = lock_name(program, *lock);
-                if *spun > 0 {
-                    let start = ev.at.saturating_sub(*spun);
-                    slices.push(Slice {
-                        cpu: ev.cpu,
-                        track: Track::Locks,
-                        start,
-                        end: ev.at,
-                        name: format!("spin on {lock_name}"),
-                        cat: "spin",
-                        args: json!({
-                            "lock": lock_name,
-                            "spun_us": ns_to_us(*spun),
-                            "line": ev.line,
-                        }),
-                    });
-                }
-                let by = labels.get(&ev.ctx).cloned().unwrap_or_default();
-                st.holds.push(OpenHold {
+                    .rposition(|r| r.ctx == ctx && r.lock == *lock)
+                    .map(|i| st.requests.remove(i).at);
+                let by = self
+                    .live
+                    .get(&ctx)
+                    .map(|l| l.label.clone())
+                    .unwrap_or_default();
+                self.cpus[c].holds.push(OpenHold {
                     lock: *lock,
-                    start: ev.at,
+                    start: at,
                     family: *family,
                     mode: *mode,
                     how: *how,
@@ -276,14 +572,36 @@ pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> 
                     line: ev.line,
                     by,
                 });
+                if *spun > 0 {
+                    // The spin cannot have started before it was asked for.
+                    let start = at.saturating_sub(*spun).max(requested.unwrap_or(0));
+                    let lock_name = lock_name(self.program, *lock);
+                    self.slice(Slice {
+                        cpu,
+                        track: Track::Locks,
+                        start,
+                        end: at,
+                        name: format!("spin on {lock_name}"),
+                        cat: "spin",
+                        args: json!({
+                            "lock": lock_name,
+                            "spun_us": ns_to_us(*spun),
+                            "line": ev.line,
+                        }),
+                        spin: true,
+                    });
+                }
             }
             EventKind::Released { lock, .. } => {
+                let st = &mut self.cpus[c];
                 if let Some(i) = st.holds.iter().rposition(|h| h.lock == *lock) {
                     let hold = st.holds.remove(i);
-                    slices.push(hold_slice(program, ev.cpu, hold, ev.at));
+                    let slice = hold_slice(self.program, cpu, hold, at);
+                    self.slice(slice);
                 }
             }
             EventKind::Converted { lock } => {
+                let st = &mut self.cpus[c];
                 if let Some(h) = st.holds.iter_mut().rev().find(|h| h.lock == *lock) {
                     // The hold goes on, now exclusive: split it so the
                     // slice's mode stays true.
@@ -297,101 +615,224 @@ pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> 
                         line: h.line,
                         by: h.by.clone(),
                     };
-                    h.start = ev.at;
+                    h.start = at;
                     h.mode = LockMode::Exclusive;
                     h.spun = 0;
                     h.line = ev.line;
-                    slices.push(hold_slice(program, ev.cpu, before, ev.at));
+                    let slice = hold_slice(self.program, cpu, before, at);
+                    self.slice(slice);
                 }
             }
             EventKind::Access { .. } => {}
             EventKind::Print { text } => {
                 let shown = text.trim_end_matches(['\n', '\r']);
-                points.push((
-                    ev.at,
-                    instant(
-                        ev.cpu,
-                        ev.at,
-                        shown,
-                        "print",
-                        json!({ "text": text, "line": ev.line }),
-                    ),
-                ));
+                let v = instant(
+                    cpu,
+                    at,
+                    shown,
+                    "print",
+                    json!({ "text": text, "line": ev.line }),
+                );
+                self.event_line(at, &v);
             }
             EventKind::DpcQueued { name, target } => {
-                points.push((
-                    ev.at,
-                    instant(
-                        ev.cpu,
-                        ev.at,
-                        &format!("DPC {name} queued"),
-                        "dpc",
-                        json!({ "dpc": &**name, "target_cpu": target, "line": ev.line }),
-                    ),
-                ));
+                let v = instant(
+                    cpu,
+                    at,
+                    &format!("DPC {name} queued"),
+                    "dpc",
+                    json!({ "dpc": &**name, "target_cpu": target, "line": ev.line }),
+                );
+                self.event_line(at, &v);
             }
             EventKind::InterruptRaised { name, irql } => {
-                points.push((
-                    ev.at,
-                    instant(
-                        ev.cpu,
-                        ev.at,
-                        &format!("interrupt {name} raised"),
-                        "interrupt",
-                        json!({ "interrupt": &**name, "irql": irql.0 }),
-                    ),
-                ));
-            }
-        }
-    }
-
-    // Close what is still open at the end of the run: holds first, then
-    // the spins of processors still waiting, then contexts innermost first.
-    let cpus = state.len();
-    for (cpu, st) in state.into_iter().enumerate() {
-        let cpu = cpu as u32;
-        for hold in st.holds {
-            slices.push(hold_slice(program, cpu, hold, end));
-        }
-        let waiting = report
-            .processors
-            .iter()
-            .any(|p| p.cpu == cpu && p.waiting.is_some());
-        if waiting {
-            for r in st.requests {
-                let lock_name = lock_name(program, r.lock);
-                slices.push(Slice {
+                let v = instant(
                     cpu,
-                    track: Track::Locks,
-                    start: r.at,
-                    end,
-                    name: format!("spin on {lock_name}"),
-                    cat: "spin",
-                    args: json!({
-                        "lock": lock_name,
-                        "spun_us": ns_to_us(end - r.at),
-                        "unfinished": true,
-                    }),
-                });
+                    at,
+                    &format!("interrupt {name} raised"),
+                    "interrupt",
+                    json!({ "interrupt": &**name, "irql": irql.0 }),
+                );
+                self.event_line(at, &v);
             }
-        }
-        for open in st.nested.into_iter().rev() {
-            slices.push(context_slice(cpu, open, end));
-        }
-        if let Some(open) = st.thread {
-            slices.push(context_slice(cpu, open, end));
         }
     }
 
-    if let Some(b) = report
-        .bugcheck
-        .as_ref()
-        .filter(|_| report.outcome == Outcome::Bugcheck)
-    {
-        let params: Vec<String> = b.params.iter().map(|p| format!("{p:#x}")).collect();
-        points.push((
-            end,
-            json!({
+    /// A slice closed: give it a lane and write it (or hold it back until
+    /// the open slice with the same start that contains it is written).
+    fn slice(&mut self, s: Slice) {
+        if !self.writing() {
+            return;
+        }
+        let Some(st) = self.cpus.get_mut(s.cpu as usize) else {
+            return;
+        };
+        let t = s.track.index();
+        let open = st.open_starts(s.track);
+        // Placed slices a future slice could overlap without nesting: those
+        // strictly containing the start of a slice still open (or this
+        // one), and on the locks track those ending after a pending
+        // request (its spin starts at or after the request).
+        let earliest_request = match s.track {
+            Track::Locks => st.requests.iter().map(|r| r.at).min(),
+            Track::Contexts => None,
+        };
+        let keep = |(ps, pe): (Nanos, Nanos)| {
+            open.iter()
+                .chain(std::iter::once(&s.start))
+                .any(|&o| ps < o && o < pe)
+                || earliest_request.is_some_and(|r| pe > r)
+        };
+        let lanes = &mut st.lanes[t];
+        for lane in lanes.iter_mut() {
+            let floor = &mut lane.floor;
+            lane.placed.retain(|&p| {
+                let k = keep(p);
+                if !k {
+                    *floor = (*floor).max(p.1);
+                }
+                k
+            });
+        }
+        let fits = |lane: &Lane| {
+            (!s.spin || s.start >= lane.floor)
+                && lane.placed.iter().all(|&(ps, pe)| {
+                    pe <= s.start
+                        || s.end <= ps
+                        || (ps <= s.start && s.end <= pe)
+                        || (s.start <= ps && pe <= s.end)
+                })
+        };
+        let (lane, new_lane) = match lanes.iter().position(fits) {
+            Some(n) => (n, false),
+            None => {
+                lanes.push(Lane::default());
+                (lanes.len() - 1, true)
+            }
+        };
+        lanes[lane].placed.push((s.start, s.end));
+
+        let line = json!({
+            "name": s.name,
+            "cat": s.cat,
+            "ph": "X",
+            "ts": ns_to_us(s.start),
+            "dur": ns_to_us(s.end - s.start),
+            "pid": s.cpu,
+            "tid": s.track.tid(lane),
+            "args": s.args,
+        })
+        .to_string();
+        if new_lane {
+            let meta = lane_metadata(s.cpu, s.track, lane);
+            let refs: Vec<&[u8]> = meta.iter().map(|l| l.as_bytes()).collect();
+            if !self.lines(s.end, &refs) {
+                return;
+            }
+        }
+        let Some(st) = self.cpus.get_mut(s.cpu as usize) else {
+            return;
+        };
+        let deferred = &mut st.deferred[t];
+        if open.contains(&s.start) && deferred.len() < MAX_DEFERRED {
+            deferred.push(Deferred {
+                start: s.start,
+                end: s.end,
+                line: line.into_bytes(),
+            });
+            return;
+        }
+        if !self.lines(s.end, &[line.as_bytes()]) {
+            return;
+        }
+        // Held-back slices whose start no open slice shares any more: their
+        // parents are written; longest first so each precedes its children.
+        let st = &mut self.cpus[s.cpu as usize];
+        let held = std::mem::take(&mut st.deferred[t]);
+        let (mut ready, wait): (Vec<Deferred>, Vec<Deferred>) =
+            held.into_iter().partition(|d| !open.contains(&d.start));
+        st.deferred[t] = wait;
+        ready.sort_by_key(|d| (d.start, std::cmp::Reverse(d.end)));
+        for d in ready {
+            if !self.lines(d.end, &[&d.line]) {
+                return;
+            }
+        }
+    }
+
+    /// The end of the run: close everything still open at `end`, then the
+    /// bugcheck or assertion instant.
+    fn close_all(&mut self, report: &RunReport) {
+        let cpus = report.cpus.max(self.program.cpus);
+        if cpus > 0 {
+            self.ensure_cpu(cpus - 1, self.last_at);
+        }
+        let end = self.last_at.max(us_to_ns(report.virtual_time_us));
+        // Holds first, then the spins of processors still waiting, then
+        // contexts innermost first.
+        for c in 0..self.cpus.len() {
+            let cpu = c as u32;
+            while let Some(hold) = self.cpus.get_mut(c).and_then(|st| st.holds.pop()) {
+                let slice = hold_slice(self.program, cpu, hold, end);
+                self.slice(slice);
+            }
+            let waiting = report
+                .processors
+                .iter()
+                .any(|p| p.cpu == cpu && p.waiting.is_some());
+            let requests = self
+                .cpus
+                .get_mut(c)
+                .map(|st| std::mem::take(&mut st.requests))
+                .unwrap_or_default();
+            if waiting {
+                for r in requests {
+                    let lock_name = lock_name(self.program, r.lock);
+                    self.slice(Slice {
+                        cpu,
+                        track: Track::Locks,
+                        start: r.at,
+                        end: end.max(r.at),
+                        name: format!("spin on {lock_name}"),
+                        cat: "spin",
+                        args: json!({
+                            "lock": lock_name,
+                            "spun_us": ns_to_us(end.saturating_sub(r.at)),
+                            "unfinished": true,
+                        }),
+                        spin: true,
+                    });
+                }
+            }
+            while let Some(open) = self.cpus.get_mut(c).and_then(|st| st.nested.pop()) {
+                self.slice(context_slice(cpu, open, end));
+            }
+            if let Some(open) = self.cpus.get_mut(c).and_then(|st| st.thread.take()) {
+                self.slice(context_slice(cpu, open, end));
+            }
+            // Nothing is open any more: whatever is still held back goes.
+            for t in 0..2 {
+                let mut held = self
+                    .cpus
+                    .get_mut(c)
+                    .map(|st| std::mem::take(&mut st.deferred[t]))
+                    .unwrap_or_default();
+                held.sort_by_key(|d| (d.start, std::cmp::Reverse(d.end)));
+                for d in held {
+                    if !self.lines(d.end, &[&d.line]) {
+                        return;
+                    }
+                }
+            }
+        }
+
+        if let Some(b) = report
+            .bugcheck
+            .as_ref()
+            .filter(|_| report.outcome == Outcome::Bugcheck)
+        {
+            let params: Vec<String> = b.params.iter().map(|p| format!("{p:#x}")).collect();
+            let v = json!({
                 "name": b.name,
                 "cat": "bugcheck",
                 "ph": "i",
@@ -406,17 +847,15 @@ pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> 
                     "context": b.context,
                     "line": b.line,
                 },
-            }),
-        ));
-    }
-    if let Some(a) = report
-        .assertion
-        .as_ref()
-        .filter(|_| report.outcome == Outcome::AssertionFailed)
-    {
-        points.push((
-            end,
-            json!({
+            });
+            self.event_line(end, &v);
+        }
+        if let Some(a) = report
+            .assertion
+            .as_ref()
+            .filter(|_| report.outcome == Outcome::AssertionFailed)
+        {
+            let v = json!({
                 "name": "ASSERTION FAILED",
                 "cat": "assertion",
                 "ph": "i",
@@ -429,144 +868,45 @@ pub fn chrome_trace(program: &Program, report: &RunReport, events: &[Event]) -> 
                     "context": a.context,
                     "line": a.line,
                 },
-            }),
-        ));
-    }
-
-    assemble(cpus, slices, points)
-}
-
-/// `ev`, stamped no earlier than the processor's previous event.
-///
-/// A processor's clock should never go back, but the engine can stamp an
-/// event earlier than the one before it on the same processor (a thread
-/// time-sliced out during `KeStallExecutionProcessor` resumes at its stall's
-/// original end time). Slices in a trace must not end before they start, so
-/// such an event is moved to the processor's latest time.
-fn monotone(ev: &Event, latest: &mut Nanos) -> Event {
-    let at = ev.at.max(*latest);
-    *latest = at;
-    Event { at, ..ev.clone() }
-}
-
-/// Lanes, metadata, and everything in time order (stable, so events at the
-/// same time keep their stream order).
-fn assemble(cpus: usize, slices: Vec<Slice>, points: Vec<(Nanos, Value)>) -> Value {
-    // Lane assignment: in (start, longest first, creation) order, each slice
-    // goes to the first lane of its track where it nests.
-    let mut order: Vec<usize> = (0..slices.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (&slices[a], &slices[b]);
-        (x.cpu, x.start, std::cmp::Reverse(x.end), a).cmp(&(
-            y.cpu,
-            y.start,
-            std::cmp::Reverse(y.end),
-            b,
-        ))
-    });
-    // lanes[cpu][track] = per lane, the ends of the slices open on it.
-    let mut lanes: Vec<[Vec<Vec<Nanos>>; 2]> = (0..cpus).map(|_| [vec![], vec![]]).collect();
-    let mut lane_of = vec![0usize; slices.len()];
-    for &i in &order {
-        let s = &slices[i];
-        let t = match s.track {
-            Track::Contexts => 0,
-            Track::Locks => 1,
-        };
-        let track_lanes = &mut lanes[s.cpu as usize][t];
-        let mut chosen = None;
-        for (n, stack) in track_lanes.iter_mut().enumerate() {
-            while stack.last().is_some_and(|&e| e <= s.start) {
-                stack.pop();
-            }
-            if stack.last().is_none_or(|&e| e >= s.end) {
-                stack.push(s.end);
-                chosen = Some(n);
-                break;
-            }
-        }
-        lane_of[i] = chosen.unwrap_or_else(|| {
-            track_lanes.push(vec![s.end]);
-            track_lanes.len() - 1
-        });
-    }
-
-    let mut out: Vec<Value> = Vec::new();
-    for (cpu, cpu_lanes) in lanes.iter().enumerate() {
-        out.push(json!({
-            "name": "process_name", "ph": "M", "pid": cpu, "tid": 0,
-            "args": { "name": format!("cpu {cpu}") },
-        }));
-        out.push(json!({
-            "name": "process_sort_index", "ph": "M", "pid": cpu, "tid": 0,
-            "args": { "sort_index": cpu },
-        }));
-        for track in [Track::Contexts, Track::Locks] {
-            let t = match track {
-                Track::Contexts => 0,
-                Track::Locks => 1,
-            };
-            let used = cpu_lanes[t].len().max(1);
-            for lane in 0..used {
-                let tid = track.tid(lane);
-                out.push(json!({
-                    "name": "thread_name", "ph": "M", "pid": cpu, "tid": tid,
-                    "args": { "name": track.lane_name(lane) },
-                }));
-                out.push(json!({
-                    "name": "thread_sort_index", "ph": "M", "pid": cpu, "tid": tid,
-                    "args": { "sort_index": tid },
-                }));
-            }
+            });
+            self.event_line(end, &v);
         }
     }
-
-    // Sorted by start time, and at equal starts the longer slice first, so
-    // a parent always precedes the slices nested in it.
-    let mut timed: Vec<(Nanos, std::cmp::Reverse<Nanos>, Value)> =
-        Vec::with_capacity(slices.len() + points.len());
-    for (i, s) in slices.into_iter().enumerate() {
-        let tid = s.track.tid(lane_of[i]);
-        timed.push((
-            s.start,
-            std::cmp::Reverse(s.end - s.start),
-            json!({
-                "name": s.name,
-                "cat": s.cat,
-                "ph": "X",
-                "ts": ns_to_us(s.start),
-                "dur": ns_to_us(s.end - s.start),
-                "pid": s.cpu,
-                "tid": tid,
-                "args": s.args,
-            }),
-        ));
-    }
-    timed.extend(
-        points
-            .into_iter()
-            .map(|(at, v)| (at, std::cmp::Reverse(0), v)),
-    );
-    timed.sort_by_key(|(at, dur, _)| (*at, *dur));
-    out.extend(timed.into_iter().map(|(_, _, v)| v));
-
-    json!({ "traceEvents": out, "displayTimeUnit": "ns" })
 }
 
-/// The trace as text: one trace event per line, so the file diffs and
-/// greps well and stays loadable.
-pub fn render(trace: &Value) -> String {
-    let mut s = String::from("{\"traceEvents\":[\n");
-    if let Some(events) = trace.get("traceEvents").and_then(Value::as_array) {
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                s.push_str(",\n");
-            }
-            s.push_str(&e.to_string());
+impl<W: Write> machine::Observer for TraceWriter<'_, W> {
+    fn observe(&mut self, ev: &Event) -> Option<verifier::Violation> {
+        self.event(ev);
+        None
+    }
+}
+
+/// The `thread_name` and `thread_sort_index` lines of one lane.
+fn lane_metadata(cpu: u32, track: Track, lane: usize) -> [String; 2] {
+    let tid = track.tid(lane);
+    [
+        json!({
+            "name": "thread_name", "ph": "M", "pid": cpu, "tid": tid,
+            "args": { "name": track.lane_name(lane) },
+        })
+        .to_string(),
+        json!({
+            "name": "thread_sort_index", "ph": "M", "pid": cpu, "tid": tid,
+            "args": { "sort_index": tid },
+        })
+        .to_string(),
+    ]
+}
+
+/// A size in bytes as people say it: `1 GiB`, `512 MiB`, `4096 bytes`.
+pub fn human_size(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        // Powers of two: a multiple has no bit under the unit's.
+        if bytes >= size && bytes & (size - 1) == 0 {
+            return format!("{} {unit}", bytes / size);
         }
     }
-    s.push_str("\n],\"displayTimeUnit\":\"ns\"}\n");
-    s
+    format!("{bytes} bytes")
 }
 
 fn context_slice(cpu: u32, open: OpenContext, end: Nanos) -> Slice {
@@ -589,6 +929,7 @@ fn context_slice(cpu: u32, open: OpenContext, end: Nanos) -> Slice {
         name: open.label,
         cat,
         args: Value::Object(args),
+        spin: false,
     }
 }
 
@@ -608,6 +949,7 @@ fn hold_slice(program: &Program, cpu: u32, hold: OpenHold, end: Nanos) -> Slice 
             "line": hold.line,
             "by": hold.by,
         }),
+        spin: false,
     }
 }
 
@@ -690,15 +1032,31 @@ mod tests {
         scenario::load_source("t.sim", text).expect("scenario loads")
     }
 
-    fn traced(program: &Program, seed: Option<u64>) -> Value {
-        let (report, events) = machine::run_recorded(
+    /// The trace of one run, written by a [`TraceWriter`] into memory.
+    fn trace_bytes(
+        program: &Program,
+        seed: Option<u64>,
+        limit: u64,
+    ) -> (RunReport, Finished<Vec<u8>>) {
+        let mut writer = TraceWriter::new(program, Vec::new(), limit);
+        let report = machine::run_observed(
             program,
             &RunOptions {
                 seed,
                 ..RunOptions::default()
             },
+            &mut [&mut writer],
         );
-        chrome_trace(program, &report, &events)
+        let done = writer.finish(&report).expect("writing to memory");
+        (report, done)
+    }
+
+    fn text(program: &Program, seed: Option<u64>) -> String {
+        String::from_utf8(trace_bytes(program, seed, DEFAULT_LIMIT).1.out).expect("UTF-8")
+    }
+
+    fn traced(program: &Program, seed: Option<u64>) -> Value {
+        serde_json::from_str(&text(program, seed)).expect("the trace is JSON")
     }
 
     fn events(trace: &Value) -> &Vec<Value> {
@@ -760,9 +1118,16 @@ thread Worker {
                 assert!(e["tid"].is_u64(), "{e}");
             }
         }
-        // The rendered text is the same JSON.
-        let reparsed: Value = serde_json::from_str(&render(&trace)).unwrap();
-        assert_eq!(reparsed, trace);
+        // One event per line.
+        let text = text(&load(SMALL), None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.first(), Some(&"{\"traceEvents\":["));
+        assert_eq!(lines.last(), Some(&"],\"displayTimeUnit\":\"ns\"}"));
+        assert_eq!(lines.len(), events(&trace).len() + 2);
+        for line in &lines[1..lines.len() - 1] {
+            let line = line.strip_suffix(',').unwrap_or(line);
+            let _: Value = serde_json::from_str(line).expect("a line is one event");
+        }
     }
 
     #[test]
@@ -874,14 +1239,10 @@ thread Worker {
     #[test]
     fn same_file_and_seed_give_the_same_bytes() {
         let program = load(SMALL);
-        let a = render(&traced(&program, Some(11)));
-        let b = render(&traced(&load(SMALL), Some(11)));
+        let a = text(&program, Some(11));
+        let b = text(&load(SMALL), Some(11));
         assert_eq!(a, b);
-        assert_ne!(
-            a,
-            render(&traced(&program, Some(12))),
-            "seed changes timing"
-        );
+        assert_ne!(a, text(&program, Some(12)), "seed changes timing");
     }
 
     #[test]
@@ -899,10 +1260,10 @@ thread T {
 }
 "#,
         );
-        insta::assert_snapshot!(render(&traced(&program, None)));
+        insta::assert_snapshot!(text(&program, None));
     }
 
-    /// (start ns, end ns) of every slice, per (pid, tid).
+    /// (start ns, end ns) of every slice, per (pid, tid), in file order.
     fn tracks(trace: &Value) -> std::collections::BTreeMap<(u64, u64), Vec<(i64, i64)>> {
         let mut map = std::collections::BTreeMap::new();
         for e in events(trace).iter().filter(|e| e["ph"] == "X") {
@@ -915,18 +1276,15 @@ thread T {
         map
     }
 
-    /// Slices on one track never overlap without nesting, and a parent
-    /// comes before the slices inside it (Perfetto's requirement).
+    /// Slices on one track never overlap without nesting, and at equal
+    /// starts a parent comes before the slices inside it in the file: the
+    /// check reads each track as Perfetto does, stably sorted by start
+    /// (file order kept on ties).
     fn assert_nested(trace: &Value, what: &str) {
-        for ((pid, tid), slices) in tracks(trace) {
+        for ((pid, tid), mut slices) in tracks(trace) {
+            slices.sort_by_key(|&(start, _)| start);
             let mut open: Vec<i64> = Vec::new();
-            let mut last_start = i64::MIN;
             for (start, end) in slices {
-                assert!(
-                    start >= last_start,
-                    "{what}: cpu {pid} tid {tid} not in time order"
-                );
-                last_start = start;
                 while open.last().is_some_and(|&e| e <= start) {
                     open.pop();
                 }
@@ -942,6 +1300,22 @@ thread T {
     }
 
     #[test]
+    fn nesting_check_can_fail() {
+        let slice =
+            |ts: f64, dur: f64| json!({"ph": "X", "pid": 0, "tid": 0, "ts": ts, "dur": dur});
+        let good = json!({ "traceEvents": [slice(1.0, 5.0), slice(1.0, 2.0), slice(3.0, 1.0)] });
+        assert_nested(&good, "good");
+        for bad in [
+            json!({ "traceEvents": [slice(1.0, 5.0), slice(4.0, 5.0)] }),
+            // Equal starts, child first: a viewer nests them the wrong way.
+            json!({ "traceEvents": [slice(1.0, 2.0), slice(1.0, 5.0)] }),
+        ] {
+            let caught = std::panic::catch_unwind(|| assert_nested(&bad, "bad"));
+            assert!(caught.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn every_repository_scenario_traces_with_proper_nesting() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let (files, errors) = crate::test_cmd::collect(&[root]);
@@ -951,14 +1325,11 @@ thread T {
             let program = scenario::load_file(&file).expect("repository scenario loads");
             let what = file.display().to_string();
             for seed in [None, Some(1), Some(2)] {
-                let (report, stream) = machine::run_recorded(
-                    &program,
-                    &RunOptions {
-                        seed,
-                        ..RunOptions::default()
-                    },
-                );
-                let trace = chrome_trace(&program, &report, &stream);
+                let (report, done) = trace_bytes(&program, seed, DEFAULT_LIMIT);
+                assert_eq!(done.truncated_at, None);
+                let trace: Value =
+                    serde_json::from_str(std::str::from_utf8(&done.out).expect("UTF-8"))
+                        .unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
                 assert_nested(&trace, &what);
                 if report.bugcheck.is_some() {
                     assert!(
@@ -1007,5 +1378,145 @@ thread T {
             let e = s["ts"].as_f64().unwrap() + s["dur"].as_f64().unwrap();
             assert!((e - end).abs() < 1e-6, "{s}");
         }
+    }
+
+    /// A periodic 1 µs interrupt on the processor of an endless thread, for
+    /// `duration`.
+    fn ticking(duration: &str) -> Program {
+        load(&format!(
+            r#"scenario "ticks" {{ cpus 1; duration {duration}; expect clean; }}
+KINTERRUPT I(Isr, 6);
+_Guarded_by_(I) ULONG Ticks;
+BOOLEAN Isr(PKINTERRUPT Interrupt, PVOID ServiceContext) {{
+    Ticks++;
+    return TRUE;
+}}
+interrupt I on cpu 0 every 1us;
+thread Spin on cpu 0 {{ while (TRUE) {{ KeStallExecutionProcessor(1); }} }}
+"#
+        ))
+    }
+
+    /// Wraps a writer and records the most it ever held.
+    #[derive(Debug)]
+    struct Probe<'p> {
+        writer: TraceWriter<'p, io::Sink>,
+        most: Retained,
+        events: u64,
+    }
+
+    impl machine::Observer for Probe<'_> {
+        fn observe(&mut self, ev: &Event) -> Option<verifier::Violation> {
+            machine::Observer::observe(&mut self.writer, ev);
+            self.events += 1;
+            let r = self.writer.retained();
+            let m = &mut self.most;
+            m.open = m.open.max(r.open);
+            m.labels = m.labels.max(r.labels);
+            m.placed = m.placed.max(r.placed);
+            m.lanes = m.lanes.max(r.lanes);
+            m.deferred = m.deferred.max(r.deferred);
+            None
+        }
+    }
+
+    fn probe(program: &Program) -> (Retained, u64, u64) {
+        let mut p = Probe {
+            writer: TraceWriter::new(program, io::sink(), u64::MAX),
+            most: Retained::default(),
+            events: 0,
+        };
+        let report = machine::run_observed(program, &RunOptions::default(), &mut [&mut p]);
+        let done = p.writer.finish(&report).expect("sink");
+        assert_eq!(done.truncated_at, None);
+        (p.most, p.events, done.bytes)
+    }
+
+    #[test]
+    fn retained_state_stays_flat_over_a_long_run() {
+        let (short, short_events, short_bytes) = probe(&ticking("200us"));
+        let (long, long_events, long_bytes) = probe(&ticking("5ms"));
+        assert!(
+            long_events > 20 * short_events / 2 && long_bytes > 10 * short_bytes,
+            "the long run is really longer: {short_events} -> {long_events} events"
+        );
+        // Thousands of ISR activations, each a context slice and an
+        // interrupt-lock hold, yet the writer holds what one moment needs.
+        assert_eq!(long, short, "retained state grew with the run");
+        assert!(long.placed <= 8, "{long:?}");
+        assert!(long.labels <= 2, "{long:?}");
+        assert!(long.open <= 6, "{long:?}");
+        assert_eq!(long.lanes, 2, "{long:?}");
+        assert_eq!(long.deferred, 0, "{long:?}");
+    }
+
+    #[test]
+    fn a_trace_past_its_limit_is_cut_cleanly() {
+        let program = ticking("2ms");
+        let (full_report, full) = trace_bytes(&program, None, DEFAULT_LIMIT);
+        assert_eq!(full.truncated_at, None);
+        assert!(full.bytes > 64 << 10, "{}", full.bytes);
+        let limit = 64 << 10;
+        let (report, cut) = trace_bytes(&program, None, limit);
+        // The run goes on and its report is unchanged.
+        assert_eq!(
+            serde_json::to_value(&report).unwrap(),
+            serde_json::to_value(&full_report).unwrap()
+        );
+        let at = cut.truncated_at.expect("the limit was reached");
+        assert!(at > 0 && at < 2_000_000, "{at}");
+        assert_eq!(cut.bytes, cut.out.len() as u64);
+        assert!(cut.bytes <= limit, "{} > {limit}", cut.bytes);
+        assert!(cut.bytes > limit - 1024, "the limit is used: {}", cut.bytes);
+        // Still one valid trace, the truncated prefix of the full one, then
+        // the mark.
+        let trace: Value = serde_json::from_slice(&cut.out).expect("JSON");
+        let last = events(&trace).last().unwrap();
+        assert_eq!(last["name"], "trace truncated");
+        assert_eq!(last["args"]["limit_bytes"], limit);
+        assert_eq!(last["ts"].as_f64(), Some(at as f64 / 1000.0));
+        let n = events(&trace).len() - 1;
+        let full: Value = serde_json::from_slice(&full.out).unwrap();
+        assert_eq!(events(&full)[..n], events(&trace)[..n]);
+        assert_nested(&trace, "truncated");
+    }
+
+    /// Accepts `room` bytes, then fails.
+    #[derive(Debug)]
+    struct Failing {
+        room: usize,
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.room {
+                return Err(io::Error::other("disk full"));
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_error_is_returned_not_a_panic() {
+        let program = load(SMALL);
+        for room in [0, 10, 2000] {
+            let mut writer = TraceWriter::new(&program, Failing { room }, DEFAULT_LIMIT);
+            let report =
+                machine::run_observed(&program, &RunOptions::default(), &mut [&mut writer]);
+            let e = writer.finish(&report).expect_err("the write fails");
+            assert_eq!(e.to_string(), "disk full");
+        }
+    }
+
+    #[test]
+    fn sizes_read_as_people_say_them() {
+        assert_eq!(human_size(1 << 30), "1 GiB");
+        assert_eq!(human_size(3 << 20), "3 MiB");
+        assert_eq!(human_size(4096), "4 KiB");
+        assert_eq!(human_size(4097), "4097 bytes");
     }
 }

@@ -76,6 +76,67 @@ fn run_trace_writes_a_chrome_trace() {
     assert_eq!(fs::read(&out).unwrap(), fs::read(&again).unwrap());
 }
 
+/// `--trace-limit`: the trace stops at the limit with a mark and a
+/// warning; the run, its report and its exit status are unchanged.
+#[test]
+fn run_trace_limit_cuts_the_trace_with_a_warning() {
+    let dir = scratch("trace-limit");
+    let file = scenario("regressions/periodic-interrupt-duration.sim");
+    let out = dir.join("t.json");
+    let full = bin()
+        .args(["run", "--trace"])
+        .arg(dir.join("full.json"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(full.status.code(), Some(0), "{}", stderr(&full));
+    assert!(stderr(&full).is_empty(), "{}", stderr(&full));
+    assert!(fs::metadata(dir.join("full.json")).unwrap().len() > 8192);
+    let o = bin()
+        .args(["run", "--trace-limit", "8K", "--trace"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), stdout(&full), "the report is unchanged");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("warning: the trace reached its 8 KiB limit at ")
+            && err.ends_with(&format!(
+                " µs of virtual time; later events are not in {}\n",
+                out.display()
+            )),
+        "{err}"
+    );
+    let bytes = fs::read(&out).unwrap();
+    assert!(bytes.len() <= 8192, "{}", bytes.len());
+    let trace: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    assert_eq!(events.last().unwrap()["name"], "trace truncated");
+
+    for bad in ["100", "1.5M", "lots", "1T"] {
+        let o = bin()
+            .args(["run", "--trace-limit", bad, "--trace"])
+            .arg(&out)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(
+            stderr(&o).contains("--trace-limit"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+    }
+    let o = bin()
+        .args(["run", "--trace-limit", "1M"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "--trace-limit needs --trace");
+}
+
 #[test]
 fn run_report_is_the_same_with_and_without_trace() {
     let dir = scratch("same-report");
