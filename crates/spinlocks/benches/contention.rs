@@ -15,7 +15,10 @@
 //! shared) and `read10` (10 % shared); mutexes run `exclusive`. A final row
 //! set, workload `uncontended`, runs every mutex (and the reader/writer locks
 //! in exclusive mode) at T = 1 with `work_in = work_between = 0`: the cost of
-//! one acquire + release pair, in ns.
+//! one acquire + release pair, in ns. Two extra `floor` rows there (printed,
+//! not written to the JSON) time bare atomics: one compare-exchange + one
+//! store (a test-and-set lock's minimum) and one swap + one compare-exchange
+//! (an MCS lock's minimum), the bounds the real locks are measured against.
 //!
 //! Every lock runs in the same process, one configuration after the other,
 //! round-robin over `rounds` rounds (the median round is kept, the spread of
@@ -47,7 +50,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -162,6 +165,58 @@ impl BenchLock for InterruptSpinLock<Data> {
     fn exclusive<R>(&self, _h: Pin<&mut LockQueueHandle>, f: impl FnOnce(&mut Data) -> R) -> R {
         let mut g = self.lock();
         f(&mut g)
+    }
+}
+
+/// Floor: the cheapest possible test-and-set lock, one compare-exchange to
+/// acquire and one plain store to release (what `spin::Mutex` does).
+/// Printed in the `uncontended` rows only, not written to the JSON.
+struct FloorCasStore(AtomicUsize);
+
+/// Floor: the two atomic read-modify-writes any MCS lock needs on an
+/// uncontended pair (swap the tail to our node, compare-exchange it back to
+/// null), and nothing else. Single-threaded use only (it never waits).
+struct FloorSwapCas(AtomicPtr<u64>);
+
+impl BenchLock for FloorCasStore {
+    const NAME: &'static str = "floor: CAS + store";
+    fn create() -> Self {
+        Self(AtomicUsize::new(0))
+    }
+    #[inline]
+    fn exclusive<R>(&self, _h: Pin<&mut LockQueueHandle>, f: impl FnOnce(&mut Data) -> R) -> R {
+        while self
+            .0
+            .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        let r = f(&mut [0; 4]);
+        self.0.store(0, Ordering::Release);
+        r
+    }
+}
+
+impl BenchLock for FloorSwapCas {
+    const NAME: &'static str = "floor: swap + CAS";
+    fn create() -> Self {
+        Self(AtomicPtr::new(std::ptr::null_mut()))
+    }
+    #[inline]
+    fn exclusive<R>(&self, _h: Pin<&mut LockQueueHandle>, f: impl FnOnce(&mut Data) -> R) -> R {
+        let mut node = 0u64;
+        let me: *mut u64 = &mut node;
+        let pred = self.0.swap(me, Ordering::AcqRel);
+        assert!(pred.is_null(), "the floor lock is for one thread only");
+        let r = f(&mut [0; 4]);
+        let _ = self.0.compare_exchange(
+            me,
+            std::ptr::null_mut(),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        r
     }
 }
 
@@ -499,6 +554,7 @@ fn print_ratios(summaries: &[Summary]) {
             .iter()
             .filter(|p| {
                 !OURS.contains(&p.name)
+                    && !is_floor(p.name)
                     && p.mix == o.mix
                     && p.threads == o.threads
                     // Mutex peers for mutexes, reader/writer peers for R/W mixes;
@@ -520,6 +576,10 @@ fn print_ratios(summaries: &[Summary]) {
     }
 }
 
+fn is_floor(name: &str) -> bool {
+    name.starts_with("floor")
+}
+
 fn is_rw(name: &str) -> bool {
     name.contains("RwLock") || name == "ExSpinLock"
 }
@@ -537,6 +597,7 @@ fn results_dir() -> PathBuf {
 fn to_json(summaries: &[Summary]) -> String {
     let rows: Vec<String> = summaries
         .iter()
+        .filter(|s| !is_floor(s.median.name))
         .map(|s| {
             let o = &s.median;
             format!(
@@ -588,6 +649,8 @@ fn main() {
     bench.uncontended::<std::sync::Mutex<Data>>();
     bench.uncontended::<spin::RwLock<Data>>();
     bench.uncontended::<parking_lot::RwLock<Data>>();
+    bench.uncontended::<FloorCasStore>();
+    bench.uncontended::<FloorSwapCas>();
 
     println!(
         "spinlocks contention benchmark: {} configurations x {:.2} s ({} rounds, round-robin; \
