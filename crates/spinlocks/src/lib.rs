@@ -13,6 +13,10 @@
 //!   take the lock or return a waiter whose `poll` does one spin iteration
 //!   and never loops, so a thread can interleave spinning with other work
 //!   (interrupt delivery, a watchdog). See [`real`'s docs](real#two-phase-acquire).
+//! * [`raw`]: the same protocols without data or guards, the owner named by
+//!   a processor index and MCS nodes from a per-processor arena, for an
+//!   interpreter that holds a lock across statements and abandons it on
+//!   halt.
 //!
 //! | lock | Windows | acquire | notes |
 //! |------|---------|---------|-------|
@@ -89,6 +93,8 @@
 
 pub mod model;
 pub mod real;
+
+pub use real::raw;
 
 pub use real::{
     ExExclusiveGuard, ExReadWaiter, ExSharedGuard, ExSpinLock, ExWriteWaiter, InterruptSpinLock,
