@@ -13,6 +13,10 @@
 //!   take the lock or return a waiter whose `poll` does one spin iteration
 //!   and never loops, so a thread can interleave spinning with other work
 //!   (interrupt delivery, a watchdog). See [`real`'s docs](real#two-phase-acquire).
+//! * [`raw`]: the same protocols without data or guards, the owner named by
+//!   a processor index and MCS nodes from a per-processor arena, for an
+//!   interpreter that holds a lock across statements and abandons it on
+//!   halt.
 //!
 //! | lock | Windows | acquire | notes |
 //! |------|---------|---------|-------|
@@ -80,15 +84,20 @@
 //!   about 20 s); the three-thread MCS models cap it at 2 and 3, because
 //!   loom's spin-loop modelling can starve a lock holder behind two
 //!   spinners at higher bounds (see `tests/loom.rs`).
-//! * `cargo bench -p spinlocks --bench locks`: the fixed-time contention
-//!   benchmark against `spin`, `parking_lot` and `std` (`BENCH_SECS` sets the
-//!   seconds per configuration).
+//! * `cargo bench -p spinlocks --bench contention` (`-- --quick` for a
+//!   short run): the fixed-time contention benchmark against `spin`,
+//!   `parking_lot` and `std`, with an uncontended row set; writes
+//!   `target/bench-results/locks.json`. See `docs/performance.md`.
+//!   `cargo bench -p spinlocks --bench locks` is the older per-thread
+//!   variant (`BENCH_SECS` sets the seconds per configuration).
 //!
 //! Architecture invariant: no dependency on anything above it (no `vcpu`,
 //! `verifier`, `scenario` or `machine`); an owner is an opaque number.
 
 pub mod model;
 pub mod real;
+
+pub use real::raw;
 
 pub use real::{
     ExExclusiveGuard, ExReadWaiter, ExSharedGuard, ExSpinLock, ExWriteWaiter, InterruptSpinLock,

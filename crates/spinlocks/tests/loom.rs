@@ -639,3 +639,173 @@ fn ex_write_waiter_withdraws() {
         "never withdrew a draining writer"
     );
 }
+
+// ------------------------------------------------------------------ raw layer
+
+use spinlocks::raw::{QueueNodeArena, RawExSpinLock, RawQueuedSpinLock, RawSpinLock};
+
+/// A raw lock, its MCS nodes and the data it guards (raw locks hold none).
+struct RawShared<L> {
+    lock: L,
+    arena: QueueNodeArena,
+    cell: UnsafeCell<usize>,
+}
+
+// SAFETY: `cell` is touched only under `lock` (that is what the models check:
+// loom reports any access the lock failed to order).
+unsafe impl<L: Sync> Sync for RawShared<L> {}
+// SAFETY: as above.
+unsafe impl<L: Send> Send for RawShared<L> {}
+
+fn raw_shared<L>(lock: L, processors: u32) -> Arc<RawShared<L>> {
+    Arc::new(RawShared {
+        lock,
+        arena: QueueNodeArena::new(processors, 1),
+        cell: UnsafeCell::new(0),
+    })
+}
+
+/// One raw MCS critical section by `processor`, through both two-phase
+/// halves (begin/poll acquire, begin/poll release).
+fn raw_queued_section(s: &RawShared<RawQueuedSpinLock>, processor: u32) {
+    let node = s.arena.node(processor, 0);
+    // SAFETY: the arena lives in the shared `Arc` until every thread is
+    // joined; node (processor, 0) is used by this thread alone, one
+    // acquisition at a time.
+    unsafe {
+        if !s.lock.begin_acquire(node) {
+            while !s.lock.poll_acquire(node) {
+                thread::yield_now();
+            }
+        }
+        assert!(node.is_owner());
+        bump(&s.cell);
+        if !s.lock.begin_release(node) {
+            while !s.lock.poll_release(node) {
+                thread::yield_now();
+            }
+        }
+    }
+    assert!(!node.is_queued());
+}
+
+/// Raw MCS, two processors, two sections each with the same node: the
+/// release/link race, node reuse (the `next == null` invariant) and no lost
+/// wake-up.
+#[test]
+fn raw_queued_two_processors_reuse() {
+    model(|| {
+        let s = raw_shared(RawQueuedSpinLock::new(), 2);
+        let s2 = s.clone();
+        let t = thread::spawn(move || {
+            for _ in 0..2 {
+                raw_queued_section(&s2, 1);
+            }
+        });
+        for _ in 0..2 {
+            raw_queued_section(&s, 0);
+        }
+        t.join().unwrap();
+        assert_eq!(get(&s.cell), 4);
+        assert!(!s.lock.is_locked());
+    });
+}
+
+/// Raw MCS, three processors once each (bound capped, see the module docs).
+#[test]
+fn raw_queued_three_processors() {
+    model_capped(2, || {
+        let s = raw_shared(RawQueuedSpinLock::new(), 3);
+        let ths: Vec<_> = (1..3)
+            .map(|p| {
+                let s = s.clone();
+                thread::spawn(move || raw_queued_section(&s, p))
+            })
+            .collect();
+        raw_queued_section(&s, 0);
+        for t in ths {
+            t.join().unwrap();
+        }
+        assert_eq!(get(&s.cell), 3);
+        assert!(!s.lock.is_locked());
+    });
+}
+
+/// Raw ordinary lock: mutual exclusion with processor-index owners, and the
+/// owner query is exact for the asking processor.
+#[test]
+fn raw_spin_mutual_exclusion_and_owner() {
+    model(|| {
+        let s = raw_shared(RawSpinLock::new(), 0);
+        let s2 = s.clone();
+        let section = |s: &RawShared<RawSpinLock>, p: u32| {
+            while let Err(owner) = s.lock.try_acquire(p) {
+                assert_ne!(owner, p);
+                thread::yield_now();
+            }
+            assert_eq!(s.lock.owner(), Some(p));
+            bump(&s.cell);
+            s.lock.release(p).unwrap();
+        };
+        let t = thread::spawn(move || section(&s2, 1));
+        section(&s, 0);
+        t.join().unwrap();
+        assert_eq!(get(&s.cell), 2);
+        assert_eq!(s.lock.owner(), None);
+    });
+}
+
+/// Raw EX: a reader (read under the shared hold) against a two-phase writer
+/// (write under the exclusive hold); the writer knows itself as owner.
+#[test]
+fn raw_ex_reader_writer() {
+    model(|| {
+        let s = raw_shared(RawExSpinLock::new(), 0);
+        let s2 = s.clone();
+        let t = thread::spawn(move || {
+            while !s2.lock.try_acquire_shared() {
+                thread::yield_now();
+            }
+            let v = get(&s2.cell);
+            assert!(v == 0 || v == 1);
+            s2.lock.release_shared();
+        });
+        if let Err(mut w) = s.lock.begin_acquire_exclusive(0) {
+            while !s.lock.poll_acquire_exclusive(0, &mut w) {
+                thread::yield_now();
+            }
+        }
+        assert_eq!(s.lock.exclusive_owner(), Some(0));
+        bump(&s.cell);
+        s.lock.release_exclusive(0).unwrap();
+        t.join().unwrap();
+        assert_eq!(s.lock.raw_word(), 0);
+    });
+}
+
+/// Raw EX try-convert: two shared holders each try to convert; a success is
+/// exclusive (loom checks the write), a failure stays shared.
+#[test]
+fn raw_ex_try_convert() {
+    model(|| {
+        let s = raw_shared(RawExSpinLock::new(), 0);
+        let s2 = s.clone();
+        let body = |s: &RawShared<RawExSpinLock>, p: u32| {
+            while !s.lock.try_acquire_shared() {
+                thread::yield_now();
+            }
+            if s.lock.try_convert(p) {
+                assert_eq!(s.lock.exclusive_owner(), Some(p));
+                bump(&s.cell);
+                s.lock.release_exclusive(p).unwrap();
+            } else {
+                get(&s.cell);
+                s.lock.release_shared();
+            }
+        };
+        let t = thread::spawn(move || body(&s2, 1));
+        body(&s, 0);
+        t.join().unwrap();
+        assert_eq!(s.lock.raw_word(), 0);
+    });
+}

@@ -239,23 +239,7 @@ impl<T: ?Sized> ExSpinLock<T> {
     /// One shared-acquire attempt: `false` only if a writer holds, claims or
     /// waits (retries while other readers merely change the count).
     fn try_read_raw(&self) -> bool {
-        let mut word = self.word.load(Ordering::Relaxed);
-        loop {
-            if word & (EX_EXCLUSIVE | EX_EXCLUSIVE_WAITING) != 0 {
-                return false;
-            }
-            assert!(
-                word & EX_SHARED_MASK != EX_SHARED_MASK,
-                "ExSpinLock: too many shared holders"
-            );
-            match self
-                .word
-                .compare_exchange(word, word + 1, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(now) => word = now,
-            }
-        }
+        reader_try(&self.word)
     }
 
     /// Acquires the lock shared if no writer holds, claims or waits for it.
@@ -320,47 +304,12 @@ impl<T: ?Sized> ExSpinLock<T> {
     /// `begin_write` past its fast path, `word` being the value its
     /// compare-exchange saw: `Ok(())` if it took the lock exclusive.
     #[cold]
-    fn begin_write_slow(&self, mut word: u32) -> Result<(), ExWriteWaiter<'_, T>> {
-        let waiter = |state| {
-            Err(ExWriteWaiter {
-                lock: self,
-                state,
-                _not_send: PhantomData,
-            })
-        };
-        loop {
-            if word & EX_EXCLUSIVE == 0 {
-                // Claim bit 31. Acquire: if no reader is left, the lock is
-                // ours now, after the previous holders' Release.
-                match self.word.compare_exchange(
-                    word,
-                    word | EX_EXCLUSIVE,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) if word & EX_SHARED_MASK == 0 => return Ok(()),
-                    Ok(_) => return waiter(WriterState::Draining),
-                    Err(now) => {
-                        word = now;
-                        continue;
-                    }
-                }
-            }
-            if word & WAITER_MASK == WAITER_MASK {
-                return waiter(WriterState::Unregistered);
-            }
-            // Another writer has bit 31: register, which sets bit 30 so that
-            // readers cannot slip in when that writer releases.
-            match self.word.compare_exchange(
-                word,
-                (word + WAITER_ONE) | EX_EXCLUSIVE_WAITING,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return waiter(WriterState::Registered),
-                Err(now) => word = now,
-            }
-        }
+    fn begin_write_slow(&self, word: u32) -> Result<(), ExWriteWaiter<'_, T>> {
+        writer_begin(&self.word, word).map_err(|state| ExWriteWaiter {
+            lock: self,
+            state,
+            _not_send: PhantomData,
+        })
     }
 
     /// Acquires the lock exclusive if no one holds it in either mode (waiting
@@ -648,7 +597,7 @@ impl<T: ?Sized> fmt::Debug for ExReadWaiter<'_, T> {
 
 /// Where a waiting writer stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum WriterState {
+pub(crate) enum WriterState {
     /// Not counted in the word (only when 1023 writers are registered).
     Unregistered,
     /// Counted in bits 20..=29 (so bit 30 is set); another writer has bit 31.
@@ -696,58 +645,7 @@ impl<'a, T: ?Sized> ExWriteWaiter<'a, T> {
     /// `poll` without the guard: `true` once the lock is held exclusive.
     #[inline]
     fn step(&mut self) -> bool {
-        match self.state {
-            WriterState::Draining => {
-                // Acquire pairs with each reader's Release decrement.
-                if self.lock.word.load(Ordering::Acquire) & EX_SHARED_MASK != 0 {
-                    return false;
-                }
-            }
-            WriterState::Registered | WriterState::Unregistered => {
-                let word = self.lock.word.load(Ordering::Relaxed);
-                if word & EX_EXCLUSIVE != 0 {
-                    // Still another writer's. Register if not yet counted
-                    // (the count was full when we arrived).
-                    if self.state == WriterState::Unregistered
-                        && word & WAITER_MASK != WAITER_MASK
-                        && self
-                            .lock
-                            .word
-                            .compare_exchange(
-                                word,
-                                (word + WAITER_ONE) | EX_EXCLUSIVE_WAITING,
-                                Ordering::Relaxed,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                    {
-                        self.state = WriterState::Registered;
-                    }
-                    return false;
-                }
-                // Claim bit 31, and leave the waiters in the same step.
-                let mut new = word | EX_EXCLUSIVE;
-                if self.state == WriterState::Registered {
-                    new = unregister_waiter(new);
-                }
-                // Acquire: if no reader is left the lock is ours now.
-                if self
-                    .lock
-                    .word
-                    .compare_exchange(word, new, Ordering::Acquire, Ordering::Relaxed)
-                    .is_err()
-                {
-                    return false;
-                }
-                if word & EX_SHARED_MASK != 0 {
-                    self.state = WriterState::Draining;
-                    return false;
-                }
-            }
-            WriterState::Done => panic!("ExWriteWaiter polled after it acquired the lock"),
-        }
-        self.state = WriterState::Done;
-        true
+        writer_step(&self.lock.word, &mut self.state)
     }
 
     /// Polls, pausing with [`core::hint::spin_loop`] in between, until the
@@ -777,26 +675,7 @@ impl<'a, T: ?Sized> ExWriteWaiter<'a, T> {
 impl<T: ?Sized> Drop for ExWriteWaiter<'_, T> {
     /// Withdraws the claim (see the type docs).
     fn drop(&mut self) {
-        match self.state {
-            WriterState::Registered => {
-                let mut word = self.lock.word.load(Ordering::Relaxed);
-                while let Err(now) = self.lock.word.compare_exchange_weak(
-                    word,
-                    unregister_waiter(word),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    word = now;
-                }
-            }
-            WriterState::Draining => {
-                // Bit 31 is ours (readers still hold: nothing to publish, but
-                // Release keeps the word's release sequence simple to reason
-                // about).
-                self.lock.word.fetch_and(!EX_EXCLUSIVE, Ordering::Release);
-            }
-            WriterState::Unregistered | WriterState::Done => {}
-        }
+        writer_withdraw(&self.lock.word, self.state);
     }
 }
 
@@ -805,5 +684,152 @@ impl<T: ?Sized> fmt::Debug for ExWriteWaiter<'_, T> {
         f.debug_struct("ExWriteWaiter")
             .field("state", &self.state)
             .finish_non_exhaustive()
+    }
+}
+
+/// `begin_write` past its fast path, on a bare lock word: `word` is the
+/// value the fast path's compare-exchange saw. `Ok(())` if the lock is now
+/// held exclusive; otherwise the waiting writer's state (bit 31 claimed and
+/// draining readers, or registered behind another writer).
+pub(crate) fn writer_begin(lock: &AtomicU32, mut word: u32) -> Result<(), WriterState> {
+    loop {
+        if word & EX_EXCLUSIVE == 0 {
+            // Claim bit 31. Acquire: if no reader is left, the lock is
+            // ours now, after the previous holders' Release.
+            match lock.compare_exchange(
+                word,
+                word | EX_EXCLUSIVE,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) if word & EX_SHARED_MASK == 0 => return Ok(()),
+                Ok(_) => return Err(WriterState::Draining),
+                Err(now) => {
+                    word = now;
+                    continue;
+                }
+            }
+        }
+        if word & WAITER_MASK == WAITER_MASK {
+            return Err(WriterState::Unregistered);
+        }
+        // Another writer has bit 31: register, which sets bit 30 so that
+        // readers cannot slip in when that writer releases.
+        match lock.compare_exchange(
+            word,
+            (word + WAITER_ONE) | EX_EXCLUSIVE_WAITING,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Err(WriterState::Registered),
+            Err(now) => word = now,
+        }
+    }
+}
+
+/// One step of a waiting writer on a bare lock word: one read, at most one
+/// compare-exchange. `true` (and `Done`) once the lock is held exclusive.
+///
+/// # Panics
+///
+/// If `state` is already `Done`.
+#[inline]
+pub(crate) fn writer_step(lock: &AtomicU32, state: &mut WriterState) -> bool {
+    match *state {
+        WriterState::Draining => {
+            // Acquire pairs with each reader's Release decrement.
+            if lock.load(Ordering::Acquire) & EX_SHARED_MASK != 0 {
+                return false;
+            }
+        }
+        WriterState::Registered | WriterState::Unregistered => {
+            let word = lock.load(Ordering::Relaxed);
+            if word & EX_EXCLUSIVE != 0 {
+                // Still another writer's. Register if not yet counted
+                // (the count was full when we arrived).
+                if *state == WriterState::Unregistered
+                    && word & WAITER_MASK != WAITER_MASK
+                    && lock
+                        .compare_exchange(
+                            word,
+                            (word + WAITER_ONE) | EX_EXCLUSIVE_WAITING,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    *state = WriterState::Registered;
+                }
+                return false;
+            }
+            // Claim bit 31, and leave the waiters in the same step.
+            let mut new = word | EX_EXCLUSIVE;
+            if *state == WriterState::Registered {
+                new = unregister_waiter(new);
+            }
+            // Acquire: if no reader is left the lock is ours now.
+            if lock
+                .compare_exchange(word, new, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                return false;
+            }
+            if word & EX_SHARED_MASK != 0 {
+                *state = WriterState::Draining;
+                return false;
+            }
+        }
+        WriterState::Done => panic!("ExWriteWaiter polled after it acquired the lock"),
+    }
+    *state = WriterState::Done;
+    true
+}
+
+/// Withdraws a waiting writer's claim on a bare lock word (see
+/// [`ExWriteWaiter`]'s drop).
+pub(crate) fn writer_withdraw(lock: &AtomicU32, state: WriterState) {
+    match state {
+        WriterState::Registered => {
+            let mut word = lock.load(Ordering::Relaxed);
+            while let Err(now) = lock.compare_exchange_weak(
+                word,
+                unregister_waiter(word),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                word = now;
+            }
+        }
+        WriterState::Draining => {
+            // Bit 31 is ours (readers still hold: nothing to publish, but
+            // Release keeps the word's release sequence simple to reason
+            // about).
+            lock.fetch_and(!EX_EXCLUSIVE, Ordering::Release);
+        }
+        WriterState::Unregistered | WriterState::Done => {}
+    }
+}
+
+/// One shared-acquire attempt on a bare lock word: `false` only if a writer
+/// holds, claims or waits (retries while other readers merely change the
+/// count).
+///
+/// # Panics
+///
+/// If 2^20 − 1 shared holders already exist.
+pub(crate) fn reader_try(lock: &AtomicU32) -> bool {
+    let mut word = lock.load(Ordering::Relaxed);
+    loop {
+        if word & (EX_EXCLUSIVE | EX_EXCLUSIVE_WAITING) != 0 {
+            return false;
+        }
+        assert!(
+            word & EX_SHARED_MASK != EX_SHARED_MASK,
+            "ExSpinLock: too many shared holders"
+        );
+        match lock.compare_exchange(word, word + 1, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => word = now,
+        }
     }
 }

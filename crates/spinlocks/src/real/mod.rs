@@ -52,6 +52,7 @@ pub mod ex;
 pub mod interrupt;
 pub mod kspin;
 pub mod queued;
+pub mod raw;
 
 pub use ex::{ExExclusiveGuard, ExReadWaiter, ExSharedGuard, ExSpinLock, ExWriteWaiter};
 pub use interrupt::{InterruptSpinLock, InterruptSpinLockGuard, InterruptSpinWaiter};

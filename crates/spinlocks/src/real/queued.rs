@@ -146,16 +146,33 @@ pub const LOCK_QUEUE_WAIT: usize = 1;
 /// Flag in a queue node: the node's owner holds the lock.
 pub const LOCK_QUEUE_OWNER: usize = 2;
 /// A node that is in no queue.
-const LOCK_QUEUE_IDLE: usize = 0;
+pub(crate) const LOCK_QUEUE_IDLE: usize = 0;
 
 /// One waiter's queue entry (`KSPIN_LOCK_QUEUE`). Aligned to 128 bytes so
 /// each waiter spins on its own cache line (two lines on CPUs that fetch
 /// line pairs).
+///
+/// Invariant: an idle node (in no queue) has `next == null`. A node leaves a
+/// queue either by the tail compare-exchange (no successor ever saw it, so
+/// `next` is still null) or by handing over (which resets `next`), so an
+/// acquire never has to store it.
 #[repr(C, align(128))]
-struct QueueNode {
-    next: AtomicPtr<QueueNode>,
+pub(crate) struct QueueNode {
+    pub(crate) next: AtomicPtr<QueueNode>,
     /// `LOCK_QUEUE_IDLE`, `LOCK_QUEUE_WAIT` or `LOCK_QUEUE_OWNER`.
-    lock: AtomicUsize,
+    pub(crate) lock: AtomicUsize,
+}
+
+impl QueueNode {
+    const_fn_unless_loom! {
+        /// An idle node.
+        pub(crate) fn new() -> Self {
+            Self {
+                next: AtomicPtr::new(ptr::null_mut()),
+                lock: AtomicUsize::new(LOCK_QUEUE_IDLE),
+            }
+        }
+    }
 }
 
 /// The in-stack handle (`KLOCK_QUEUE_HANDLE`): the caller's queue node.
@@ -177,10 +194,7 @@ impl LockQueueHandle {
         /// An idle handle.
         pub fn new() -> Self {
             Self {
-                node: QueueNode {
-                    next: AtomicPtr::new(ptr::null_mut()),
-                    lock: AtomicUsize::new(LOCK_QUEUE_IDLE),
-                },
+                node: QueueNode::new(),
                 _pinned: PhantomPinned,
             }
         }
@@ -290,13 +304,15 @@ impl<T: ?Sized> QueuedSpinLock<T> {
     ) -> QueuedAcquire<'a, T> {
         let node: &'a QueueNode = &handle.into_ref().get_ref().node;
         assert_idle(node);
-        node.next.store(ptr::null_mut(), Ordering::Relaxed);
-        // Claim the node before publishing it (it is ours until the swap).
+        // No `next = null` store: an idle node's `next` is always null (see
+        // `QueueNode`). Claim the node before publishing it (it is ours
+        // until the swap).
         node.lock.store(LOCK_QUEUE_OWNER, Ordering::Relaxed);
         let me = node as *const QueueNode as *mut QueueNode;
         // AcqRel: Acquire pairs with the previous owner's Release on the tail
-        // (if the lock was free); Release publishes `next = null` to the
-        // successor that will swap after us and write our `next`.
+        // (if the lock was free); Release publishes our node's `next = null`
+        // (from its last release) to the successor that will swap after us
+        // and write our `next`.
         let pred = self.tail.swap(me, Ordering::AcqRel);
         if pred.is_null() {
             QueuedAcquire::Acquired(QueuedSpinLockGuard::new(self, node))
@@ -331,7 +347,7 @@ impl<T: ?Sized> QueuedSpinLock<T> {
         if !self.tail.load(Ordering::Relaxed).is_null() {
             return None;
         }
-        node.next.store(ptr::null_mut(), Ordering::Relaxed);
+        // `next` is already null (an idle node's always is).
         let me = node as *const QueueNode as *mut QueueNode;
         // Release: publishes `next = null` (see `lock`). Set OWNER only on
         // success, so a failed attempt leaves the node idle.
@@ -371,7 +387,7 @@ impl<T: ?Sized> QueuedSpinLock<T> {
 /// `false` if a successor has swapped the tail but not linked in yet, in
 /// which case [`release_poll`] must be called until it returns `true`.
 #[inline]
-fn release_begin(tail: &AtomicPtr<QueueNode>, node: &QueueNode) -> bool {
+pub(crate) fn release_begin(tail: &AtomicPtr<QueueNode>, node: &QueueNode) -> bool {
     let next = node.next.load(Ordering::Acquire);
     if next.is_null() {
         let me = node as *const QueueNode as *mut QueueNode;
@@ -393,7 +409,7 @@ fn release_begin(tail: &AtomicPtr<QueueNode>, node: &QueueNode) -> bool {
 /// One step of a release that waits for its successor's link: one read of
 /// our `next`; once set, hand over and return `true`.
 #[inline]
-fn release_poll(node: &QueueNode) -> bool {
+pub(crate) fn release_poll(node: &QueueNode) -> bool {
     let next = node.next.load(Ordering::Acquire);
     if next.is_null() {
         return false;
@@ -409,10 +425,17 @@ fn hand_over(node: &QueueNode, next: *mut QueueNode) {
     // (a `QueuedWaiter`, or a `lock` call spinning in one) cannot leave the
     // queue, nor let the node be freed, before this store clears its WAIT
     // bit (dropping a waiter waits for the lock too); after this store we
-    // never touch it again. Release publishes our critical section.
+    // never touch it again. (For `raw::RawQueuedSpinLock` the caller's
+    // contract promises the same of its nodes.) Release publishes our
+    // critical section.
     unsafe { &*next }
         .lock
         .store(LOCK_QUEUE_OWNER, Ordering::Release);
+    // Back to the idle invariant (`next` null), so the next acquire through
+    // this node need not store it. No one else writes our `next` any more:
+    // only the successor that swapped the tail from our node does, once, and
+    // the next one will be ordered after our next tail swap.
+    node.next.store(ptr::null_mut(), Ordering::Relaxed);
     node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
 }
 
