@@ -115,6 +115,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             routines: vec![],
             threads: vec![],
             interrupt_lines: vec![],
+            warnings: vec![],
         },
         errors: RefCell::new(vec![]),
     };
@@ -729,6 +730,7 @@ impl<'a> Checker<'a> {
             (None, Some(_)) => None,
             (None, None) => Some(1),
         };
+        self.interrupt_line_warnings(i);
         self.prog.interrupt_lines.push(InterruptLineSpec {
             interrupt: idx,
             cpu,
@@ -737,6 +739,47 @@ impl<'a> Checker<'a> {
             count,
         });
         Ok(())
+    }
+
+    /// Warnings for an interrupt line that is accepted but probably not
+    /// what was meant.
+    fn interrupt_line_warnings(&mut self, i: &ast::InterruptLine) {
+        let name = &i.interrupt.name;
+        if i.at.is_none() {
+            let help = match &i.every {
+                Some(_) => format!(
+                    "write `at 0us` if the device interrupts as the run starts, or the time of its first interrupt (`interrupt {name} on cpu {} at 10us every ...`)",
+                    i.cpu.value
+                ),
+                None => format!(
+                    "write `at 0us` if the device interrupts as the run starts, or when it does (`interrupt {name} on cpu {} at 10us;`)",
+                    i.cpu.value
+                ),
+            };
+            let w = self
+                .err(
+                    i.interrupt.span,
+                    format!("interrupt line `{name}` has no `at`: it first fires at time 0, before any thread has run"),
+                )
+                .label("fires at 0us")
+                .help(help);
+            self.prog.warnings.push(w);
+        }
+        if let (Some(c), None) = (&i.count, &i.every) {
+            if c.value > 1 {
+                let w = self
+                    .err(
+                        c.span,
+                        format!(
+                            "`count {}` without `every`: the interrupt arrives once",
+                            c.value
+                        ),
+                    )
+                    .label("only the first arrival happens")
+                    .help("add `every D` for arrivals D apart");
+                self.prog.warnings.push(w);
+            }
+        }
     }
 
     // ----- routines ---------------------------------------------------------

@@ -213,4 +213,8 @@ pub struct Program {
     pub routines: Vec<Code>,
     pub threads: Vec<ThreadSpec>,
     pub interrupt_lines: Vec<InterruptLineSpec>,
+    /// Check-time warnings: accepted, but probably not what was meant (an
+    /// interrupt line without `at` fires at time 0). Shown on standard
+    /// error by the command line; never part of a run report.
+    pub warnings: Vec<crate::SimError>,
 }
