@@ -137,7 +137,7 @@ pub struct RunArgs {
     /// After the text report, draw a timeline: one row per processor,
     /// columns of virtual time, showing what runs (thread, DPC, ISR), the
     /// IRQL, lock holds and spins, and the bugcheck. Its width follows
-    /// `COLUMNS` or the terminal (default 100).
+    /// `COLUMNS` or the terminal (default 100). Text format only.
     #[arg(long)]
     pub timeline: bool,
 }

@@ -54,6 +54,11 @@ impl Paint {
         Paint { on }
     }
 
+    /// Whether this painter colours.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     fn sgr(&self, code: &str, text: &str) -> String {
         if self.on {
             format!("\u{1b}[{code}m{text}\u{1b}[0m")

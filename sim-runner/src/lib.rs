@@ -60,7 +60,7 @@ fn dispatch_to(
     colors: color::Colors,
 ) -> u8 {
     match &cli.command {
-        cli::Command::Run(args) => run_cmd::execute(args, out, err, colors.err),
+        cli::Command::Run(args) => run_cmd::execute(args, out, err, colors),
         cli::Command::Test(args) => test_cmd::execute(args, out, err, colors),
         cli::Command::Explore(args) => explore_cmd::execute(args, out, err, colors.err),
         cli::Command::Rules(args) => rules_cmd::rules(args, out, err),

@@ -12,7 +12,13 @@ use std::io::Write;
 /// unreadable file, syntax or check errors, a trace file that cannot be
 /// written) go to `err` with status 2. The trace is written before the
 /// report is printed, so a failed write leaves standard output empty.
-pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+pub fn execute(
+    args: &RunArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    colors: crate::color::Colors,
+) -> u8 {
+    let (color, out_color) = (colors.err, colors.out);
     if let Err(e) = crate::cli::check_depth(args.strategy, args.depth) {
         let _ = writeln!(err, "{e}");
         return exit::REJECTED;
@@ -32,6 +38,7 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
             return exit::REJECTED;
         }
     };
+    let _ = err.write_all(diagnostics::render_warnings(&program, color).as_bytes());
 
     let options = RunOptions {
         seed: args.seed,
@@ -41,10 +48,17 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
         pct_steps: None,
     };
     tracing::debug!(seed = ?options.seed, "running scenario");
+    let mut events = Vec::new();
     let report = match &args.trace {
-        None => machine::run(&program, &options),
+        None if !args.timeline => machine::run(&program, &options),
+        None => {
+            let (report, recorded) = machine::run_recorded(&program, &options);
+            events = recorded;
+            report
+        }
         Some(path) => {
-            let (report, events) = machine::run_recorded(&program, &options);
+            let (report, recorded) = machine::run_recorded(&program, &options);
+            events = recorded;
             tracing::debug!(events = events.len(), path = %path.display(), "writing trace");
             let trace = trace::chrome_trace(&program, &report, &events);
             if let Err(e) = std::fs::write(path, trace::render(&trace)) {
@@ -57,6 +71,12 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
     tracing::debug!(outcome = ?report.outcome, met = report.expectation_met, "run finished");
 
     let rendered = match args.format {
+        Format::Text if args.timeline => {
+            let paint = crate::color::Paint::new(out_color);
+            let width = crate::timeline::width();
+            let picture = crate::timeline::render(&program, &report, &events, width, paint);
+            format!("{}\n{picture}", text::render(&report))
+        }
         Format::Text => text::render(&report),
         Format::Json => match serde_json::to_string_pretty(&report) {
             Ok(mut json) => {
