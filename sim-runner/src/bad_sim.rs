@@ -92,6 +92,7 @@ pub fn expectations(text: &str) -> Expectations {
 
 /// `... rejected with 3 errors ...` → 3.
 fn rejected_count(line: &str) -> Option<usize> {
+    let line = line.to_ascii_lowercase();
     let rest = &line[line.find("rejected with ")? + "rejected with ".len()..];
     let (n, tail) = rest.split_once(' ')?;
     (tail.starts_with("error"))
