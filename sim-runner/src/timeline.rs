@@ -229,7 +229,16 @@ pub fn render(
     let width = width.max(MIN_WIDTH);
     let cols = width - LABEL;
     let cpus = report.cpus.max(1) as usize;
-    let end = events.iter().map(|e| e.at).max().unwrap_or(0).max(1);
+    // The run's end: its last event, or the report's virtual time (a
+    // deadlock is declared after the last step).
+    let reported = (report.virtual_time_us * 1000.0).round() as u64;
+    let end = events
+        .iter()
+        .map(|e| e.at)
+        .max()
+        .unwrap_or(0)
+        .max(reported)
+        .max(1);
     let deadlocked = report
         .bugcheck
         .as_ref()
@@ -327,13 +336,8 @@ pub fn render(
         let mut run: Vec<char> = run.chars().collect();
         let bugcheck_here = report.bugcheck.as_ref().filter(|b| b.cpu as usize == cpu);
         if bugcheck_here.is_some() {
-            let at = events
-                .iter()
-                .filter(|e| e.cpu as usize == cpu)
-                .map(|e| e.at)
-                .max()
-                .unwrap_or(end);
-            let col = ((at / step) as usize).min(cols - 1);
+            // The bugcheck ends the run: its column is the last one drawn.
+            let col = (((end - 1) / step) as usize).min(cols - 1);
             run[col] = 'X';
         }
         let run: String = run.into_iter().collect();
