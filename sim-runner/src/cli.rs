@@ -356,6 +356,27 @@ mod tests {
             panic!("not test")
         };
         assert_eq!(args.paths, vec![PathBuf::from("scenarios")]);
+        assert_eq!(args.format, TestFormat::Text);
+        assert!(args.output.is_none());
+        assert_eq!(cli.color, ColorArg::Auto);
+        let cli = Cli::try_parse_from([
+            "sim-runner",
+            "test",
+            "--format",
+            "junit",
+            "--output",
+            "r.xml",
+            "--color",
+            "never",
+        ])
+        .unwrap();
+        assert_eq!(cli.color, ColorArg::Never);
+        let Command::Test(args) = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(args.format, TestFormat::Junit);
+        assert_eq!(args.output, Some(PathBuf::from("r.xml")));
+        assert!(Cli::try_parse_from(["sim-runner", "test", "--format", "xml"]).is_err());
     }
 
     #[test]
