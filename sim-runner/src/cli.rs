@@ -14,6 +14,11 @@ pub struct Cli {
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// When to colour the output: auto (when the stream is a terminal and
+    /// `NO_COLOR` is unset or empty), always, never.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true, value_name = "WHEN")]
+    pub color: ColorArg,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,10 +50,51 @@ pub enum Command {
     Rules(RulesArgs),
     /// Explain one rule in full, with the scenario that shows it.
     ///
-    /// RULE is a rule id (`SPIN_LOCK_ALREADY_OWNED`, any case), a bugcheck
-    /// name, or a code: `0xC4(0x1001)`, `0xC4/0x1001`, `0x1001`, `0xF`.
+    /// RULE is a rule id or a bugcheck or warning name (any case), or a
+    /// code: `0x133`, `133` (bare numbers are hex), `0xC4/0x1001`,
+    /// `0xC4(0x1001)`, `C4(1001)`, or a 0xC4 subcode alone (`0x1001`).
     /// Exit status: 0, or 2 for an unknown rule.
     Explain(ExplainArgs),
+    /// Print a shell completion script for SHELL on standard output.
+    ///
+    /// bash: `sim-runner completions bash > ~/.local/share/bash-completion/completions/sim-runner`;
+    /// zsh: into a directory on `$fpath` as `_sim-runner`;
+    /// fish: `~/.config/fish/completions/sim-runner.fish`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on standard output:
+    /// `sim-runner man > ~/.local/share/man/man1/sim-runner.1`.
+    Man,
+}
+
+/// `sim-runner completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// Colour a stream when it is a terminal and `NO_COLOR` is unset or empty.
+    Auto,
+    /// Always colour (overrides `NO_COLOR`).
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// `test --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TestFormat {
+    /// One line per scenario, then `N passed, N failed`.
+    Text,
+    /// One JSON object: `{"passed", "failed", "files": [...]}`.
+    Json,
+    /// A JUnit XML report: one testsuite per folder, one testcase per
+    /// scenario and seed.
+    Junit,
 }
 
 /// `sim-runner run FILE`.
@@ -99,6 +145,13 @@ pub struct RunArgs {
     /// its report go on unchanged.
     #[arg(long, value_name = "BYTES", requires = "trace", value_parser = parse_size)]
     pub trace_limit: Option<u64>,
+
+    /// After the text report, draw a timeline: one row per processor,
+    /// columns of virtual time, showing what runs (thread, DPC, ISR), the
+    /// IRQL, lock holds and spins, and the bugcheck. Its width follows
+    /// `COLUMNS` or the terminal (default 100). Text format only.
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 /// `sim-runner explore FILE`.
@@ -150,6 +203,16 @@ pub struct TestArgs {
     /// it passes only if every one of them meets its expectation.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub seeds: u64,
+
+    /// Report format: text (one line per scenario), json, or junit (XML
+    /// for CI test reports).
+    #[arg(long, value_enum, default_value_t = TestFormat::Text)]
+    pub format: TestFormat,
+
+    /// Write the report in `--format` to FILE instead of standard output;
+    /// standard output then gets the text lines.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `sim-runner rules`.
@@ -370,6 +433,27 @@ mod tests {
             panic!("not test")
         };
         assert_eq!(args.paths, vec![PathBuf::from("scenarios")]);
+        assert_eq!(args.format, TestFormat::Text);
+        assert!(args.output.is_none());
+        assert_eq!(cli.color, ColorArg::Auto);
+        let cli = Cli::try_parse_from([
+            "sim-runner",
+            "test",
+            "--format",
+            "junit",
+            "--output",
+            "r.xml",
+            "--color",
+            "never",
+        ])
+        .unwrap();
+        assert_eq!(cli.color, ColorArg::Never);
+        let Command::Test(args) = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(args.format, TestFormat::Junit);
+        assert_eq!(args.output, Some(PathBuf::from("r.xml")));
+        assert!(Cli::try_parse_from(["sim-runner", "test", "--format", "xml"]).is_err());
     }
 
     #[test]

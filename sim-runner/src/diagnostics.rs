@@ -47,10 +47,63 @@ pub fn render_load_error(error: &LoadError, color: bool) -> String {
     }
 }
 
-/// Whether standard error should get colour.
+/// Whether standard error should get colour under `--color auto`.
 pub fn stderr_color() -> bool {
     use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    crate::color::wanted(crate::cli::ColorArg::Auto, std::io::stderr().is_terminal())
+}
+
+/// Check-time warnings of a loaded program, each with its caret and
+/// suggestion, for standard error (empty when there are none). They are
+/// not part of the run report.
+pub fn render_warnings(program: &scenario::Program, color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme);
+    let mut out = String::new();
+    for w in &program.warnings {
+        let warning = Warning(w);
+        let mut one = String::new();
+        if handler.render_report(&mut one, &warning).is_err() {
+            one = format!("warning: {w}\n");
+        }
+        if !one.ends_with('\n') {
+            one.push('\n');
+        }
+        out.push_str(&one);
+    }
+    out
+}
+
+/// A check diagnostic shown as a warning: the same text, caret and help,
+/// with warning severity.
+#[derive(Debug)]
+struct Warning<'a>(&'a SimError);
+
+impl std::fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "warning: {}", self.0)
+    }
+}
+
+impl std::error::Error for Warning<'_> {}
+
+impl miette::Diagnostic for Warning<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(miette::Severity::Warning)
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.help()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
 }
 
 #[cfg(test)]

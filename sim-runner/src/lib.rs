@@ -8,14 +8,19 @@
 //! and the only one that knows the command line; every decision about a run
 //! (schedules, exploration, outcomes) is the machine's.
 
+pub mod bad_sim;
 pub mod cli;
+pub mod color;
 pub mod diagnostics;
 pub mod explore_cmd;
 pub mod output;
 pub mod rules_cmd;
 pub mod run_cmd;
+pub mod setup_cmd;
 pub mod test_cmd;
+pub mod test_report;
 pub mod text;
+pub mod timeline;
 pub mod trace;
 
 /// Exit statuses of the contract.
@@ -39,18 +44,32 @@ use std::io::Write;
 /// Parse-independent entry point: run `cli` with the given streams and
 /// return the exit status. Output that cannot be written ends every command
 /// the same way (see [`output`]).
-pub fn dispatch(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+///
+/// `colors` says which stream may get colour ([`color::Colors::resolve`]).
+pub fn dispatch(
+    cli: &cli::Cli,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    colors: color::Colors,
+) -> u8 {
     let mut out = output::Guarded::new(out);
-    let status = dispatch_to(cli, &mut out, err, color);
+    let status = dispatch_to(cli, &mut out, err, colors);
     out.finish(status, err)
 }
 
-fn dispatch_to(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+fn dispatch_to(
+    cli: &cli::Cli,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    colors: color::Colors,
+) -> u8 {
     match &cli.command {
-        cli::Command::Run(args) => run_cmd::execute(args, out, err, color),
-        cli::Command::Test(args) => test_cmd::execute(args, out, err),
-        cli::Command::Explore(args) => explore_cmd::execute(args, out, err, color),
+        cli::Command::Run(args) => run_cmd::execute(args, out, err, colors),
+        cli::Command::Test(args) => test_cmd::execute(args, out, err, colors),
+        cli::Command::Explore(args) => explore_cmd::execute(args, out, err, colors.err),
         cli::Command::Rules(args) => rules_cmd::rules(args, out, err),
         cli::Command::Explain(args) => rules_cmd::explain(args, out, err),
+        cli::Command::Completions(args) => setup_cmd::completions(args.shell, out),
+        cli::Command::Man => setup_cmd::man(out),
     }
 }

@@ -10,8 +10,8 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
-    let color = sim_runner::diagnostics::stderr_color();
+    init_logging(cli.verbose, cli.color);
+    let colors = sim_runner::color::Colors::resolve(cli.color);
     // Standard error is passed unlocked: `explore`'s worker threads log
     // through it (with -v), and a lock held here for the whole command
     // would make them wait forever.
@@ -19,14 +19,14 @@ fn main() -> ExitCode {
         &cli,
         &mut std::io::stdout().lock(),
         &mut std::io::stderr(),
-        color,
+        colors,
     );
     ExitCode::from(status)
 }
 
 /// Logging is off unless `-v` is given or `RUST_LOG` is set; it goes to
 /// standard error so reports on standard output stay clean.
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, color: sim_runner::cli::ColorArg) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| !s.trim().is_empty());
@@ -41,6 +41,9 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(sim_runner::color::wanted(
+            color,
+            std::io::stderr().is_terminal(),
+        ))
         .init();
 }

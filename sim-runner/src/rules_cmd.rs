@@ -22,7 +22,7 @@ pub fn rules(args: &RulesArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let catalog = rules::catalog();
     let text = match args.format {
         Format::Text => render_table(catalog),
-        Format::Json => match to_json(catalog) {
+        Format::Json => match to_json(&catalog.iter().map(Listed::of).collect::<Vec<_>>()) {
             Ok(json) => json,
             Err(e) => return serialize_error(err, e),
         },
@@ -54,7 +54,7 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         Format::Text => render_explain(rule, base),
         Format::Json => {
             let explained = Explained {
-                rule,
+                rule: Listed::of(rule),
                 stop_code: rule.bugcheck().map(|b| b.code),
                 bugcheck_name: rule.bugcheck().map(|b| b.name()),
                 same_outcome: rule.same_outcome().map(|r| r.id.as_str()).collect(),
@@ -72,11 +72,36 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     emit(out, &text)
 }
 
+/// `rules --format json`: a catalog entry with the option it needs and
+/// its scenarios.
+#[derive(Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    rule: &'a Rule,
+    /// The option needed, as the contract's outcome table says ([`Rule::needs`]).
+    needs: &'static str,
+    /// For `needs: none`, the verifier rules checked first.
+    needs_after: Option<&'static str>,
+    /// Every scenario that shows the rule (bad, fixed, others).
+    scenarios: Vec<&'a str>,
+}
+
+impl<'a> Listed<'a> {
+    fn of(rule: &'a Rule) -> Self {
+        Listed {
+            rule,
+            needs: rule.needs(),
+            needs_after: rule.needs_after(),
+            scenarios: rule.scenarios(),
+        }
+    }
+}
+
 /// `explain --format json`: the catalog entry and what `explain` adds.
 #[derive(Serialize)]
 struct Explained<'a> {
     #[serde(flatten)]
-    rule: &'a Rule,
+    rule: Listed<'a>,
     stop_code: Option<u32>,
     bugcheck_name: Option<&'static str>,
     same_outcome: Vec<&'a str>,
@@ -84,7 +109,8 @@ struct Explained<'a> {
     bad_source: Option<String>,
 }
 
-/// The catalog as an aligned table: id, outcome, summary; catalog order.
+/// The catalog as an aligned table: id, outcome, the option it needs,
+/// summary; catalog order.
 pub fn render_table(catalog: &[Rule]) -> String {
     let id_width = catalog.iter().map(|r| r.id.len()).max().unwrap_or(0).max(4);
     let outcome_width = catalog
@@ -93,17 +119,26 @@ pub fn render_table(catalog: &[Rule]) -> String {
         .max()
         .unwrap_or(0)
         .max(7);
+    let needs_width = catalog
+        .iter()
+        .map(|r| r.needs().len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:id_width$}  {:outcome_width$}  SUMMARY",
-        "RULE", "OUTCOME"
+        "{:id_width$}  {:outcome_width$}  {:needs_width$}  SUMMARY",
+        "RULE", "OUTCOME", "NEEDS"
     );
     for r in catalog {
         let _ = writeln!(
             s,
-            "{:id_width$}  {:outcome_width$}  {}",
-            r.id, r.outcome, r.summary
+            "{:id_width$}  {:outcome_width$}  {:needs_width$}  {}",
+            r.id,
+            r.outcome,
+            r.needs(),
+            r.summary
         );
     }
     let _ = writeln!(
@@ -120,6 +155,14 @@ pub fn render_explain(rule: &Rule, base: &Path) -> String {
     let _ = writeln!(s, "{}\n", rule.id);
     let _ = writeln!(s, "outcome   {}{}", rule.outcome, outcome_note(rule));
     let _ = writeln!(s, "check     {}", rule.check.describe());
+    let _ = match rule.needs_after() {
+        Some(after) => writeln!(
+            s,
+            "needs     {} (reached when {after} is off or does not apply)",
+            rule.needs()
+        ),
+        None => writeln!(s, "needs     {}", rule.needs()),
+    };
     if !rule.families.is_empty() {
         let families: Vec<&str> = rule.families.iter().map(|f| f.label()).collect();
         let _ = writeln!(s, "families  {}", families.join(", "));
@@ -357,6 +400,32 @@ mod tests {
     }
 
     #[test]
+    fn explain_finds_a_rule_from_every_spelling() {
+        let by = |q: &str| rules::find(q).map(|r| r.id.as_str()).ok();
+        let order = by("LOCK_HIERARCHY_VIOLATION");
+        assert!(order.is_some());
+        for q in [
+            "0xC4(0x1001)",
+            "0xC4/0x1001",
+            "C4(1001)",
+            "c4(1001)",
+            "0x1001",
+            "1001",
+        ] {
+            assert_eq!(by(q), order, "{q}");
+        }
+        let watchdog = by("DPC_WATCHDOG_VIOLATION");
+        assert!(watchdog.is_some());
+        for q in ["0x133", "133", "dpc_watchdog_violation"] {
+            assert_eq!(by(q), watchdog, "{q}");
+        }
+        assert_eq!(by("hold_time_exceeded"), Some("HOLD_TIME_EXCEEDED"));
+        assert_eq!(by("0xF"), by("SPIN_LOCK_ALREADY_OWNED"));
+        assert_eq!(by("F"), by("SPIN_LOCK_ALREADY_OWNED"));
+        assert_eq!(by("0xC4(0x99999)"), None);
+    }
+
+    #[test]
     fn json_forms_parse_back() {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let args = RulesArgs {
@@ -366,6 +435,22 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v.as_array().unwrap().len(), rules::catalog().len());
         assert_eq!(v[0]["id"], rules::catalog()[0].id.as_str());
+        for (r, j) in rules::catalog().iter().zip(v.as_array().unwrap()) {
+            assert_eq!(j["needs"], r.needs(), "{}", r.id);
+            assert!(j["explanation"].is_string() && j["fix"].is_string());
+            assert_eq!(
+                j["scenarios"].as_array().unwrap().len(),
+                r.scenarios().len()
+            );
+        }
+        let owned = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == "SPIN_LOCK_ALREADY_OWNED")
+            .unwrap();
+        assert_eq!(owned["needs"], "none");
+        assert_eq!(owned["needs_after"], "0xC4(0x1000)");
 
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let args = ExplainArgs {

@@ -14,7 +14,13 @@ use std::io::{BufWriter, Write};
 /// the run goes ([`trace::TraceWriter`]) and is finished before the report
 /// is printed, so a failed write leaves standard output empty; a trace
 /// that reaches its `--trace-limit` is cut with a warning on `err`.
-pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+pub fn execute(
+    args: &RunArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    colors: crate::color::Colors,
+) -> u8 {
+    let (color, out_color) = (colors.err, colors.out);
     let parallel = args.mode == ModeArg::Parallel;
     let strategy = args.strategy.unwrap_or(crate::cli::StrategyArg::Timing);
     let refusal = if parallel && args.strategy.is_some() {
@@ -26,8 +32,8 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
             "error: --timeout is only for --mode parallel (deterministic runs end by virtual time)"
                 .to_string(),
         )
-    } else if parallel && args.trace.is_some() {
-        Some("error: --trace is only for deterministic mode".to_string())
+    } else if parallel && (args.trace.is_some() || args.timeline) {
+        Some("error: --trace and --timeline are only for deterministic mode".to_string())
     } else {
         crate::cli::check_depth(strategy, args.depth).err()
     };
@@ -43,6 +49,7 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
             return exit::REJECTED;
         }
     };
+    let _ = err.write_all(diagnostics::render_warnings(&program, color).as_bytes());
 
     let options = RunOptions {
         seed: args.seed,
@@ -57,8 +64,11 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
         timeout: args.timeout,
     };
     tracing::debug!(seed = ?options.seed, "running scenario");
+    // The timeline needs the whole stream (a short run's); a trace streams.
+    let mut recorder = machine::Recorder::default();
     let report = match &args.trace {
-        None => machine::run(&program, &options),
+        None if !args.timeline => machine::run(&program, &options),
+        None => machine::run_observed(&program, &options, &mut [&mut recorder]),
         Some(path) => {
             let cannot = |err: &mut dyn Write, e: std::io::Error| {
                 let _ = writeln!(err, "error: cannot write trace {}: {e}", path.display());
@@ -71,7 +81,11 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
             let limit = args.trace_limit.unwrap_or(trace::DEFAULT_LIMIT);
             tracing::debug!(path = %path.display(), limit, "streaming trace");
             let mut writer = trace::TraceWriter::new(&program, BufWriter::new(file), limit);
-            let report = machine::run_observed(&program, &options, &mut [&mut writer]);
+            let report = if args.timeline {
+                machine::run_observed(&program, &options, &mut [&mut writer, &mut recorder])
+            } else {
+                machine::run_observed(&program, &options, &mut [&mut writer])
+            };
             match writer.finish(&report) {
                 Err(e) => return cannot(err, e),
                 Ok(done) => {
@@ -93,6 +107,13 @@ pub fn execute(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write, color: 
     tracing::debug!(outcome = ?report.outcome, met = report.expectation_met, "run finished");
 
     let rendered = match args.format {
+        Format::Text if args.timeline => {
+            let paint = crate::color::Paint::new(out_color);
+            let width = crate::timeline::width();
+            let picture =
+                crate::timeline::render(&program, &report, &recorder.events, width, paint);
+            format!("{}\n{picture}", text::render(&report))
+        }
         Format::Text => text::render(&report),
         Format::Json => match serde_json::to_string_pretty(&report) {
             Ok(mut json) => {

@@ -6,24 +6,72 @@
 //! With `--seeds N` each scenario runs with N consecutive seeds from its
 //! header seed and fails at the first seed whose run misses the expectation.
 
-use crate::cli::TestArgs;
+use crate::cli::{TestArgs, TestFormat};
 use crate::{exit, text};
 use machine::{LoadError, RunOptions};
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use walkdir::WalkDir;
 
 /// The verdict on one scenario file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// Whether the file met its expectation (every seed did).
     pub passed: bool,
     /// What is printed after the path.
     pub detail: String,
 }
 
+/// One run of one scenario file with one seed, or the verdict on a file
+/// that did not run (rejected, unreadable, a `.bad.sim` input).
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The seed of the run; `None` when nothing ran.
+    pub seed: Option<u64>,
+    /// Whether this case passed.
+    pub passed: bool,
+    /// One line: the outcome when it passed, why it failed otherwise.
+    pub detail: String,
+    /// The run's report, when a run happened.
+    pub report: Option<machine::RunReport>,
+    /// Wall-clock time the case took.
+    pub time: Duration,
+}
+
+/// Everything `test` found out about one file.
+#[derive(Debug, Clone)]
+pub struct FileResult {
+    /// The path as found.
+    pub path: PathBuf,
+    /// One case per seed run (at least one).
+    pub cases: Vec<Case>,
+    /// The verdict printed in text form.
+    pub verdict: Verdict,
+}
+
+impl FileResult {
+    /// The case the verdict is about: the first failing one, else the first.
+    pub fn decisive(&self) -> &Case {
+        self.cases
+            .iter()
+            .find(|c| !c.passed)
+            .unwrap_or(&self.cases[0])
+    }
+}
+
 /// Run the command; returns the process exit status.
-pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+///
+/// Text goes to `out` as each file is judged. With `--format json|junit`
+/// the whole report is written at the end, to `out`, or to `--output FILE`
+/// (standard output then gets the text lines, so a CI log shows them).
+pub fn execute(
+    args: &TestArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    colors: crate::color::Colors,
+) -> u8 {
     // `symlink_metadata`: a dangling or looping link exists (and is
     // reported as what it is while walking), it is not "missing".
     let missing: Vec<&PathBuf> = args
@@ -40,31 +88,92 @@ pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
 
     let (files, walk_errors) = collect(&args.paths);
     tracing::info!(scenarios = files.len(), "collected scenarios");
+    let text_out = args.format == TestFormat::Text || args.output.is_some();
+    let paint = crate::color::Paint::new(colors.out);
 
-    let mut passed = 0usize;
-    let mut failed = 0usize;
+    let mut results = Vec::new();
     for (path, message) in &walk_errors {
-        failed += 1;
-        let _ = writeln!(out, "FAIL  {}  cannot read: {message}", path.display());
+        results.push(not_run(path, format!("cannot read: {message}")));
+    }
+    if text_out {
+        for r in &results {
+            let _ = writeln!(
+                out,
+                "{}  {}  {}",
+                paint.fail("FAIL"),
+                r.path.display(),
+                r.verdict.detail
+            );
+        }
     }
     for path in &files {
-        let verdict = judge_seeds(path, args.seeds);
-        if verdict.passed {
-            passed += 1;
-        } else {
-            failed += 1;
-        }
-        let status = if verdict.passed { "PASS" } else { "FAIL" };
-        let written = writeln!(out, "{status}  {}  {}", path.display(), verdict.detail)
+        let result = judge_file(path, args.seeds, err, colors.err);
+        if text_out {
+            let status = if result.verdict.passed {
+                paint.pass("PASS")
+            } else {
+                paint.fail("FAIL")
+            };
+            let written = writeln!(
+                out,
+                "{status}  {}  {}",
+                path.display(),
+                result.verdict.detail
+            )
             .and_then(|()| out.flush());
-        if written.is_err() {
-            // Nobody can read the rest (a closed pipe, a full disk): stop;
-            // the output guard reports it.
-            return exit::FAILED;
+            if written.is_err() {
+                // Nobody can read the rest (a closed pipe, a full disk): stop;
+                // the output guard reports it.
+                return exit::FAILED;
+            }
+        }
+        results.push(result);
+    }
+    let passed = results.iter().filter(|r| r.verdict.passed).count();
+    let failed = results.len() - passed;
+    if text_out {
+        let _ = writeln!(out, "{passed} passed, {failed} failed");
+        let _ = out.flush();
+    }
+    if args.format != TestFormat::Text {
+        let rendered = match args.format {
+            TestFormat::Json => crate::test_report::json(&results),
+            _ => crate::test_report::junit(&results),
+        };
+        match &args.output {
+            Some(file) => {
+                if let Err(e) = std::fs::write(file, rendered.as_bytes()) {
+                    let _ = writeln!(err, "error: cannot write {}: {e}", file.display());
+                    return exit::REJECTED;
+                }
+            }
+            None => {
+                let _ = out
+                    .write_all(rendered.as_bytes())
+                    .and_then(|()| out.flush());
+            }
+        }
+    } else if let Some(file) = &args.output {
+        // Text to a file: the lines again, without colour.
+        let plain: String = results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}  {}  {}\n",
+                    if r.verdict.passed { "PASS" } else { "FAIL" },
+                    r.path.display(),
+                    r.verdict.detail
+                )
+            })
+            .chain(std::iter::once(format!(
+                "{passed} passed, {failed} failed\n"
+            )))
+            .collect();
+        if let Err(e) = std::fs::write(file, plain) {
+            let _ = writeln!(err, "error: cannot write {}: {e}", file.display());
+            return exit::REJECTED;
         }
     }
-    let _ = writeln!(out, "{passed} passed, {failed} failed");
-    let _ = out.flush();
 
     if files.is_empty() && walk_errors.is_empty() {
         let under: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
@@ -79,6 +188,96 @@ pub fn execute(args: &TestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
         exit::OK
     } else {
         exit::FAILED
+    }
+}
+
+/// A file that could not be run at all.
+fn not_run(path: &Path, detail: String) -> FileResult {
+    FileResult {
+        path: path.to_path_buf(),
+        cases: vec![Case {
+            seed: None,
+            passed: false,
+            detail: detail.clone(),
+            report: None,
+            time: Duration::ZERO,
+        }],
+        verdict: Verdict {
+            passed: false,
+            detail,
+        },
+    }
+}
+
+/// Judge one file: a `.bad.sim` input must be rejected with its listed
+/// diagnostics; any other scenario runs with `seeds` seeds. Check-time
+/// warnings of a scenario go to `err`.
+pub fn judge_file(path: &Path, seeds: u64, err: &mut dyn Write, color: bool) -> FileResult {
+    let started = Instant::now();
+    if crate::bad_sim::is_bad_sim(path) {
+        let verdict = crate::bad_sim::judge(path);
+        return FileResult {
+            path: path.to_path_buf(),
+            cases: vec![Case {
+                seed: None,
+                passed: verdict.passed,
+                detail: verdict.detail.clone(),
+                report: None,
+                time: started.elapsed(),
+            }],
+            verdict,
+        };
+    }
+    let program = match scenario::load_file(path) {
+        Ok(program) => program,
+        Err(LoadError::Io { message, .. }) => {
+            return not_run(path, format!("cannot read: {message}"));
+        }
+        Err(LoadError::Rejected(errors)) => {
+            let detail = match errors.split_first() {
+                None => "rejected".to_string(),
+                Some((first, [])) => format!("rejected: {first}"),
+                Some((first, rest)) => format!("rejected: {first} (and {} more)", rest.len()),
+            };
+            return not_run(path, detail);
+        }
+    };
+    let _ = err.write_all(crate::diagnostics::render_warnings(&program, color).as_bytes());
+    let mut cases = Vec::new();
+    for k in 0..seeds.max(1) {
+        let seed = program.seed.wrapping_add(k);
+        let started = Instant::now();
+        let (verdict, report) = judge_run(path, &program, seed);
+        cases.push(Case {
+            seed: Some(seed),
+            passed: verdict.passed,
+            detail: verdict.detail,
+            report,
+            time: started.elapsed(),
+        });
+    }
+    let verdict = match cases.iter().find(|c| !c.passed) {
+        Some(c) if seeds > 1 => Verdict {
+            passed: false,
+            detail: format!("seed {}: {}", c.seed.unwrap_or(0), c.detail),
+        },
+        Some(c) => Verdict {
+            passed: false,
+            detail: c.detail.clone(),
+        },
+        None if seeds > 1 => Verdict {
+            passed: true,
+            detail: format!("{} (all {seeds} seeds)", cases[0].detail),
+        },
+        None => Verdict {
+            passed: true,
+            detail: cases[0].detail.clone(),
+        },
+    };
+    FileResult {
+        path: path.to_path_buf(),
+        cases,
+        verdict,
     }
 }
 
@@ -161,52 +360,15 @@ pub fn judge(path: &Path) -> Verdict {
 /// Like [`judge`], over `seeds` consecutive seeds from the header seed: the
 /// verdict of the first failing seed, else the header seed's.
 pub fn judge_seeds(path: &Path, seeds: u64) -> Verdict {
-    let program = match scenario::load_file(path) {
-        Ok(program) => program,
-        Err(LoadError::Io { message, .. }) => {
-            return Verdict {
-                passed: false,
-                detail: format!("cannot read: {message}"),
-            };
-        }
-        Err(LoadError::Rejected(errors)) => {
-            let detail = match errors.split_first() {
-                None => "rejected".to_string(),
-                Some((first, [])) => format!("rejected: {first}"),
-                Some((first, rest)) => format!("rejected: {first} (and {} more)", rest.len()),
-            };
-            return Verdict {
-                passed: false,
-                detail,
-            };
-        }
-    };
-    let mut first = None;
-    for k in 0..seeds.max(1) {
-        let seed = program.seed.wrapping_add(k);
-        let verdict = judge_run(path, &program, seed);
-        match (verdict.passed, seeds > 1) {
-            (false, true) => {
-                return Verdict {
-                    passed: false,
-                    detail: format!("seed {seed}: {}", verdict.detail),
-                }
-            }
-            (false, false) => return verdict,
-            (true, _) => {
-                first.get_or_insert(verdict);
-            }
-        }
-    }
-    let mut verdict = first.expect("at least one seed ran");
-    if seeds > 1 {
-        verdict.detail = format!("{} (all {seeds} seeds)", verdict.detail);
-    }
-    verdict
+    judge_file(path, seeds, &mut std::io::sink(), false).verdict
 }
 
 /// Run one loaded scenario with one seed and judge the report.
-fn judge_run(path: &Path, program: &scenario::Program, seed: u64) -> Verdict {
+fn judge_run(
+    path: &Path,
+    program: &scenario::Program,
+    seed: u64,
+) -> (Verdict, Option<machine::RunReport>) {
     tracing::debug!(path = %path.display(), seed, "running scenario");
     let options = RunOptions {
         seed: Some(seed),
@@ -220,13 +382,16 @@ fn judge_run(path: &Path, program: &scenario::Program, seed: u64) -> Verdict {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_string());
-            return Verdict {
-                passed: false,
-                detail: format!("engine panicked: {message}"),
-            };
+            return (
+                Verdict {
+                    passed: false,
+                    detail: format!("engine panicked: {message}"),
+                },
+                None,
+            );
         }
     };
-    if report.expectation_met {
+    let verdict = if report.expectation_met {
         Verdict {
             passed: true,
             detail: text::outcome_summary(&report),
@@ -243,5 +408,6 @@ fn judge_run(path: &Path, program: &scenario::Program, seed: u64) -> Verdict {
             passed: false,
             detail,
         }
-    }
+    };
+    (verdict, Some(report))
 }

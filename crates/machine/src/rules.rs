@@ -155,11 +155,16 @@ pub fn parse_outcome(text: &str) -> Result<Expected<'_>, String> {
 /// `0xC4(0x1001)`, `0xC4/0x1001`, `0xC4 0x1001` or `0xF`: a code and
 /// maybe a first parameter. Every number in `0x` hex.
 fn parse_code(text: &str) -> Option<(u32, Option<u64>)> {
+    // Codes are hex with or without `0x` (`133` is 0x133, as in `!analyze`).
     fn hex(s: &str) -> Option<u64> {
+        let s = s.trim();
         let digits = s
-            .trim()
             .strip_prefix("0x")
-            .or_else(|| s.trim().strip_prefix("0X"))?;
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(s);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
         u64::from_str_radix(digits, 16).ok()
     }
     let text = text.trim();
@@ -193,6 +198,66 @@ impl Rule {
             }
             _ => None,
         }
+    }
+
+    /// The Driver Verifier option the rule needs, in the words of the
+    /// contract's outcome table ("needs"): `automatic` (on with any
+    /// verifier option), `deadlock_detection`, `force_irql_checking`,
+    /// `ddi_compliance`, `always` (the kernel's own check) or `none` (the
+    /// kernel's own check, reached when the verifier rule before it is off
+    /// or does not apply: see [`Rule::needs_after`]).
+    pub fn needs(&self) -> &'static str {
+        match self.check {
+            Check::DeadlockDetection => return "deadlock_detection",
+            Check::ForceIrqlChecking => return "force_irql_checking",
+            Check::Always => {}
+        }
+        match self.expected() {
+            Expected::Bugcheck {
+                code: code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                param1: Some(p),
+            } => match p {
+                0x20011 | 0x20015 | 0x20016 => "ddi_compliance",
+                0x1000..=0x10FF => "deadlock_detection",
+                0xE1 => "force_irql_checking",
+                _ => "automatic",
+            },
+            Expected::Bugcheck { code, .. }
+                if [
+                    code::SPIN_LOCK_ALREADY_OWNED,
+                    code::SPIN_LOCK_NOT_OWNED,
+                    0xB8,
+                ]
+                .contains(&code) =>
+            {
+                "none"
+            }
+            _ => "always",
+        }
+    }
+
+    /// For a rule that [`Rule::needs`] `none`: the verifier rules checked
+    /// before it, whose absence lets it fire.
+    pub fn needs_after(&self) -> Option<&'static str> {
+        match self.expected() {
+            Expected::Bugcheck { code, .. } if self.needs() == "none" => match code {
+                code::SPIN_LOCK_ALREADY_OWNED => Some("0xC4(0x1000)"),
+                code::SPIN_LOCK_NOT_OWNED => Some("0xC4(0x1004), 0xC4(0x1007)"),
+                _ => Some("0xC4(0x120), 0xC4(0x121), 0xC4(0x122)"),
+            },
+            _ => None,
+        }
+    }
+
+    /// Every scenario path the rule names: the bad one, the fixed one, then
+    /// the others.
+    pub fn scenarios(&self) -> Vec<&str> {
+        self.bad
+            .iter()
+            .chain(self.fixed.iter())
+            .chain(self.also.iter())
+            .map(String::as_str)
+            .collect()
     }
 
     /// Other rules with the same outcome (0xC4/0x1001 has two, for example).
@@ -388,7 +453,12 @@ mod tests {
         assert_eq!(parse_code("0xc4/0x1001"), Some((0xC4, Some(0x1001))));
         assert_eq!(parse_code("0xC4 0x1001"), Some((0xC4, Some(0x1001))));
         assert_eq!(parse_code("0x0F"), Some((0xF, None)));
-        assert_eq!(parse_code("C4"), None);
+        // Bare numbers are hex (contract, `explain`).
+        assert_eq!(parse_code("C4"), Some((0xC4, None)));
+        assert_eq!(parse_code("C4(1001)"), Some((0xC4, Some(0x1001))));
+        assert_eq!(parse_code("133"), Some((0x133, None)));
+        assert_eq!(parse_code("0xZZ"), None);
+        assert_eq!(parse_code("lock"), None);
         assert_eq!(parse_code("0xC4("), None);
     }
 

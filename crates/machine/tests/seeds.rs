@@ -45,7 +45,10 @@ fn all_scenarios() -> Vec<PathBuf> {
             let p = e.expect("entry").path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "sim") {
+            } else if p.extension().is_some_and(|x| x == "sim")
+                // `*.bad.sim` inputs must be rejected; they do not run.
+                && !p.to_string_lossy().ends_with(".bad.sim")
+            {
                 out.push(p);
             }
         }

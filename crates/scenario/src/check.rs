@@ -13,6 +13,7 @@ use crate::dbgprint;
 use crate::diag::{did_you_mean, SimError, Source};
 use crate::kernel::{self, Kr, Sig, P};
 use crate::program::*;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use vcpu::bugcheck::code_of_name;
 use vcpu::LockId;
@@ -35,6 +36,8 @@ const MAX_SLOTS: usize = 4096;
 const MAX_DURATION_NS: u64 = 1_000_000_000;
 /// Shortest period of a periodic interrupt line.
 const MIN_INTERRUPT_PERIOD_NS: u64 = 1_000;
+/// Most errors reported for one file; the checker stops collecting there.
+pub const MAX_ERRORS: usize = 20;
 
 /// What a global name refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,9 +76,21 @@ struct Checker<'a> {
     /// Names of the threads declared so far.
     thread_names: HashSet<String>,
     prog: Program,
+    /// Errors recorded so far (independent ones: after each, checking goes
+    /// on with the next header entry, declaration, statement or workload
+    /// item).
+    errors: RefCell<Vec<SimError>>,
 }
 
 /// Check a parsed file and compile it.
+///
+/// # Errors
+/// Every independent error found (at most [`MAX_ERRORS`]), in the order the
+/// checker met them: header, declarations, routines, workload. A statement
+/// with an error is abandoned at its first one (a misspelt name gives no
+/// follow-on type errors) and checking goes on with the next statement; a
+/// local whose declaration failed is still declared, so later uses of it
+/// are not reported as undeclared.
 pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
     let mut c = Checker {
         src,
@@ -100,10 +115,18 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             routines: vec![],
             threads: vec![],
             interrupt_lines: vec![],
+            warnings: vec![],
         },
+        errors: RefCell::new(vec![]),
     };
-    c.run(file).map_err(|e| vec![e])?;
-    Ok(c.prog)
+    c.run(file);
+    let mut errors = c.errors.into_inner();
+    if errors.is_empty() {
+        Ok(c.prog)
+    } else {
+        errors.truncate(MAX_ERRORS);
+        Err(errors)
+    }
 }
 
 impl<'a> Checker<'a> {
@@ -115,10 +138,29 @@ impl<'a> Checker<'a> {
         self.src.line_col(span.offset).0
     }
 
-    fn run(&mut self, file: &ast::File) -> R<()> {
-        self.header(&file.header)?;
-        self.declare(file)?;
-        self.resolve_globals(file)?;
+    /// Keep an error and go on checking (up to [`MAX_ERRORS`]).
+    fn record(&self, e: SimError) {
+        let mut errors = self.errors.borrow_mut();
+        if errors.len() < MAX_ERRORS {
+            errors.push(e);
+        }
+    }
+
+    /// Record the error of `r`, if any.
+    fn keep(&self, r: R<()>) {
+        if let Err(e) = r {
+            self.record(e);
+        }
+    }
+
+    fn error_count(&self) -> usize {
+        self.errors.borrow().len()
+    }
+
+    fn run(&mut self, file: &ast::File) {
+        self.header(&file.header);
+        self.declare(file);
+        self.resolve_globals(file);
         // Compile routines in declaration order (ids were assigned in declare).
         for item in &file.items {
             if let Item::Routine(r) = item {
@@ -126,30 +168,63 @@ impl<'a> Checker<'a> {
                     Some((Global::Routine(id), _)) => *id,
                     _ => continue,
                 };
-                let mut code = self.compile_routine(r)?;
+                let mut code = self.compile_routine(r);
                 code.address = self.prog.routines[id as usize].address;
                 self.prog.routines[id as usize] = code;
             }
         }
         for item in &file.items {
-            match item {
-                Item::Thread(t) => self.thread(t)?,
-                Item::Interrupt(i) => self.interrupt_line(i)?,
-                _ => {}
-            }
+            let r = match item {
+                Item::Thread(t) => self.thread(t),
+                Item::Interrupt(i) => self.interrupt_line(i),
+                _ => Ok(()),
+            };
+            self.keep(r);
         }
-        if self.prog.threads.is_empty() && self.prog.interrupt_lines.is_empty() {
-            return Err(self
+        // A workload item that failed to check is not a missing workload.
+        let declared = file
+            .items
+            .iter()
+            .any(|i| matches!(i, Item::Thread(_) | Item::Interrupt(_)));
+        if !declared && self.prog.threads.is_empty() && self.prog.interrupt_lines.is_empty() {
+            self.record(self
                 .err(file.header.name.span, "the scenario has no workload")
                 .help("add a `thread Name on cpu 0 { ... }` or an `interrupt I on cpu 0 at 1us;` line"));
         }
-        Ok(())
     }
 
     // ----- header -------------------------------------------------------
 
-    fn header(&mut self, h: &ast::Header) -> R<()> {
+    fn header(&mut self, h: &ast::Header) {
         let mut seen: BTreeMap<&'static str, Span> = BTreeMap::new();
+        let mut cpus = None;
+        for e in &h.entries {
+            let r = self.header_entry(e, &mut seen, &mut cpus);
+            self.keep(r);
+        }
+        match cpus {
+            Some(n) => self.prog.cpus = n,
+            None => {
+                // Given but out of range (already reported): any `on cpu` is fine.
+                self.prog.cpus = 64;
+                if !seen.contains_key("cpus") {
+                    self.record(
+                        self.err(h.name.span, "the scenario header has no `cpus` line")
+                            .label("this scenario")
+                            .help("add `cpus 2;` (1 to 64 virtual processors) to the header"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// One header entry; `seen` holds the keys met so far.
+    fn header_entry(
+        &mut self,
+        e: &HeaderEntry,
+        seen: &mut BTreeMap<&'static str, Span>,
+        cpus: &mut Option<u32>,
+    ) -> R<()> {
         let mut once = |key: &'static str, span: Span, me: &Self| -> R<()> {
             if let Some(prev) = seen.insert(key, span) {
                 let (l, _) = me.src.line_col(prev.offset);
@@ -159,8 +234,7 @@ impl<'a> Checker<'a> {
             }
             Ok(())
         };
-        let mut cpus = None;
-        for e in &h.entries {
+        {
             match e {
                 HeaderEntry::Title(t) => {
                     once("title", t.span, self)?;
@@ -173,7 +247,7 @@ impl<'a> Checker<'a> {
                             .err(n.span, format!("`cpus {}` is out of range", n.value))
                             .help("a scenario has 1 to 64 virtual processors"));
                     }
-                    cpus = Some(n.value as u32);
+                    *cpus = Some(n.value as u32);
                 }
                 HeaderEntry::Seed(n) => {
                     once("seed", n.span, self)?;
@@ -183,7 +257,7 @@ impl<'a> Checker<'a> {
                     if let Some(first) = names.first() {
                         once("verifier", first.span, self)?;
                     }
-                    self.prog.checks = self.verifier(names)?;
+                    self.prog.checks = self.verifier(names);
                 }
                 HeaderEntry::Watchdog(d) => {
                     once("watchdog", d.span, self)?;
@@ -210,19 +284,11 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        match cpus {
-            Some(n) => self.prog.cpus = n,
-            None => {
-                return Err(self
-                    .err(h.name.span, "the scenario header has no `cpus` line")
-                    .label("this scenario")
-                    .help("add `cpus 2;` (1 to 64 virtual processors) to the header"))
-            }
-        }
         Ok(())
     }
 
-    fn verifier(&self, names: &[Ident]) -> R<Checks> {
+    /// The options of a `verifier` line; each unknown name is recorded.
+    fn verifier(&self, names: &[Ident]) -> Checks {
         let mut checks = Checks::NONE;
         for n in names {
             match n.name.as_str() {
@@ -230,17 +296,18 @@ impl<'a> Checker<'a> {
                 "none" => {}
                 "deadlock_detection" => checks.deadlock_detection = true,
                 "force_irql_checking" => checks.force_irql_checking = true,
+                "ddi_compliance" => checks.ddi_compliance = true,
                 other => {
-                    let mut e = self.err(n.span, format!("unknown verifier check `{other}`"));
+                    let mut e = self.err(n.span, format!("unknown verifier option `{other}`"));
                     e = e.help(match did_you_mean(other, Checks::NAMES.iter().copied()) {
                         Some(s) => s,
-                        None => format!("known checks: {}", Checks::NAMES.join(", ")),
+                        None => format!("known options: {}", Checks::NAMES.join(", ")),
                     });
-                    return Err(e);
+                    self.record(e);
                 }
             }
         }
-        Ok(checks)
+        checks
     }
 
     fn expect(&self, x: &ast::Spanned<ast::Expect>) -> R<String> {
@@ -296,7 +363,7 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    fn declare(&mut self, file: &ast::File) -> R<()> {
+    fn declare(&mut self, file: &ast::File) {
         let (mut np, mut pg, mut code, mut pcode) = (0u64, 0u64, 0u64, 0u64);
         let mut addr = |paged: bool| {
             if paged {
@@ -377,7 +444,8 @@ impl<'a> Checker<'a> {
                             Global::Var(self.prog.vars.len() as u32 - 1)
                         }
                     };
-                    self.define(&g.name, global)?;
+                    let r = self.define(&g.name, global);
+                    self.keep(r);
                 }
                 Item::Routine(r) => {
                     let address = if r.paged {
@@ -398,13 +466,13 @@ impl<'a> Checker<'a> {
                         line: self.line(r.span),
                     });
                     let id = self.prog.routines.len() as u32 - 1;
-                    self.define(&r.name, Global::Routine(id))?;
+                    let defined = self.define(&r.name, Global::Routine(id));
+                    self.keep(defined);
                     self.arity.insert(r.name.name.clone(), r.params.len());
                 }
                 _ => {}
             }
         }
-        Ok(())
     }
 
     fn lookup_global(&self, id: &Ident) -> R<Global> {
@@ -441,9 +509,17 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn resolve_globals(&mut self, file: &ast::File) -> R<()> {
+    fn resolve_globals(&mut self, file: &ast::File) {
         for item in &file.items {
             let Item::Global(g) = item else { continue };
+            let r = self.resolve_global(g);
+            self.keep(r);
+        }
+    }
+
+    /// Guard, initial value, ISR and DPC routine of one global.
+    fn resolve_global(&mut self, g: &ast::GlobalDecl) -> R<()> {
+        {
             let global = self.lookup_global(&g.name)?;
             if let Some(guard) = &g.guarded_by {
                 let lock = match self.lookup_global(guard)? {
@@ -487,7 +563,7 @@ impl<'a> Checker<'a> {
                     sync_irql,
                 } => {
                     let Global::Interrupt(i) = global else {
-                        continue;
+                        return Ok(());
                     };
                     let isr_id = self.routine_ref(isr, "an interrupt's service routine")?;
                     let l = self.const_eval(irql)?;
@@ -515,7 +591,9 @@ impl<'a> Checker<'a> {
                     d.sync_irql = s as u8;
                 }
                 ast::GlobalType::KDpc { routine } => {
-                    let Global::Dpc(d) = global else { continue };
+                    let Global::Dpc(d) = global else {
+                        return Ok(());
+                    };
                     self.prog.dpcs[d as usize].routine =
                         self.routine_ref(routine, "a DPC's routine")?;
                 }
@@ -605,7 +683,12 @@ impl<'a> Checker<'a> {
             body: t.body.clone(),
             span: t.span,
         };
-        let mut code = self.compile_routine(&routine)?;
+        let errors_before = self.error_count();
+        let mut code = self.compile_routine(&routine);
+        if self.error_count() > errors_before {
+            // Reported; the thread still counts as declared.
+            return Ok(());
+        }
         code.address = CODE_BASE + 0x80_0000 + 0x100 * (self.prog.threads.len() as u64 + 1);
         self.prog.routines.push(code);
         let id = self.prog.routines.len() as u32 - 1;
@@ -647,6 +730,7 @@ impl<'a> Checker<'a> {
             (None, Some(_)) => None,
             (None, None) => Some(1),
         };
+        self.interrupt_line_warnings(i);
         self.prog.interrupt_lines.push(InterruptLineSpec {
             interrupt: idx,
             cpu,
@@ -657,9 +741,52 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// Warnings for an interrupt line that is accepted but probably not
+    /// what was meant.
+    fn interrupt_line_warnings(&mut self, i: &ast::InterruptLine) {
+        let name = &i.interrupt.name;
+        if i.at.is_none() {
+            let help = match &i.every {
+                Some(_) => format!(
+                    "write `at 0us` if the device interrupts as the run starts, or the time of its first interrupt (`interrupt {name} on cpu {} at 10us every ...`)",
+                    i.cpu.value
+                ),
+                None => format!(
+                    "write `at 0us` if the device interrupts as the run starts, or when it does (`interrupt {name} on cpu {} at 10us;`)",
+                    i.cpu.value
+                ),
+            };
+            let w = self
+                .err(
+                    i.interrupt.span,
+                    format!("interrupt line `{name}` has no `at`: it first fires at time 0, before any thread has run"),
+                )
+                .label("fires at 0us")
+                .help(help);
+            self.prog.warnings.push(w);
+        }
+        if let (Some(c), None) = (&i.count, &i.every) {
+            if c.value > 1 {
+                let w = self
+                    .err(
+                        c.span,
+                        format!(
+                            "`count {}` without `every`: the interrupt arrives once",
+                            c.value
+                        ),
+                    )
+                    .label("only the first arrival happens")
+                    .help("add `every D` for arrivals D apart");
+                self.prog.warnings.push(w);
+            }
+        }
+    }
+
     // ----- routines ---------------------------------------------------------
 
-    fn compile_routine(&self, r: &ast::Routine) -> R<Code> {
+    /// Compile one routine; its errors are recorded (the code is then
+    /// never run).
+    fn compile_routine(&self, r: &ast::Routine) -> Code {
         let mut f = Fn {
             c: self,
             scopes: vec![vec![]],
@@ -674,17 +801,22 @@ impl<'a> Checker<'a> {
                 Type::Scalar(t) => Some(*t),
                 Type::Pointer(_) => Some(ScalarType::Ulong),
                 Type::QueueHandle => None,
-                Type::Void => return Err(self.err(p.ty.span, "a parameter cannot be VOID")),
+                Type::Void => {
+                    self.record(self.err(p.ty.span, "a parameter cannot be VOID"));
+                    Some(ScalarType::Ulong)
+                }
             };
-            f.declare_local(&p.name, slot_ty)?;
+            if let Err(e) = f.declare_local(&p.name, slot_ty) {
+                self.record(e);
+            }
         }
         let params = f.slots.len() as u16;
-        f.block(&r.body)?;
+        f.block(&r.body);
         if f.returns {
             f.ops.push(Op::Push(0));
         }
         f.ops.push(Op::Return(f.returns));
-        Ok(Code {
+        Code {
             name: r.name.name.clone(),
             params,
             slots: f.slots,
@@ -693,7 +825,7 @@ impl<'a> Checker<'a> {
             returns: f.returns,
             address: 0,
             line: self.line(r.span),
-        })
+        }
     }
 }
 
@@ -842,19 +974,50 @@ impl Fn<'_, '_> {
         self.ops.push(Op::Stmt(line));
     }
 
-    fn block(&mut self, b: &ast::Block) -> R<()> {
+    /// Compile a block; an error in a statement is recorded and the next
+    /// statement is compiled as if it had not happened.
+    fn block(&mut self, b: &ast::Block) {
         self.scopes.push(vec![]);
         for s in &b.stmts {
-            self.stmt(s)?;
+            let (scopes, loops, tries) = (self.scopes.len(), self.loops.len(), self.tries);
+            if let Err(e) = self.stmt(s) {
+                self.c.record(e);
+                // Undo what the abandoned statement left open.
+                self.scopes.truncate(scopes);
+                self.loops.truncate(loops);
+                self.tries = tries;
+                self.declare_after_error(s);
+            }
         }
         self.scopes.pop();
-        Ok(())
+    }
+
+    /// After a declaration failed, declare the names it did not get to, so
+    /// their uses are not reported as undeclared too.
+    fn declare_after_error(&mut self, s: &Stmt) {
+        let StmtKind::Decl { ty, vars } = &s.kind else {
+            return;
+        };
+        let slot_ty = match &ty.value {
+            Type::Scalar(t) => Some(*t),
+            Type::QueueHandle => None,
+            _ => Some(ScalarType::Ulong),
+        };
+        for (id, _) in vars {
+            let declared_here = self
+                .scopes
+                .last()
+                .is_some_and(|s| s.iter().any(|(n, _, _)| *n == id.name));
+            if !declared_here {
+                let _ = self.declare_local(id, slot_ty);
+            }
+        }
     }
 
     fn stmt(&mut self, s: &Stmt) -> R<()> {
         match &s.kind {
             StmtKind::Empty => {}
-            StmtKind::Block(b) => self.block(b)?,
+            StmtKind::Block(b) => self.block(b),
             StmtKind::Decl { ty, vars } => {
                 let slot_ty = match &ty.value {
                     Type::Scalar(t) => Some(*t),
@@ -1040,18 +1203,18 @@ impl Fn<'_, '_> {
                         let enter = self.ops.len();
                         self.ops.push(Op::TryEnter(0));
                         self.tries += 1;
-                        self.block(body)?;
+                        self.block(body);
                         self.tries -= 1;
                         self.ops.push(Op::TryExit);
                         let j = self.ops.len();
                         self.ops.push(Op::Jump(0));
                         let h = self.here();
                         self.patch(enter, h);
-                        self.block(handler)?;
+                        self.block(handler);
                         let end = self.here();
                         self.patch(j, end);
                     }
-                    0 => self.block(body)?,
+                    0 => self.block(body),
                     _ => {
                         return Err(self
                             .err(filter.span, "only EXCEPTION_EXECUTE_HANDLER and EXCEPTION_CONTINUE_SEARCH filters are supported"))

@@ -231,8 +231,9 @@ impl SourceCode for Snippet {
     }
 }
 
-/// One rejected-input error.
-#[derive(Debug, thiserror::Error, Diagnostic)]
+/// One rejected-input error (or, in [`crate::Program::warnings`], a
+/// check-time warning).
+#[derive(Clone, Debug, thiserror::Error, Diagnostic)]
 #[error("{location}: {message}")]
 pub struct SimError {
     pub message: String,

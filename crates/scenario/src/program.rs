@@ -12,25 +12,31 @@ pub type RoutineId = u32;
 /// Index of a data variable in [`Program::vars`].
 pub type VarId = u32;
 
-/// The verifier checks the header's `verifier` line switches. As the
-/// contract's outcome table says, only these two are optional; every other
-/// rule (the 0xC4 IRQL and lock subcodes included) is always checked.
+/// The Driver Verifier options the header's `verifier` line switches on
+/// (`verifier standard;`, the default, turns on every one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checks {
     /// 0xC4/0x1001: lock-order cycles and ISR inversions.
     pub deadlock_detection: bool,
     /// 0xD1 for pageable data and code at raised IRQL.
     pub force_irql_checking: bool,
+    /// DDI compliance checking (0xC4/0x20015 and kin). Accepted and stored;
+    /// the engine gives it meaning.
+    pub ddi_compliance: bool,
 }
 
 impl Checks {
+    /// `verifier standard;`: every option on.
     pub const ALL: Checks = Checks {
         deadlock_detection: true,
         force_irql_checking: true,
+        ddi_compliance: true,
     };
+    /// `verifier none;`: a retail kernel.
     pub const NONE: Checks = Checks {
         deadlock_detection: false,
         force_irql_checking: false,
+        ddi_compliance: false,
     };
     /// Names accepted by `verifier a, b;`.
     pub const NAMES: &'static [&'static str] = &[
@@ -38,6 +44,7 @@ impl Checks {
         "none",
         "deadlock_detection",
         "force_irql_checking",
+        "ddi_compliance",
     ];
 }
 
@@ -206,4 +213,8 @@ pub struct Program {
     pub routines: Vec<Code>,
     pub threads: Vec<ThreadSpec>,
     pub interrupt_lines: Vec<InterruptLineSpec>,
+    /// Check-time warnings: accepted, but probably not what was meant (an
+    /// interrupt line without `at` fires at time 0). Shown on standard
+    /// error by the command line; never part of a run report.
+    pub warnings: Vec<crate::SimError>,
 }
