@@ -213,6 +213,16 @@ pub struct TestArgs {
     /// standard output then gets the text lines.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// deterministic (default) or parallel: run every file on pinned OS
+    /// threads; with `--seeds N` each file runs N times.
+    #[arg(long, value_enum, default_value_t = ModeArg::Deterministic)]
+    pub mode: ModeArg,
+
+    /// Parallel mode only: cut each run off after this wall time (default
+    /// 10000ms).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `sim-runner rules`.

@@ -6,7 +6,7 @@
 //! With `--seeds N` each scenario runs with N consecutive seeds from its
 //! header seed and fails at the first seed whose run misses the expectation.
 
-use crate::cli::{TestArgs, TestFormat};
+use crate::cli::{ModeArg, TestArgs, TestFormat};
 use crate::{exit, text};
 use machine::{LoadError, RunOptions};
 use std::io::Write;
@@ -86,6 +86,22 @@ pub fn execute(
         return exit::REJECTED;
     }
 
+    if args.timeout.is_some() && args.mode != ModeArg::Parallel {
+        let _ = writeln!(
+            err,
+            "error: --timeout is only for --mode parallel (deterministic runs end by virtual time)"
+        );
+        return exit::REJECTED;
+    }
+    let base = RunOptions {
+        mode: if args.mode == ModeArg::Parallel {
+            machine::Mode::Parallel
+        } else {
+            machine::Mode::Deterministic
+        },
+        timeout: args.timeout,
+        ..RunOptions::default()
+    };
     let (files, walk_errors) = collect(&args.paths);
     tracing::info!(scenarios = files.len(), "collected scenarios");
     let text_out = args.format == TestFormat::Text || args.output.is_some();
@@ -107,7 +123,7 @@ pub fn execute(
         }
     }
     for path in &files {
-        let result = judge_file(path, args.seeds, err, colors.err);
+        let result = judge_file_in(path, args.seeds, &base, err, colors.err);
         if text_out {
             let status = if result.verdict.passed {
                 paint.pass("PASS")
@@ -213,6 +229,18 @@ fn not_run(path: &Path, detail: String) -> FileResult {
 /// diagnostics; any other scenario runs with `seeds` seeds. Check-time
 /// warnings of a scenario go to `err`.
 pub fn judge_file(path: &Path, seeds: u64, err: &mut dyn Write, color: bool) -> FileResult {
+    judge_file_in(path, seeds, &RunOptions::default(), err, color)
+}
+
+/// [`judge_file`] with the mode (and parallel timeout) of `base`: in
+/// parallel mode the file runs `seeds` times, the seed unused.
+pub fn judge_file_in(
+    path: &Path,
+    seeds: u64,
+    base: &RunOptions,
+    err: &mut dyn Write,
+    color: bool,
+) -> FileResult {
     let started = Instant::now();
     if crate::bad_sim::is_bad_sim(path) {
         let verdict = crate::bad_sim::judge(path);
@@ -247,7 +275,7 @@ pub fn judge_file(path: &Path, seeds: u64, err: &mut dyn Write, color: bool) -> 
     for k in 0..seeds.max(1) {
         let seed = program.seed.wrapping_add(k);
         let started = Instant::now();
-        let (verdict, report) = judge_run(path, &program, seed);
+        let (verdict, report) = judge_run(path, &program, seed, base);
         cases.push(Case {
             seed: Some(seed),
             passed: verdict.passed,
@@ -368,11 +396,12 @@ fn judge_run(
     path: &Path,
     program: &scenario::Program,
     seed: u64,
+    base: &RunOptions,
 ) -> (Verdict, Option<machine::RunReport>) {
     tracing::debug!(path = %path.display(), seed, "running scenario");
     let options = RunOptions {
         seed: Some(seed),
-        ..RunOptions::default()
+        ..base.clone()
     };
     let report = match panic::catch_unwind(AssertUnwindSafe(|| machine::run(program, &options))) {
         Ok(report) => report,

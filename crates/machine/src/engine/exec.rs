@@ -102,7 +102,7 @@ impl Machine<'_> {
                 }
                 let x = self.vars[*v as usize];
                 self.push(cpu, x);
-                if self.lamport || self.parallel {
+                if self.lamport {
                     self.note_read(cpu, *v);
                 }
                 // A read of shared memory is where another processor may get

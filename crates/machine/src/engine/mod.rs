@@ -731,7 +731,7 @@ impl<'p> Machine<'p> {
     }
 
     /// Is the context on top of processor `c` only re-reading data nobody
-    /// has written since (random, pct and parallel mode)?
+    /// has written since (random and pct)?
     fn data_waiting(&self, c: usize) -> bool {
         self.cpus[c].top().is_some_and(|t| {
             t.payload
@@ -750,11 +750,7 @@ impl<'p> Machine<'p> {
         }
         let p = &self.cpus[c];
         let Some(top) = p.top() else { return true };
-        let waiting = self.is_stuck(top)
-            || top
-                .payload
-                .data_wait
-                .is_some_and(|(v, ver)| self.var_version[v as usize] == ver);
+        let waiting = self.is_stuck(top) || self.data_waiting(c);
         !waiting || p.deliverable_interrupt().is_some()
     }
 

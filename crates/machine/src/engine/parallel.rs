@@ -171,7 +171,7 @@ enum Turn {
     End,
     /// It stepped.
     Stepped(After),
-    /// It had nothing to run, or only waits for data nobody has written.
+    /// It had nothing to run.
     Idle,
 }
 
@@ -186,9 +186,10 @@ enum After {
     Stall,
 }
 
-/// Turns a processor that only re-reads unwritten data sits out before it
-/// goes on anyway (a bounded loop over data nobody writes must end).
-const DATA_WAIT_TURNS: u32 = 20_000;
+/// Idle turns after which an idle processor thread naps [`IDLE_NAP`]
+/// between looks.
+const IDLE_NAP_AFTER: u32 = 256;
+const IDLE_NAP: Duration = Duration::from_micros(50);
 
 /// The loop of processor `i`'s OS thread: one step at a time under the
 /// machine lock, until the run stops or is over.
@@ -198,10 +199,7 @@ const DATA_WAIT_TURNS: u32 = 20_000;
 /// neither waiting for the machine lock nor the OS preempting a processor
 /// thread — as it must when processors outnumber cores — adds to hold
 /// times, watchdogs or warnings; how many spin iterations a wait takes, and
-/// what interleaves with what, is decided by real thread timing. A
-/// processor re-reading data nobody has written sits out its turns (its
-/// clock does not run) until a write comes, as a spinning processor whose
-/// peer thread was descheduled would not on real hardware.
+/// what interleaves with what, is decided by real thread timing.
 fn processor_thread<'p, L: MachineLock<'p>>(
     machine: &L,
     done: &AtomicBool,
@@ -213,7 +211,6 @@ fn processor_thread<'p, L: MachineLock<'p>>(
     let mut irql_ns = [0u64; 16];
     let mut steps = 0u64;
     let mut idle = 0u32;
-    let mut waited = 0u32;
     while !done.load(Ordering::Acquire) {
         let turn = machine.with(|m| {
             if m.stop.is_some() || m.over {
@@ -244,19 +241,6 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 }
                 return Turn::Idle;
             }
-            // (Never while it holds a spin lock: another processor may be
-            // spinning on it.)
-            if m.data_waiting(i)
-                && m.held[i].is_empty()
-                && m.cpus[i].deliverable_interrupt().is_none()
-            {
-                waited += 1;
-                if waited < DATA_WAIT_TURNS {
-                    return Turn::Idle;
-                }
-            }
-            waited = 0;
-            m.wake_from_data_wait(i);
             steps += 1;
             let before = m.cpus[i].clock;
             let irql = m.cpus[i].irql.0.min(15) as usize;
@@ -306,8 +290,13 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 }
             }
             Turn::Idle => {
+                // Back off, so an idle processor does not take the machine
+                // lock from busy ones: spin, then yield, then nap briefly
+                // (an idle processor's clock does not move meanwhile).
                 idle = idle.saturating_add(1);
-                if idle > 64 {
+                if idle > IDLE_NAP_AFTER {
+                    std::thread::sleep(IDLE_NAP);
+                } else if idle > 64 {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();
