@@ -155,11 +155,13 @@ pub fn parse_outcome(text: &str) -> Result<Expected<'_>, String> {
 /// `0xC4(0x1001)`, `0xC4/0x1001`, `0xC4 0x1001` or `0xF`: a code and
 /// maybe a first parameter. Every number in `0x` hex.
 fn parse_code(text: &str) -> Option<(u32, Option<u64>)> {
+    // Bare numbers are hex too (contract v2: `133`, `C4(1001)`).
     fn hex(s: &str) -> Option<u64> {
+        let s = s.trim();
         let digits = s
-            .trim()
             .strip_prefix("0x")
-            .or_else(|| s.trim().strip_prefix("0X"))?;
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(s);
         u64::from_str_radix(digits, 16).ok()
     }
     let text = text.trim();
@@ -279,6 +281,23 @@ pub fn find(query: &str) -> Result<&'static Rule, Option<&'static str>> {
         return Ok(r);
     }
     Err(suggest(&id))
+}
+
+/// The catalog id of the rule a bugcheck with `code` and first parameter
+/// `p1` reports (contract v2, JSON `bugcheck.rule`): the first rule whose
+/// outcome names this code and P1, else the first naming the code alone.
+pub fn rule_for_bugcheck(code: u32, p1: u64) -> Option<&'static str> {
+    let rules = catalog();
+    let exact = rules.iter().find(|r| {
+        matches!(r.expected(), Expected::Bugcheck { code: c, param1: Some(p) } if c == code && p == p1)
+    });
+    exact
+        .or_else(|| {
+            rules.iter().find(|r| {
+                matches!(r.expected(), Expected::Bugcheck { code: c, param1: None } if c == code)
+            })
+        })
+        .map(|r| r.id.as_str())
 }
 
 /// The nearest rule id or bugcheck name of a rule, if one is close.
