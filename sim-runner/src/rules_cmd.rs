@@ -96,14 +96,17 @@ pub fn render_table(catalog: &[Rule]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:id_width$}  {:outcome_width$}  SUMMARY",
-        "RULE", "OUTCOME"
+        "{:id_width$}  {:outcome_width$}  {:19}  SUMMARY",
+        "RULE", "OUTCOME", "NEEDS"
     );
     for r in catalog {
         let _ = writeln!(
             s,
-            "{:id_width$}  {:outcome_width$}  {}",
-            r.id, r.outcome, r.summary
+            "{:id_width$}  {:outcome_width$}  {:19}  {}",
+            r.id,
+            r.outcome,
+            r.check.name(),
+            r.summary
         );
     }
     let _ = writeln!(
@@ -120,6 +123,9 @@ pub fn render_explain(rule: &Rule, base: &Path) -> String {
     let _ = writeln!(s, "{}\n", rule.id);
     let _ = writeln!(s, "outcome   {}{}", rule.outcome, outcome_note(rule));
     let _ = writeln!(s, "check     {}", rule.check.describe());
+    if !rule.without.is_empty() {
+        let _ = writeln!(s, "without   {}", rule.without);
+    }
     if !rule.families.is_empty() {
         let families: Vec<&str> = rule.families.iter().map(|f| f.label()).collect();
         let _ = writeln!(s, "families  {}", families.join(", "));
@@ -281,7 +287,10 @@ mod tests {
         assert!(text.contains("check     deadlock_detection"));
         assert!(text.contains("Fix:\n"));
         assert!(text.contains("  P1  0x1001: deadlock detected"), "{text}");
-        assert!(text.contains("Same outcome: ISR_LOCK_INVERSION"));
+        assert!(
+            text.contains("without   Without deadlock detection"),
+            "{text}"
+        );
         let bad = rule.bad.as_deref().unwrap();
         assert!(text.contains(&format!("Shown by: {bad}\n")));
         assert!(text.contains(&format!(
@@ -323,6 +332,10 @@ mod tests {
     #[test]
     fn watchdog_rules_show_both_parameter_forms() {
         let text = render_explain(rules::find("DPC_WATCHDOG_TIMEOUT").unwrap(), &repo());
+        assert!(text.contains("P1  0: a single DPC or ISR"), "{text}");
+        let text = render_explain(rules::find("DPC_WATCHDOG_CUMULATIVE").unwrap(), &repo());
+        assert!(text.contains("P1  1: the processor stayed"), "{text}");
+        let text = render_explain(rules::find("SPIN_DEADLOCK").unwrap(), &repo());
         assert!(text.contains("P1  0: a single DPC or ISR"), "{text}");
         assert!(text.contains("P1  1: the processor stayed"), "{text}");
     }
@@ -377,7 +390,8 @@ mod tests {
         assert_eq!(v["id"], "LOCK_HIERARCHY_VIOLATION");
         assert_eq!(v["check"], "deadlock_detection");
         assert_eq!(v["stop_code"], 0xC4);
-        assert_eq!(v["same_outcome"][0], "ISR_LOCK_INVERSION");
+        assert_eq!(v["same_outcome"], serde_json::json!([]));
+        assert!(v["without"].as_str().unwrap().contains("0x133"));
         assert!(v["families"]
             .as_array()
             .unwrap()
