@@ -163,6 +163,9 @@ pub fn render_explain(rule: &Rule, base: &Path) -> String {
         ),
         None => writeln!(s, "needs     {}", rule.needs()),
     };
+    if !rule.without.is_empty() {
+        let _ = writeln!(s, "without   {}", rule.without);
+    }
     if !rule.families.is_empty() {
         let families: Vec<&str> = rule.families.iter().map(|f| f.label()).collect();
         let _ = writeln!(s, "families  {}", families.join(", "));
@@ -324,7 +327,10 @@ mod tests {
         assert!(text.contains("check     deadlock_detection"));
         assert!(text.contains("Fix:\n"));
         assert!(text.contains("  P1  0x1001: deadlock detected"), "{text}");
-        assert!(text.contains("Same outcome: ISR_LOCK_INVERSION"));
+        assert!(
+            text.contains("without   Without deadlock detection"),
+            "{text}"
+        );
         let bad = rule.bad.as_deref().unwrap();
         assert!(text.contains(&format!("Shown by: {bad}\n")));
         assert!(text.contains(&format!(
@@ -366,6 +372,10 @@ mod tests {
     #[test]
     fn watchdog_rules_show_both_parameter_forms() {
         let text = render_explain(rules::find("DPC_WATCHDOG_TIMEOUT").unwrap(), &repo());
+        assert!(text.contains("P1  0: a single DPC or ISR"), "{text}");
+        let text = render_explain(rules::find("DPC_WATCHDOG_CUMULATIVE").unwrap(), &repo());
+        assert!(text.contains("P1  1: the processor stayed"), "{text}");
+        let text = render_explain(rules::find("SPIN_DEADLOCK").unwrap(), &repo());
         assert!(text.contains("P1  0: a single DPC or ISR"), "{text}");
         assert!(text.contains("P1  1: the processor stayed"), "{text}");
     }
@@ -462,7 +472,8 @@ mod tests {
         assert_eq!(v["id"], "LOCK_HIERARCHY_VIOLATION");
         assert_eq!(v["check"], "deadlock_detection");
         assert_eq!(v["stop_code"], 0xC4);
-        assert_eq!(v["same_outcome"][0], "ISR_LOCK_INVERSION");
+        assert_eq!(v["same_outcome"], serde_json::json!([]));
+        assert!(v["without"].as_str().unwrap().contains("0x133"));
         assert!(v["families"]
             .as_array()
             .unwrap()

@@ -140,7 +140,7 @@ fn run_trace_limit_cuts_the_trace_with_a_warning() {
 #[test]
 fn run_report_is_the_same_with_and_without_trace() {
     let dir = scratch("same-report");
-    let file = scenario("rules/0xC4-0x1001-isr-dpc-inversion-bad.sim");
+    let file = scenario("rules/0xC4-0x1001-lock-order-cycle-bad.sim");
     let plain = bin()
         .args(["run", "--format", "json"])
         .arg(&file)

@@ -33,7 +33,11 @@ fn bugcheck(
     BugcheckReport {
         code: b.code,
         name: b.name().into(),
+        rule: machine::rules::rule_for_bugcheck(b.code, b.params[0])
+            .unwrap_or("")
+            .into(),
         params: b.params,
+        params_hex: b.params.map(|p| format!("0x{p:X}")),
         param_meanings: b.param_meanings().map(String::from),
         summary: b.summary().into(),
         detail: detail.into(),

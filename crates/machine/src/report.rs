@@ -49,7 +49,11 @@ pub struct CpuState {
 pub struct BugcheckReport {
     pub code: u32,
     pub name: String,
+    /// The rule's id as `sim-runner rules` lists it (contract v2, JSON).
+    pub rule: String,
     pub params: [u64; 4],
+    /// The parameters as `0x` and upper-case hex digits (contract v2, JSON).
+    pub params_hex: [String; 4],
     /// What each parameter means.
     pub param_meanings: [String; 4],
     /// The rule's one-line explanation.

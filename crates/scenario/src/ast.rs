@@ -66,6 +66,10 @@ pub enum HeaderEntry {
     /// `verifier standard;`, `verifier none;` or a comma list of check names.
     Verifier(Vec<Ident>),
     Watchdog(Spanned<u64>),
+    /// `dpc_timeout D;` (contract v2).
+    DpcTimeout(Spanned<u64>),
+    /// `clock D;` (contract v2).
+    Clock(Spanned<u64>),
     Duration(Spanned<u64>),
     Expect(Spanned<Expect>),
 }
@@ -84,6 +88,9 @@ pub enum Expect {
         code: u64,
         param1: Option<u64>,
     },
+    /// `expect any { item; item; }` (contract v2, "Expectations"): one of
+    /// the items holds.
+    Any(Vec<Expect>),
 }
 
 /// A top-level item.

@@ -25,6 +25,11 @@ pub const WARNING_RULES: &[&str] = &[
     "DPC_TOO_LONG",
     "UNGUARDED_ACCESS",
     "TIME_LIMIT_REACHED",
+    "ISR_LOCK_INVERSION",
+    "EXCEPTION_UNDER_SPIN_LOCK",
+    "LOCK_HELD_AT_RETURN",
+    "IRQL_LOWERED_WHILE_HOLDING",
+    "STALL_TOO_LONG",
 ];
 
 const NONPAGED_BASE: u64 = 0xFFFF_F806_1A00_0000;
@@ -105,6 +110,8 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             seed: 1,
             checks: Checks::ALL,
             watchdog: 10_000_000,
+            dpc_timeout: 0,
+            clock: 1_000_000,
             duration: None,
             expects: vec![],
             locks: vec![],
@@ -202,6 +209,9 @@ impl<'a> Checker<'a> {
             let r = self.header_entry(e, &mut seen, &mut cpus);
             self.keep(r);
         }
+        if self.prog.dpc_timeout == 0 {
+            self.prog.dpc_timeout = self.prog.watchdog;
+        }
         match cpus {
             Some(n) => self.prog.cpus = n,
             None => {
@@ -266,6 +276,22 @@ impl<'a> Checker<'a> {
                     }
                     self.prog.watchdog = d.value;
                 }
+                HeaderEntry::DpcTimeout(d) => {
+                    once("dpc_timeout", d.span, self)?;
+                    if d.value == 0 {
+                        return Err(self.err(d.span, "the DPC timeout must be positive"));
+                    }
+                    self.prog.dpc_timeout = d.value;
+                }
+                HeaderEntry::Clock(d) => {
+                    once("clock", d.span, self)?;
+                    if d.value < 10_000 {
+                        return Err(self
+                            .err(d.span, "the clock period must be at least 10us")
+                            .help("the clock interrupt comes every `clock`; Windows' is about 1ms to 15.6ms"));
+                    }
+                    self.prog.clock = d.value;
+                }
                 HeaderEntry::Duration(d) => {
                     once("duration", d.span, self)?;
                     if d.value == 0 {
@@ -294,9 +320,18 @@ impl<'a> Checker<'a> {
             match n.name.as_str() {
                 "standard" => checks = Checks::ALL,
                 "none" => {}
-                "deadlock_detection" => checks.deadlock_detection = true,
-                "force_irql_checking" => checks.force_irql_checking = true,
-                "ddi_compliance" => checks.ddi_compliance = true,
+                "deadlock_detection" => {
+                    checks.automatic = true;
+                    checks.deadlock_detection = true;
+                }
+                "force_irql_checking" => {
+                    checks.automatic = true;
+                    checks.force_irql_checking = true;
+                }
+                "ddi_compliance" => {
+                    checks.automatic = true;
+                    checks.ddi_compliance = true;
+                }
                 other => {
                     let mut e = self.err(n.span, format!("unknown verifier option `{other}`"));
                     e = e.help(match did_you_mean(other, Checks::NAMES.iter().copied()) {
@@ -311,8 +346,19 @@ impl<'a> Checker<'a> {
     }
 
     fn expect(&self, x: &ast::Spanned<ast::Expect>) -> R<String> {
+        self.expect_item(&x.value)
+    }
+
+    fn expect_item(&self, x: &ast::Expect) -> R<String> {
         use ast::Expect::*;
-        Ok(match &x.value {
+        Ok(match x {
+            Any(items) => {
+                let mut parts = vec![];
+                for i in items {
+                    parts.push(self.expect_item(i)?);
+                }
+                format!("any {{ {}; }}", parts.join("; "))
+            }
             Clean => "clean".into(),
             AssertionFailed => "assertion_failed".into(),
             Warning(id) => {
@@ -420,6 +466,7 @@ impl<'a> Checker<'a> {
                             self.prog.dpcs.push(DpcDecl {
                                 name,
                                 routine: 0,
+                                paged: g.paged,
                                 address,
                             });
                             Global::Dpc(self.prog.dpcs.len() as u32 - 1)

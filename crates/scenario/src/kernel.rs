@@ -197,7 +197,7 @@ pub const CONSTANTS: &[(&str, i64)] = &[
     ("LowImportance", 0),
     ("MediumImportance", 1),
     ("HighImportance", 2),
-    ("MediumHighImportance", 1),
+    ("MediumHighImportance", 3),
     ("EXCEPTION_EXECUTE_HANDLER", 1),
     ("EXCEPTION_CONTINUE_SEARCH", 0),
     ("STATUS_SUCCESS", 0),

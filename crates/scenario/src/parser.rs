@@ -30,8 +30,16 @@ const MAX_ERRORS: usize = 20;
 type PResult<T> = LResult<T>;
 
 /// Header keys, for "did you mean".
-const HEADER_KEYS: [&str; 7] = [
-    "title", "cpus", "seed", "verifier", "watchdog", "duration", "expect",
+const HEADER_KEYS: [&str; 9] = [
+    "title",
+    "cpus",
+    "seed",
+    "verifier",
+    "watchdog",
+    "dpc_timeout",
+    "clock",
+    "duration",
+    "expect",
 ];
 
 /// Words that can never be names.
@@ -552,11 +560,15 @@ impl Parser<'_> {
                     HeaderEntry::Verifier(names)
                 }
                 "watchdog" => HeaderEntry::Watchdog(self.duration("a duration after `watchdog`")?),
+                "dpc_timeout" => {
+                    HeaderEntry::DpcTimeout(self.duration("a duration after `dpc_timeout`")?)
+                }
+                "clock" => HeaderEntry::Clock(self.duration("a duration after `clock`")?),
                 "duration" => HeaderEntry::Duration(self.duration("a duration after `duration`")?),
                 "expect" => HeaderEntry::Expect(self.expect_line(key.span.offset)?),
                 other => {
                     let help = did_you_mean(other, HEADER_KEYS).unwrap_or_else(|| {
-                        "header keys are title, cpus, seed, verifier, watchdog, duration and expect".into()
+                        "header keys are title, cpus, seed, verifier, watchdog, dpc_timeout, clock, duration and expect".into()
                     });
                     return Err(self
                         .error(key.span, format!("unknown header key `{other}`"))
@@ -564,8 +576,14 @@ impl Parser<'_> {
                         .help(help));
                 }
             };
+            // `expect any { ... }` may stand without a `;` after its `}`.
+            let any = matches!(&entry, HeaderEntry::Expect(x) if matches!(x.value, Expect::Any(_)));
             entries.push(entry);
-            self.expect(TokenKind::Semi, "after header entry")?;
+            if any {
+                self.eat(&TokenKind::Semi);
+            } else {
+                self.expect(TokenKind::Semi, "after header entry")?;
+            }
         }
         Ok(Header {
             name,
@@ -587,6 +605,31 @@ impl Parser<'_> {
             "clean" => {
                 self.bump();
                 Expect::Clean
+            }
+            "any" if start != usize::MAX => {
+                self.bump();
+                let open = self.expect(TokenKind::LBrace, "after `expect any`")?;
+                let mut items = vec![];
+                loop {
+                    if self.eat(&TokenKind::RBrace).is_some() {
+                        break;
+                    }
+                    if self.at_eof() {
+                        let line = self.line(open.offset);
+                        return Err(self
+                            .expected("`}`", "to close `expect any`")
+                            .help(format!("`expect any {{` opens at line {line}")));
+                    }
+                    let item = self.expect_line(usize::MAX)?;
+                    items.push(item.value);
+                    self.expect(TokenKind::Semi, "after an `expect any` item")?;
+                }
+                if items.is_empty() {
+                    return Err(self
+                        .error(word_span, "`expect any { }` lists no outcome")
+                        .help("write e.g. `expect any { clean; bugcheck 0x133; }`"));
+                }
+                Expect::Any(items)
             }
             "assertion_failed" => {
                 self.bump();
@@ -619,7 +662,7 @@ impl Parser<'_> {
             other => {
                 let help = did_you_mean(
                     other,
-                    ["clean", "assertion_failed", "warning", "bugcheck"],
+                    ["clean", "assertion_failed", "warning", "bugcheck", "any"],
                 )
                 .unwrap_or_else(|| {
                     "write `expect clean;`, `expect bugcheck NAME;` or `expect warning NAME;`"
@@ -630,6 +673,11 @@ impl Parser<'_> {
                     .label("unknown expectation")
                     .help(help));
             }
+        };
+        let start = if start == usize::MAX {
+            word_span.offset
+        } else {
+            start
         };
         Ok(Spanned {
             value,

@@ -12,28 +12,37 @@ pub type RoutineId = u32;
 /// Index of a data variable in [`Program::vars`].
 pub type VarId = u32;
 
-/// The Driver Verifier options the header's `verifier` line switches on
-/// (`verifier standard;`, the default, turns on every one).
+/// Driver Verifier's options as the header's `verifier` line sets them
+/// (contract v2, "`verifier` = Driver Verifier's options"; windows-facts,
+/// "Driver Verifier"). `standard` turns every option on, `none` is a retail
+/// kernel (nothing here on), and naming any option also turns on the
+/// automatic checks, which Driver Verifier runs for every verified driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checks {
-    /// 0xC4/0x1001: lock-order cycles and ISR inversions.
+    /// The automatic checks: the IRQL rules of the calls (0xC4/0x30, 0x31,
+    /// 0x32, 0x40, 0x41, 0x42, 0x111).
+    pub automatic: bool,
+    /// Deadlock detection: lock ownership by thread, 0xC4/0x1000, 0x1001,
+    /// 0x1003, 0x1004, 0x1007, 0x1008, 0x1009, 0x100A.
     pub deadlock_detection: bool,
-    /// 0xD1 for pageable data and code at raised IRQL.
+    /// Force IRQL checking: 0xD1 for pageable data and code at raised IRQL,
+    /// 0xC4/0xE1 for pageable locks and objects.
     pub force_irql_checking: bool,
-    /// DDI compliance checking (0xC4/0x20015 and kin). Accepted and stored;
-    /// the engine gives it meaning.
+    /// DDI compliance checking: 0xC4/0x20015 (IrqlKeReleaseSpinLock).
     pub ddi_compliance: bool,
 }
 
 impl Checks {
-    /// `verifier standard;`: every option on.
+    /// `verifier standard;` (the default): every option.
     pub const ALL: Checks = Checks {
+        automatic: true,
         deadlock_detection: true,
         force_irql_checking: true,
         ddi_compliance: true,
     };
     /// `verifier none;`: a retail kernel.
     pub const NONE: Checks = Checks {
+        automatic: false,
         deadlock_detection: false,
         force_irql_checking: false,
         ddi_compliance: false,
@@ -82,6 +91,8 @@ pub struct InterruptDecl {
 pub struct DpcDecl {
     pub name: String,
     pub routine: RoutineId,
+    /// Declared `PAGED` (0xC4/0xE1 at first use with force_irql_checking).
+    pub paged: bool,
     pub address: u64,
 }
 
@@ -201,7 +212,12 @@ pub struct Program {
     pub cpus: u32,
     pub seed: u64,
     pub checks: Checks,
+    /// DPC watchdog, cumulative limit (contract v2, header `watchdog`).
     pub watchdog: Nanos,
+    /// Limit of one DPC or ISR (header `dpc_timeout`, default `watchdog`).
+    pub dpc_timeout: Nanos,
+    /// Period of the clock interrupt (header `clock`, default 1 ms).
+    pub clock: Nanos,
     pub duration: Option<Nanos>,
     /// Expectations with their text as written.
     pub expects: Vec<(Expect, String)>,

@@ -31,6 +31,14 @@ pub mod c4 {
     pub const SELF_DEADLOCK: u64 = 0x1000;
     pub const LOCK_HIERARCHY_VIOLATION: u64 = 0x1001;
     pub const RELEASED_OUT_OF_ORDER: u64 = 0x1003;
+    /// 0x1004: a lock released by another thread than its owner (windows-facts, DV subcodes).
+    pub const RELEASED_BY_WRONG_THREAD: u64 = 0x1004;
+    /// 0x1007: a lock released that nobody owns.
+    pub const RELEASED_BEFORE_ACQUIRED: u64 = 0x1007;
+    /// 0xE1: a lock or kernel object in pageable storage (Force IRQL checking).
+    pub const PAGEABLE_OBJECT: u64 = 0xE1;
+    /// 0x20015: DDI compliance rule IrqlKeReleaseSpinLock.
+    pub const DDI_IRQL_KE_RELEASE_SPIN_LOCK: u64 = 0x20015;
     pub const MIXED_ACQUIRE_API: u64 = 0x1008;
     pub const RELEASE_WRONG_MODE: u64 = 0x1009;
     pub const THREAD_OWNS_LOCK: u64 = 0x100A;
@@ -101,9 +109,9 @@ impl Bugcheck {
                 "address of the instruction that referenced memory",
             ],
             IRQL_UNEXPECTED_VALUE => [
-                "IRQL at return",
-                "IRQL expected",
+                "(IRQL at return << 16) | (IRQL expected << 8) | 0",
                 "address of the DPC routine",
+                "address of the KDPC",
                 "reserved",
             ],
             WORKER_THREAD_RETURNED_AT_BAD_IRQL => [
@@ -115,14 +123,14 @@ impl Bugcheck {
             DPC_WATCHDOG_VIOLATION => match self.params[0] {
                 0 => [
                     "0: a single DPC or ISR exceeded its time allotment",
-                    "time it ran (microseconds)",
-                    "allotment (microseconds)",
+                    "time it ran (clock ticks)",
+                    "allotment (clock ticks)",
                     "reserved",
                 ],
                 _ => [
                     "1: the processor stayed at DISPATCH_LEVEL or above too long",
-                    "watchdog period (microseconds)",
-                    "time spent at raised IRQL (microseconds)",
+                    "cumulative allotment (clock ticks)",
+                    "reserved",
                     "reserved",
                 ],
             },
@@ -160,10 +168,10 @@ fn c4_meanings(sub: u64) -> [&'static str; 4] {
             "reserved",
         ],
         LOWER_TO_HIGHER => [
-            "0x31: KeLowerIrql to a higher IRQL",
+            "0x31: KeLowerIrql to a higher IRQL (P4 = 1: a DPC routine lowered below DISPATCH_LEVEL)",
             "current IRQL",
             "requested IRQL",
-            "reserved",
+            "1 when a DPC routine lowered IRQL below DISPATCH_LEVEL, else 0",
         ],
         RELEASE_NOT_AT_DISPATCH => [
             "0x32: spin lock released at an IRQL other than DISPATCH_LEVEL",
@@ -213,6 +221,30 @@ fn c4_meanings(sub: u64) -> [&'static str; 4] {
             "address of the lock still held",
             "reserved",
         ],
+        RELEASED_BY_WRONG_THREAD => [
+            "0x1004: lock released by a thread that does not own it",
+            "address of the lock",
+            "the owning thread",
+            "the releasing thread",
+        ],
+        RELEASED_BEFORE_ACQUIRED => [
+            "0x1007: lock released that nobody owns",
+            "address of the lock",
+            "reserved",
+            "reserved",
+        ],
+        PAGEABLE_OBJECT => [
+            "0xE1: a lock or kernel object in pageable storage",
+            "address of the object",
+            "reserved",
+            "reserved",
+        ],
+        DDI_IRQL_KE_RELEASE_SPIN_LOCK => [
+            "0x20015: DDI compliance rule IrqlKeReleaseSpinLock",
+            "address of the lock",
+            "IRQL the acquire saved",
+            "IRQL the release asked for",
+        ],
         MIXED_ACQUIRE_API => [
             "0x1008: acquire API does not match the lock's type",
             "address of the lock",
@@ -226,9 +258,9 @@ fn c4_meanings(sub: u64) -> [&'static str; 4] {
             "reserved",
         ],
         THREAD_OWNS_LOCK => [
-            "0x100A: a routine returned (thread terminated) owning a lock",
+            "0x100A: a thread terminated owning a lock",
+            "the owning thread",
             "address of the lock",
-            "reserved",
             "reserved",
         ],
         _ => ["Driver Verifier subcode", "", "", ""],
@@ -245,12 +277,16 @@ fn c4_summary(sub: u64) -> &'static str {
         RELEASE_FROM_DPC_BELOW_DISPATCH => "a FromDpcLevel release requires the caller to be at DISPATCH_LEVEL or above",
         ACQUIRE_ABOVE_DISPATCH => "KeAcquireSpinLock raises to DISPATCH_LEVEL, so it must not be called above it",
         ISR_RETURNED_AT_OTHER_IRQL => "an interrupt service routine must return at the IRQL it was called at",
-        SELF_DEADLOCK => "a processor re-acquired a reader/writer spin lock it already holds: it waits for itself",
-        LOCK_HIERARCHY_VIOLATION => "locks are taken in an order that can deadlock (a cycle in the lock order, or a lock shared by an ISR and lower-IRQL code without the interrupt's lock)",
+        SELF_DEADLOCK => "a thread re-acquired a spin lock it already owns: it waits for itself",
+        LOCK_HIERARCHY_VIOLATION => "locks are taken in an order that can deadlock (a cycle in the lock order)",
+        RELEASED_BY_WRONG_THREAD => "a spin lock was released by a thread that does not own it",
+        RELEASED_BEFORE_ACQUIRED => "a spin lock was released that no thread owns",
+        PAGEABLE_OBJECT => "a spin lock or kernel object lives in pageable storage",
+        DDI_IRQL_KE_RELEASE_SPIN_LOCK => "KeReleaseSpinLock was given another IRQL than the one its acquire saved",
         RELEASED_OUT_OF_ORDER => "a release dropped IRQL below DISPATCH_LEVEL while another spin lock was still held: locks released in the wrong order",
         MIXED_ACQUIRE_API => "one KSPIN_LOCK was used both as an ordinary and as an in-stack queued spin lock",
         RELEASE_WRONG_MODE => "a reader/writer spin lock was released in a mode it is not held in",
-        THREAD_OWNS_LOCK => "a thread, DPC or ISR routine returned while still holding a spin lock",
+        THREAD_OWNS_LOCK => "a thread ended while still owning a spin lock",
         _ => "Driver Verifier detected a violation",
     }
 }

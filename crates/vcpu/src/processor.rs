@@ -10,13 +10,28 @@
 use crate::{ContextKind, CpuId, Irql, Nanos};
 use std::collections::VecDeque;
 
-/// DPC importance (KeSetImportanceDpc).
+/// DPC importance (KeSetImportanceDpc), with the WDK's values: Low 0,
+/// Medium 1 (the default), High 2, MediumHigh 3 (contract v2, "DPCs, the
+/// clock and the watchdog").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Importance {
     Low,
     #[default]
     Medium,
     High,
+    MediumHigh,
+}
+
+impl Importance {
+    /// The importance of a `KeSetImportanceDpc` value (unknown: Medium).
+    pub fn from_value(v: i64) -> Importance {
+        match v {
+            0 => Importance::Low,
+            2 => Importance::High,
+            3 => Importance::MediumHigh,
+            _ => Importance::Medium,
+        }
+    }
 }
 
 /// A per-processor DPC queue of DPC object indices. Each DPC is queued at
@@ -59,6 +74,11 @@ impl DpcQueue {
         self.queue.is_empty()
     }
 
+    /// How many DPCs are queued.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
     pub fn contains(&self, dpc: u32) -> bool {
         self.queue.contains(&dpc)
     }
@@ -83,6 +103,9 @@ pub struct Context<C> {
     pub saved_irql: Irql,
     /// When it started running (virtual time).
     pub started: Nanos,
+    /// Clock ticks that found this context (a DPC or ISR) running: the
+    /// single DPC/ISR watchdog count.
+    pub ticks: u64,
     pub payload: C,
 }
 
@@ -103,6 +126,14 @@ pub struct Processor<C> {
     pub slice_start: Nanos,
     /// Since when the processor has been at DISPATCH_LEVEL or above.
     pub raised_since: Option<Nanos>,
+    /// A DPC interrupt is requested: the queue drains at the first safe
+    /// point below DISPATCH_LEVEL.
+    pub dpc_requested: bool,
+    /// Time of this processor's next clock tick.
+    pub next_tick: Nanos,
+    /// Ticks that found the processor at DISPATCH_LEVEL or above since it
+    /// last dropped below (the cumulative watchdog count).
+    pub raised_ticks: u64,
 }
 
 impl<C> Processor<C> {
@@ -117,6 +148,9 @@ impl<C> Processor<C> {
             pending: Vec::new(),
             slice_start: 0,
             raised_since: None,
+            dpc_requested: false,
+            next_tick: Nanos::MAX,
+            raised_ticks: 0,
         }
     }
 
@@ -127,7 +161,10 @@ impl<C> Processor<C> {
         self.irql = to;
         match (from.is_raised(), to.is_raised()) {
             (false, true) => self.raised_since = Some(self.clock),
-            (true, false) => self.raised_since = None,
+            (true, false) => {
+                self.raised_since = None;
+                self.raised_ticks = 0;
+            }
             _ => {}
         }
         from
@@ -158,10 +195,16 @@ impl<C> Processor<C> {
         self.pending.retain(|q| *q != p);
     }
 
-    /// True when the DPC queue may drain: IRQL below DISPATCH_LEVEL and
-    /// something is queued.
+    /// True when the DPC queue may drain: IRQL below DISPATCH_LEVEL,
+    /// something queued, and a DPC interrupt requested or the processor
+    /// idle (contract v2: an idle processor drains as soon as its queue is
+    /// not empty; otherwise a deferred DPC waits for a request or a tick).
+    /// No drain starts inside a DPC (a DPC that lowered IRQL is still one).
     pub fn dpc_ready(&self) -> bool {
-        self.irql < Irql::DISPATCH && !self.dpcs.is_empty()
+        self.irql < Irql::DISPATCH
+            && !self.dpcs.is_empty()
+            && (self.dpc_requested || (self.stack.is_empty() && self.ready.is_empty()))
+            && !self.stack.iter().any(|c| c.kind == ContextKind::Dpc)
     }
 
     /// True when a time slice may switch threads: only a thread runs (no DPC
@@ -250,6 +293,7 @@ mod tests {
     fn dpcs_drain_only_below_dispatch() {
         let mut p: Processor<()> = Processor::new(0);
         p.dpcs.insert(0, Importance::Medium);
+        p.dpc_requested = true;
         p.set_irql(Irql::DISPATCH);
         assert!(!p.dpc_ready());
         p.set_irql(Irql::APC);

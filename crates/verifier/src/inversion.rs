@@ -4,8 +4,10 @@
 //! taken elsewhere at IRQL ≤ DISPATCH_LEVEL without the interrupt's spin
 //! lock, can deadlock a single processor: if the interrupt arrives while the
 //! lower-IRQL code holds `L`, the ISR spins on `L` at DIRQL and the holder
-//! never runs again to release it. Driver Verifier's deadlock detection
-//! reports it as 0xC4/0x1001 (P2 = `L`, P3 = the interrupt lock).
+//! never runs again to release it. This is the tool's own prediction, the
+//! warning `ISR_LOCK_INVERSION` (contract v2, "Warnings"): Driver Verifier
+//! raises nothing until the ISR really interrupts the holder (then 0x1000,
+//! or without deadlock detection 0xF or a hang).
 //!
 //! Both kinds of use are remembered for the whole run, so the finding is
 //! made when the second of a conflicting pair appears, in either order.
@@ -140,17 +142,19 @@ impl IsrInversion {
 }
 
 impl Inversion {
-    /// The 0xC4/0x1001 violation with its analysis.
+    /// The warning's message: the two uses and the consequence.
+    pub fn message(&self, locks: &[LockInfo]) -> String {
+        let v = self.violation(locks);
+        format!("{} {}", v.detail, v.analysis.join(" "))
+    }
+
+    /// The finding as a detail and an analysis (the `bugcheck` is the
+    /// re-acquire 0xC4/0x1000 it would become if the ISR really interrupted
+    /// the holder under deadlock detection).
     pub fn violation(&self, locks: &[LockInfo]) -> Violation {
         let l = lock_name(locks, self.lock);
         let (isr, lower) = (&self.isr, &self.lower);
-        let il_addr = isr.interrupt_lock.map_or(0, |il| lock_addr(locks, il));
-        let bugcheck = Bugcheck::verifier(
-            c4::LOCK_HIERARCHY_VIOLATION,
-            lock_addr(locks, self.lock),
-            il_addr,
-            0,
-        );
+        let bugcheck = Bugcheck::verifier(c4::SELF_DEADLOCK, lock_addr(locks, self.lock), 0, 0);
         let (isr_holding, without) = match isr.interrupt_lock {
             Some(il) => {
                 let il = lock_name(locks, il);

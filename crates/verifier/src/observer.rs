@@ -158,13 +158,15 @@ impl Verifier {
         how: AcquireKind,
         irql: Irql,
     ) -> Option<Violation> {
-        if !self.config.deadlock_detection {
-            return None;
+        // Deadlock detection sees the driver's own acquisitions only, not the
+        // locks the kernel takes by itself (an ISR's interrupt lock on entry,
+        // the lock inside an ExInterlocked routine): contract v2.
+        let kernel_own = matches!(how, AcquireKind::IsrEntry | AcquireKind::Interlocked);
+        if self.config.deadlock_detection && !kernel_own {
+            if let Some(violation) = self.check_order(ev, lock) {
+                return Some(violation);
+            }
         }
-        if let Some(violation) = self.check_order(ev, lock) {
-            return Some(violation);
-        }
-
         if self.is_interrupt_lock(lock, family) {
             return None;
         }
@@ -201,7 +203,13 @@ impl Verifier {
         } else {
             None
         };
-        inversion.map(|i| i.violation(&self.locks))
+        if let Some(i) = inversion {
+            let name = lock_name(&self.locks, lock);
+            let message = i.message(&self.locks);
+            self.warnings
+                .report(rule::ISR_LOCK_INVERSION, &name, ev.line, || message);
+        }
+        None
     }
 
     /// The lock-order rule for a request of `lock`: an edge from every held

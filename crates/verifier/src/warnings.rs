@@ -18,12 +18,31 @@ pub mod rule {
     pub const ISR_TOO_LONG: &str = "ISR_TOO_LONG";
     /// A DPC ran longer than the DPC limit (100 µs by default).
     pub const DPC_TOO_LONG: &str = "DPC_TOO_LONG";
+    /// A spin lock taken in an ISR and elsewhere at a lower IRQL without
+    /// that interrupt's lock (contract v2, "Warnings").
+    pub const ISR_LOCK_INVERSION: &str = "ISR_LOCK_INVERSION";
+    /// An exception raised holding a spin lock or at raised IRQL was handled.
+    pub const EXCEPTION_UNDER_SPIN_LOCK: &str = "EXCEPTION_UNDER_SPIN_LOCK";
+    /// A DPC or ISR returned holding a spin lock it took.
+    pub const LOCK_HELD_AT_RETURN: &str = "LOCK_HELD_AT_RETURN";
+    /// IRQL dropped below DISPATCH_LEVEL while a spin lock is held.
+    pub const IRQL_LOWERED_WHILE_HOLDING: &str = "IRQL_LOWERED_WHILE_HOLDING";
+    /// KeStallExecutionProcessor asked for more than 50 µs.
+    pub const STALL_TOO_LONG: &str = "STALL_TOO_LONG";
+    /// The run was cut off.
+    pub const TIME_LIMIT_REACHED: &str = "TIME_LIMIT_REACHED";
     /// Every rule, for reports and `expect` validation.
     pub const ALL: &[&str] = &[
         UNGUARDED_ACCESS,
         HOLD_TIME_EXCEEDED,
         ISR_TOO_LONG,
         DPC_TOO_LONG,
+        ISR_LOCK_INVERSION,
+        EXCEPTION_UNDER_SPIN_LOCK,
+        LOCK_HELD_AT_RETURN,
+        IRQL_LOWERED_WHILE_HOLDING,
+        STALL_TOO_LONG,
+        TIME_LIMIT_REACHED,
     ];
 }
 

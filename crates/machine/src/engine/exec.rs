@@ -67,6 +67,15 @@ impl Machine<'_> {
                 }
                 boundaries += 1;
                 self.frame(cpu).line = *line;
+                // Force IRQL checking: a statement of a PAGED routine runs
+                // from a pageable page; at raised IRQL (also after the
+                // routine raised it itself) that page is trimmed: 0xD1.
+                let code = &prog.routines[routine as usize];
+                if self.pageable_fault(cpu, code.paged, false, code.address + pc as u64 * 4, EXECUTE, |irql| {
+                    format!("a statement of pageable routine {} (line {line}) ran at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name)
+                }) {
+                    return;
+                }
                 self.statements += 1;
                 let cost = self.cost(STATEMENT_NS, STATEMENT_JITTER_NS);
                 self.cpus[cpu as usize].clock += cost;
@@ -338,37 +347,29 @@ impl Machine<'_> {
         self.stop.is_none()
     }
 
-    /// Raise an exception on `cpu`: handled by the innermost `__try` of the
-    /// context at PASSIVE/APC_LEVEL without spin locks, else a bugcheck.
+    /// Raise an exception on `cpu` (contract v2, "Exceptions"): the
+    /// innermost `__try` of the running context (the thread, or the DPC or
+    /// ISR activation) handles it at any IRQL, IRQL and locks staying as they
+    /// were, with the warning EXCEPTION_UNDER_SPIN_LOCK when a lock is held
+    /// or IRQL is >= DISPATCH_LEVEL. Unhandled: 0x1E in a DPC or ISR, at
+    /// raised IRQL or holding a spin lock; else 0x7E.
     pub(super) fn exception(&mut self, cpu: u32, status: u64, what: &str) {
         let c = cpu as usize;
         let irql = self.cpus[c].irql;
         let addr = self.caller_address(cpu);
-        let holding = !self.held[c].is_empty();
+        let holding = self.held[c].first().cloned();
         let (kind, name) = {
             let top = self.cpus[c].stack.last().expect("a running context");
             (top.kind, top.payload.name.clone())
         };
-        if irql.is_raised() || holding {
-            let why = if holding {
-                let h = &self.held[c][0];
-                format!(
-                    "while holding spin lock `{}` (taken at line {})",
-                    self.prog.locks[h.lock.0 as usize].name, h.line
-                )
-            } else {
-                format!("at IRQL {irql}")
-            };
-            let detail = format!(
-                "{what} (status {status:#010X}) raised {why}: no exception handler may run there"
-            );
-            self.bugcheck(
-                cpu,
-                Bugcheck::new(code::KMODE_EXCEPTION_NOT_HANDLED, [status, addr, 0, 0]),
-                detail,
-            );
-            return;
-        }
+        let why = match &holding {
+            Some(h) => format!(
+                "while holding spin lock `{}` (taken at line {})",
+                self.prog.locks[h.lock.0 as usize].name, h.line
+            ),
+            None => format!("at IRQL {irql}"),
+        };
+        let line = self.line_of(cpu);
         let exec = self.top_exec(cpu);
         if let Some(t) = exec.tries.pop() {
             exec.frames.truncate(t.depth);
@@ -376,6 +377,25 @@ impl Machine<'_> {
             if let Some(f) = exec.frames.last_mut() {
                 f.pc = t.handler;
             }
+            if holding.is_some() || irql.is_raised() {
+                let subject = context_label(kind, &name);
+                self.warn(verifier::rule::EXCEPTION_UNDER_SPIN_LOCK, &subject, line, || {
+                    format!("{what} (status {status:#010X}) raised at line {line} in {subject} {why} was handled by a __try/__except: code that can raise must not run under a spin lock or at raised IRQL, and the handler runs with the lock still held and IRQL still raised")
+                });
+            }
+            return;
+        }
+        if kind != ContextKind::Thread || irql.is_raised() || holding.is_some() {
+            let detail = format!(
+                "{what} (status {status:#010X}) raised in {} {why} was not handled by any __try/__except of that {}",
+                context_label(kind, &name),
+                if kind == ContextKind::Thread { "thread" } else { "routine" }
+            );
+            self.bugcheck(
+                cpu,
+                Bugcheck::new(code::KMODE_EXCEPTION_NOT_HANDLED, [status, addr, 0, 0]),
+                detail,
+            );
             return;
         }
         let detail = format!(

@@ -131,13 +131,20 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
             cpu,
             detail,
             analysis,
+            rule,
         }) => {
             let irql = m.cpus[*cpu as usize].irql.0;
+            let rule = rule
+                .or_else(|| crate::rules::rule_for_bugcheck(b.code, b.params[0]))
+                .unwrap_or("")
+                .to_string();
             let backtrace = m.backtrace(*cpu);
             bugcheck = Some(BugcheckReport {
                 code: b.code,
                 name: b.name().to_string(),
+                rule,
                 params: b.params,
+                params_hex: b.params.map(|p| format!("0x{p:X}")),
                 param_meanings: b.param_meanings().map(|s| s.to_string()),
                 summary: b.summary().to_string(),
                 detail: detail.clone(),

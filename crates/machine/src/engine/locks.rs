@@ -10,6 +10,10 @@ use spinlocks::model::{ExLockModel, NodeId, Poll, QueuedLockModel, SpinLockModel
 use vcpu::bugcheck::c4;
 use vcpu::{AcquireKind, LockFamily, LockId, LockMode};
 
+/// Owner numbers with this bit are a processor's idle thread (the rest is
+/// the processor number); others are a thread context's serial.
+pub(super) const IDLE_OWNER: u32 = 0x8000_0000;
+
 /// State of one lock.
 #[derive(Debug)]
 pub(super) enum LockState {
@@ -56,6 +60,15 @@ pub(super) struct Held {
     pub family: LockFamily,
     /// Serial of the context that took it.
     pub ctx: u32,
+    /// The thread that owns it for deadlock detection: the context's thread,
+    /// or for a DPC or ISR the thread it interrupted (the processor's idle
+    /// thread when none) — contract v2, `deadlock_detection`.
+    pub owner: u32,
+    /// The IRQL a `KeAcquireSpinLock` saved (ddi_compliance's
+    /// IrqlKeReleaseSpinLock compares the release's NewIrql with it).
+    pub saved_irql: Option<Irql>,
+    /// The line where IRQL was lowered below DISPATCH_LEVEL during the hold.
+    pub lowered_at: Option<u32>,
     pub line: u32,
     /// When it was granted (virtual time of the holder's processor).
     pub at: Nanos,
@@ -174,6 +187,97 @@ impl Machine<'_> {
         out
     }
 
+    /// The thread that owns what `cpu`'s running context takes: the thread
+    /// at the bottom of its stack, else the processor's idle thread
+    /// (contract v2, `deadlock_detection`: an ISR or DPC counts as the thread
+    /// it interrupted).
+    pub(super) fn owner_of(&self, cpu: u32) -> u32 {
+        self.cpus[cpu as usize]
+            .stack
+            .iter()
+            .find(|c| c.kind == ContextKind::Thread)
+            .map_or(IDLE_OWNER | cpu, |c| c.serial)
+    }
+
+    /// A simulated address for a thread (an idle thread for idle owners):
+    /// the "thread" parameters of 0xC4/0x1004 and 0x100A.
+    pub(super) fn thread_addr(&self, owner: u32) -> u64 {
+        if owner & IDLE_OWNER != 0 {
+            0xFFFF_F806_1D00_0000 + (owner & !IDLE_OWNER) as u64 * 0x1000
+        } else {
+            0xFFFF_C000_0100_0000 + owner as u64 * 0x1000
+        }
+    }
+
+    /// "thread Worker", "the idle thread of cpu 1".
+    pub(super) fn owner_label(&self, owner: u32) -> String {
+        if owner & IDLE_OWNER != 0 {
+            format!("the idle thread of cpu {}", owner & !IDLE_OWNER)
+        } else {
+            self.label_of(owner)
+                .unwrap_or_else(|| "a thread that has ended".into())
+        }
+    }
+
+    /// The hold of `lock` by thread `owner`, on any processor.
+    pub(super) fn held_by_owner(&self, owner: u32, lock: LockId) -> Option<Held> {
+        self.held
+            .iter()
+            .flat_map(|h| h.iter())
+            .find(|h| h.lock == lock && h.owner == owner)
+            .cloned()
+    }
+
+    /// Deadlock detection's checks of a release (contract v2, in order):
+    /// 0x1007 when nobody owns `lock`, 0x1004 when another thread does.
+    /// False if the run stopped.
+    pub(super) fn dd_release_ok(&mut self, cpu: u32, lock: LockId, routine: &str) -> bool {
+        if !self.prog.checks.deadlock_detection {
+            return true;
+        }
+        let owner = self.owner_of(cpu);
+        let holds: Vec<Held> = self
+            .held
+            .iter()
+            .flat_map(|h| h.iter())
+            .filter(|h| h.lock == lock)
+            .cloned()
+            .collect();
+        if holds.iter().any(|h| h.owner == owner) {
+            return true;
+        }
+        let addr = self.lock_addr(lock);
+        let name = self.lock_name(lock).to_string();
+        match holds.first() {
+            None => {
+                let detail = format!(
+                    "{routine}(&{name}) released a spin lock that no thread owns (never acquired, or already released)"
+                );
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::verifier(c4::RELEASED_BEFORE_ACQUIRED, addr, 0, 0),
+                    detail,
+                );
+            }
+            Some(h) => {
+                let detail = format!(
+                    "{routine}(&{name}) by {} released a spin lock that {} owns (taken at line {}): a spin lock must be released by the thread that acquired it",
+                    self.owner_label(owner),
+                    self.owner_label(h.owner),
+                    h.line
+                );
+                let b = Bugcheck::verifier(
+                    c4::RELEASED_BY_WRONG_THREAD,
+                    addr,
+                    self.thread_addr(h.owner),
+                    self.thread_addr(owner),
+                );
+                self.bugcheck(cpu, b, detail);
+            }
+        }
+        false
+    }
+
     fn held_here(&self, cpu: u32, lock: LockId) -> Option<&Held> {
         self.held[cpu as usize]
             .iter()
@@ -194,17 +298,16 @@ impl Machine<'_> {
         let c = cpu as usize;
         let decl = &self.prog.locks[lock.0 as usize];
         let irql = self.cpus[c].irql;
-        if self.pageable_fault(cpu, decl.paged, true, decl.address, WRITE, |_| {
-            format!("spin lock `{}` lives in paged pool: acquiring it at IRQL {irql} writes pageable memory, which may be paged out", decl.name)
-        }) {
-            return Flow::Yield;
-        }
-        // Ownership and mode.
-        if let Some(h) = self.held_here(cpu, lock).cloned() {
-            let by = self.held_by(&h);
-            if family == LockFamily::ReaderWriter {
+        let owner = self.owner_of(cpu);
+        let kernel_own = matches!(how, AcquireKind::IsrEntry | AcquireKind::Interlocked);
+        // Deadlock detection first: a lock re-acquired by the thread that owns
+        // it, whatever its family (contract v2, 0xC4/0x1000).
+        if self.prog.checks.deadlock_detection && !kernel_own {
+            if let Some(h) = self.held_by_owner(owner, lock) {
+                let by = self.held_by(&h);
                 let detail = format!(
-                    "processor {cpu} re-acquired reader/writer spin lock `{}` ({}) while holding it {} since line {} ({by}): it would wait for itself forever",
+                    "{} re-acquired spin lock `{}` ({}) that it already owns ({} since line {}, {by}): it would wait for itself forever",
+                    self.owner_label(owner),
                     decl.name,
                     mode_name(family, mode),
                     h.mode_name(),
@@ -216,20 +319,28 @@ impl Machine<'_> {
                     detail,
                 );
                 return Flow::Yield;
-            } else if h.family == family
-                || family == LockFamily::Interrupt
-                || h.family == LockFamily::Interrupt
-            {
-                let detail = format!(
-                    "processor {cpu} already holds spin lock `{}`, taken at line {} by {by}; acquiring it again would spin on its own lock forever",
-                    decl.name, h.line
-                );
-                self.bugcheck(
-                    cpu,
-                    Bugcheck::new(code::SPIN_LOCK_ALREADY_OWNED, [decl.address, 0, 0, 0]),
-                    detail,
-                );
-                return Flow::Yield;
+            }
+        }
+        // The kernel's own check: an ordinary or interrupt spin lock this
+        // processor already holds (0xF); a queued or EX lock just spins.
+        if family == LockFamily::Ordinary || family == LockFamily::Interrupt {
+            if let Some(h) = self.held_here(cpu, lock).cloned() {
+                if h.family == LockFamily::Ordinary || h.family == LockFamily::Interrupt {
+                    let by = self.held_by(&h);
+                    let lowered = h.lowered_at.map_or(String::new(), |l| {
+                        format!(" (IRQL was lowered below DISPATCH_LEVEL at line {l} while it was held, so this processor could run other code)")
+                    });
+                    let detail = format!(
+                        "processor {cpu} already holds spin lock `{}`, taken at line {} by {by}{lowered}; acquiring it again would spin on its own lock forever",
+                        decl.name, h.line
+                    );
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::new(code::SPIN_LOCK_ALREADY_OWNED, [decl.address, 0, 0, 0]),
+                        detail,
+                    );
+                    return Flow::Yield;
+                }
             }
         }
         if let LockState::Spin {
@@ -242,7 +353,7 @@ impl Machine<'_> {
                 LockFamily::Queued => *used_ordinary,
                 _ => *used_queued,
             };
-            if mixed {
+            if mixed && self.prog.checks.deadlock_detection {
                 let (now, before) = if family == LockFamily::Queued {
                     ("in-stack queued", "ordinary")
                 } else {
@@ -415,13 +526,21 @@ impl Machine<'_> {
                 p.top().map_or(0, |t| self.context_line(t)),
             )
         };
+        let owner = self.owner_of(cpu);
+        let saved_irql = match &op.then {
+            After::WriteOld { old, .. } | After::PushOld { old, .. } => Some(*old),
+            _ => None,
+        };
         self.held[c].push(Held {
             lock: op.lock,
             mode: op.mode,
             family: op.family,
             ctx: serial,
+            owner,
+            saved_irql,
             line,
             at: clock,
+            lowered_at: None,
         });
         let spun = clock - op.started;
         self.emit(
@@ -553,13 +672,16 @@ impl Machine<'_> {
         self.emit(cpu, EventKind::Released { lock, family, mode });
     }
 
-    /// Lower IRQL after a release: 0x31 if the "old" IRQL is higher,
-    /// 0xC4/0x1003 if it drops below DISPATCH_LEVEL while another spin lock
-    /// is still held. False if the run stopped.
+    /// Lower IRQL after a release (contract v2 order): with the automatic
+    /// checks 0xC4/0x31 when the saved IRQL is higher than the current one,
+    /// or (P4 = 1) when a DPC routine drops below DISPATCH_LEVEL; with
+    /// the warning IRQL_LOWERED_WHILE_HOLDING when it drops below
+    /// DISPATCH_LEVEL while a spin lock is still held (deadlock detection's
+    /// 0x1003 was checked before the release). False if the run stopped.
     pub(super) fn lower_after_release(&mut self, cpu: u32, released: LockId, to: Irql) -> bool {
         let c = cpu as usize;
         let cur = self.cpus[c].irql;
-        if to > cur {
+        if self.prog.checks.automatic && to > cur {
             let detail = format!("releasing `{}` asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(released));
             self.bugcheck(
                 cpu,
@@ -568,22 +690,11 @@ impl Machine<'_> {
             );
             return false;
         }
+        if to < Irql::DISPATCH && self.dpc_lowers_below_dispatch(cpu, to) {
+            return false;
+        }
         if to < Irql::DISPATCH {
-            if let Some(h) = self.held[c].last().cloned() {
-                let detail = format!(
-                    "releasing `{}` lowered IRQL to {to} while `{}` (taken at line {}) is still held: locks released in the wrong order; release the most recently acquired lock first",
-                    self.lock_name(released),
-                    self.lock_name(h.lock),
-                    h.line
-                );
-                let (a, b) = (self.lock_addr(released), self.lock_addr(h.lock));
-                self.bugcheck(
-                    cpu,
-                    Bugcheck::verifier(c4::RELEASED_OUT_OF_ORDER, a, b, 0),
-                    detail,
-                );
-                return false;
-            }
+            self.lowered_while_holding(cpu, to);
         }
         self.set_irql(cpu, to);
         self.stop.is_none()

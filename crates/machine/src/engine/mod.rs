@@ -181,6 +181,8 @@ enum Stop {
         cpu: u32,
         detail: String,
         analysis: Vec<String>,
+        /// The catalog rule, when the code and P1 alone do not name it.
+        rule: Option<&'static str>,
     },
     Assertion {
         cpu: u32,
@@ -227,8 +229,11 @@ struct Machine<'p> {
     statements: u64,
     threads_alive: usize,
     stop: Option<Stop>,
-    /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED).
+    /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED,
+    /// STALL_TOO_LONG, LOCK_HELD_AT_RETURN, ...).
     engine_warnings: Vec<verifier::Warning>,
+    /// (rule, subject, line) of every engine warning so far: each once.
+    warned: std::collections::BTreeSet<(&'static str, String, u32)>,
     end_time: Nanos,
     /// Bumped on every change of any lock's state (grant, release, link).
     lock_epoch: u64,
@@ -354,12 +359,16 @@ impl<'p> Machine<'p> {
             threads_alive: 0,
             stop: None,
             engine_warnings: vec![],
+            warned: Default::default(),
             end_time: 0,
             lock_epoch: 0,
             observers: Vec::new(),
             cpus,
         };
         m.place_threads();
+        for p in &mut m.cpus {
+            p.next_tick = prog.clock;
+        }
         for l in &prog.interrupt_lines {
             if l.count == Some(0) {
                 continue;
@@ -405,6 +414,7 @@ impl<'p> Machine<'p> {
                     serial: self.serial,
                     saved_irql: Irql::PASSIVE,
                     started: 0,
+                    ticks: 0,
                     payload: exec,
                 };
                 self.cpus[cpu].ready.push_back(ctx);
@@ -503,8 +513,112 @@ impl<'p> Machine<'p> {
                 cpu,
                 detail,
                 analysis,
+                rule: None,
             });
         }
+    }
+
+    /// A bugcheck whose catalog rule is `rule` (several rules share 0x133).
+    fn bugcheck_rule(
+        &mut self,
+        cpu: u32,
+        b: Bugcheck,
+        detail: String,
+        analysis: Vec<String>,
+        rule: &'static str,
+    ) {
+        if self.stop.is_none() {
+            self.bugcheck_with(cpu, b, detail, analysis);
+            if let Some(Stop::Bugcheck { rule: r, .. }) = &mut self.stop {
+                *r = Some(rule);
+            }
+        }
+    }
+
+    /// One of the tool's own warnings (contract v2, "Warnings"), reported
+    /// once per rule, subject (lock or routine) and line.
+    fn warn(
+        &mut self,
+        rule: &'static str,
+        subject: &str,
+        line: u32,
+        message: impl FnOnce() -> String,
+    ) {
+        if self.warned.insert((rule, subject.to_string(), line)) {
+            self.engine_warnings.push(verifier::Warning {
+                rule,
+                line,
+                message: message(),
+            });
+        }
+    }
+
+    /// The line the running context of `cpu` is at.
+    fn line_of(&self, cpu: u32) -> u32 {
+        self.cpus[cpu as usize]
+            .top()
+            .map_or(0, |t| self.context_line(t))
+    }
+
+    /// IRQL is about to drop to `to` (< DISPATCH_LEVEL) on `cpu` while it
+    /// holds spin locks: the warning IRQL_LOWERED_WHILE_HOLDING at this
+    /// line, remembered in each hold (a later 0xF or deadlock points here).
+    fn lowered_while_holding(&mut self, cpu: u32, to: Irql) {
+        let c = cpu as usize;
+        if self.held[c].is_empty() {
+            return;
+        }
+        let line = self.line_of(cpu);
+        for h in &mut self.held[c] {
+            h.lowered_at.get_or_insert(line);
+        }
+        let names: Vec<String> = self.held[c]
+            .iter()
+            .map(|h| {
+                format!(
+                    "`{}` (taken at line {})",
+                    self.prog.locks[h.lock.0 as usize].name, h.line
+                )
+            })
+            .collect();
+        let subject = names.join(",");
+        self.warn(
+            verifier::rule::IRQL_LOWERED_WHILE_HOLDING,
+            &subject,
+            line,
+            || {
+                format!(
+                    "IRQL lowered to {to} at line {line} while spin lock {} is still held: the processor can now be interrupted by DPCs and switch threads, and any code it runs that asks for the lock spins on it for ever (0xF, or a deadlock)",
+                    names.join(", ")
+                )
+            },
+        );
+    }
+
+    /// The automatic check of a DPC routine lowering IRQL below
+    /// DISPATCH_LEVEL (0xC4/0x31, P4 = 1; contract v2). True if the run
+    /// stopped.
+    fn dpc_lowers_below_dispatch(&mut self, cpu: u32, to: Irql) -> bool {
+        let c = cpu as usize;
+        let in_dpc = self.cpus[c]
+            .top()
+            .is_some_and(|t| t.kind == ContextKind::Dpc);
+        if !self.prog.checks.automatic || !in_dpc || to >= Irql::DISPATCH {
+            return false;
+        }
+        let cur = self.cpus[c].irql;
+        let detail = format!("a DPC routine lowered IRQL to {to}: DPC routines run at DISPATCH_LEVEL and must not lower it");
+        self.bugcheck(
+            cpu,
+            Bugcheck::verifier(
+                vcpu::bugcheck::c4::LOWER_TO_HIGHER,
+                cur.0 as u64,
+                to.0 as u64,
+                1,
+            ),
+            detail,
+        );
+        true
     }
 
     fn assertion(&mut self, cpu: u32, message: String) {
@@ -677,6 +791,35 @@ impl<'p> Machine<'p> {
                 } else {
                     None
                 };
+                // The earliest clock tick of a busy processor that waits.
+                let tick = (0..self.cpus.len())
+                    .filter(|&c| {
+                        let p = &self.cpus[c];
+                        self.busy(c)
+                            && (!p.dpcs.is_empty()
+                                || p.top().is_some_and(|t| {
+                                    self.is_stuck(t)
+                                        && matches!(t.payload.pending, Some(Pending::Acquire(_)))
+                                }))
+                    })
+                    .min_by_key(|&c| (self.cpus[c].next_tick, c));
+                let tick_first = match (arrival, tick) {
+                    (Some(ai), Some(t)) => self.cpus[t].next_tick < self.arrivals[ai].at,
+                    (None, Some(_)) => true,
+                    _ => false,
+                };
+                if let (true, Some(t)) = (tick_first, tick) {
+                    let at = self.cpus[t].next_tick;
+                    if at > limit {
+                        self.end_time = limit;
+                        self.time_limit(limit);
+                        break;
+                    }
+                    let p = &mut self.cpus[t];
+                    p.clock = p.clock.max(at);
+                    self.clock_ticks(t as u32);
+                    continue;
+                }
                 if let Some(ai) = arrival {
                     if self.arrivals[ai].at > limit {
                         self.end_time = limit;
@@ -893,7 +1036,7 @@ impl<'p> Machine<'p> {
     /// One step of one processor: safe point, then one statement or spin.
     fn step(&mut self, cpu: u32) {
         let c = cpu as usize;
-        self.watchdog(cpu);
+        self.clock_ticks(cpu);
         if self.stop.is_some() {
             return;
         }
@@ -914,55 +1057,94 @@ impl<'p> Machine<'p> {
         }
     }
 
-    /// The DPC watchdog: too long at DISPATCH_LEVEL or above.
-    fn watchdog(&mut self, cpu: u32) {
-        let p = &self.cpus[cpu as usize];
-        let Some(since) = p.raised_since else { return };
-        let limit = self.prog.watchdog;
-        let raised = p.clock.saturating_sub(since);
-        if raised <= limit {
-            return;
-        }
-        let top = p.top().map(|x| (x.kind, x.started, x.payload.name.clone()));
-        let (deadlock, analysis) = self.wait_for_analysis();
-        let b;
-        let detail;
-        match top {
-            Some((kind @ (ContextKind::Dpc | ContextKind::Isr), started, name))
-                if started <= since =>
-            {
-                let ran = p.clock - started;
-                b = Bugcheck::new(
-                    code::DPC_WATCHDOG_VIOLATION,
-                    [0, ran / 1000, limit / 1000, 0],
-                );
+    /// The watchdog allotments in ticks: (cumulative, single DPC/ISR), each
+    /// the limit divided by the clock period, rounded down, at least 1
+    /// (contract v2, "DPCs, the clock and the watchdog").
+    fn allotments(&self) -> (u64, u64) {
+        let clock = self.prog.clock.max(1);
+        (
+            (self.prog.watchdog / clock).max(1),
+            (self.prog.dpc_timeout / clock).max(1),
+        )
+    }
+
+    /// The clock interrupts due on `cpu` (its clock reached them), held
+    /// pending while IRQL >= CLOCK_LEVEL. Each requests a DPC interrupt if
+    /// the queue is not empty and counts the watchdog: a tick that finds the
+    /// processor at DISPATCH_LEVEL or above adds one to its cumulative count
+    /// and to the running DPC's or ISR's own count; a count above its
+    /// allotment ends the run, the single first (0x133, P1 = 0) then the
+    /// cumulative (0x133, P1 = 1). Ticks take no virtual time.
+    fn clock_ticks(&mut self, cpu: u32) {
+        let c = cpu as usize;
+        let clock = self.prog.clock.max(1);
+        let (cumulative, single) = self.allotments();
+        while self.stop.is_none() {
+            let p = &mut self.cpus[c];
+            if p.next_tick > p.clock || p.irql >= Irql::CLOCK {
+                return;
+            }
+            let tick_at = p.next_tick;
+            p.next_tick = p.next_tick.saturating_add(clock);
+            if !p.dpcs.is_empty() {
+                p.dpc_requested = true;
+            }
+            if !p.irql.is_raised() {
+                continue;
+            }
+            p.raised_ticks += 1;
+            let raised = p.raised_ticks;
+            let mut single_over = None;
+            if let Some(top) = p.stack.last_mut() {
+                if top.kind != ContextKind::Thread {
+                    top.ticks += 1;
+                    if top.ticks > single {
+                        single_over = Some((
+                            top.kind,
+                            top.ticks,
+                            tick_at - top.started,
+                            top.payload.name.clone(),
+                        ));
+                    }
+                }
+            }
+            if let Some((kind, ticks, ran, name)) = single_over {
                 let what = if kind == ContextKind::Dpc {
                     "DPC"
                 } else {
                     "ISR"
                 };
-                detail = format!(
-                    "{what} {name} on cpu {cpu} ran {} µs, past the {} µs watchdog",
+                let detail = format!(
+                    "{what} {name} on cpu {cpu} ran {ticks} clock ticks ({} µs), past its allotment of {single} ticks (dpc_timeout {} µs)",
                     ran / 1000,
-                    limit / 1000
+                    self.prog.dpc_timeout / 1000
                 );
+                self.bugcheck_rule(
+                    cpu,
+                    Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [0, ticks, single, 0]),
+                    detail,
+                    vec![],
+                    "DPC_WATCHDOG_TIMEOUT",
+                );
+                return;
             }
-            _ => {
-                b = Bugcheck::new(
-                    code::DPC_WATCHDOG_VIOLATION,
-                    [1, limit / 1000, raised.div_ceil(1000), 0],
+            if raised > cumulative {
+                let (_, analysis) = self.wait_for_analysis();
+                let detail = format!(
+                    "cpu {cpu} stayed at IRQL >= DISPATCH_LEVEL for {raised} clock ticks ({} µs), past the cumulative allotment of {cumulative} ticks (watchdog {} µs)",
+                    raised * clock / 1000,
+                    self.prog.watchdog / 1000
                 );
-                detail = if deadlock {
-                    format!(
-                        "cpu {cpu} spun at raised IRQL for {} µs: the processors are deadlocked",
-                        raised.div_ceil(1000)
-                    )
-                } else {
-                    format!("cpu {cpu} stayed at IRQL >= DISPATCH_LEVEL for {} µs, past the {} µs watchdog", raised.div_ceil(1000), limit / 1000)
-                };
+                self.bugcheck_rule(
+                    cpu,
+                    Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, cumulative, 0, 0]),
+                    detail,
+                    analysis,
+                    "DPC_WATCHDOG_CUMULATIVE",
+                );
+                return;
             }
         }
-        self.bugcheck_with(cpu, b, detail, analysis);
     }
 
     fn safe_point(&mut self, cpu: u32) {
@@ -1033,6 +1215,13 @@ impl<'p> Machine<'p> {
     }
 
     fn start_dpc(&mut self, cpu: u32, dpc: u32) {
+        let saved = self.cpus[cpu as usize].irql;
+        self.start_dpc_saved(cpu, dpc, saved);
+    }
+
+    /// Start DPC `dpc` on `cpu` at DISPATCH_LEVEL; `saved` is the IRQL the
+    /// drain returns to when the queue is empty.
+    fn start_dpc_saved(&mut self, cpu: u32, dpc: u32, saved: Irql) {
         let c = cpu as usize;
         debug!(cpu, dpc = %self.prog.dpcs[dpc as usize].name, at = self.cpus[c].clock, "DPC starts");
         let decl = &self.prog.dpcs[dpc as usize];
@@ -1042,13 +1231,13 @@ impl<'p> Machine<'p> {
         exec.frames
             .push(self.new_frame(decl.routine, vec![], OnReturn::ContextEnd));
         self.serial += 1;
-        let saved = self.cpus[c].irql;
         let clock = self.cpus[c].clock;
         self.cpus[c].stack.push(Context {
             kind: ContextKind::Dpc,
             serial: self.serial,
             saved_irql: saved,
             started: clock,
+            ticks: 0,
             payload: exec,
         });
         self.set_irql(cpu, Irql::DISPATCH);
@@ -1078,6 +1267,7 @@ impl<'p> Machine<'p> {
             serial: self.serial,
             saved_irql: saved,
             started: clock,
+            ticks: 0,
             payload: exec,
         });
         self.set_irql(cpu, Irql(decl.sync_irql));
@@ -1107,23 +1297,43 @@ impl<'p> Machine<'p> {
         let irql = self.cpus[c].irql;
         let own_lock =
             (kind == ContextKind::Isr).then(|| self.prog.interrupts[object as usize].lock);
-        // 0x100A: returned still holding a spin lock (other than the ISR's own).
-        if let Some(h) = self.held[c]
+        // A thread body ending owning a lock: 0xC4/0x100A with deadlock
+        // detection (P2 = the thread); without it the lock stays held. A DPC
+        // or ISR returning holding a lock it took (the ISR's own interrupt
+        // lock excepted) is the warning LOCK_HELD_AT_RETURN (contract v2).
+        let kept: Vec<Held> = self.held[c]
             .iter()
-            .find(|h| h.ctx == serial && Some(h.lock) != own_lock)
-        {
+            .filter(|h| h.ctx == serial && Some(h.lock) != own_lock)
+            .cloned()
+            .collect();
+        if let Some(h) = kept.first() {
             let l = &self.prog.locks[h.lock.0 as usize];
             let what = context_label(kind, &name);
-            let detail = format!(
-                "{what} returned still holding spin lock `{}`, acquired at line {}",
-                l.name, h.line
-            );
-            self.bugcheck(
-                cpu,
-                Bugcheck::verifier(vcpu::bugcheck::c4::THREAD_OWNS_LOCK, l.address, 0, 0),
-                detail,
-            );
-            return;
+            if kind == ContextKind::Thread {
+                if self.prog.checks.deadlock_detection {
+                    let detail = format!(
+                        "{what} ended still owning spin lock `{}`, acquired at line {}",
+                        l.name, h.line
+                    );
+                    let b = Bugcheck::verifier(
+                        vcpu::bugcheck::c4::THREAD_OWNS_LOCK,
+                        self.thread_addr(serial),
+                        l.address,
+                        0,
+                    );
+                    self.bugcheck(cpu, b, detail);
+                    return;
+                }
+            } else {
+                let line = self.line_of(cpu);
+                for h in &kept {
+                    let lname = self.prog.locks[h.lock.0 as usize].name.clone();
+                    let taken = h.line;
+                    self.warn(verifier::rule::LOCK_HELD_AT_RETURN, &lname, line, || {
+                        format!("{what} returned at line {line} still holding spin lock `{lname}` (taken at line {taken}): the lock stays held, and the next code that asks for it spins for ever")
+                    });
+                }
+            }
         }
         match kind {
             ContextKind::Thread => {
@@ -1151,19 +1361,21 @@ impl<'p> Machine<'p> {
                 if irql != Irql::DISPATCH {
                     let addr = self.prog.routines[self.prog.dpcs[object as usize].routine as usize]
                         .address;
+                    let kdpc = self.prog.dpcs[object as usize].address;
                     let detail = format!(
                         "DPC routine {name} returned at IRQL {irql} instead of DISPATCH_LEVEL"
                     );
+                    let p1 = ((irql.0 as u64) << 16) | (2 << 8);
                     self.bugcheck(
                         cpu,
-                        Bugcheck::new(code::IRQL_UNEXPECTED_VALUE, [irql.0 as u64, 2, addr, 0]),
+                        Bugcheck::new(code::IRQL_UNEXPECTED_VALUE, [p1, addr, kdpc, 0]),
                         detail,
                     );
                     return;
                 }
             }
             ContextKind::Isr => {
-                if irql != entry_irql {
+                if irql != entry_irql && self.prog.checks.automatic {
                     let addr = self.prog.routines
                         [self.prog.interrupts[object as usize].isr as usize]
                         .address;
@@ -1191,7 +1403,17 @@ impl<'p> Machine<'p> {
         debug!(cpu, ?kind, %name, at = self.cpus[c].clock, "context returns");
         self.emit(cpu, EventKind::ContextEnd { kind, name });
         self.cpus[c].stack.pop();
-        if kind != ContextKind::Thread {
+        if kind == ContextKind::Dpc {
+            // One pass at DISPATCH_LEVEL: the next queued DPC (those queued
+            // meanwhile included) runs without IRQL dropping in between.
+            if let Some(d) = self.cpus[c].dpcs.pop() {
+                self.dpcs[d as usize].queued_on = None;
+                self.start_dpc_saved(cpu, d, saved);
+                return;
+            }
+            self.cpus[c].dpc_requested = false;
+            self.set_irql(cpu, saved);
+        } else if kind != ContextKind::Thread {
             self.set_irql(cpu, saved);
         } else {
             // The next thread on this processor starts a fresh slice.
@@ -1277,43 +1499,114 @@ impl<'p> Machine<'p> {
         (cycle.is_some(), lines)
     }
 
-    /// If every busy processor is stuck spinning and nothing can arrive to
-    /// change that, the processors are deadlocked: report it now.
+    /// A wait-for cycle among spinning contexts is a deadlock at once,
+    /// whatever interrupts may still arrive (contract v2): a processor whose
+    /// running context spins on a lock waits for each processor where a
+    /// holder of that lock is, when that holder cannot run — it is the
+    /// spinner there, or lies under it (an interrupted context, a thread
+    /// waiting for its slice) while that spinner keeps the processor at
+    /// DISPATCH_LEVEL or above. 0x133, P1 = 1, P2 = the cumulative allotment
+    /// in ticks, with the analysis.
     fn check_deadlock(&mut self) {
-        for c in 0..self.cpus.len() {
-            if !self.busy(c) {
-                continue;
-            }
-            let p = &self.cpus[c];
-            let stuck = p.top().is_some_and(|t| {
-                self.is_stuck(t) && matches!(t.payload.pending, Some(Pending::Acquire(_)))
-            });
-            if !stuck || p.deliverable_interrupt().is_some() {
-                return;
-            }
-            // A future interrupt that could be delivered here might change things.
-            if self.arrivals_matter()
-                && self.arrivals.iter().any(|a| {
-                    a.cpu as usize == c
-                        && Irql(self.prog.interrupts[a.interrupt as usize].irql) > p.irql
+        let n = self.cpus.len();
+        let spinning: Vec<Option<vcpu::LockId>> = self
+            .cpus
+            .iter()
+            .map(|p| {
+                p.top().and_then(|t| match &t.payload.pending {
+                    Some(Pending::Acquire(op)) if self.is_stuck(t) => Some(op.lock),
+                    _ => None,
                 })
-            {
-                return;
+            })
+            .collect();
+        let mut edges: Vec<Vec<usize>> = vec![vec![]; n];
+        for c in 0..n {
+            let Some(lock) = spinning[c] else { continue };
+            for (h, holds) in self.held.iter().enumerate() {
+                for hold in holds.iter().filter(|x| x.lock == lock) {
+                    let p = &self.cpus[h];
+                    let Some(top) = p.top() else { continue };
+                    if spinning[h].is_none() {
+                        continue;
+                    }
+                    let holder_is_top = top.serial == hold.ctx;
+                    let buried = p
+                        .stack
+                        .iter()
+                        .chain(p.ready.iter())
+                        .any(|x| x.serial == hold.ctx);
+                    if holder_is_top
+                        || (buried
+                            && (p.irql.is_raised() || p.stack.iter().any(|x| x.serial == hold.ctx)))
+                    {
+                        edges[c].push(h);
+                    }
+                }
             }
         }
-        let (_, analysis) = self.wait_for_analysis();
-        debug!(?analysis, "deadlock: every busy processor is stuck");
-        // Report on the processor whose spin closes the cycle: the lowest busy one.
-        let cpu = (0..self.cpus.len()).find(|&c| self.busy(c)).unwrap_or(0) as u32;
-        let raised = self.cpus[cpu as usize]
-            .raised_since
-            .map_or(0, |s| self.cpus[cpu as usize].clock - s);
-        let b = Bugcheck::new(
-            code::DPC_WATCHDOG_VIOLATION,
-            [1, self.prog.watchdog / 1000, raised.div_ceil(1000), 0],
+        // Find a cycle (depth-first, colours).
+        let mut colour = vec![0u8; n];
+        let mut cycle: Option<Vec<usize>> = None;
+        fn dfs(
+            v: usize,
+            edges: &[Vec<usize>],
+            colour: &mut [u8],
+            path: &mut Vec<usize>,
+        ) -> Option<Vec<usize>> {
+            colour[v] = 1;
+            path.push(v);
+            for &w in &edges[v] {
+                if colour[w] == 1 {
+                    let pos = path.iter().position(|&x| x == w).unwrap_or(0);
+                    return Some(path[pos..].to_vec());
+                }
+                if colour[w] == 0 {
+                    if let Some(c) = dfs(w, edges, colour, path) {
+                        return Some(c);
+                    }
+                }
+            }
+            path.pop();
+            colour[v] = 2;
+            None
+        }
+        for v in 0..n {
+            if colour[v] == 0 && spinning[v].is_some() {
+                let mut path = vec![];
+                if let Some(c) = dfs(v, &edges, &mut colour, &mut path) {
+                    cycle = Some(c);
+                    break;
+                }
+            }
+        }
+        let Some(cyc) = cycle else { return };
+        let (_, mut analysis) = self.wait_for_analysis();
+        analysis.retain(|l| !l.starts_with("wait-for cycle"));
+        let chain: Vec<String> = cyc.iter().map(|c| format!("cpu {c}")).collect();
+        analysis.push(format!(
+            "wait-for cycle: {} -> cpu {}",
+            chain.join(" -> "),
+            cyc[0]
+        ));
+        for &c in &cyc {
+            for h in &self.held[c] {
+                if let Some(l) = h.lowered_at {
+                    analysis.push(format!(
+                        "cpu {c}: IRQL was lowered below DISPATCH_LEVEL at line {l} while {} was held",
+                        self.prog.locks[h.lock.0 as usize].name
+                    ));
+                }
+            }
+        }
+        debug!(
+            ?analysis,
+            "deadlock: a wait-for cycle among spinning contexts"
         );
-        let detail = "spin-lock deadlock: every processor is spinning on a lock that another spinning processor holds, so none can ever go on; the DPC watchdog would fire".to_string();
-        self.bugcheck_with(cpu, b, detail, analysis);
+        let cpu = *cyc.iter().min().unwrap_or(&0) as u32;
+        let (cumulative, _) = self.allotments();
+        let b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, cumulative, 0, 0]);
+        let detail = "spin-lock deadlock: the processors in the wait-for cycle below spin on locks that only they could release, so none can ever go on; the DPC watchdog would fire".to_string();
+        self.bugcheck_rule(cpu, b, detail, analysis, "SPIN_DEADLOCK");
     }
 }
 

@@ -27,6 +27,20 @@ impl Machine<'_> {
                 let imp = st.importance;
                 self.cpus[target as usize].dpcs.insert(d, imp);
                 self.dpcs[d as usize].queued_on = Some(target);
+                // Whether the insert requests a DPC interrupt on the target
+                // (contract v2 delivery table); otherwise the DPC waits for
+                // the target's next clock tick.
+                let tp = &self.cpus[target as usize];
+                let deep = tp.dpcs.len() >= 4;
+                let idle = tp.stack.is_empty() && tp.ready.is_empty();
+                let request = if target == cpu {
+                    imp != Importance::Low || deep
+                } else {
+                    matches!(imp, Importance::High | Importance::MediumHigh) || deep || idle
+                };
+                if request {
+                    self.cpus[target as usize].dpc_requested = true;
+                }
                 // An idle target processor catches up to now before running it.
                 let now = self.cpus[c].clock;
                 if target != cpu
@@ -56,11 +70,7 @@ impl Machine<'_> {
             }
             Kr::KeSetImportanceDpc => {
                 let d = index_of(&k.places[0]);
-                self.dpcs[d as usize].importance = match v(0) {
-                    0 => Importance::Low,
-                    2 => Importance::High,
-                    _ => Importance::Medium,
-                };
+                self.dpcs[d as usize].importance = Importance::from_value(v(0));
                 self.finish(cpu, k, 0)
             }
             Kr::KeSetTargetProcessorDpc => {

@@ -42,7 +42,12 @@ impl Machine<'_> {
                 let then = if at_dpc {
                     After::Nothing
                 } else {
-                    self.set_irql(cpu, irql.max(Irql::DISPATCH));
+                    let new = if self.prog.checks.automatic {
+                        irql.max(Irql::DISPATCH)
+                    } else {
+                        Irql::DISPATCH
+                    };
+                    self.set_irql(cpu, new);
                     After::PushOld {
                         old: irql,
                         push: k.push_result,
@@ -77,51 +82,11 @@ impl Machine<'_> {
                 } else {
                     LockMode::Exclusive
                 };
-                let check = match &self.locks[l.0 as usize] {
-                    LockState::Ex(x) => {
-                        let ok = if shared {
-                            x.holds_shared(cpu)
-                        } else {
-                            x.holds_exclusive(cpu)
-                        };
-                        if ok {
-                            Ok(())
-                        } else if x.holds_shared(cpu) || x.holds_exclusive(cpu) {
-                            Err(ExReleaseError::WrongMode)
-                        } else {
-                            Err(ExReleaseError::NotHeld)
-                        }
-                    }
-                    _ => Err(ExReleaseError::NotHeld),
-                };
-                match check {
-                    Ok(()) => {}
-                    Err(ExReleaseError::WrongMode) => {
-                        let (said, held) = if shared {
-                            ("shared", "exclusive")
-                        } else {
-                            ("exclusive", "shared")
-                        };
-                        let detail = format!("`{}` was released {said} with {name}, but processor {cpu} holds it {held}: the release routine must match the acquire", self.lock_name(l));
-                        self.bugcheck(
-                            cpu,
-                            Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0),
-                            detail,
-                        );
-                        return Flow::Yield;
-                    }
-                    Err(ExReleaseError::NotHeld) => {
-                        let detail = format!(
-                            "{name}(&{}) on processor {cpu}, which does not hold it",
-                            self.lock_name(l)
-                        );
-                        self.bugcheck(
-                            cpu,
-                            Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(l), 0, 0, 0]),
-                            detail,
-                        );
-                        return Flow::Yield;
-                    }
+                let lower_to = (!from_dpc).then(|| Irql(v(0).clamp(0, 15) as u8));
+                // Deadlock detection's 0x1007, 0x1004, 0x1009 and 0x1003; a
+                // retail kernel has no check: the lock word changes.
+                if !self.release_checks(cpu, l, lower_to, Some(mode), name) {
+                    return Flow::Yield;
                 }
                 self.release_held(cpu, l, LockFamily::ReaderWriter, mode);
                 if !from_dpc && !self.lower_after_release(cpu, l, Irql(v(0).clamp(0, 15) as u8)) {

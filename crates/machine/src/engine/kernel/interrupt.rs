@@ -22,7 +22,7 @@ impl Machine<'_> {
                 let decl = &self.prog.interrupts[i as usize];
                 let sync = Irql(decl.sync_irql);
                 let lock = decl.lock;
-                if irql > sync {
+                if irql > sync && self.prog.checks.automatic {
                     let detail = format!("{name}(&{}) was called at IRQL {irql}, above the interrupt's SynchronizeIrql {sync}", decl.name);
                     self.bugcheck(
                         cpu,
@@ -60,6 +60,10 @@ impl Machine<'_> {
             Kr::KeReleaseInterruptSpinLock => {
                 let i = index_of(&k.places[0]);
                 let lock = self.prog.interrupts[i as usize].lock;
+                let lower_to = Some(Irql(v(0).clamp(0, 15) as u8));
+                if !self.release_checks(cpu, lock, lower_to, None, name) {
+                    return Flow::Yield;
+                }
                 if !self.check_owned(cpu, lock, name, LockFamily::Interrupt) {
                     return Flow::Yield;
                 }

@@ -22,7 +22,7 @@ impl Machine<'_> {
             Kr::KeRaiseIrql | Kr::KeRaiseIrqlToDpcLevel => {
                 let to = if k.kr == Kr::KeRaiseIrql { v(0) } else { 2 };
                 let invalid = !(0..=15).contains(&to);
-                if invalid || Irql(to as u8) < irql {
+                if self.prog.checks.automatic && (invalid || Irql(to as u8) < irql) {
                     {
                         let detail = irql_out_of_range(name, to).unwrap_or_else(|| format!("{name} asked for IRQL {to}, below the current IRQL {irql}: raising must never lower"));
                         self.bugcheck(
@@ -33,7 +33,7 @@ impl Machine<'_> {
                         return Flow::Yield;
                     }
                 }
-                self.set_irql(cpu, Irql(to as u8));
+                self.set_irql(cpu, Irql(to.clamp(0, 15) as u8));
                 if k.kr == Kr::KeRaiseIrql {
                     if !self.store_place(cpu, k.places[0], irql.0 as i64) {
                         return Flow::Yield;
@@ -45,7 +45,7 @@ impl Machine<'_> {
             Kr::KeLowerIrql => {
                 let to = v(0);
                 let invalid = !(0..=15).contains(&to);
-                if invalid || Irql(to as u8) > irql {
+                if self.prog.checks.automatic && (invalid || Irql(to as u8) > irql) {
                     {
                         let detail = irql_out_of_range("KeLowerIrql", to).unwrap_or_else(|| format!("KeLowerIrql asked for IRQL {to}, above the current IRQL {irql}: lowering must never raise"));
                         self.bugcheck(
@@ -56,7 +56,14 @@ impl Machine<'_> {
                         return Flow::Yield;
                     }
                 }
-                self.set_irql(cpu, Irql(to as u8));
+                let to = Irql(to.clamp(0, 15) as u8);
+                if to < Irql::DISPATCH {
+                    if self.dpc_lowers_below_dispatch(cpu, to) {
+                        return Flow::Yield;
+                    }
+                    self.lowered_while_holding(cpu, to);
+                }
+                self.set_irql(cpu, to);
                 self.finish(cpu, k, 0)
             }
             _ => self.finish(cpu, k, 0),

@@ -28,15 +28,6 @@ impl Machine<'_> {
                     _ => (ListOp::RemoveHead, 0),
                 };
                 self.set_irql(cpu, irql.max(Irql::DISPATCH));
-                let ld = &self.prog.lists[list as usize];
-                if self.pageable_fault(cpu, ld.paged, true, ld.address, WRITE, |_| {
-                    format!(
-                        "list head `{}` lives in paged pool and {name} touches it at raised IRQL",
-                        ld.name
-                    )
-                }) {
-                    return Flow::Yield;
-                }
                 self.acquire(
                     cpu,
                     lock,

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// Longest stall that draws no STALL_TOO_LONG warning (contract v2,
+/// "Warnings"; windows-facts: the WDK asks for stalls of at most 50 µs).
+const STALL_LIMIT_US: u64 = 50;
+
 impl Machine<'_> {
     /// One call of this family; `vals` are its argument values, `irql` the
     /// IRQL at the call, `name` the routine's WDK name.
@@ -19,6 +23,16 @@ impl Machine<'_> {
         match k.kr {
             Kr::KeStallExecutionProcessor => {
                 let us = v(0).max(0) as u64;
+                if us > STALL_LIMIT_US {
+                    let line = self.line_of(cpu);
+                    let routine = self.cpus[c]
+                        .top()
+                        .map(|t| t.payload.name.to_string())
+                        .unwrap_or_default();
+                    self.warn(verifier::rule::STALL_TOO_LONG, &routine, line, || {
+                        format!("KeStallExecutionProcessor({us}) at line {line} busy-waits {us} µs, more than the {STALL_LIMIT_US} µs a driver should stall: the processor does nothing else meanwhile; wait with a timer or an event instead")
+                    });
+                }
                 let until = self.cpus[c].clock.saturating_add(us.saturating_mul(1000));
                 self.top_exec(cpu).pending = Some(Pending::Stall { until });
                 self.finish(cpu, k, 0);

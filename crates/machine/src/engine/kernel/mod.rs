@@ -23,7 +23,7 @@ use super::*;
 use scenario::check::truncate;
 use scenario::kernel::Kr;
 use scenario::program::{KernelCall, Place};
-use spinlocks::model::{ExReleaseError, Poll};
+use spinlocks::model::Poll;
 use vcpu::bugcheck::c4;
 use vcpu::{AcquireKind, LockFamily, LockId, LockMode};
 
@@ -58,6 +58,9 @@ impl Machine<'_> {
     /// DISPATCH_LEVEL or above (else 0xC4/0x40), a raising form must not be
     /// called above it (else 0xC4/0x42). False if the run stopped.
     fn acquire_irql_ok(&mut self, cpu: u32, at_dpc: bool, lock: LockId, routine: &str) -> bool {
+        if !self.prog.checks.automatic {
+            return true;
+        }
         let irql = self.irql(cpu);
         let (bad, sub, why) = if at_dpc {
             (
@@ -79,6 +82,9 @@ impl Machine<'_> {
     /// DISPATCH_LEVEL or above (else 0xC4/0x41), the others exactly
     /// DISPATCH_LEVEL (else 0xC4/0x32). False if the run stopped.
     fn release_irql_ok(&mut self, cpu: u32, from_dpc: bool, lock: LockId, routine: &str) -> bool {
+        if !self.prog.checks.automatic {
+            return true;
+        }
         let irql = self.irql(cpu);
         let (bad, sub, why) = if from_dpc {
             (
@@ -137,6 +143,10 @@ impl Machine<'_> {
         }
         let irql = self.irql(cpu);
         let name = k.kr.name();
+        if self.pageable_object(cpu, k, name) {
+            self.kernel_args = vals;
+            return Flow::Yield;
+        }
         let flow = match k.kr {
             Kr::KeGetCurrentIrql
             | Kr::KeGetCurrentProcessorNumber
@@ -190,6 +200,158 @@ impl Machine<'_> {
         };
         self.kernel_args = vals;
         flow
+    }
+
+    /// Force IRQL checking: a spin lock, KDPC or ExInterlocked list head in
+    /// `PAGED` storage is 0xC4/0xE1 at its first use — the first check of
+    /// any call (contract v2, "Order when several rules apply"). True if the
+    /// run stopped.
+    fn pageable_object(&mut self, cpu: u32, k: &KernelCall, routine: &str) -> bool {
+        if !self.prog.checks.force_irql_checking {
+            return false;
+        }
+        for p in &k.places {
+            let (paged, name, address, what) = match *p {
+                Place::Lock(l) => {
+                    let d = &self.prog.locks[l.0 as usize];
+                    (d.paged, &d.name, d.address, "spin lock")
+                }
+                Place::Interrupt(i) => {
+                    let d = &self.prog.locks[self.prog.interrupts[i as usize].lock.0 as usize];
+                    (d.paged, &d.name, d.address, "interrupt object")
+                }
+                Place::Dpc(d) => {
+                    let d = &self.prog.dpcs[d as usize];
+                    (d.paged, &d.name, d.address, "KDPC")
+                }
+                Place::List(q)
+                    if matches!(
+                        k.kr,
+                        Kr::ExInterlockedInsertTailList
+                            | Kr::ExInterlockedInsertHeadList
+                            | Kr::ExInterlockedRemoveHeadList
+                    ) =>
+                {
+                    let d = &self.prog.lists[q as usize];
+                    (d.paged, &d.name, d.address, "ExInterlocked list head")
+                }
+                _ => continue,
+            };
+            if paged {
+                let detail = format!("{routine}: {what} `{name}` lives in pageable storage; kernel objects a driver shares with raised IRQL must be nonpaged");
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::verifier(c4::PAGEABLE_OBJECT, address, 0, 0),
+                    detail,
+                );
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The checks of a release before the kernel's own (contract v2 order):
+    /// with the automatic checks 0xC4/0x31 for a saved IRQL above the
+    /// current one, or (P4 = 1) a DPC routine dropping below DISPATCH_LEVEL;
+    /// with deadlock detection 0x1007 (nobody owns it), 0x1004 (another
+    /// thread does), 0x1009 (an EX_SPIN_LOCK released in the other mode,
+    /// `ex_mode`), 0x1003 (lowering below DISPATCH_LEVEL while the thread
+    /// still owns another lock); with ddi_compliance 0xC4/0x20015 when
+    /// `KeReleaseSpinLock`'s NewIrql is not the IRQL its acquire saved.
+    /// False if the run stopped.
+    fn release_checks(
+        &mut self,
+        cpu: u32,
+        lock: LockId,
+        lower_to: Option<Irql>,
+        ex_mode: Option<LockMode>,
+        routine: &str,
+    ) -> bool {
+        let cur = self.irql(cpu);
+        if let Some(to) = lower_to {
+            if self.prog.checks.automatic && to > cur {
+                let detail = format!("{routine}(&{}) asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(lock));
+                self.bugcheck(
+                    cpu,
+                    Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0),
+                    detail,
+                );
+                return false;
+            }
+            if self.dpc_lowers_below_dispatch(cpu, to) {
+                return false;
+            }
+        }
+        if !self.dd_release_ok(cpu, lock, routine) {
+            return false;
+        }
+        let owner = self.owner_of(cpu);
+        if self.prog.checks.deadlock_detection {
+            if let (Some(mode), Some(h)) = (ex_mode, self.held_by_owner(owner, lock)) {
+                if h.mode != mode {
+                    let (said, held) = if mode == LockMode::Shared {
+                        ("shared", "exclusive")
+                    } else {
+                        ("exclusive", "shared")
+                    };
+                    let detail = format!("`{}` was released {said} with {routine}, but {} holds it {held}: the release routine must match the acquire", self.lock_name(lock), self.owner_label(owner));
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(lock), 0, 0),
+                        detail,
+                    );
+                    return false;
+                }
+            }
+            if let Some(to) = lower_to.filter(|&t| t < Irql::DISPATCH) {
+                let other = self.held[cpu as usize]
+                    .iter()
+                    .rev()
+                    .find(|h| h.lock != lock && h.owner == owner)
+                    .cloned();
+                if let Some(h) = other {
+                    let detail = format!(
+                        "releasing `{}` lowered IRQL to {to} while `{}` (taken at line {}) is still held: locks released in the wrong order; release the most recently acquired lock first",
+                        self.lock_name(lock),
+                        self.lock_name(h.lock),
+                        h.line
+                    );
+                    let (a, b) = (self.lock_addr(lock), self.lock_addr(h.lock));
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::verifier(c4::RELEASED_OUT_OF_ORDER, a, b, 0),
+                        detail,
+                    );
+                    return false;
+                }
+            }
+        }
+        if self.prog.checks.ddi_compliance {
+            if let Some(to) = lower_to {
+                let saved = self.held[cpu as usize]
+                    .iter()
+                    .rev()
+                    .find(|h| h.lock == lock)
+                    .and_then(|h| h.saved_irql);
+                if let Some(saved) = saved.filter(|&s| s != to) {
+                    if routine == "KeReleaseSpinLock" {
+                        let detail = format!("KeReleaseSpinLock(&{}, {to}): its acquire saved {saved}; the NewIrql must be the OldIrql the acquire returned (DDI compliance rule IrqlKeReleaseSpinLock)", self.lock_name(lock));
+                        self.bugcheck(
+                            cpu,
+                            Bugcheck::verifier(
+                                c4::DDI_IRQL_KE_RELEASE_SPIN_LOCK,
+                                self.lock_addr(lock),
+                                saved.0 as u64,
+                                to.0 as u64,
+                            ),
+                            detail,
+                        );
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// 0x10 when `cpu` does not hold `lock` (in `family`'s sense).

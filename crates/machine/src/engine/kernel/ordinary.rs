@@ -29,7 +29,12 @@ impl Machine<'_> {
                 if !self.acquire_irql_ok(cpu, false, l, name) {
                     return Flow::Yield;
                 }
-                let new = irql.max(Irql::DISPATCH);
+                // Retail, above DISPATCH_LEVEL: KfRaiseIrql just sets it.
+                let new = if self.prog.checks.automatic {
+                    irql.max(Irql::DISPATCH)
+                } else {
+                    Irql::DISPATCH
+                };
                 self.set_irql(cpu, new);
                 let then = if k.kr == Kr::KeAcquireSpinLock {
                     After::WriteOld {
@@ -69,6 +74,10 @@ impl Machine<'_> {
                 let l = lock_of(&k.places[0]);
                 let from_dpc = k.kr == Kr::KeReleaseSpinLockFromDpcLevel;
                 if !self.release_irql_ok(cpu, from_dpc, l, name) {
+                    return Flow::Yield;
+                }
+                let lower_to = (!from_dpc).then(|| Irql(v(0).clamp(0, 15) as u8));
+                if !self.release_checks(cpu, l, lower_to, None, name) {
                     return Flow::Yield;
                 }
                 if !self.check_owned(cpu, l, name, LockFamily::Ordinary) {

@@ -27,7 +27,12 @@ impl Machine<'_> {
                     return Flow::Yield;
                 }
                 if !at_dpc {
-                    self.set_irql(cpu, irql.max(Irql::DISPATCH));
+                    let new = if self.prog.checks.automatic {
+                        irql.max(Irql::DISPATCH)
+                    } else {
+                        Irql::DISPATCH
+                    };
+                    self.set_irql(cpu, new);
                 }
                 let how = if at_dpc {
                     AcquireKind::AtDpcLevel
@@ -69,6 +74,9 @@ impl Machine<'_> {
                     return Flow::Yield;
                 }
                 let lower_to = (!from_dpc).then_some(h.old_irql);
+                if !self.release_checks(cpu, l, lower_to, None, name) {
+                    return Flow::Yield;
+                }
                 let poll = match &mut self.locks[l.0 as usize] {
                     LockState::Spin { queued, .. } => queued.begin_release(h.node),
                     _ => Poll::Acquired,
