@@ -111,7 +111,7 @@ impl Machine<'_> {
                 }
                 let x = self.vars[*v as usize];
                 self.push(cpu, x);
-                if self.lamport {
+                if self.lamport || self.parallel {
                     self.note_read(cpu, *v);
                 }
                 // A read of shared memory is where another processor may get

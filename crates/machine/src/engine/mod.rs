@@ -874,7 +874,7 @@ impl<'p> Machine<'p> {
     }
 
     /// Is the context on top of processor `c` only re-reading data nobody
-    /// has written since (random and pct)?
+    /// has written since (random, pct and parallel mode)?
     fn data_waiting(&self, c: usize) -> bool {
         self.cpus[c].top().is_some_and(|t| {
             t.payload

@@ -123,8 +123,10 @@ fn drive<'p>(
     });
     let mut start = Instant::now();
     let start_at = Mutex::new(None::<Instant>);
+    let arrived = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         let (done, facts, ready, start_at) = (&done, &facts, &ready, &start_at);
+        let arrived = &arrived;
         for i in 0..n {
             s.spawn(move || {
                 let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
@@ -134,6 +136,19 @@ fn drive<'p>(
                 // first turn is not slower than the next.
                 machine.with(|m| m.cpus[i].clock);
                 ready.wait();
+                // A start line: every processor thread is running before any
+                // takes a turn (waking from the barrier takes the OS tens of
+                // µs per thread, in which a first one would run alone).
+                arrived.fetch_add(1, Ordering::AcqRel);
+                let mut spins = 0u32;
+                while arrived.load(Ordering::Acquire) < n {
+                    spins = spins.wrapping_add(1);
+                    if spins % 64 == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
                 // Wall time 0 is the first turn of the first processor.
                 let start = *start_at.lock().get_or_insert_with(Instant::now);
                 processor_thread(machine, done, facts, i, start);
@@ -185,6 +200,10 @@ enum After {
     /// It is inside `KeStallExecutionProcessor`: wait one chunk of real time.
     Stall,
 }
+
+/// How far a processor waiting for data may run ahead of the processors
+/// that are doing something else, in virtual ns.
+const DATA_WAIT_SLACK_NS: Nanos = 1_000;
 
 /// Idle turns after which an idle processor thread naps [`IDLE_NAP`]
 /// between looks.
@@ -249,6 +268,7 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 return Turn::End;
             }
             m.step(me);
+            m.hold_back_data_waiter(i, before);
             irql_ns[irql] += m.cpus[i].clock.saturating_sub(before);
             let top = m.cpus[i].top();
             let stuck = top.is_some_and(|c| m.is_stuck(c));
@@ -328,6 +348,27 @@ impl Machine<'_> {
         let passed = self.cpus.iter().any(|p| p.clock >= at);
         let others = (0..self.cpus.len()).any(|o| o != c && self.busy(o));
         (passed || !others).then_some(next)
+    }
+
+    /// A processor that only re-reads data nobody has written since waits
+    /// for another processor: its clock may not run ahead of the busiest
+    /// clock among the processors that are doing something else (plus
+    /// [`DATA_WAIT_SLACK_NS`]), so a peer thread the OS has descheduled
+    /// does not make the waiter's hold look long. With no such processor
+    /// its clock runs freely (a lone spinner still meets the watchdog).
+    fn hold_back_data_waiter(&mut self, i: usize, before: Nanos) {
+        if !self.data_waiting(i) {
+            return;
+        }
+        let active = (0..self.cpus.len())
+            .filter(|&o| o != i && self.busy(o) && !self.data_waiting(o))
+            .map(|o| self.cpus[o].clock)
+            .max();
+        if let Some(peer) = active {
+            let cap = before.max(peer.saturating_add(DATA_WAIT_SLACK_NS));
+            let p = &mut self.cpus[i];
+            p.clock = p.clock.min(cap);
+        }
     }
 
     /// Nothing runs anywhere and nothing will arrive.

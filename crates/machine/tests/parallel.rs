@@ -1,0 +1,149 @@
+//! Parallel mode (issue C), end to end through the library: a certain
+//! deadlock ends in 0x133 every time and in bounded wall time; 64 processors
+//! on however few cores end; the first bugcheck stops every processor; an
+//! unguarded read-modify-write loses updates for real; reports say
+//! `parallel` and carry no seed.
+
+use machine::{load_file, load_source, run, Mode, Outcome, Program, RunOptions};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn repo(rel: &str) -> Program {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
+    load_file(&path).unwrap_or_else(|e| panic!("{rel}: {e:?}"))
+}
+
+fn parallel(timeout_ms: u64) -> RunOptions {
+    RunOptions {
+        mode: Mode::Parallel,
+        timeout: Some(Duration::from_millis(timeout_ms)),
+        ..RunOptions::default()
+    }
+}
+
+#[test]
+fn a_certain_deadlock_ends_in_0x133_every_time_in_bounded_time() {
+    let p = repo("scenarios/rules/0x133-two-cpu-deadlock-bad.sim");
+    for i in 0..50 {
+        let t = Instant::now();
+        let r = run(&p, &parallel(5_000));
+        let took = t.elapsed();
+        let b = r
+            .bugcheck
+            .as_ref()
+            .unwrap_or_else(|| panic!("run {i}: no bugcheck: {:?} {:?}", r.outcome, r.warnings));
+        assert_eq!(b.code, 0x133, "run {i}");
+        assert_eq!(b.params[0], 1, "run {i}: P1 = 1 (a deadlock)");
+        assert!(
+            b.analysis.iter().any(|l| l.contains("wait-for cycle")),
+            "run {i}: {:?}",
+            b.analysis
+        );
+        assert!(took < Duration::from_secs(5), "run {i} took {took:?}");
+        assert_eq!(r.mode, "parallel");
+        assert_eq!(r.seed, None);
+        assert_eq!(r.strategy, None);
+    }
+}
+
+#[test]
+fn sixty_four_processors_on_few_cores_end() {
+    let text = r#"
+scenario "many" { cpus 64; expect clean; }
+KSPIN_LOCK Lock;
+_Guarded_by_(Lock) ULONG Count;
+thread Worker repeat 64 {
+    KIRQL Old;
+    ULONG i;
+    for (i = 0; i < 20; i++) {
+        KeAcquireSpinLock(&Lock, &Old);
+        Count = Count + 1;
+        KeReleaseSpinLock(&Lock, Old);
+    }
+}
+thread Audit on cpu 0 {
+    KIRQL Old;
+    ULONG Seen;
+    Seen = 0;
+    while (Seen < 1280) {
+        KeAcquireSpinLock(&Lock, &Old);
+        Seen = Count;
+        KeReleaseSpinLock(&Lock, Old);
+    }
+}
+"#;
+    let p = load_source("many.sim", text).expect("loads");
+    let t = Instant::now();
+    let r = run(&p, &parallel(30_000));
+    assert!(
+        r.expectation_met,
+        "{:?} {:?} {:?}",
+        r.outcome, r.warnings, r.bugcheck
+    );
+    let facts = r.parallel.as_ref().expect("parallel facts");
+    assert_eq!(facts.processors.len(), 64);
+    assert!(t.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn the_first_bugcheck_stops_every_processor() {
+    // cpu 1 loops for ever at PASSIVE_LEVEL; cpu 0's 0xC4/0x31 ends the run.
+    let text = r#"
+scenario "halt" { cpus 2; expect bugcheck 0xC4(0x31); }
+ULONG Never;
+ULONG Spins;
+thread Faulty on cpu 0 {
+    KeStallExecutionProcessor(20);
+    KeLowerIrql(DISPATCH_LEVEL);
+}
+thread Looper on cpu 1 {
+    while (Never == 0) { Spins = Spins + 1; }
+}
+"#;
+    let p = load_source("halt.sim", text).expect("loads");
+    for _ in 0..10 {
+        let t = Instant::now();
+        let r = run(&p, &parallel(10_000));
+        assert!(r.expectation_met, "{:?} {:?}", r.outcome, r.bugcheck);
+        assert_eq!(r.bugcheck.as_ref().map(|b| b.cpu), Some(0));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn the_lost_update_race_loses_updates_for_real() {
+    let p = repo("scenarios/explore/lost-update-race.sim");
+    let mut lost = 0;
+    for _ in 0..200 {
+        let r = run(&p, &parallel(10_000));
+        if r.outcome == Outcome::AssertionFailed {
+            lost += 1;
+            assert!(
+                r.output
+                    .iter()
+                    .any(|l| l.starts_with("Packets = ") && l != "Packets = 20"),
+                "{:?}",
+                r.output
+            );
+            break;
+        }
+    }
+    assert!(lost > 0, "no update lost in 200 parallel runs");
+}
+
+#[test]
+fn timeout_cuts_off_a_run_that_never_ends() {
+    let text = r#"
+scenario "forever" { cpus 1; }
+ULONG Never;
+thread Spin on cpu 0 { while (Never == 0) { } }
+"#;
+    let p = load_source("forever.sim", text).expect("loads");
+    let t = Instant::now();
+    let r = run(&p, &parallel(200));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(r.warnings.iter().any(|w| w.rule == "TIME_LIMIT_REACHED"));
+    assert!(!r.expectation_met);
+}
