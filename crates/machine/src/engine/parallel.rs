@@ -143,7 +143,7 @@ fn drive<'p>(
                 let mut spins = 0u32;
                 while arrived.load(Ordering::Acquire) < n {
                     spins = spins.wrapping_add(1);
-                    if spins % 64 == 0 {
+                    if spins.is_multiple_of(64) {
                         std::thread::yield_now();
                     } else {
                         std::hint::spin_loop();
