@@ -20,7 +20,7 @@ loom:
     RUSTFLAGS="--cfg loom" cargo test --release -p spinlocks --test loom --target-dir target/loom
 
 bench:
-    cargo bench -p spinlocks --bench locks
+    cargo bench -p spinlocks --bench contention
     cargo bench -p verifier --bench lock_order
 
 lint:

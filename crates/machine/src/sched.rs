@@ -86,15 +86,23 @@ impl fmt::Display for Strategy {
 pub trait Scheduler: fmt::Debug {
     /// The strategy this scheduler implements.
     fn strategy(&self) -> Strategy;
+    /// The scheduler's seeded generator: every draw goes through it.
+    fn rng(&mut self) -> &mut ChaCha8Rng;
     /// The cost of one statement or spin iteration in virtual ns: `base`
-    /// plus at most `jitter`.
-    fn cost(&mut self, base: u64, jitter: u64) -> u64;
+    /// plus at most `jitter` (fixed at `base` unless a strategy jitters).
+    fn cost(&mut self, base: u64, _jitter: u64) -> u64 {
+        base
+    }
     /// Where an unpinned thread goes: an index into `candidates` processors
     /// (the least loaded ones). `candidates >= 1`.
-    fn place(&mut self, candidates: usize) -> usize;
+    fn place(&mut self, candidates: usize) -> usize {
+        self.rng().gen_range(0..candidates)
+    }
     /// Timing only: which of `ties` processors at the same smallest clock
     /// steps (`ties >= 2`).
-    fn tie_break(&mut self, ties: usize) -> usize;
+    fn tie_break(&mut self, ties: usize) -> usize {
+        self.rng().gen_range(0..ties)
+    }
     /// Random and PCT: which of the processors that can step (ids in
     /// ascending order, never empty) takes the next step.
     fn pick(&mut self, steppable: &[u32]) -> u32;
@@ -138,14 +146,11 @@ impl Scheduler for TimingScheduler {
     fn strategy(&self) -> Strategy {
         Strategy::Timing
     }
+    fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
     fn cost(&mut self, base: u64, jitter: u64) -> u64 {
         base + self.rng.gen_range(0..=jitter)
-    }
-    fn place(&mut self, candidates: usize) -> usize {
-        self.rng.gen_range(0..candidates)
-    }
-    fn tie_break(&mut self, ties: usize) -> usize {
-        self.rng.gen_range(0..ties)
     }
     fn pick(&mut self, steppable: &[u32]) -> u32 {
         // Not used by the timing driver; a uniform choice keeps it total.
@@ -177,14 +182,8 @@ impl Scheduler for RandomScheduler {
     fn strategy(&self) -> Strategy {
         Strategy::Random
     }
-    fn cost(&mut self, base: u64, _jitter: u64) -> u64 {
-        base
-    }
-    fn place(&mut self, candidates: usize) -> usize {
-        self.rng.gen_range(0..candidates)
-    }
-    fn tie_break(&mut self, ties: usize) -> usize {
-        self.rng.gen_range(0..ties)
+    fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
     }
     fn pick(&mut self, steppable: &[u32]) -> u32 {
         let total: u64 = steppable
@@ -259,14 +258,8 @@ impl Scheduler for PctScheduler {
     fn strategy(&self) -> Strategy {
         Strategy::Pct
     }
-    fn cost(&mut self, base: u64, _jitter: u64) -> u64 {
-        base
-    }
-    fn place(&mut self, candidates: usize) -> usize {
-        self.rng.gen_range(0..candidates)
-    }
-    fn tie_break(&mut self, ties: usize) -> usize {
-        self.rng.gen_range(0..ties)
+    fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
     }
     fn pick(&mut self, steppable: &[u32]) -> u32 {
         self.steps += 1;

@@ -88,8 +88,6 @@
 //!   short run): the fixed-time contention benchmark against `spin`,
 //!   `parking_lot` and `std`, with an uncontended row set; writes
 //!   `target/bench-results/locks.json`. See `docs/performance.md`.
-//!   `cargo bench -p spinlocks --bench locks` is the older per-thread
-//!   variant (`BENCH_SECS` sets the seconds per configuration).
 //!
 //! Architecture invariant: no dependency on anything above it (no `vcpu`,
 //! `verifier`, `scenario` or `machine`); an owner is an opaque number.

@@ -7,19 +7,9 @@ use super::*;
 const STALL_LIMIT_US: u64 = 50;
 
 impl Machine<'_> {
-    /// One call of this family; `vals` are its argument values, `irql` the
-    /// IRQL at the call, `name` the routine's WDK name.
-    pub(super) fn kcall_misc(
-        &mut self,
-        cpu: u32,
-        k: &KernelCall,
-        vals: &[i64],
-        irql: Irql,
-        name: &'static str,
-    ) -> Flow {
-        let c = cpu as usize;
-        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
-        let _ = (c, irql, name, &v);
+    /// One call of this family ([`Args`]: values, IRQL, name).
+    pub(super) fn kcall_misc(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+        let (c, vals, irql, v) = (cpu as usize, a.vals, a.irql, |i| a.v(i));
         match k.kr {
             Kr::KeStallExecutionProcessor => {
                 let us = v(0).max(0) as u64;

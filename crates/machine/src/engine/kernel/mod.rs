@@ -49,6 +49,21 @@ fn index_of(p: &Place) -> u32 {
 /// DbgPrint lines kept in the report.
 const MAX_OUTPUT_LINES: usize = 10_000;
 
+/// One kernel call's argument values, the IRQL at the call and the
+/// routine's WDK name, as the family functions receive them.
+pub(super) struct Args<'a> {
+    vals: &'a [i64],
+    irql: Irql,
+    name: &'static str,
+}
+
+impl Args<'_> {
+    /// Argument value `i` (0 if the call has fewer).
+    fn v(&self, i: usize) -> i64 {
+        self.vals.get(i).copied().unwrap_or(0)
+    }
+}
+
 impl Machine<'_> {
     fn irql(&self, cpu: u32) -> Irql {
         self.cpus[cpu as usize].irql
@@ -147,12 +162,17 @@ impl Machine<'_> {
             self.kernel_args = vals;
             return Flow::Yield;
         }
+        let args = Args {
+            vals: &vals,
+            irql,
+            name,
+        };
         let flow = match k.kr {
             Kr::KeGetCurrentIrql
             | Kr::KeGetCurrentProcessorNumber
             | Kr::KeRaiseIrql
             | Kr::KeRaiseIrqlToDpcLevel
-            | Kr::KeLowerIrql => self.kcall_irql(cpu, k, &vals, irql, name),
+            | Kr::KeLowerIrql => self.kcall_irql(cpu, k, &args),
             Kr::KeInitializeSpinLock
             | Kr::KeAcquireSpinLock
             | Kr::KeAcquireSpinLockRaiseToDpc
@@ -160,13 +180,11 @@ impl Machine<'_> {
             | Kr::KeReleaseSpinLock
             | Kr::KeReleaseSpinLockFromDpcLevel
             | Kr::KeTryToAcquireSpinLockAtDpcLevel
-            | Kr::KeTestSpinLock => self.kcall_ordinary(cpu, k, &vals, irql, name),
+            | Kr::KeTestSpinLock => self.kcall_ordinary(cpu, k, &args),
             Kr::KeAcquireInStackQueuedSpinLock
             | Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel
             | Kr::KeReleaseInStackQueuedSpinLock
-            | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel => {
-                self.kcall_queued(cpu, k, &vals, irql, name)
-            }
+            | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel => self.kcall_queued(cpu, k, &args),
             Kr::ExAcquireSpinLockShared
             | Kr::ExAcquireSpinLockExclusive
             | Kr::ExAcquireSpinLockSharedAtDpcLevel
@@ -175,28 +193,28 @@ impl Machine<'_> {
             | Kr::ExReleaseSpinLockExclusive
             | Kr::ExReleaseSpinLockSharedFromDpcLevel
             | Kr::ExReleaseSpinLockExclusiveFromDpcLevel
-            | Kr::ExTryConvertSharedSpinLockExclusive => self.kcall_ex(cpu, k, &vals, irql, name),
+            | Kr::ExTryConvertSharedSpinLockExclusive => self.kcall_ex(cpu, k, &args),
             Kr::KeAcquireInterruptSpinLock
             | Kr::KeSynchronizeExecution
-            | Kr::KeReleaseInterruptSpinLock => self.kcall_interrupt(cpu, k, &vals, irql, name),
+            | Kr::KeReleaseInterruptSpinLock => self.kcall_interrupt(cpu, k, &args),
             Kr::KeInsertQueueDpc
             | Kr::KeRemoveQueueDpc
             | Kr::KeSetImportanceDpc
-            | Kr::KeSetTargetProcessorDpc => self.kcall_dpc(cpu, k, &vals, irql, name),
+            | Kr::KeSetTargetProcessorDpc => self.kcall_dpc(cpu, k, &args),
             Kr::ExInterlockedInsertTailList
             | Kr::ExInterlockedInsertHeadList
             | Kr::ExInterlockedRemoveHeadList
-            | Kr::IsListEmpty => self.kcall_lists(cpu, k, &vals, irql, name),
+            | Kr::IsListEmpty => self.kcall_lists(cpu, k, &args),
             Kr::InterlockedIncrement
             | Kr::InterlockedDecrement
             | Kr::InterlockedExchange
-            | Kr::InterlockedCompareExchange => self.kcall_interlocked(cpu, k, &vals, irql, name),
+            | Kr::InterlockedCompareExchange => self.kcall_interlocked(cpu, k, &args),
             Kr::KeStallExecutionProcessor
             | Kr::ExRaiseStatus
             | Kr::DbgPrint
             | Kr::Assert
             | Kr::PagedCode
-            | Kr::SimFireInterrupt => self.kcall_misc(cpu, k, &vals, irql, name),
+            | Kr::SimFireInterrupt => self.kcall_misc(cpu, k, &args),
         };
         self.kernel_args = vals;
         flow
