@@ -19,8 +19,12 @@
 //!   Kothari, Musuvathi, Nagarakatte, "A Randomized Scheduler with
 //!   Probabilistic Guarantees of Finding Bugs", ASPLOS 2010): the seed gives
 //!   each processor a distinct priority; the highest-priority processor that
-//!   can step does; at `depth` change points (steps drawn uniformly within
-//!   the step budget `k`) the running processor drops below every other.
+//!   can step does; at `depth` change points (drawn uniformly within the
+//!   step budget `k`) the running processor drops below every other. Steps
+//!   are counted at visible operations only (shared data, kernel calls,
+//!   context changes): preempting between two steps nobody else can observe
+//!   gives the same schedule as preempting at the next visible one, so `k`
+//!   is small and a bug's window is a large share of it.
 //!   A bug of depth `d` among `n` processors in `k` steps is found with
 //!   probability at least `1 / (n · k^(d-1))` per schedule.
 //!
@@ -106,6 +110,11 @@ pub trait Scheduler: fmt::Debug {
     /// Random and PCT: which of the processors that can step (ids in
     /// ascending order, never empty) takes the next step.
     fn pick(&mut self, steppable: &[u32]) -> u32;
+    /// The step just taken was visible to other processors (it touched
+    /// shared data, called the kernel or changed a context). PCT counts
+    /// its change points in these steps only: a preemption between two
+    /// invisible steps is the same schedule as one at the next visible step.
+    fn visible_step(&mut self) {}
 }
 
 /// Build the scheduler for a run.
@@ -212,7 +221,7 @@ pub struct PctScheduler {
     priority: Vec<u64>,
     /// Steps at which the running processor is demoted, ascending.
     change_points: Vec<u64>,
-    /// Scheduling steps taken so far.
+    /// Visible steps taken so far (see [`Scheduler::visible_step`]).
     steps: u64,
     /// The processor picked at the previous step.
     running: Option<u32>,
@@ -261,8 +270,10 @@ impl Scheduler for PctScheduler {
     fn rng(&mut self) -> &mut ChaCha8Rng {
         &mut self.rng
     }
-    fn pick(&mut self, steppable: &[u32]) -> u32 {
+    fn visible_step(&mut self) {
         self.steps += 1;
+    }
+    fn pick(&mut self, steppable: &[u32]) -> u32 {
         while self.change_points.first().is_some_and(|&p| p <= self.steps) {
             self.change_points.remove(0);
             if let Some(r) = self.running {

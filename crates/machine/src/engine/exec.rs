@@ -331,6 +331,7 @@ impl Machine<'_> {
     /// Read or write of a global: 0xD1 for pageable data at raised IRQL;
     /// an Access event for guarded data. False if the run stopped.
     pub(super) fn touch_var(&mut self, cpu: u32, var: u32, write: bool) -> bool {
+        self.visible = true;
         let decl = &self.prog.vars[var as usize];
         if self.pageable_fault(cpu, decl.paged, false, decl.address, if write { WRITE } else { READ }, |irql| {
             format!(

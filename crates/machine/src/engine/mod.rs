@@ -207,6 +207,11 @@ struct Machine<'p> {
     lamport: bool,
     /// Scheduling steps taken (statements and spin iterations).
     steps: u64,
+    /// The step being run did something another processor can observe
+    /// (shared data, a kernel call, an event); cleared after each step.
+    visible: bool,
+    /// Steps so far that were visible.
+    visible_steps: u64,
     /// Per shared variable: writes so far, and the clock of the last writer.
     var_version: Vec<u64>,
     var_clock: Vec<Nanos>,
@@ -290,12 +295,14 @@ pub fn run_observed<'a>(
     finish::report(&m, schedule)
 }
 
-/// The number of scheduling steps of the program's `timing` run at its
-/// header seed: PCT's step budget `k`, computed once per file.
+/// The number of visible steps (steps that touch shared data, call the
+/// kernel or change a context — what another processor can observe) of the
+/// program's `timing` run at its header seed: PCT's step budget `k`,
+/// computed once per file.
 pub fn timing_steps(prog: &Program) -> u64 {
     let mut m = Machine::new(prog, Schedule::timing(prog.seed));
     m.main_loop();
-    m.steps.max(1)
+    m.visible_steps.max(1)
 }
 
 impl<'p> Machine<'p> {
@@ -344,6 +351,8 @@ impl<'p> Machine<'p> {
             ),
             lamport: schedule.strategy != Strategy::Timing,
             steps: 0,
+            visible: false,
+            visible_steps: 0,
             var_version: vec![0; prog.vars.len()],
             var_clock: vec![0; prog.vars.len()],
             lock_clock: vec![0; prog.locks.len()],
@@ -462,6 +471,7 @@ impl<'p> Machine<'p> {
     /// Emit an event to the verifier and statistics; a verifier violation
     /// ends the run.
     fn emit(&mut self, cpu: u32, kind: EventKind) {
+        self.visible = true;
         let top = self.cpus[cpu as usize].top();
         let ctx = top.map_or(0, |c| c.serial);
         let line = top.map_or(0, |c| self.context_line(c));
@@ -735,6 +745,9 @@ impl<'p> Machine<'p> {
                 break;
             }
             self.step(cpu as u32);
+            if std::mem::take(&mut self.visible) {
+                self.visible_steps += 1;
+            }
             if self.stop.is_none() && self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
                 self.check_deadlock();
             }
@@ -853,6 +866,10 @@ impl<'p> Machine<'p> {
             }
             self.wake_from_data_wait(cpu as usize);
             self.step(cpu);
+            if std::mem::take(&mut self.visible) {
+                self.visible_steps += 1;
+                self.sched.visible_step();
+            }
             if self.stop.is_none()
                 && self.cpus[cpu as usize]
                     .top()

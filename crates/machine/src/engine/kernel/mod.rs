@@ -148,6 +148,7 @@ impl Machine<'_> {
 
     /// Run one kernel call: pop its argument values, dispatch by family.
     pub(super) fn kernel(&mut self, cpu: u32, k: &KernelCall) -> Flow {
+        self.visible = true;
         let n = k.values as usize;
         let mut vals = std::mem::take(&mut self.kernel_args);
         vals.clear();
