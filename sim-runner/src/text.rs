@@ -190,18 +190,14 @@ fn bugcheck_section(out: &mut String, report: &RunReport, b: &BugcheckReport) {
 
 /// The catalog rule a bugcheck report shows. Where two rules share a stop
 /// code, the report's own parameters and analysis tell them apart.
-fn rule_of(b: &BugcheckReport) -> Option<&'static str> {
-    let mentions =
-        |needle: &str| b.detail.contains(needle) || b.analysis.iter().any(|l| l.contains(needle));
+/// The catalog rule behind a bugcheck: the machine names it in the report
+/// (`bugcheck.rule`); an empty name (a report built by hand) falls back to
+/// the code.
+fn rule_of(b: &BugcheckReport) -> Option<&str> {
+    if !b.rule.is_empty() {
+        return Some(b.rule.as_str());
+    }
     let query = match (b.code, b.params[0]) {
-        (0x133, 0) => "DPC_WATCHDOG_TIMEOUT".to_string(),
-        (0x133, _) if mentions("deadlock") || mentions("wait-for cycle") => {
-            "SPIN_DEADLOCK".to_string()
-        }
-        (0x133, _) => "DPC_WATCHDOG_TIMEOUT".to_string(),
-        (0xC4, 0x1001) if mentions("ISR ") && mentions("interrupt spin lock") => {
-            "ISR_LOCK_INVERSION".to_string()
-        }
         (0xC4, sub) => format!("0xC4(0x{sub:X})"),
         (code, _) => format!("0x{code:X}"),
     };

@@ -72,6 +72,10 @@ pub(super) struct Held {
     pub line: u32,
     /// When it was granted (virtual time of the holder's processor).
     pub at: Nanos,
+    /// Taken by the kernel itself (an ISR's interrupt lock on entry, the
+    /// lock inside an ExInterlocked routine): deadlock detection does not
+    /// see it (contract v2, `deadlock_detection`).
+    pub by_kernel: bool,
 }
 
 /// What a KLOCK_QUEUE_HANDLE holds.
@@ -224,7 +228,7 @@ impl Machine<'_> {
         self.held
             .iter()
             .flat_map(|h| h.iter())
-            .find(|h| h.lock == lock && h.owner == owner)
+            .find(|h| h.lock == lock && h.owner == owner && !h.by_kernel)
             .cloned()
     }
 
@@ -541,6 +545,7 @@ impl Machine<'_> {
             line,
             at: clock,
             lowered_at: None,
+            by_kernel: matches!(op.how, AcquireKind::IsrEntry | AcquireKind::Interlocked),
         });
         let spun = clock - op.started;
         self.emit(
