@@ -67,7 +67,7 @@ pub fn execute(args: &ExploreArgs, out: &mut dyn Write, err: &mut dyn Write, col
     });
     bar.finish_and_clear();
 
-    let file = args.file.display().to_string();
+    let file = shell_word(&args.file.display().to_string());
     let rendered = match args.format {
         Format::Text => render_text(&file, &result),
         Format::Json => render_json(&program, &file, &result),
@@ -217,6 +217,24 @@ pub fn render_json(program: &Program, file: &str, result: &Exploration) -> Strin
     s
 }
 
+/// `path` as one shell word, so the printed replay command can be pasted:
+/// as it is when it has only safe characters, else in single quotes. `-`
+/// (standard input) gets a reminder that the scenario must be piped in.
+pub fn shell_word(path: &str) -> String {
+    if path == "-" {
+        return "- < SCENARIO.sim".to_string();
+    }
+    let safe = !path.is_empty()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./-+=:,@%".contains(&b));
+    if safe {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
+
 /// A bar on standard error when it is a terminal; hidden otherwise.
 fn progress_bar(len: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -252,6 +270,13 @@ mod tests {
             depth: None,
             all,
         }
+    }
+
+    #[test]
+    fn replay_paths_are_one_shell_word() {
+        assert_eq!(shell_word("scenarios/a-b.sim"), "scenarios/a-b.sim");
+        assert_eq!(shell_word("sp ace's.sim"), "'sp ace'\\''s.sim'");
+        assert_eq!(shell_word("-"), "- < SCENARIO.sim");
     }
 
     #[test]

@@ -10,8 +10,11 @@ use std::io::Write;
 /// Write the completion script for `shell`; returns the exit status.
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> u8 {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "sim-runner", out);
-    let _ = out.flush();
+    // Into memory first: clap_complete panics when its writer fails (a
+    // closed pipe, a full disk); the caller's output guard reports those.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "sim-runner", &mut script);
+    let _ = out.write_all(&script).and_then(|()| out.flush());
     exit::OK
 }
 

@@ -26,7 +26,9 @@
 //!   gives the same schedule as preempting at the next visible one, so `k`
 //!   is small and a bug's window is a large share of it.
 //!   A bug of depth `d` among `n` processors in `k` steps is found with
-//!   probability at least `1 / (n · k^(d-1))` per schedule.
+//!   probability at least `1 / (n · k^(d-1))` per schedule when `depth >=
+//!   d - 1` (a bug of depth `d` needs `d - 1` preemptions at the right
+//!   steps; `k` counts visible steps, see below).
 //!
 //! Under `random` and `pct` statement costs are fixed (no jitter) and each
 //! processor keeps its own clock; time follows causality (the engine's

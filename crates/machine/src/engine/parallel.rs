@@ -24,8 +24,10 @@
 //! processor's own clock (the contract says the wall clock; at the
 //! interpreter's speed a statement takes about ten times its nominal cost
 //! in real time, so a wall-clock line would land µs-scale arrivals at the
-//! wrong statements); `duration` and `--timeout` follow the wall clock
-//! (0 = the first processor's first turn); a stall also waits for real.
+//! wrong statements); `--timeout` follows the wall clock
+//! (0 = the first processor's first turn) is the wall clock of `--timeout`
+//! only; `duration` and the 100 ms limit are measured on the largest
+//! processor clock, as in deterministic mode; a stall also waits for real.
 //!
 //! Never hangs: the first bugcheck stops every processor at its next step;
 //! a wait-for cycle among spinning processors is found at once by the same
@@ -122,10 +124,9 @@ fn drive<'p>(
         wall_ns: 0,
     });
     let mut start = Instant::now();
-    let start_at = Mutex::new(None::<Instant>);
     let arrived = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
-        let (done, facts, ready, start_at) = (&done, &facts, &ready, &start_at);
+        let (done, facts, ready) = (&done, &facts, &ready);
         let arrived = &arrived;
         for i in 0..n {
             s.spawn(move || {
@@ -149,9 +150,7 @@ fn drive<'p>(
                         std::hint::spin_loop();
                     }
                 }
-                // Wall time 0 is the first turn of the first processor.
-                let start = *start_at.lock().get_or_insert_with(Instant::now);
-                processor_thread(machine, done, facts, i, start);
+                processor_thread(machine, done, facts, i);
             });
         }
         ready.wait();
@@ -231,7 +230,6 @@ fn processor_thread<'p, L: MachineLock<'p>>(
     done: &AtomicBool,
     facts: &Mutex<ParallelFacts>,
     i: usize,
-    start: Instant,
 ) {
     let me = i as u32;
     let mut irql_ns = [0u64; 16];
@@ -242,9 +240,13 @@ fn processor_thread<'p, L: MachineLock<'p>>(
             if m.stop.is_some() || m.over {
                 return Turn::End;
             }
-            let wall = start.elapsed().as_nanos() as u64;
-            if m.prog.duration.is_some_and(|d| wall >= d) {
-                m.end_time = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+            // `duration` and the 100 ms limit are measured on the largest
+            // processor clock, as in deterministic mode.
+            let limit = m.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
+            let now = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+            if now >= limit {
+                m.end_time = limit;
+                m.time_limit(limit);
                 m.over = true;
                 return Turn::End;
             }
