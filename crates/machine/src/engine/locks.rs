@@ -14,6 +14,19 @@ use vcpu::{AcquireKind, LockFamily, LockId, LockMode};
 /// the processor number); others are a thread context's serial.
 pub(super) const IDLE_OWNER: u32 = 0x8000_0000;
 
+/// One KSPIN_LOCK used both ways (ordinary and in-stack queued): on
+/// Windows the two share one word, so each kind waits while the other holds
+/// it (contract v2, 0xC4/0x1008 row: without deadlock detection "the two
+/// kinds still exclude each other"). `p` is one kind's poll, `other_free`
+/// whether the other kind's side is free.
+fn exclude(p: Poll, other_free: bool) -> Poll {
+    if p == Poll::Acquired && !other_free {
+        Poll::Spinning
+    } else {
+        p
+    }
+}
+
 /// State of one lock.
 #[derive(Debug)]
 pub(super) enum LockState {
@@ -396,8 +409,9 @@ impl Machine<'_> {
             } => match family {
                 LockFamily::Queued => {
                     let (n, p) = queued.begin(cpu);
-                    (p, Some(n))
+                    (exclude(p, ordinary.is_free()), Some(n))
                 }
+                _ if !queued.is_free() => (Poll::Spinning, None),
                 _ => (ordinary.begin(cpu), None),
             },
             LockState::Interrupt(l) => (l.begin(cpu), None),
@@ -472,9 +486,10 @@ impl Machine<'_> {
                     } => match op.node {
                         Some(n) => {
                             let before = queued.waiters();
-                            let p = queued.poll(n);
+                            let p = exclude(queued.poll(n), ordinary.is_free());
                             (p, queued.waiters() != before)
                         }
+                        None if !queued.is_free() => (Poll::Spinning, false),
                         None => (ordinary.poll(cpu), false),
                     },
                     LockState::Interrupt(l) => (l.poll(cpu), false),
