@@ -680,10 +680,20 @@ impl Machine<'_> {
                 let _ = l.release(cpu);
             }
             LockState::Ex(l) => {
-                let _ = match mode {
-                    LockMode::Shared => l.release_shared(cpu),
-                    LockMode::Exclusive => l.release_exclusive(cpu),
-                };
+                // A release the model refuses (not held, or held in the
+                // other mode) changes the word as the retail kernel would.
+                match mode {
+                    LockMode::Shared => {
+                        if l.release_shared(cpu).is_err() {
+                            l.force_release_shared();
+                        }
+                    }
+                    LockMode::Exclusive => {
+                        if l.release_exclusive(cpu).is_err() {
+                            l.force_release_exclusive();
+                        }
+                    }
+                }
             }
         }
         if let Some(i) = self.held[c].iter().rposition(|h| h.lock == lock) {

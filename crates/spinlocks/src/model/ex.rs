@@ -131,6 +131,32 @@ impl ExLockModel {
         }
     }
 
+    /// A shared release with no check of who holds what, as the retail
+    /// `ExReleaseSpinLockShared` does: the word's count goes down by one
+    /// (wrapping: on an exclusive hold with no readers it runs into the
+    /// exclusive and waiting bits, as the real word would), and one shared
+    /// record goes. Source: contract v2, 0x1007/0x1009 rows ("its word
+    /// changes as on Windows").
+    pub fn force_release_shared(&mut self) {
+        self.word = self.word.wrapping_sub(1);
+        if !self.shared.is_empty() {
+            self.shared.remove(0);
+        }
+        if self.word & EX_EXCLUSIVE == 0 {
+            self.exclusive = None;
+        }
+    }
+
+    /// An exclusive release with no check, as the retail
+    /// `ExReleaseSpinLockExclusive` does: the word is cleared (readers
+    /// and waiters it counted are forgotten by the word, as on Windows).
+    pub fn force_release_exclusive(&mut self) {
+        self.word = 0;
+        self.exclusive = None;
+        self.shared.clear();
+        self.sync_waiting_bit();
+    }
+
     pub fn release_exclusive(&mut self, owner: Owner) -> Result<(), ExReleaseError> {
         if self.holds_exclusive(owner) {
             self.exclusive = None;
