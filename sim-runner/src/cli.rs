@@ -451,17 +451,29 @@ mod tests {
 
     #[test]
     fn timeline_needs_the_text_report() {
-        let e = Cli::try_parse_from(["sim-runner", "run", "a.sim", "--timeline", "--format", "json"])
-            .unwrap_err();
+        let e = Cli::try_parse_from([
+            "sim-runner",
+            "run",
+            "a.sim",
+            "--timeline",
+            "--format",
+            "json",
+        ])
+        .unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e
             .to_string()
             .contains("--timeline draws on the text report; drop --format json"));
         assert!(Cli::try_parse_from(["sim-runner", "run", "a.sim", "--timeline"]).is_ok());
-        assert!(
-            Cli::try_parse_from(["sim-runner", "run", "a.sim", "--timeline", "--format", "text"])
-                .is_ok()
-        );
+        assert!(Cli::try_parse_from([
+            "sim-runner",
+            "run",
+            "a.sim",
+            "--timeline",
+            "--format",
+            "text"
+        ])
+        .is_ok());
     }
 
     #[test]
