@@ -30,7 +30,7 @@ pub enum Command {
     ///
     /// Exit status: 0 the expectation held, 1 it did not, 2 the input was
     /// rejected.
-    Run(RunArgs),
+    Run(RunCommand),
     /// Run every `.sim` under the paths, each against its expectations.
     ///
     /// Prints one line per scenario and ends with `N passed, N failed`.
@@ -128,7 +128,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
 
-    /// Report format on standard output.
+    /// Report format on standard output: text (the `!analyze -v` style
+    /// report) or json (one object with the contract's fields).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
@@ -149,9 +150,57 @@ pub struct RunArgs {
     /// After the text report, draw a timeline: one row per processor,
     /// columns of virtual time, showing what runs (thread, DPC, ISR), the
     /// IRQL, lock holds and spins, and the bugcheck. Its width follows
-    /// `COLUMNS` or the terminal (default 100). Text format only.
+    /// `COLUMNS` or the terminal (default 100). Text format only: with
+    /// `--format json` it is rejected.
     #[arg(long)]
     pub timeline: bool,
+}
+
+/// `sim-runner run`'s arguments, checked together after parsing: clap has
+/// no conflict between a flag and one value of another option, so
+/// `--timeline` with `--format json` is rejected here, as a usage error
+/// (exit status 2). Reads as [`RunArgs`].
+#[derive(Debug)]
+pub struct RunCommand(RunArgs);
+
+impl RunCommand {
+    fn check(args: &RunArgs) -> Result<(), clap::Error> {
+        if args.timeline && args.format == Format::Json {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--timeline draws on the text report; drop --format json\n",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for RunCommand {
+    type Target = RunArgs;
+    fn deref(&self) -> &RunArgs {
+        &self.0
+    }
+}
+
+impl clap::FromArgMatches for RunCommand {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let args = RunArgs::from_arg_matches(matches)?;
+        Self::check(&args)?;
+        Ok(Self(args))
+    }
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)?;
+        Self::check(&self.0)
+    }
+}
+
+impl Args for RunCommand {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        RunArgs::augment_args(cmd)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        RunArgs::augment_args_for_update(cmd)
+    }
 }
 
 /// `sim-runner explore FILE`.
@@ -188,7 +237,8 @@ pub struct ExploreArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Output format on standard output.
+    /// Output format on standard output: text, or json (one object: the
+    /// seeds tried, the failing seed, its replay command and its report).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -250,7 +300,8 @@ pub struct ExplainArgs {
 pub enum ModeArg {
     /// One OS thread, discrete-event scheduler in virtual time.
     Deterministic,
-    /// Every virtual processor a pinned OS thread (not available yet).
+    /// Every virtual processor a pinned OS thread, in real time (not
+    /// reproducible).
     Parallel,
 }
 
@@ -287,9 +338,9 @@ pub fn check_depth(strategy: StrategyArg, depth: Option<u32>) -> Result<(), Stri
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Plain text: for `run`, the `!analyze -v` style report.
+    /// Plain text, for people.
     Text,
-    /// JSON: for `run`, one object with the contract's fields.
+    /// One JSON object, for tools.
     Json,
 }
 
@@ -396,6 +447,33 @@ mod tests {
         assert_eq!(args.format, Format::Text);
         assert_eq!(args.seed, None);
         assert!(args.trace.is_none());
+    }
+
+    #[test]
+    fn timeline_needs_the_text_report() {
+        let e = Cli::try_parse_from([
+            "sim-runner",
+            "run",
+            "a.sim",
+            "--timeline",
+            "--format",
+            "json",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e
+            .to_string()
+            .contains("--timeline draws on the text report; drop --format json"));
+        assert!(Cli::try_parse_from(["sim-runner", "run", "a.sim", "--timeline"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "sim-runner",
+            "run",
+            "a.sim",
+            "--timeline",
+            "--format",
+            "text"
+        ])
+        .is_ok());
     }
 
     #[test]

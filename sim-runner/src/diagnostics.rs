@@ -37,13 +37,21 @@ pub fn render_load_error(error: &LoadError, color: bool) -> String {
         }
         LoadError::Rejected(errors) => {
             let mut out: String = errors.iter().map(|e| render_diagnostic(e, color)).collect();
-            let n = errors.len();
-            out.push_str(&format!(
-                "error: scenario rejected with {n} error{}\n",
-                if n == 1 { "" } else { "s" }
-            ));
+            out.push_str(&rejected_line(errors.len()));
             out
         }
+    }
+}
+
+/// The last line of a rejection: how many errors. The checker stops
+/// collecting at [`scenario::check::MAX_ERRORS`], so at the cap the count
+/// is a floor and the line says so.
+fn rejected_line(n: usize) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    if n >= scenario::check::MAX_ERRORS {
+        format!("error: scenario rejected with {n} error{s} (more not shown)\n")
+    } else {
+        format!("error: scenario rejected with {n} error{s}\n")
     }
 }
 
@@ -144,6 +152,19 @@ mod tests {
         assert_eq!(out.matches("undeclared name").count(), 2, "{out}");
         assert!(
             out.ends_with("error: scenario rejected with 2 errors\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn rejected_at_the_cap_says_more_are_not_shown() {
+        let n = scenario::check::MAX_ERRORS;
+        let err = LoadError::Rejected(vec![misspelt(); n]);
+        let out = render_load_error(&err, false);
+        assert!(
+            out.ends_with(&format!(
+                "error: scenario rejected with {n} errors (more not shown)\n"
+            )),
             "{out}"
         );
     }

@@ -183,7 +183,12 @@ pub fn render_explain(rule: &Rule, base: &Path) -> String {
     if !others.is_empty() {
         let _ = writeln!(
             s,
-            "\nSame outcome: {} (`sim-runner explain {}`)",
+            "\n{}: {} (`sim-runner explain {}`)",
+            if rule.bugcheck().is_some() {
+                "Same stop code"
+            } else {
+                "Same outcome"
+            },
             others.join(", "),
             others[0]
         );

@@ -72,6 +72,14 @@ pub fn execute(
     err: &mut dyn Write,
     colors: crate::color::Colors,
 ) -> u8 {
+    // `-` is `run`'s name for standard input; `test` walks files and folders.
+    if args.paths.iter().any(|p| p.as_os_str() == "-") {
+        let _ = writeln!(
+            err,
+            "error: `test` takes .sim files and folders, not `-` (standard input is for `run`: sim-runner run -)"
+        );
+        return exit::REJECTED;
+    }
     // `symlink_metadata`: a dangling or looping link exists (and is
     // reported as what it is while walking), it is not "missing".
     let missing: Vec<&PathBuf> = args
@@ -92,6 +100,19 @@ pub fn execute(
             "error: --timeout is only for --mode parallel (deterministic runs end by virtual time)"
         );
         return exit::REJECTED;
+    }
+    // Fail before the suite runs when the report cannot be written: open
+    // (without truncating) the file `--output` names.
+    if let Some(file) = &args.output {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(file)
+        {
+            let _ = writeln!(err, "error: cannot write {}: {e}", file.display());
+            return exit::REJECTED;
+        }
     }
     let base = RunOptions {
         mode: if args.mode == ModeArg::Parallel {

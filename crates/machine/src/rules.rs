@@ -259,11 +259,25 @@ impl Rule {
             .collect()
     }
 
-    /// Other rules with the same outcome (0xC4/0x1001 has two, for example).
+    /// Other rules that end a run in the same way: the same outcome text, or
+    /// the same stop code with a first parameter that does not tell them
+    /// apart (one gives none, or both give the same). So 0x133 names
+    /// SPIN_DEADLOCK, DPC_WATCHDOG_TIMEOUT (P1 = 0) and
+    /// DPC_WATCHDOG_CUMULATIVE (P1 = 1) as one another's, while the 0xC4
+    /// subcodes stay apart.
     pub fn same_outcome(&self) -> impl Iterator<Item = &'static Rule> + '_ {
-        catalog()
-            .iter()
-            .filter(move |r| r.outcome == self.outcome && r.id != self.id)
+        let mine = self.expected();
+        catalog().iter().filter(move |r| {
+            r.id != self.id
+                && (r.outcome == self.outcome
+                    || match (&mine, r.expected()) {
+                        (
+                            Expected::Bugcheck { code: a, param1: p },
+                            Expected::Bugcheck { code: b, param1: q },
+                        ) => *a == b && (p.is_none() || q.is_none() || *p == q),
+                        _ => false,
+                    })
+        })
     }
 }
 
@@ -529,6 +543,11 @@ mod tests {
         assert_eq!(r.same_outcome().count(), 0);
         let r = find("SPIN_DEADLOCK").unwrap();
         let others: Vec<&str> = r.same_outcome().map(|r| r.id.as_str()).collect();
-        assert!(others.is_empty() || !others.contains(&"SPIN_DEADLOCK"));
+        assert_eq!(others, ["DPC_WATCHDOG_TIMEOUT", "DPC_WATCHDOG_CUMULATIVE"]);
+        let r = find("DPC_WATCHDOG_TIMEOUT").unwrap();
+        let others: Vec<&str> = r.same_outcome().map(|r| r.id.as_str()).collect();
+        assert_eq!(others, ["SPIN_DEADLOCK"]);
+        let r = find("LOCK_HIERARCHY_VIOLATION").unwrap();
+        assert_eq!(r.same_outcome().count(), 0, "0xC4 subcodes stay apart");
     }
 }

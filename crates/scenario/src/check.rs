@@ -215,8 +215,10 @@ impl<'a> Checker<'a> {
         match cpus {
             Some(n) => self.prog.cpus = n,
             None => {
-                // Given but out of range (already reported): any `on cpu` is fine.
-                self.prog.cpus = 64;
+                // Given but out of range (already reported): the count is
+                // unknown, so `on cpu N` is only held to the 64-processor
+                // limit (see `cpu`), and no count is invented.
+                self.prog.cpus = 0;
                 if !seen.contains_key("cpus") {
                     self.record(
                         self.err(h.name.span, "the scenario header has no `cpus` line")
@@ -685,6 +687,21 @@ impl<'a> Checker<'a> {
     // ----- workload ---------------------------------------------------------
 
     fn cpu(&self, n: &ast::Spanned<u64>) -> R<u32> {
+        if self.prog.cpus == 0 {
+            // `cpus` was rejected: there is no count to compare with.
+            if n.value >= 64 {
+                return Err(self
+                    .err(
+                        n.span,
+                        format!(
+                            "cpu {} does not exist: a scenario has at most 64 processors",
+                            n.value
+                        ),
+                    )
+                    .help("use a cpu from 0 to 63, below the header's `cpus`"));
+            }
+            return Ok(n.value as u32);
+        }
         if n.value >= self.prog.cpus as u64 {
             let last = self.prog.cpus - 1;
             return Err(self
