@@ -3,6 +3,12 @@
 //! Parses the arguments, turns on logging when asked (`-v`, `RUST_LOG`),
 //! and hands over to [`sim_runner::dispatch`].
 
+/// mimalloc: loading a large scenario allocates many small objects, and
+/// mimalloc keeps the front end's time per item flat as files grow
+/// (`cargo bench -p scenario --bench frontend`, docs/performance.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use sim_runner::cli::Cli;
 use std::process::ExitCode;

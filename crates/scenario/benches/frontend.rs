@@ -6,6 +6,11 @@
 //! size (e.g. `FRONTEND_MAX=10000` for a quick look); `FRONTEND_KINDS`
 //! (comma-separated: `statements,globals,routines,prototypes,threads`) picks the kinds.
 
+/// The allocator the CLI uses (`sim-runner` sets mimalloc as the global
+/// allocator), so the bench measures loading as users get it.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use scenario::load_source;
 use std::time::{Duration, Instant};
 
