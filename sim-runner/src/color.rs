@@ -93,9 +93,71 @@ impl Paint {
     }
 }
 
+/// Colour a rendered report (`run`, `explore`, `rules`, `explain`) line by
+/// line: the banner, section heads, table head and rule name bold, the stop code and a failed assertion
+/// red, warnings yellow, the expectation green when met and red when not.
+/// The text is unchanged when `paint` is off.
+pub fn highlight(text: &str, paint: Paint) -> String {
+    if !paint.is_on() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let styled = if body.starts_with("EXPECTATION:") {
+            if body.contains("NOT met") {
+                paint.fail(body)
+            } else {
+                paint.pass(body)
+            }
+        } else if body.starts_with("BUGCHECK_CODE:")
+            || body.starts_with("ASSERTION FAILED")
+            || (body.starts_with("seed ") && body.contains("breaks the expectation"))
+            || (body.starts_with("  ") && body.contains(" BROKEN "))
+        {
+            paint.fail(body)
+        } else if body.starts_with("WARNINGS:") && !body.ends_with("none") {
+            paint.warn(body)
+        } else if body.starts_with('*')
+            || body.starts_with("replay it:")
+            || (body.starts_with("RULE ") && body.contains("OUTCOME"))
+            || (!body.is_empty()
+                && !body.contains(' ')
+                && body
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            || (!body.is_empty()
+                && body.ends_with(':')
+                && body
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c == ':'))
+        {
+            paint.bold(body)
+        } else {
+            body.to_string()
+        };
+        out.push_str(&styled);
+        out.push_str(nl);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn highlight_colours_only_when_on() {
+        let text = "EXPECTATION: clean — NOT met: x\nBUGCHECK_CODE:  0xF\nplain\n";
+        assert_eq!(highlight(text, Paint::new(false)), text);
+        let on = highlight(text, Paint::new(true));
+        assert!(on.contains("\u{1b}[1;31mEXPECTATION: clean — NOT met: x\u{1b}[0m\n"));
+        assert!(on.contains("\u{1b}[1;31mBUGCHECK_CODE:  0xF\u{1b}[0m\n"));
+        assert!(on.ends_with("plain\n"));
+    }
 
     #[test]
     fn explicit_choices_ignore_the_terminal() {

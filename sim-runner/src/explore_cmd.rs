@@ -18,7 +18,13 @@ use serde_json::json;
 use std::io::{IsTerminal, Write};
 
 /// Run the command; returns the process exit status.
-pub fn execute(args: &ExploreArgs, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+pub fn execute(
+    args: &ExploreArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    colors: crate::color::Colors,
+) -> u8 {
+    let color = colors.err;
     if let Err(e) = crate::cli::check_depth(args.strategy, args.depth) {
         let _ = writeln!(err, "{e}");
         return exit::REJECTED;
@@ -69,7 +75,10 @@ pub fn execute(args: &ExploreArgs, out: &mut dyn Write, err: &mut dyn Write, col
 
     let file = shell_word(&args.file.display().to_string());
     let rendered = match args.format {
-        Format::Text => render_text(&file, &result),
+        Format::Text => crate::color::highlight(
+            &render_text(&file, &result),
+            crate::color::Paint::new(colors.out),
+        ),
         Format::Json => render_json(&program, &file, &result),
     };
     // A failed write is reported by the caller's output guard

@@ -57,6 +57,21 @@ pub fn dispatch(
     out.finish(status, err)
 }
 
+/// Run `f` into a buffer and write it to `out`, coloured by
+/// [`color::highlight`] when `on` (text formats only: JSON has no heads).
+fn with_paint(on: bool, f: impl FnOnce(&mut dyn Write) -> u8, out: &mut dyn Write) -> u8 {
+    let mut buf = Vec::new();
+    let status = f(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let painted = if text.trim_start().starts_with('{') || text.trim_start().starts_with('[') {
+        text.into_owned()
+    } else {
+        color::highlight(&text, color::Paint::new(on))
+    };
+    let _ = out.write_all(painted.as_bytes());
+    status
+}
+
 fn dispatch_to(
     cli: &cli::Cli,
     out: &mut dyn Write,
@@ -66,9 +81,13 @@ fn dispatch_to(
     match &cli.command {
         cli::Command::Run(args) => run_cmd::execute(args, out, err, colors),
         cli::Command::Test(args) => test_cmd::execute(args, out, err, colors),
-        cli::Command::Explore(args) => explore_cmd::execute(args, out, err, colors.err),
-        cli::Command::Rules(args) => rules_cmd::rules(args, out, err),
-        cli::Command::Explain(args) => rules_cmd::explain(args, out, err),
+        cli::Command::Explore(args) => explore_cmd::execute(args, out, err, colors),
+        cli::Command::Rules(args) => {
+            with_paint(colors.out, |o| rules_cmd::rules(args, o, err), out)
+        }
+        cli::Command::Explain(args) => {
+            with_paint(colors.out, |o| rules_cmd::explain(args, o, err), out)
+        }
         cli::Command::Completions(args) => setup_cmd::completions(args.shell, out),
         cli::Command::Man => setup_cmd::man(out),
     }

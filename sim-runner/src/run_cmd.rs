@@ -114,7 +114,9 @@ pub fn execute(
                 crate::timeline::render(&program, &report, &recorder.events, width, paint);
             format!("{}\n{picture}", text::render(&report))
         }
-        Format::Text => text::render(&report),
+        Format::Text => {
+            crate::color::highlight(&text::render(&report), crate::color::Paint::new(out_color))
+        }
         Format::Json => match serde_json::to_string_pretty(&report) {
             Ok(mut json) => {
                 json.push('\n');
