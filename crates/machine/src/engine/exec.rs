@@ -380,8 +380,13 @@ impl Machine<'_> {
             }
             if holding.is_some() || irql.is_raised() {
                 let subject = context_label(kind, &name);
+                let still = if holding.is_some() {
+                    "with the lock still held and IRQL still raised"
+                } else {
+                    "at the same raised IRQL"
+                };
                 self.warn(verifier::rule::EXCEPTION_UNDER_SPIN_LOCK, &subject, line, || {
-                    format!("{what} (status {status:#010X}) raised at line {line} in {subject} {why} was handled by a __try/__except: code that can raise must not run under a spin lock or at raised IRQL, and the handler runs with the lock still held and IRQL still raised")
+                    format!("{what} (status {status:#010X}) raised at line {line} in {subject} {why} was handled by a __try/__except: code that can raise must not run under a spin lock or at raised IRQL, and the handler runs {still}")
                 });
             }
             return;
