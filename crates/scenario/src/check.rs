@@ -7,7 +7,8 @@
 #![allow(clippy::result_large_err)]
 
 use crate::ast::{
-    self, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind, Type,
+    self, Arith, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind,
+    Type,
 };
 use crate::dbgprint;
 use crate::diag::{did_you_mean, SimError, Source};
@@ -78,6 +79,9 @@ struct Checker<'a> {
     globals: HashMap<String, (Global, Span)>,
     /// Declared parameter count of each routine.
     arity: HashMap<String, usize>,
+    /// Declared return type (`None`: VOID or a pointer) and parameter types
+    /// (`None`: a pointer or handle) of each routine, for C's conversions.
+    protos: HashMap<String, (Option<ScalarType>, Vec<Option<ScalarType>>)>,
     /// Names of the threads declared so far.
     thread_names: HashSet<String>,
     prog: Program,
@@ -101,6 +105,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         src,
         globals: HashMap::new(),
         arity: HashMap::new(),
+        protos: HashMap::new(),
         thread_names: HashSet::new(),
         prog: Program {
             source: src.clone(),
@@ -509,6 +514,10 @@ impl<'a> Checker<'a> {
                         ops: vec![],
                         paged: r.paged,
                         returns: r.ret.value != Type::Void,
+                        ret: match r.ret.value {
+                            Type::Scalar(t) => Some(t),
+                            _ => None,
+                        },
                         address,
                         line: self.line(r.span),
                     });
@@ -516,6 +525,17 @@ impl<'a> Checker<'a> {
                     let defined = self.define(&r.name, Global::Routine(id));
                     self.keep(defined);
                     self.arity.insert(r.name.name.clone(), r.params.len());
+                    let scalar = |t: &Type| match t {
+                        Type::Scalar(s) => Some(*s),
+                        _ => None,
+                    };
+                    self.protos.insert(
+                        r.name.name.clone(),
+                        (
+                            scalar(&r.ret.value),
+                            r.params.iter().map(|p| scalar(&p.ty.value)).collect(),
+                        ),
+                    );
                 }
                 _ => {}
             }
@@ -651,10 +671,16 @@ impl<'a> Checker<'a> {
     }
 
     fn const_eval(&self, e: &Expr) -> R<i64> {
+        Ok(self.const_eval_typed(e)?.0)
+    }
+
+    /// A constant expression's value and arithmetic type.
+    fn const_eval_typed(&self, e: &Expr) -> R<(i64, Arith)> {
         Ok(match &e.kind {
-            ExprKind::Int(v) => *v,
+            ExprKind::Int(v) => (*v, decimal_type(*v)),
+            ExprKind::Typed(v, t) => (truncate(*t, *v), Arith::of(*t)),
             ExprKind::Name(id) => match kernel::constant(&id.name) {
-                Some(v) => v,
+                Some(v) => (v, Arith::I32),
                 None => match self.globals.get(&id.name) {
                     Some(_) => {
                         return Err(self
@@ -664,18 +690,26 @@ impl<'a> Checker<'a> {
                     None => return Err(self.unknown(id, &[])),
                 },
             },
-            ExprKind::Unary(op, a) => eval_unary(*op, self.const_eval(a)?),
-            ExprKind::Binary(op, a, b) => {
-                let (x, y) = (self.const_eval(a)?, self.const_eval(b)?);
-                eval_binary(*op, x, y)
-                    .ok_or_else(|| self.err(e.span, "division by zero in a constant"))?
+            ExprKind::Unary(op, a) => {
+                let (v, t) = self.const_eval_typed(a)?;
+                let t = if *op == ast::UnOp::Not { Arith::I32 } else { t };
+                (eval_unary(*op, t, v), t)
             }
-            ExprKind::Cast(t, a) => truncate(*t, self.const_eval(a)?),
+            ExprKind::Binary(op, a, b) => {
+                let ((x, l), (y, r)) = (self.const_eval_typed(a)?, self.const_eval_typed(b)?);
+                let v = eval_binary(*op, operand_type(*op, l, r), x, y)
+                    .ok_or_else(|| self.err(e.span, "division by zero in a constant"))?;
+                (v, binary_type(*op, l, r))
+            }
+            ExprKind::Cast(t, a) => (truncate(*t, self.const_eval(a)?), Arith::of(*t)),
             ExprKind::Cond(c, a, b) => {
+                let (x, l) = self.const_eval_typed(a)?;
+                let (y, r) = self.const_eval_typed(b)?;
+                let t = Arith::common(l, r);
                 if self.const_eval(c)? != 0 {
-                    self.const_eval(a)?
+                    (to_arith(t, x), t)
                 } else {
-                    self.const_eval(b)?
+                    (to_arith(t, y), t)
                 }
             }
             _ => return Err(self.err(e.span, "expected a constant expression")),
@@ -842,11 +876,15 @@ impl<'a> Checker<'a> {
             loops: vec![],
             tries: 0,
             returns: r.ret.value != Type::Void,
+            ret: match r.ret.value {
+                Type::Scalar(t) => Some(t),
+                _ => None,
+            },
         };
         for p in &r.params {
             let slot_ty = match &p.ty.value {
                 Type::Scalar(t) => Some(*t),
-                Type::Pointer(_) => Some(ScalarType::Ulong),
+                Type::Pointer(_) => Some(ScalarType::Ulong64),
                 Type::QueueHandle => None,
                 Type::Void => {
                     self.record(self.err(p.ty.span, "a parameter cannot be VOID"));
@@ -870,62 +908,138 @@ impl<'a> Checker<'a> {
             ops: f.ops,
             paged: r.paged,
             returns: f.returns,
+            ret: f.ret,
             address: 0,
             line: self.line(r.span),
         }
     }
 }
 
-/// Store a value into a variable of type `t` (shared with the engine).
+/// Store a value into a variable of type `t` (shared with the engine):
+/// C's conversion, keeping the low bits (64-bit unsigned values are kept as
+/// their bits in an `i64`).
 pub fn truncate(t: ScalarType, v: i64) -> i64 {
     match t {
         ScalarType::Ulong => v as u32 as i64,
         ScalarType::Long => v as i32 as i64,
-        ScalarType::Boolean | ScalarType::Kirql => v as u8 as i64,
+        ScalarType::Boolean | ScalarType::Kirql | ScalarType::Uchar => v as u8 as i64,
+        ScalarType::Char => v as i8 as i64,
+        ScalarType::Ushort => v as u16 as i64,
+        ScalarType::Ulong64 | ScalarType::Long64 => v,
     }
 }
 
-/// Apply a unary operator (shared with the engine).
-pub fn eval_unary(op: ast::UnOp, v: i64) -> i64 {
+/// Convert a value to the arithmetic type `a`.
+pub fn to_arith(a: Arith, v: i64) -> i64 {
+    truncate(a.scalar(), v)
+}
+
+/// Apply a unary operator in the arithmetic type `a` (shared with the engine).
+pub fn eval_unary(op: ast::UnOp, a: Arith, v: i64) -> i64 {
+    let v = to_arith(a, v);
     match op {
-        ast::UnOp::Neg => v.wrapping_neg(),
+        ast::UnOp::Neg => to_arith(a, v.wrapping_neg()),
         ast::UnOp::Not => (v == 0) as i64,
-        ast::UnOp::BitNot => !v,
+        ast::UnOp::BitNot => to_arith(a, !v),
     }
 }
 
-/// Apply a binary operator (shared with the engine); `None` on division by zero.
-pub fn eval_binary(op: BinOp, a: i64, b: i64) -> Option<i64> {
-    Some(match op {
+/// The arithmetic type of a binary operator's result given its operands'
+/// promoted types: shifts take the left operand's, comparisons and logical
+/// operators give `int`, the rest the usual arithmetic conversions.
+pub fn binary_type(op: BinOp, l: Arith, r: Arith) -> Arith {
+    match op {
+        BinOp::Shl | BinOp::Shr => l,
+        BinOp::Lt
+        | BinOp::Le
+        | BinOp::Gt
+        | BinOp::Ge
+        | BinOp::Eq
+        | BinOp::Ne
+        | BinOp::And
+        | BinOp::Or => Arith::I32,
+        _ => Arith::common(l, r),
+    }
+}
+
+/// The type the operands of `op` are converted to before it applies.
+pub fn operand_type(op: BinOp, l: Arith, r: Arith) -> Arith {
+    match op {
+        BinOp::Shl | BinOp::Shr => l,
+        _ => Arith::common(l, r),
+    }
+}
+
+/// Apply a binary operator whose operands are converted to `t` (see
+/// [`operand_type`]), shared with the engine; `None` on division by zero.
+/// A shift count is taken modulo the operand's width (x64).
+pub fn eval_binary(op: BinOp, t: Arith, a: i64, b: i64) -> Option<i64> {
+    let a = to_arith(t, a);
+    let wide = matches!(t, Arith::I64 | Arith::U64);
+    let unsigned = matches!(t, Arith::U32 | Arith::U64);
+    let b = if matches!(op, BinOp::Shl | BinOp::Shr) {
+        b & if wide { 63 } else { 31 }
+    } else {
+        to_arith(t, b)
+    };
+    // Unsigned comparisons: a 64-bit unsigned value is its bits in an i64;
+    // 32-bit unsigned values are already non-negative.
+    let cmp = |x: i64, y: i64| {
+        if unsigned {
+            (x as u64).cmp(&(y as u64))
+        } else {
+            x.cmp(&y)
+        }
+    };
+    use std::cmp::Ordering::*;
+    let r = match op {
         BinOp::Add => a.wrapping_add(b),
         BinOp::Sub => a.wrapping_sub(b),
         BinOp::Mul => a.wrapping_mul(b),
-        BinOp::Div => {
+        BinOp::Div | BinOp::Rem => {
             if b == 0 {
                 return None;
             }
-            a.wrapping_div(b)
-        }
-        BinOp::Rem => {
-            if b == 0 {
-                return None;
+            let div = op == BinOp::Div;
+            match t {
+                Arith::U64 => {
+                    let (x, y) = (a as u64, b as u64);
+                    (if div { x / y } else { x % y }) as i64
+                }
+                _ if div => a.wrapping_div(b),
+                _ => a.wrapping_rem(b),
             }
-            a.wrapping_rem(b)
         }
-        BinOp::Shl => a.wrapping_shl((b & 63) as u32),
-        BinOp::Shr => a.wrapping_shr((b & 63) as u32),
-        BinOp::Lt => (a < b) as i64,
-        BinOp::Le => (a <= b) as i64,
-        BinOp::Gt => (a > b) as i64,
-        BinOp::Ge => (a >= b) as i64,
-        BinOp::Eq => (a == b) as i64,
-        BinOp::Ne => (a != b) as i64,
+        BinOp::Shl => a.wrapping_shl(b as u32),
+        BinOp::Shr => {
+            if unsigned {
+                ((a as u64) >> (b as u32)) as i64
+            } else {
+                a >> (b as u32)
+            }
+        }
+        BinOp::Lt => return Some((cmp(a, b) == Less) as i64),
+        BinOp::Le => return Some((cmp(a, b) != Greater) as i64),
+        BinOp::Gt => return Some((cmp(a, b) == Greater) as i64),
+        BinOp::Ge => return Some((cmp(a, b) != Less) as i64),
+        BinOp::Eq => return Some((a == b) as i64),
+        BinOp::Ne => return Some((a != b) as i64),
         BinOp::BitAnd => a & b,
         BinOp::BitOr => a | b,
         BinOp::BitXor => a ^ b,
-        BinOp::And => (a != 0 && b != 0) as i64,
-        BinOp::Or => (a != 0 || b != 0) as i64,
-    })
+        BinOp::And => return Some((a != 0 && b != 0) as i64),
+        BinOp::Or => return Some((a != 0 || b != 0) as i64),
+    };
+    Some(to_arith(t, r))
+}
+
+/// The type of an unsuffixed decimal literal: `LONG`, else `LONG64`.
+fn decimal_type(v: i64) -> Arith {
+    if i32::try_from(v).is_ok() {
+        Arith::I32
+    } else {
+        Arith::I64
+    }
 }
 
 /// Compiles one routine body.
@@ -939,12 +1053,16 @@ struct Fn<'c, 'a> {
     loops: Vec<Loop>,
     tries: u32,
     returns: bool,
+    /// The declared return type, when a scalar (C converts the value).
+    ret: Option<ScalarType>,
 }
 
 struct Loop {
     breaks: Vec<usize>,
     continues: Vec<usize>,
     tries: u32,
+    /// A `switch`: `break` leaves it, `continue` belongs to a loop outside.
+    switch: bool,
 }
 
 enum Lvalue {
@@ -1105,14 +1223,15 @@ impl Fn<'_, '_> {
             StmtKind::Assign { target, op, value } => {
                 self.stmt_boundary(s.span);
                 let lv = self.lvalue(target)?;
-                if *op != ast::AssignOp::Set {
-                    self.load_lvalue(&lv);
-                }
-                self.expr(value)?;
                 match op {
-                    ast::AssignOp::Set => {}
-                    ast::AssignOp::Add => self.ops.push(Op::Binary(BinOp::Add)),
-                    ast::AssignOp::Sub => self.ops.push(Op::Binary(BinOp::Sub)),
+                    ast::AssignOp::Set => {
+                        self.expr(value)?;
+                    }
+                    ast::AssignOp::Compound(bin) => {
+                        let l = self.load_lvalue(&lv);
+                        let r = self.expr(value)?;
+                        self.ops.push(Op::Binary(*bin, operand_type(*bin, l, r)));
+                    }
                 }
                 self.store_lvalue(&lv);
             }
@@ -1142,6 +1261,33 @@ impl Fn<'_, '_> {
                     }
                 }
             }
+            StmtKind::DoWhile { body, cond } => {
+                // body; boundary; cond; if true jump to the body. `continue`
+                // goes to the condition.
+                let top = self.here();
+                self.loops.push(Loop {
+                    breaks: vec![],
+                    continues: vec![],
+                    tries: self.tries,
+                    switch: false,
+                });
+                let r = self.scoped_stmt(body);
+                let lp = self.loops.pop().expect("loop pushed above");
+                r?;
+                let cont = self.here();
+                self.stmt_boundary(cond.span);
+                self.expr(cond)?;
+                self.ops.push(Op::Unary(ast::UnOp::Not, Arith::I32));
+                self.ops.push(Op::JumpIfFalse(top));
+                let end = self.here();
+                for b in lp.breaks {
+                    self.patch(b, end);
+                }
+                for c in lp.continues {
+                    self.patch(c, cont);
+                }
+            }
+            StmtKind::Switch { value, arms } => self.switch(s, value, arms)?,
             StmtKind::While { cond, body } => {
                 let top = self.here();
                 self.stmt_boundary(s.span);
@@ -1174,6 +1320,7 @@ impl Fn<'_, '_> {
                     breaks: vec![],
                     continues: vec![],
                     tries: self.tries,
+                    switch: false,
                 });
                 self.scoped_stmt(body)?;
                 let lp = self.loops.pop().expect("loop pushed above");
@@ -1196,16 +1343,19 @@ impl Fn<'_, '_> {
             }
             StmtKind::Break | StmtKind::Continue => {
                 let is_break = matches!(s.kind, StmtKind::Break);
-                let Some(lp) = self.loops.last() else {
-                    let what = if is_break { "break" } else { "continue" };
-                    return Err(self.err(s.span, format!("`{what}` outside a loop")));
+                let Some(idx) = self.loops.iter().rposition(|l| is_break || !l.switch) else {
+                    return Err(if is_break {
+                        self.err(s.span, "`break` outside a loop")
+                    } else {
+                        self.err(s.span, "`continue` outside a loop")
+                    });
                 };
-                for _ in lp.tries..self.tries {
+                for _ in self.loops[idx].tries..self.tries {
                     self.ops.push(Op::TryExit);
                 }
                 let at = self.ops.len();
                 self.ops.push(Op::Jump(0));
-                let lp = self.loops.last_mut().expect("checked above");
+                let lp = &mut self.loops[idx];
                 if is_break {
                     lp.breaks.push(at);
                 } else {
@@ -1215,7 +1365,9 @@ impl Fn<'_, '_> {
             StmtKind::Return(value) => {
                 self.stmt_boundary(s.span);
                 match (value, self.returns) {
-                    (Some(v), true) => self.expr(v)?,
+                    (Some(v), true) => {
+                        self.expr(v)?;
+                    }
                     (None, false) => {}
                     (Some(v), false) => {
                         return Err(self.err(v.span, "a VOID routine cannot return a value"))
@@ -1231,7 +1383,9 @@ impl Fn<'_, '_> {
             StmtKind::Expr(e) => {
                 self.stmt_boundary(s.span);
                 match &e.kind {
-                    ExprKind::Call { callee, args } => self.call(callee, args, e.span, false)?,
+                    ExprKind::Call { callee, args } => {
+                        self.call(callee, args, e.span, false)?;
+                    }
                     _ => {
                         self.expr(e)?;
                         self.ops.push(Op::Pop);
@@ -1272,12 +1426,108 @@ impl Fn<'_, '_> {
         Ok(())
     }
 
+    /// `switch (value) { ... }`: the value in a hidden local, a test per
+    /// label jumping to its arm, the arms in order (C fall-through).
+    fn switch(&mut self, s: &Stmt, value: &Expr, arms: &[ast::SwitchArm]) -> R<()> {
+        self.stmt_boundary(s.span);
+        let t = self.expr(value)?;
+        self.scopes.push(vec![]);
+        let slot = self.slots.len() as u16;
+        self.slots.push(Some(t.scalar()));
+        self.ops.push(Op::Store(slot, t.scalar()));
+        let mut seen: Vec<(i64, Span)> = vec![];
+        let mut default: Option<usize> = None;
+        // (jump to patch, arm index)
+        let mut tests: Vec<(usize, usize)> = vec![];
+        for (i, arm) in arms.iter().enumerate() {
+            for (label, span) in &arm.labels {
+                match label {
+                    None => {
+                        if default.is_some() {
+                            self.scopes.pop();
+                            return Err(self
+                                .err(*span, "a second `default` label in one `switch`")
+                                .label("repeated"));
+                        }
+                        default = Some(i);
+                    }
+                    Some(e) => {
+                        let (v, _) = match self.c.const_eval_typed(e) {
+                            Ok(v) => v,
+                            Err(err) => {
+                                self.scopes.pop();
+                                return Err(
+                                    err.help("a `case` label is an integer constant expression")
+                                );
+                            }
+                        };
+                        let v = to_arith(t, v);
+                        if let Some((_, first)) = seen.iter().find(|(x, _)| *x == v) {
+                            let line = self.c.line(*first);
+                            self.scopes.pop();
+                            return Err(self
+                                .err(e.span, format!("duplicate `case` value {v}"))
+                                .label("already a label")
+                                .help(format!("the first one is on line {line}")));
+                        }
+                        seen.push((v, e.span));
+                        self.ops.push(Op::Load(slot));
+                        self.ops.push(Op::Push(v));
+                        self.ops.push(Op::Binary(BinOp::Ne, t));
+                        tests.push((self.ops.len(), i));
+                        self.ops.push(Op::JumpIfFalse(0));
+                    }
+                }
+            }
+        }
+        let to_default = self.ops.len();
+        self.ops.push(Op::Jump(0));
+        self.loops.push(Loop {
+            breaks: vec![],
+            continues: vec![],
+            tries: self.tries,
+            switch: true,
+        });
+        let mut starts = vec![];
+        let mut result = Ok(());
+        for arm in arms {
+            starts.push(self.here());
+            for st in &arm.stmts {
+                if let Err(e) = self.stmt(st) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        let lp = self.loops.pop().expect("pushed above");
+        self.scopes.pop();
+        result?;
+        let end = self.here();
+        for (at, arm) in tests {
+            self.patch(at, starts[arm]);
+        }
+        self.patch(to_default, default.map_or(end, |d| starts[d]));
+        for b in lp.breaks {
+            self.patch(b, end);
+        }
+        for c in lp.continues {
+            // `continue` inside a switch belongs to an outer loop; the
+            // search above never picks a switch for it.
+            self.patch(c, end);
+        }
+        Ok(())
+    }
+
     /// A loop body with break/continue patching; `top` is the condition.
     fn loop_body(&mut self, body: &Stmt, top: u32, jf: usize) -> R<()> {
         self.loops.push(Loop {
             breaks: vec![],
             continues: vec![],
             tries: self.tries,
+            switch: false,
         });
         self.scoped_stmt(body)?;
         let lp = self.loops.pop().expect("loop pushed above");
@@ -1312,10 +1562,10 @@ impl Fn<'_, '_> {
 
     fn incdec(&mut self, target: &Ident, inc: bool) -> R<()> {
         let lv = self.lvalue(target)?;
-        self.load_lvalue(&lv);
+        let t = self.load_lvalue(&lv);
         self.ops.push(Op::Push(1));
         self.ops
-            .push(Op::Binary(if inc { BinOp::Add } else { BinOp::Sub }));
+            .push(Op::Binary(if inc { BinOp::Add } else { BinOp::Sub }, t));
         self.store_lvalue(&lv);
         Ok(())
     }
@@ -1353,11 +1603,18 @@ impl Fn<'_, '_> {
         }
     }
 
-    fn load_lvalue(&mut self, lv: &Lvalue) {
-        self.ops.push(match lv {
-            Lvalue::Local(s, _) => Op::Load(*s),
-            Lvalue::Var(v) => Op::LoadVar(*v),
-        });
+    /// Load an lvalue's value; its promoted arithmetic type.
+    fn load_lvalue(&mut self, lv: &Lvalue) -> Arith {
+        match lv {
+            Lvalue::Local(s, t) => {
+                self.ops.push(Op::Load(*s));
+                Arith::of(*t)
+            }
+            Lvalue::Var(v) => {
+                self.ops.push(Op::LoadVar(*v));
+                Arith::of(self.c.prog.vars[*v as usize].ty)
+            }
+        }
     }
 
     fn store_lvalue(&mut self, lv: &Lvalue) {
@@ -1367,9 +1624,17 @@ impl Fn<'_, '_> {
         });
     }
 
-    fn expr(&mut self, e: &Expr) -> R<()> {
-        match &e.kind {
-            ExprKind::Int(v) => self.ops.push(Op::Push(*v)),
+    /// Compile an expression; its (promoted) arithmetic type.
+    fn expr(&mut self, e: &Expr) -> R<Arith> {
+        Ok(match &e.kind {
+            ExprKind::Int(v) => {
+                self.ops.push(Op::Push(*v));
+                decimal_type(*v)
+            }
+            ExprKind::Typed(v, t) => {
+                self.ops.push(Op::Push(truncate(*t, *v)));
+                Arith::of(*t)
+            }
             ExprKind::Str(_) => {
                 return Err(self.err(e.span, "a string can only be DbgPrint's format"))
             }
@@ -1384,11 +1649,16 @@ impl Fn<'_, '_> {
                             .help(format!("pass it as `&{}`", id.name)));
                     }
                     self.ops.push(Op::Load(slot));
+                    Arith::of(ty.unwrap_or(ScalarType::Long))
                 } else if let Some(v) = kernel::constant(&id.name) {
                     self.ops.push(Op::Push(v));
+                    Arith::I32
                 } else {
                     match self.c.globals.get(&id.name) {
-                        Some((Global::Var(v), _)) => self.ops.push(Op::LoadVar(*v)),
+                        Some((Global::Var(v), _)) => {
+                            self.ops.push(Op::LoadVar(*v));
+                            Arith::of(self.c.prog.vars[*v as usize].ty)
+                        }
                         Some((g, _)) => {
                             return Err(self
                                 .err(
@@ -1414,14 +1684,19 @@ impl Fn<'_, '_> {
                     .help("scenario routines take values; pass addresses only to Ke/Ex routines"))
             }
             ExprKind::Unary(op, a) => {
-                self.expr(a)?;
-                self.ops.push(Op::Unary(*op));
+                let t = self.expr(a)?;
+                self.ops.push(Op::Unary(*op, t));
+                if *op == ast::UnOp::Not {
+                    Arith::I32
+                } else {
+                    t
+                }
             }
             ExprKind::Binary(BinOp::And, a, b) | ExprKind::Binary(BinOp::Or, a, b) => {
                 let is_and = matches!(e.kind, ExprKind::Binary(BinOp::And, ..));
-                self.expr(a)?;
+                let t = self.expr(a)?;
                 if !is_and {
-                    self.ops.push(Op::Unary(ast::UnOp::Not));
+                    self.ops.push(Op::Unary(ast::UnOp::Not, t));
                 }
                 let jf = self.ops.len();
                 self.ops.push(Op::JumpIfFalse(0));
@@ -1434,37 +1709,63 @@ impl Fn<'_, '_> {
                 self.ops.push(Op::Push(if is_and { 0 } else { 1 }));
                 let end = self.here();
                 self.patch(j, end);
+                Arith::I32
             }
             ExprKind::Binary(op, a, b) => {
-                self.expr(a)?;
-                self.expr(b)?;
-                self.ops.push(Op::Binary(*op));
+                let l = self.expr(a)?;
+                let r = self.expr(b)?;
+                self.ops.push(Op::Binary(*op, operand_type(*op, l, r)));
+                binary_type(*op, l, r)
             }
             ExprKind::Cond(c, a, b) => {
                 self.expr(c)?;
                 let jf = self.ops.len();
                 self.ops.push(Op::JumpIfFalse(0));
-                self.expr(a)?;
+                let l = self.expr(a)?;
                 let j = self.ops.len();
                 self.ops.push(Op::Jump(0));
                 let h = self.here();
                 self.patch(jf, h);
-                self.expr(b)?;
+                let r = self.expr(b)?;
+                let t = Arith::common(l, r);
                 let h = self.here();
                 self.patch(j, h);
+                if l != r {
+                    // Both branches meet here: convert to the common type.
+                    self.ops.push(Op::Cast(t.scalar()));
+                }
+                t
             }
             ExprKind::Cast(t, a) => {
                 self.expr(a)?;
                 self.ops.push(Op::Cast(*t));
+                Arith::of(*t)
             }
             ExprKind::Call { callee, args } => self.call(callee, args, e.span, true)?,
-        }
-        Ok(())
+        })
     }
 
-    fn call(&mut self, callee: &Ident, args: &[Expr], span: Span, want_value: bool) -> R<()> {
+    /// Compile a call; the arithmetic type of its value (`int` when none).
+    fn call(&mut self, callee: &Ident, args: &[Expr], span: Span, want_value: bool) -> R<Arith> {
+        if callee.name == "NT_SUCCESS" && self.local(&callee.name).is_none() {
+            // NT_SUCCESS(s): ((NTSTATUS)(s) >= 0).
+            if args.len() != 1 {
+                return Err(self
+                    .err(span, "`NT_SUCCESS` takes 1 argument")
+                    .help("NT_SUCCESS(Status)"));
+            }
+            self.expr(&args[0])?;
+            self.ops.push(Op::Cast(ScalarType::Long));
+            self.ops.push(Op::Push(0));
+            self.ops.push(Op::Binary(BinOp::Ge, Arith::I32));
+            if !want_value {
+                self.ops.push(Op::Pop);
+            }
+            return Ok(Arith::I32);
+        }
         if let Some(sig) = kernel::lookup(&callee.name) {
-            return self.kernel_call(sig, callee, args, span, want_value);
+            self.kernel_call(sig, callee, args, span, want_value)?;
+            return Ok(Arith::I32);
         }
         let id = match self.c.globals.get(&callee.name) {
             Some((Global::Routine(r), _)) => *r,
@@ -1512,6 +1813,9 @@ impl Fn<'_, '_> {
         if want_value && !returns {
             return Err(self.err(span, format!("`{name}` returns VOID; it has no value")));
         }
+        let (ret, params) = self.c.protos.get(&name).cloned().unwrap_or_default();
+        // Arguments convert to the parameter types when the frame is made.
+        let _ = params;
         for a in args {
             self.expr(a)?;
         }
@@ -1520,7 +1824,7 @@ impl Fn<'_, '_> {
             args: args.len() as u8,
             push_result: want_value,
         });
-        Ok(())
+        Ok(Arith::of(ret.unwrap_or(ScalarType::Long)))
     }
 
     /// The source span of bytes `offset..offset + len` of a string

@@ -73,6 +73,11 @@ pub enum Kr {
     InterlockedDecrement,
     InterlockedExchange,
     InterlockedCompareExchange,
+    InterlockedOr,
+    InterlockedAnd,
+    InterlockedXor,
+    InterlockedExchangeAdd,
+    InterlockedAdd,
     KeStallExecutionProcessor,
     ExRaiseStatus,
     DbgPrint,
@@ -166,6 +171,11 @@ pub const ROUTINES: &[Sig] = &[
     sig!(InterlockedDecrement, [Data], true),
     sig!(InterlockedExchange, [Data, Value], true),
     sig!(InterlockedCompareExchange, [Data, Value, Value], true),
+    sig!(InterlockedOr, [Data, Value], true),
+    sig!(InterlockedAnd, [Data, Value], true),
+    sig!(InterlockedXor, [Data, Value], true),
+    sig!(InterlockedExchangeAdd, [Data, Value], true),
+    sig!(InterlockedAdd, [Data, Value], true),
     sig!(KeStallExecutionProcessor, [Value], false),
     sig!(ExRaiseStatus, [Value], false),
     sig!(DbgPrint, [Format], false),
@@ -201,11 +211,39 @@ pub const CONSTANTS: &[(&str, i64)] = &[
     ("EXCEPTION_EXECUTE_HANDLER", 1),
     ("EXCEPTION_CONTINUE_SEARCH", 0),
     ("STATUS_SUCCESS", 0),
-    ("STATUS_ACCESS_VIOLATION", 0xC000_0005),
-    ("STATUS_INSUFFICIENT_RESOURCES", 0xC000_009A),
-    ("STATUS_INVALID_PARAMETER", 0xC000_000D),
-    ("STATUS_INTEGER_DIVIDE_BY_ZERO", 0xC000_0094),
+    ("STATUS_TIMEOUT", 0x102),
+    ("STATUS_PENDING", 0x103),
+    ("STATUS_DEVICE_BUSY", status(0x8000_0011)),
+    ("STATUS_UNSUCCESSFUL", status(0xC000_0001)),
+    ("STATUS_NOT_IMPLEMENTED", status(0xC000_0002)),
+    ("STATUS_ACCESS_VIOLATION", status(0xC000_0005)),
+    ("STATUS_INVALID_PARAMETER", status(0xC000_000D)),
+    ("STATUS_INVALID_DEVICE_REQUEST", status(0xC000_0010)),
+    ("STATUS_NO_MEMORY", status(0xC000_0017)),
+    ("STATUS_BUFFER_TOO_SMALL", status(0xC000_0023)),
+    ("STATUS_INTEGER_DIVIDE_BY_ZERO", status(0xC000_0094)),
+    ("STATUS_INSUFFICIENT_RESOURCES", status(0xC000_009A)),
+    ("STATUS_CANCELLED", status(0xC000_0120)),
+    ("NonPagedPool", 0),
+    ("PagedPool", 1),
+    ("NonPagedPoolNx", 512),
+    ("NotificationEvent", 0),
+    ("SynchronizationEvent", 1),
+    ("NotificationTimer", 0),
+    ("SynchronizationTimer", 1),
+    ("Executive", 0),
+    ("KernelMode", 0),
+    ("UserMode", 1),
+    ("IO_NO_INCREMENT", 0),
+    ("CriticalWorkQueue", 0),
+    ("DelayedWorkQueue", 1),
 ];
+
+/// An NTSTATUS code as the `LONG` it is (codes with the high bit set are
+/// negative).
+const fn status(code: u32) -> i64 {
+    code as i32 as i64
+}
 
 /// The value of a built-in constant.
 pub fn constant(name: &str) -> Option<i64> {

@@ -64,13 +64,27 @@ const STATEMENT_KEYWORDS: [&str; 17] = [
 ];
 
 /// Type and prefix words that can never be names.
-const TYPE_KEYWORDS: [&str; 14] = [
+const TYPE_KEYWORDS: &[&str] = &[
     "VOID",
     "BOOLEAN",
     "ULONG",
     "LONG",
     "KIRQL",
     "UCHAR",
+    "CCHAR",
+    "USHORT",
+    "ULONG64",
+    "ULONGLONG",
+    "ULONG_PTR",
+    "SIZE_T",
+    "LONG64",
+    "LONGLONG",
+    "LONG_PTR",
+    "NTSTATUS",
+    "KPRIORITY",
+    "POOL_TYPE",
+    "KDPC_IMPORTANCE",
+    "sizeof",
     "KSPIN_LOCK",
     "EX_SPIN_LOCK",
     "KINTERRUPT",
@@ -100,7 +114,27 @@ const ITEM_STARTS: [&str; 15] = [
     "KIRQL",
 ];
 
-const LOCAL_TYPES: [&str; 5] = ["KIRQL", "KLOCK_QUEUE_HANDLE", "ULONG", "LONG", "BOOLEAN"];
+const LOCAL_TYPES: &[&str] = &[
+    "KIRQL",
+    "KLOCK_QUEUE_HANDLE",
+    "ULONG",
+    "LONG",
+    "BOOLEAN",
+    "UCHAR",
+    "CCHAR",
+    "USHORT",
+    "ULONG64",
+    "ULONGLONG",
+    "ULONG_PTR",
+    "SIZE_T",
+    "LONG64",
+    "LONGLONG",
+    "LONG_PTR",
+    "NTSTATUS",
+    "KPRIORITY",
+    "POOL_TYPE",
+    "KDPC_IMPORTANCE",
+];
 
 const PARAM_TYPES: [&str; 7] = [
     "ULONG",
@@ -116,28 +150,51 @@ fn is_reserved(word: &str) -> bool {
     STATEMENT_KEYWORDS.contains(&word) || TYPE_KEYWORDS.contains(&word)
 }
 
-fn scalar_type(word: &str) -> Option<ScalarType> {
+/// The scalar type a WDK type name stands for (contract v2, "Scalar types").
+pub fn scalar_type(word: &str) -> Option<ScalarType> {
     Some(match word {
         "ULONG" => ScalarType::Ulong,
-        "LONG" => ScalarType::Long,
+        "LONG" | "NTSTATUS" | "KPRIORITY" | "POOL_TYPE" | "KDPC_IMPORTANCE" => ScalarType::Long,
         "BOOLEAN" => ScalarType::Boolean,
         "KIRQL" => ScalarType::Kirql,
+        "UCHAR" => ScalarType::Uchar,
+        "CCHAR" => ScalarType::Char,
+        "USHORT" => ScalarType::Ushort,
+        "ULONG64" | "ULONGLONG" | "ULONG_PTR" | "SIZE_T" => ScalarType::Ulong64,
+        "LONG64" | "LONGLONG" | "LONG_PTR" => ScalarType::Long64,
         _ => return None,
     })
 }
 
-/// Types a cast may name: the scalar types, and `UCHAR` (read as ULONG).
+/// Types a cast may name: the scalar types.
 fn cast_type(word: &str) -> Option<ScalarType> {
-    match word {
-        "UCHAR" => Some(ScalarType::Ulong),
-        _ => scalar_type(word),
-    }
+    scalar_type(word)
 }
 
 /// `PKINTERRUPT`, `PVOID`, ...: `P` followed by an uppercase letter.
 fn is_pointer_type(word: &str) -> bool {
     let b = word.as_bytes();
     b.len() >= 2 && b[0] == b'P' && b[1].is_ascii_uppercase() && !is_reserved(word)
+}
+
+/// The assignment operator a token is, if any.
+fn assign_op(kind: &TokenKind) -> Option<AssignOp> {
+    Some(match kind {
+        TokenKind::Assign => AssignOp::Set,
+        TokenKind::PlusEq => AssignOp::Compound(BinOp::Add),
+        TokenKind::MinusEq => AssignOp::Compound(BinOp::Sub),
+        TokenKind::OtherAssign(op) => AssignOp::Compound(match *op {
+            "*=" => BinOp::Mul,
+            "/=" => BinOp::Div,
+            "%=" => BinOp::Rem,
+            "&=" => BinOp::BitAnd,
+            "|=" => BinOp::BitOr,
+            "^=" => BinOp::BitXor,
+            "<<=" => BinOp::Shl,
+            _ => BinOp::Shr,
+        }),
+        _ => return None,
+    })
 }
 
 fn binop(kind: &TokenKind) -> Option<(BinOp, u8)> {
@@ -386,7 +443,7 @@ impl Parser<'_> {
     }
 
     fn int(&mut self, what: &str) -> PResult<Spanned<u64>> {
-        if let TokenKind::Int(v) = *self.kind() {
+        if let TokenKind::Int(v) | TokenKind::TypedInt(v, _) = *self.kind() {
             let span = self.bump().span;
             return Ok(Spanned { value: v, span });
         }
@@ -642,7 +699,7 @@ impl Parser<'_> {
             "bugcheck" => {
                 self.bump();
                 match *self.kind() {
-                    TokenKind::Int(code) => {
+                    TokenKind::Int(code) | TokenKind::TypedInt(code, _) => {
                         self.bump();
                         let param1 = if self.eat(&TokenKind::LParen).is_some() {
                             let p = self.int("the first bugcheck parameter")?.value;
@@ -736,7 +793,8 @@ impl Parser<'_> {
         let object =
             match word.as_str() {
                 "KSPIN_LOCK" | "EX_SPIN_LOCK" | "KINTERRUPT" | "KDPC" | "LIST_ENTRY" => true,
-                "VOID" | "BOOLEAN" | "ULONG" | "LONG" | "KIRQL" => false,
+                "VOID" => false,
+                w if scalar_type(w).is_some() => false,
                 "KLOCK_QUEUE_HANDLE" => return Err(self
                     .error(
                         ty_span,
@@ -1127,8 +1185,11 @@ impl Parser<'_> {
             "continue" => self.jump_stmt(StmtKind::Continue, "after `continue`"),
             "return" => self.return_stmt(),
             "__try" => self.try_stmt(),
-            "else" | "__except" | "__finally" | "do" | "switch" | "case" | "default" | "goto"
-            | "__leave" | "sizeof" => Err(self.misplaced_keyword()),
+            "do" => self.do_stmt(),
+            "switch" => self.switch_stmt(),
+            "else" | "__except" | "__finally" | "case" | "default" | "goto" | "__leave" => {
+                Err(self.misplaced_keyword())
+            }
             _ => {
                 let kind = self.simple_stmt_kind(true)?;
                 let context = match kind {
@@ -1151,6 +1212,9 @@ impl Parser<'_> {
         };
         match w {
             "else" => self.error(tok.span, "`else` without a matching `if`").label("no `if` before this"),
+            "case" | "default" => self
+                .error(tok.span, format!("`{w}` outside a `switch`"))
+                .label("no `switch` around this"),
             "__except" => self.error(tok.span, "`__except` without a matching `__try`").label("no `__try` before this"),
             "__finally" => self
                 .error(tok.span, "`__finally` is not supported")
@@ -1220,6 +1284,68 @@ impl Parser<'_> {
         Ok(StmtKind::If { cond, then, els })
     }
 
+    /// `do statement while (cond);`
+    fn do_stmt(&mut self) -> PResult<StmtKind> {
+        self.bump();
+        let body = Box::new(self.stmt()?);
+        self.expect_word("while", "after the body of `do`")?;
+        let cond = self.paren_cond("after `while`", "to close the `while` condition")?;
+        self.expect(TokenKind::Semi, "after `do ... while (...)`")?;
+        Ok(StmtKind::DoWhile { body, cond })
+    }
+
+    /// `switch (value) { case K: ... default: ... }`
+    fn switch_stmt(&mut self) -> PResult<StmtKind> {
+        self.bump();
+        let value = self.paren_cond("after `switch`", "to close the `switch` value")?;
+        let open = self.expect(TokenKind::LBrace, "to open the `switch` body")?;
+        let mut arms: Vec<SwitchArm> = Vec::new();
+        loop {
+            if self.eat(&TokenKind::RBrace).is_some() {
+                break;
+            }
+            if self.at_eof() {
+                return Err(self.unclosed_block(open));
+            }
+            if self.at_word("case") || self.at_word("default") {
+                let kw = self.bump();
+                let is_case = matches!(&kw.kind, TokenKind::Ident(w) if w == "case");
+                let label = if is_case { Some(self.expr()?) } else { None };
+                let colon = self.expect(
+                    TokenKind::Colon,
+                    if is_case {
+                        "after the `case` value"
+                    } else {
+                        "after `default`"
+                    },
+                )?;
+                let span = kw.span.to(colon);
+                match arms.last_mut() {
+                    Some(a) if a.stmts.is_empty() => a.labels.push((label, span)),
+                    _ => arms.push(SwitchArm {
+                        labels: vec![(label, span)],
+                        stmts: vec![],
+                    }),
+                }
+                continue;
+            }
+            let stmt = self.stmt()?;
+            match arms.last_mut() {
+                Some(a) => a.stmts.push(stmt),
+                None => {
+                    return Err(self
+                        .error(
+                            stmt.span,
+                            "a statement in a `switch` before any `case` label",
+                        )
+                        .label("never executed")
+                        .help("start the body with `case K:` or `default:`"))
+                }
+            }
+        }
+        Ok(StmtKind::Switch { value, arms })
+    }
+
     fn while_stmt(&mut self) -> PResult<StmtKind> {
         self.bump();
         let cond = self.paren_cond("after `while`", "to close the `while` condition")?;
@@ -1286,12 +1412,7 @@ impl Parser<'_> {
                 return Err(self.type_in_statement())
             }
             TokenKind::Ident(w) if !is_reserved(w) => {
-                let op = match next {
-                    TokenKind::Assign => Some(AssignOp::Set),
-                    TokenKind::PlusEq => Some(AssignOp::Add),
-                    TokenKind::MinusEq => Some(AssignOp::Sub),
-                    _ => None,
-                };
+                let op = assign_op(next);
                 if let Some(op) = op {
                     let target = self.ident("a variable name")?;
                     self.bump();
@@ -1312,10 +1433,10 @@ impl Parser<'_> {
         }
         let value = self.expr()?;
         match self.kind() {
-            TokenKind::Assign | TokenKind::PlusEq | TokenKind::MinusEq => {
-                Err(self.assign_to_expression())
-            }
-            TokenKind::OtherAssign(op) => Err(self.unsupported_assign(op)),
+            TokenKind::Assign
+            | TokenKind::PlusEq
+            | TokenKind::MinusEq
+            | TokenKind::OtherAssign(_) => Err(self.assign_to_expression()),
             _ => Ok(StmtKind::Expr(value)),
         }
     }
@@ -1356,7 +1477,7 @@ impl Parser<'_> {
             TokenKind::Ident(w) => w.as_str(),
             _ => "",
         };
-        let help = did_you_mean(w, LOCAL_TYPES).unwrap_or_else(|| {
+        let help = did_you_mean(w, LOCAL_TYPES.iter().copied()).unwrap_or_else(|| {
             "locals are KIRQL, KLOCK_QUEUE_HANDLE, ULONG, LONG or BOOLEAN".to_string()
         });
         self.error(tok.span, format!("unknown type `{w}`"))
@@ -1366,22 +1487,21 @@ impl Parser<'_> {
 
     #[cold]
     #[inline(never)]
-    fn assign_to_expression(&self) -> Box<SimError> {
-        self.error(self.peek().span, "only a variable can be assigned to")
-            .label("assignment to an expression")
-            .help("the left side of `=`, `+=` or `-=` must be a plain name")
+    fn assignment_in_expression(&self) -> Box<SimError> {
+        self.error(
+            self.peek().span,
+            "an assignment is a statement, not an expression",
+        )
+        .label("assignment inside an expression")
+        .help("write the assignment as a statement of its own")
     }
 
     #[cold]
     #[inline(never)]
-    fn unsupported_assign(&self, op: &str) -> Box<SimError> {
-        let span = self.peek().span;
-        let bin = op.trim_end_matches('=');
-        self.error(span, format!("compound assignment `{op}` is not supported"))
-            .label("not supported")
-            .help(format!(
-                "write `x = x {bin} ...;` (only `=`, `+=` and `-=` exist)"
-            ))
+    fn assign_to_expression(&self) -> Box<SimError> {
+        self.error(self.peek().span, "only a variable can be assigned to")
+            .label("assignment to an expression")
+            .help("the left side of `=`, `+=` or `-=` must be a plain name")
     }
 
     /// `TYPE a [= e], b [= e]` (without `;`).
@@ -1478,8 +1598,8 @@ impl Parser<'_> {
                 span,
             };
         }
-        if let TokenKind::OtherAssign(op) = self.kind() {
-            return Err(self.unsupported_assign(op));
+        if matches!(self.kind(), TokenKind::OtherAssign(_)) {
+            return Err(self.assignment_in_expression());
         }
         Ok((lhs, depth))
     }
@@ -1586,6 +1706,8 @@ impl Parser<'_> {
                 Ok(v) => ExprKind::Int(v),
                 Err(_) => return Err(self.bad_primary()),
             },
+            TokenKind::TypedInt(v, t) => ExprKind::Typed(*v as i64, *t),
+            TokenKind::Ident(w) if w == "sizeof" => return self.sizeof(),
             TokenKind::Str(_) => return Ok((self.string_literal(), 1)),
             TokenKind::Ident(w) if !is_reserved(w) => {
                 let name = Ident {
@@ -1611,6 +1733,35 @@ impl Parser<'_> {
         };
         self.bump();
         Ok((Expr { kind, span }, 1))
+    }
+
+    /// `sizeof(T)` for a scalar type name: a `SIZE_T`.
+    fn sizeof(&mut self) -> PResult<(Expr, usize)> {
+        let start = self.start();
+        self.bump();
+        self.expect(TokenKind::LParen, "after `sizeof`")?;
+        let tok = self.peek().clone();
+        let size = match &tok.kind {
+            TokenKind::Ident(w) => match scalar_type(w) {
+                Some(t) => t.size(),
+                None if is_pointer_type(w) => 8,
+                None => {
+                    return Err(self
+                        .expected("a type name", "after `sizeof(`")
+                        .help("`sizeof` takes a type: `sizeof(ULONG)`"))
+                }
+            },
+            _ => return Err(self.expected("a type name", "after `sizeof(`")),
+        };
+        self.bump();
+        self.expect(TokenKind::RParen, "to close `sizeof(`")?;
+        Ok((
+            Expr {
+                kind: ExprKind::Typed(size as i64, ScalarType::Ulong64),
+                span: self.span_from(start),
+            },
+            1,
+        ))
     }
 
     /// Adjacent string literals concatenate, as in C.
@@ -1745,6 +1896,7 @@ mod tests {
     fn show(e: &Expr) -> String {
         match &e.kind {
             ExprKind::Int(v) => v.to_string(),
+            ExprKind::Typed(v, _) => v.to_string(),
             ExprKind::Str(s) => format!("{s:?}"),
             ExprKind::Name(n) => n.name.clone(),
             ExprKind::AddrOf(n) => format!("&{}", n.name),
@@ -2249,12 +2401,12 @@ thread Worker on cpu 0 { Recurse(1); }
         assert!(matches!(
             &s[1].kind,
             StmtKind::Assign {
-                op: AssignOp::Add,
+                op: AssignOp::Compound(BinOp::Add),
                 ..
             }
         ));
         assert!(
-            matches!(&s[2].kind, StmtKind::Assign { op: AssignOp::Sub, target, .. } if target.name == "x")
+            matches!(&s[2].kind, StmtKind::Assign { op: AssignOp::Compound(BinOp::Sub), target, .. } if target.name == "x")
         );
         assert!(matches!(
             &s[3].kind,
@@ -2392,14 +2544,10 @@ thread Worker on cpu 0 { Recurse(1); }
         let t = |s: &str| err(&format!("{HDR}thread T {{\n{s}\n}}"));
         assert_eq!(t("else x();").0, "`else` without a matching `if`");
         assert_eq!(
-            t("do { } while (1);").0,
-            "`do` is not supported in scenarios"
-        );
-        assert_eq!(t("x *= 2;").0, "compound assignment `*=` is not supported");
-        assert_eq!(
             t("x = y <<= 2;").0,
-            "compound assignment `<<=` is not supported"
+            "an assignment is a statement, not an expression"
         );
+        assert_eq!(t("case 1: x();").0, "`case` outside a `switch`");
         assert_eq!(t("f() = 2;").0, "only a variable can be assigned to");
         assert_eq!(t("PVOID p;").0, "unknown type `PVOID`");
         assert_eq!(t("KSPIN_LOCK L;").0, "a `KSPIN_LOCK` cannot be a local");
@@ -2473,7 +2621,7 @@ thread Worker on cpu 0 { Recurse(1); }
             ("(LONG)-1", "((Long) (Neg 1))"),
             ("(BOOLEAN)(a)", "((Boolean) a)"),
             ("(KIRQL)a", "((Kirql) a)"),
-            ("(UCHAR)a", "((Ulong) a)"),
+            ("(UCHAR)a", "((Uchar) a)"),
             ("F(&L, 1 + 2, G())", "F(&L, (1 Add 2), G())"),
             ("0xC0000005", "3221225477"),
             ("TRUE && !FALSE", "(TRUE And (Not FALSE))"),
@@ -2530,14 +2678,46 @@ thread Worker on cpu 0 { Recurse(1); }
             t("a ? b").0,
             "expected `:` in the conditional expression, found `;`"
         );
-        assert_eq!(t("0x8000000000000000").0, "integer literal is too large");
-        assert_eq!(t("a.b").0, "unexpected character `.`");
+        assert_eq!(t("9223372036854775808").0, "integer literal is too large");
+        assert_eq!(t("a @ b").0, "unexpected character `@`");
         let (m, loc) = t("1 +");
         assert_eq!(m, "expected an expression, found `;`");
         assert_eq!(loc, "2:19");
         assert!(matches!(
             expr("0x7FFFFFFFFFFFFFFF").kind,
-            ExprKind::Int(i64::MAX)
+            ExprKind::Typed(i64::MAX, ScalarType::Long64)
+        ));
+        assert!(matches!(
+            expr("0xFFFFFFFFFFFFFFFF").kind,
+            ExprKind::Typed(-1, ScalarType::Ulong64)
+        ));
+        assert!(matches!(
+            expr("0x80000000").kind,
+            ExprKind::Typed(0x8000_0000, ScalarType::Ulong)
+        ));
+        assert!(matches!(
+            expr("2147483648").kind,
+            ExprKind::Int(0x8000_0000)
+        ));
+        assert!(matches!(
+            expr("1U").kind,
+            ExprKind::Typed(1, ScalarType::Ulong)
+        ));
+        assert!(matches!(
+            expr("1ull").kind,
+            ExprKind::Typed(1, ScalarType::Ulong64)
+        ));
+        assert!(matches!(
+            expr("5L").kind,
+            ExprKind::Typed(5, ScalarType::Long)
+        ));
+        assert!(matches!(
+            expr("'kspn'").kind,
+            ExprKind::Typed(0x6B73_706E, ScalarType::Long)
+        ));
+        assert!(matches!(
+            expr("sizeof(USHORT)").kind,
+            ExprKind::Typed(2, ScalarType::Ulong64)
         ));
     }
 

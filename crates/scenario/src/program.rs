@@ -2,7 +2,7 @@
 //! routine compiled to stack code the engine interprets one statement at a
 //! time. Nothing here refers back to the syntax tree.
 
-use crate::ast::{BinOp, Expect, ScalarType, UnOp};
+use crate::ast::{Arith, BinOp, Expect, ScalarType, UnOp};
 use crate::diag::Source;
 use crate::kernel::Kr;
 use vcpu::{LockId, Nanos};
@@ -149,8 +149,10 @@ pub enum Op {
     Store(u16, ScalarType),
     LoadVar(VarId),
     StoreVar(VarId),
-    Unary(UnOp),
-    Binary(BinOp),
+    /// A unary operator on an operand of the given arithmetic type.
+    Unary(UnOp, Arith),
+    /// A binary operator whose operands convert to the given type first.
+    Binary(BinOp, Arith),
     Cast(ScalarType),
     /// Turn any non-zero into 1.
     Bool,
@@ -180,6 +182,8 @@ pub struct Code {
     pub ops: Vec<Op>,
     pub paged: bool,
     pub returns: bool,
+    /// The declared scalar return type: the returned value converts to it.
+    pub ret: Option<ScalarType>,
     pub address: u64,
     pub line: u32,
 }

@@ -126,14 +126,14 @@ impl Machine<'_> {
                 }
                 self.write_var(cpu, *v, x);
             }
-            Op::Unary(u) => {
+            Op::Unary(u, t) => {
                 let a = self.pop(cpu);
-                self.push(cpu, eval_unary(*u, a));
+                self.push(cpu, eval_unary(*u, *t, a));
             }
-            Op::Binary(b) => {
+            Op::Binary(b, t) => {
                 let y = self.pop(cpu);
                 let x = self.pop(cpu);
-                match eval_binary(*b, x, y) {
+                match eval_binary(*b, *t, x, y) {
                     Some(r) => self.push(cpu, r),
                     None => {
                         self.exception(
@@ -295,6 +295,12 @@ impl Machine<'_> {
             self.end_context(cpu);
             return Flow::Yield;
         }
+        // C converts the returned value to the routine's return type.
+        let routine = self.frame(cpu).routine;
+        let value = match (value, self.prog.routines[routine as usize].ret) {
+            (Some(v), Some(t)) => Some(truncate(t, v)),
+            (v, _) => v,
+        };
         let exec = self.top_exec(cpu);
         let frame = exec.frames.pop().expect("returning frame");
         let depth = exec.frames.len();

@@ -436,8 +436,12 @@ impl<'p> Machine<'p> {
                 }
             })
             .collect();
+        // C converts each argument to its parameter's type.
         for (i, a) in args.into_iter().enumerate().take(code.params as usize) {
-            locals[i] = Value::Int(a);
+            locals[i] = Value::Int(match code.slots[i] {
+                Some(t) => scenario::check::truncate(t, a),
+                None => a,
+            });
         }
         Frame {
             routine,

@@ -190,7 +190,12 @@ impl Machine<'_> {
             Kr::InterlockedIncrement
             | Kr::InterlockedDecrement
             | Kr::InterlockedExchange
-            | Kr::InterlockedCompareExchange => self.kcall_interlocked(cpu, k, &vals, irql, name),
+            | Kr::InterlockedCompareExchange
+            | Kr::InterlockedOr
+            | Kr::InterlockedAnd
+            | Kr::InterlockedXor
+            | Kr::InterlockedExchangeAdd
+            | Kr::InterlockedAdd => self.kcall_interlocked(cpu, k, &vals, irql, name),
             Kr::KeStallExecutionProcessor
             | Kr::ExRaiseStatus
             | Kr::DbgPrint
