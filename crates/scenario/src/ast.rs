@@ -102,6 +102,16 @@ pub enum Item {
     Routine(Box<Routine>),
     Thread(Box<ThreadDecl>),
     Interrupt(Box<InterruptLine>),
+    /// `enum [TAG] { A = 1, B, ... };` (also inside a `typedef`): its
+    /// enumerators, integer constants of type `LONG`.
+    Enum(Box<EnumDecl>),
+}
+
+/// The enumerators of an `enum`, in order: a name and its `= value`, if given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnumDecl {
+    pub enumerators: Vec<(Ident, Option<Expr>)>,
+    pub span: Span,
 }
 
 /// A global object or data declaration.

@@ -82,6 +82,8 @@ struct Checker<'a> {
     /// Declared return type (`None`: VOID or a pointer) and parameter types
     /// (`None`: a pointer or handle) of each routine, for C's conversions.
     protos: HashMap<String, (Option<ScalarType>, Vec<Option<ScalarType>>)>,
+    /// Enumerators declared so far, with their values.
+    consts: HashMap<String, (i64, Span)>,
     /// Names of the threads declared so far.
     thread_names: HashSet<String>,
     prog: Program,
@@ -106,6 +108,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         globals: HashMap::new(),
         arity: HashMap::new(),
         protos: HashMap::new(),
+        consts: HashMap::new(),
         thread_names: HashSet::new(),
         prog: Program {
             source: src.clone(),
@@ -396,7 +399,59 @@ impl<'a> Checker<'a> {
 
     // ----- declarations ---------------------------------------------------
 
+    /// The value of a built-in constant or of an enumerator.
+    fn constant(&self, name: &str) -> Option<i64> {
+        kernel::constant(name).or_else(|| self.consts.get(name).map(|c| c.0))
+    }
+
+    /// Declare the enumerators of an `enum`: each is the value given, or
+    /// one more than the one before (0 for the first).
+    fn enumerators(&mut self, e: &ast::EnumDecl) {
+        let mut next: i64 = 0;
+        for (id, value) in &e.enumerators {
+            if let Some(v) = value {
+                match self.const_eval(v) {
+                    Ok(v) => next = v,
+                    Err(err) => {
+                        self.record(
+                            err.help("an enumerator's value is an integer constant expression"),
+                        );
+                    }
+                }
+            }
+            let taken = kernel::lookup(&id.name).is_some() || kernel::constant(&id.name).is_some();
+            if taken {
+                self.record(self.err(
+                    id.span,
+                    format!("`{}` is a kernel name and cannot be redeclared", id.name),
+                ));
+            } else if let Some(prev) = self
+                .consts
+                .get(&id.name)
+                .map(|c| c.1)
+                .or_else(|| self.globals.get(&id.name).map(|g| g.1))
+            {
+                let l = self.line(prev);
+                self.record(self.err(
+                    id.span,
+                    format!("`{}` is already declared at line {l}", id.name),
+                ));
+            } else {
+                self.consts
+                    .insert(id.name.clone(), (next as i32 as i64, id.span));
+            }
+            next = (next as i32).wrapping_add(1) as i64;
+        }
+    }
+
     fn define(&mut self, id: &Ident, g: Global) -> R<()> {
+        if let Some((_, prev)) = self.consts.get(&id.name) {
+            let l = self.line(*prev);
+            return Err(self.err(
+                id.span,
+                format!("`{}` is already declared at line {l}", id.name),
+            ));
+        }
         if kernel::lookup(&id.name).is_some() || kernel::constant(&id.name).is_some() {
             return Err(self.err(
                 id.span,
@@ -427,6 +482,7 @@ impl<'a> Checker<'a> {
         };
         for item in &file.items {
             match item {
+                Item::Enum(e) => self.enumerators(e),
                 Item::Global(g) => {
                     let line = self.line(g.span);
                     let address = addr(g.paged);
@@ -679,7 +735,7 @@ impl<'a> Checker<'a> {
         Ok(match &e.kind {
             ExprKind::Int(v) => (*v, decimal_type(*v)),
             ExprKind::Typed(v, t) => (truncate(*t, *v), Arith::of(*t)),
-            ExprKind::Name(id) => match kernel::constant(&id.name) {
+            ExprKind::Name(id) => match self.constant(&id.name) {
                 Some(v) => (v, Arith::I32),
                 None => match self.globals.get(&id.name) {
                     Some(_) => {
@@ -1113,7 +1169,7 @@ impl Fn<'_, '_> {
                 format!("`{}` is already declared in this block", id.name),
             ));
         }
-        if kernel::constant(&id.name).is_some() || kernel::lookup(&id.name).is_some() {
+        if self.c.constant(&id.name).is_some() || kernel::lookup(&id.name).is_some() {
             return Err(self.err(
                 id.span,
                 format!("`{}` is a kernel name and cannot be a local", id.name),
@@ -1583,7 +1639,7 @@ impl Fn<'_, '_> {
                 )),
             };
         }
-        if kernel::constant(&id.name).is_some() {
+        if self.c.constant(&id.name).is_some() {
             return Err(self.err(
                 id.span,
                 format!("`{}` is a constant and cannot be assigned", id.name),
@@ -1650,7 +1706,7 @@ impl Fn<'_, '_> {
                     }
                     self.ops.push(Op::Load(slot));
                     Arith::of(ty.unwrap_or(ScalarType::Long))
-                } else if let Some(v) = kernel::constant(&id.name) {
+                } else if let Some(v) = self.c.constant(&id.name) {
                     self.ops.push(Op::Push(v));
                     Arith::I32
                 } else {

@@ -13,7 +13,8 @@
 
 use crate::ast::*;
 use crate::diag::{did_you_mean, SimError, Source};
-use crate::lexer::{tokenize_partial, BoxedError, LResult, Token, TokenKind};
+use crate::lexer::{BoxedError, LResult, Token, TokenKind};
+use std::collections::HashMap;
 
 /// Deepest nesting accepted: statements within statements plus the
 /// parentheses, calls, casts and unary operators of the expression being
@@ -166,11 +167,6 @@ pub fn scalar_type(word: &str) -> Option<ScalarType> {
     })
 }
 
-/// Types a cast may name: the scalar types.
-fn cast_type(word: &str) -> Option<ScalarType> {
-    scalar_type(word)
-}
-
 /// `PKINTERRUPT`, `PVOID`, ...: `P` followed by an uppercase letter.
 fn is_pointer_type(word: &str) -> bool {
     let b = word.as_bytes();
@@ -223,8 +219,32 @@ fn binop(kind: &TokenKind) -> Option<(BinOp, u8)> {
 }
 
 /// Parse a whole `.sim` file. On failure, at least one error, in source order.
+///
+/// The text is preprocessed first (`#define`, `#include` relative to the
+/// source's name); a file that includes others gives spans into the
+/// combined source [`crate::preprocess::preprocess`] builds, so callers
+/// that need the spans should use that and [`parse_tokens`].
 pub fn parse(source: &Source) -> Result<File, Vec<SimError>> {
-    let (tokens, lex_error) = tokenize_partial(source);
+    let pp = crate::preprocess::preprocess(&source.name, &source.text);
+    if !pp.errors.is_empty() {
+        return Err(pp.errors);
+    }
+    parse_tokens(source, pp.tokens, pp.lex_error)
+}
+
+/// Parse tokens of `source` (already preprocessed; the last is `Eof`) and
+/// the lexical error that cut them short, if any.
+pub fn parse_tokens(
+    source: &Source,
+    mut tokens: Vec<Token>,
+    lex_error: Option<SimError>,
+) -> Result<File, Vec<SimError>> {
+    if tokens.is_empty() {
+        tokens.push(Token {
+            kind: TokenKind::Eof,
+            span: Span::new(source.text.len(), 0),
+        });
+    }
     let mut p = Parser {
         source,
         tokens,
@@ -232,6 +252,7 @@ pub fn parse(source: &Source) -> Result<File, Vec<SimError>> {
         depth: 0,
         lex_error: lex_error.map(Box::new),
         prototypes: Vec::new(),
+        typedefs: HashMap::new(),
     };
     p.file()
 }
@@ -248,6 +269,8 @@ struct Parser<'a> {
     /// Routine prototypes (`VOID F(ULONG x);`): name and span, to check
     /// that each is defined somewhere in the file.
     prototypes: Vec<Ident>,
+    /// `typedef` names of scalar types (enum types are `LONG`).
+    typedefs: HashMap<String, ScalarType>,
 }
 
 fn end_of(span: Span) -> usize {
@@ -744,7 +767,102 @@ impl Parser<'_> {
 
     // ----- top-level items ----------------------------------------------
 
+    /// The scalar type a type name stands for: a WDK name or a `typedef`.
+    fn scalar_of(&self, word: &str) -> Option<ScalarType> {
+        scalar_type(word).or_else(|| self.typedefs.get(word).copied())
+    }
+
+    /// May a local declaration start with this word?
+    fn is_local_type(&self, word: &str) -> bool {
+        LOCAL_TYPES.contains(&word) || self.typedefs.contains_key(word)
+    }
+
+    /// `typedef enum [TAG] { ... } NAME, *PNAME;`, `typedef SCALAR NAME;`
+    /// or `enum [TAG] { ... };`.
+    fn typedef_or_enum(&mut self, items: &mut Vec<Item>) -> PResult<()> {
+        let start = self.start();
+        let is_typedef = self.at_word("typedef");
+        if is_typedef {
+            self.bump();
+        }
+        let ty = if self.at_word("enum") {
+            self.bump();
+            if matches!(self.kind(), TokenKind::Ident(_)) {
+                self.bump(); // the tag
+            }
+            let open = self.expect(TokenKind::LBrace, "to open the `enum` body")?;
+            let mut enumerators = vec![];
+            loop {
+                if self.eat(&TokenKind::RBrace).is_some() {
+                    break;
+                }
+                if self.at_eof() {
+                    return Err(self.unclosed_block(open));
+                }
+                let name = self.ident("an enumerator name")?;
+                let value = if self.eat(&TokenKind::Assign).is_some() {
+                    Some(self.expr()?)
+                } else {
+                    None
+                };
+                enumerators.push((name, value));
+                if self.eat(&TokenKind::Comma).is_none() {
+                    self.expect(TokenKind::RBrace, "to close the `enum` body")?;
+                    break;
+                }
+            }
+            items.push(Item::Enum(Box::new(EnumDecl {
+                enumerators,
+                span: self.span_from(start),
+            })));
+            ScalarType::Long
+        } else if is_typedef {
+            let tok = self.peek().clone();
+            match &tok.kind {
+                TokenKind::Ident(w) if self.scalar_of(w).is_some() => {
+                    self.bump();
+                    self.scalar_of(w).unwrap_or(ScalarType::Long)
+                }
+                TokenKind::Ident(w) if w == "struct" => {
+                    return Err(self
+                        .error(tok.span, "`struct` types are not supported yet")
+                        .label("not supported")
+                        .help("declare the fields as separate globals"))
+                }
+                _ => {
+                    return Err(self
+                        .expected("a scalar type or `enum` after `typedef`", "")
+                        .help("write `typedef enum { ... } NAME;` or `typedef ULONG NAME;`"))
+                }
+            }
+        } else {
+            return Err(self.expected("`enum`", ""));
+        };
+        if is_typedef {
+            loop {
+                let pointer = self.eat(&TokenKind::Star).is_some();
+                let name = self.ident("the name the `typedef` declares")?;
+                if !pointer {
+                    if scalar_type(&name.name).is_some() || is_reserved(&name.name) {
+                        return Err(self
+                            .error(name.span, format!("`{}` is a built-in type", name.name))
+                            .label("cannot be redefined"));
+                    }
+                    self.typedefs.insert(name.name.clone(), ty);
+                }
+                if self.eat(&TokenKind::Comma).is_none() {
+                    break;
+                }
+            }
+        }
+        self.expect(TokenKind::Semi, "after the declaration")?;
+        Ok(())
+    }
+
     fn item(&mut self, items: &mut Vec<Item>) -> PResult<()> {
+        if self.at_word("typedef") || self.at_word("enum") {
+            return self.typedef_or_enum(items);
+        }
         if self.at_word("thread") {
             items.push(Item::Thread(Box::new(self.thread()?)));
             return Ok(());
@@ -794,7 +912,7 @@ impl Parser<'_> {
             match word.as_str() {
                 "KSPIN_LOCK" | "EX_SPIN_LOCK" | "KINTERRUPT" | "KDPC" | "LIST_ENTRY" => true,
                 "VOID" => false,
-                w if scalar_type(w).is_some() => false,
+                w if self.scalar_of(w).is_some() => false,
                 "KLOCK_QUEUE_HANDLE" => return Err(self
                     .error(
                         ty_span,
@@ -828,7 +946,7 @@ impl Parser<'_> {
                     .error(*gspan, "`_Guarded_by_` applies to data, not to routines")
                     .label("not allowed on a routine"));
             }
-            let ret_ty = match scalar_type(&word) {
+            let ret_ty = match self.scalar_of(&word) {
                 Some(s) => Type::Scalar(s),
                 None => Type::Void,
             };
@@ -922,7 +1040,7 @@ impl Parser<'_> {
                 GlobalType::KDpc { routine }
             }
             _ => {
-                let s = scalar_type(word).unwrap_or(ScalarType::Ulong);
+                let s = self.scalar_of(word).unwrap_or(ScalarType::Ulong);
                 GlobalType::Scalar(Spanned {
                     value: s,
                     span: ty_span,
@@ -979,7 +1097,7 @@ impl Parser<'_> {
         let tok = self.peek().clone();
         let ty = match &tok.kind {
             TokenKind::Ident(w) => {
-                if let Some(s) = scalar_type(w) {
+                if let Some(s) = self.scalar_of(w) {
                     Type::Scalar(s)
                 } else if is_pointer_type(w) {
                     Type::Pointer(w.clone())
@@ -1402,7 +1520,7 @@ impl Parser<'_> {
                 let target = self.ident("a variable name")?;
                 return Ok(StmtKind::IncDec { target, increment });
             }
-            TokenKind::Ident(w) if LOCAL_TYPES.contains(&w.as_str()) => {
+            TokenKind::Ident(w) if self.is_local_type(w) => {
                 if !allow_decl {
                     return Err(self.expected("an assignment, `++`, `--` or a call", ""));
                 }
@@ -1509,7 +1627,7 @@ impl Parser<'_> {
         let tok = self.bump();
         let ty = match &tok.kind {
             TokenKind::Ident(w) if w == "KLOCK_QUEUE_HANDLE" => Type::QueueHandle,
-            TokenKind::Ident(w) => Type::Scalar(scalar_type(w).unwrap_or(ScalarType::Ulong)),
+            TokenKind::Ident(w) => Type::Scalar(self.scalar_of(w).unwrap_or(ScalarType::Ulong)),
             _ => Type::Scalar(ScalarType::Ulong),
         };
         let mut vars = Vec::new();
@@ -1675,7 +1793,7 @@ impl Parser<'_> {
     fn paren_or_cast(&mut self) -> PResult<(Expr, usize)> {
         let open = self.bump().span;
         let cast = match &self.kind() {
-            TokenKind::Ident(w) if self.peek_at(1).kind == TokenKind::RParen => cast_type(w),
+            TokenKind::Ident(w) if self.peek_at(1).kind == TokenKind::RParen => self.scalar_of(w),
             _ => None,
         };
         if let Some(ty) = cast {
@@ -1742,7 +1860,7 @@ impl Parser<'_> {
         self.expect(TokenKind::LParen, "after `sizeof`")?;
         let tok = self.peek().clone();
         let size = match &tok.kind {
-            TokenKind::Ident(w) => match scalar_type(w) {
+            TokenKind::Ident(w) => match self.scalar_of(w) {
                 Some(t) => t.size(),
                 None if is_pointer_type(w) => 8,
                 None => {
