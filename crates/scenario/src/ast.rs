@@ -105,6 +105,37 @@ pub enum Item {
     /// `enum [TAG] { A = 1, B, ... };` (also inside a `typedef`): its
     /// enumerators, integer constants of type `LONG`.
     Enum(Box<EnumDecl>),
+    /// `typedef struct [TAG] { ... } NAME, *PNAME;`
+    Struct(Box<StructDef>),
+}
+
+/// A struct type: its (typedef) name and fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StructDef {
+    pub name: String,
+    pub fields: Vec<FieldDecl>,
+    pub span: Span,
+}
+
+/// One field of a struct.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldDecl {
+    /// `_Guarded_by_(F)`: a lock field of the same struct, or a global lock.
+    pub guarded_by: Option<Ident>,
+    pub ty: FieldType,
+    pub name: Ident,
+    /// `[N]`: a fixed array of N elements.
+    pub array: Option<u64>,
+}
+
+/// The type of a struct field or of an aggregate global's elements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    Scalar(ScalarType),
+    KSpinLock,
+    ExSpinLock,
+    /// A struct type, by name.
+    Struct(String),
 }
 
 /// The enumerators of an `enum`, in order: a name and its `= value`, if given.
@@ -145,6 +176,12 @@ pub enum GlobalType {
     },
     ListEntry,
     Scalar(Spanned<ScalarType>),
+    /// A struct, or an array (`[N]`) of any field type: stored as one
+    /// named leaf per scalar and lock (`Devices[1].Lock`).
+    Aggregate {
+        ty: FieldType,
+        array: Option<u64>,
+    },
 }
 
 /// Integer-like types of data, locals and parameters.

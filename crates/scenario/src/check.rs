@@ -84,6 +84,11 @@ struct Checker<'a> {
     protos: HashMap<String, (Option<ScalarType>, Vec<Option<ScalarType>>)>,
     /// Enumerators declared so far, with their values.
     consts: HashMap<String, (i64, Span)>,
+    /// Struct types by name.
+    structs: HashMap<String, ast::StructDef>,
+    /// Guards naming a global lock, resolved once every global is declared:
+    /// the guarded data and the lock's name.
+    pending_guards: Vec<(Vec<VarId>, Ident)>,
     /// Names of the threads declared so far.
     thread_names: HashSet<String>,
     prog: Program,
@@ -109,6 +114,8 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         arity: HashMap::new(),
         protos: HashMap::new(),
         consts: HashMap::new(),
+        structs: HashMap::new(),
+        pending_guards: vec![],
         thread_names: HashSet::new(),
         prog: Program {
             source: src.clone(),
@@ -483,6 +490,25 @@ impl<'a> Checker<'a> {
         for item in &file.items {
             match item {
                 Item::Enum(e) => self.enumerators(e),
+                Item::Struct(s) => {
+                    self.structs.insert(s.name.clone(), (**s).clone());
+                }
+                Item::Global(g) if matches!(g.ty, ast::GlobalType::Aggregate { .. }) => {
+                    let ast::GlobalType::Aggregate { ty, array } = &g.ty else {
+                        continue;
+                    };
+                    let line = self.line(g.span);
+                    self.flatten(
+                        &g.name,
+                        g.name.name.clone(),
+                        ty,
+                        *array,
+                        g.paged,
+                        line,
+                        0,
+                        &mut addr,
+                    );
+                }
                 Item::Global(g) => {
                     let line = self.line(g.span);
                     let address = addr(g.paged);
@@ -540,6 +566,7 @@ impl<'a> Checker<'a> {
                             });
                             Global::List(self.prog.lists.len() as u32 - 1)
                         }
+                        ast::GlobalType::Aggregate { .. } => continue,
                         ast::GlobalType::Scalar(t) => {
                             self.prog.vars.push(VarDecl {
                                 name,
@@ -632,7 +659,131 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Declare one leaf per scalar and lock of an aggregate global named
+    /// `name` (a struct, or an array of `ty`): `Ring.Head`,
+    /// `Devices[1].QueueLock`, each its own variable or lock instance.
+    #[allow(clippy::too_many_arguments)]
+    fn flatten(
+        &mut self,
+        at: &Ident,
+        name: String,
+        ty: &ast::FieldType,
+        array: Option<u64>,
+        paged: bool,
+        line: u32,
+        depth: usize,
+        addr: &mut dyn FnMut(bool) -> u64,
+    ) -> Vec<VarId> {
+        let mut vars = vec![];
+        if depth > 32 || self.prog.vars.len() + self.prog.locks.len() > 1_000_000 {
+            self.record(self.err(at.span, "the aggregate is too large or nests too deeply"));
+            return vars;
+        }
+        if let Some(n) = array {
+            for k in 0..n {
+                vars.extend(self.flatten(
+                    at,
+                    format!("{name}[{k}]"),
+                    ty,
+                    None,
+                    paged,
+                    line,
+                    depth + 1,
+                    addr,
+                ));
+            }
+            return vars;
+        }
+        let leaf = Ident {
+            name: name.clone(),
+            span: at.span,
+        };
+        match ty {
+            ast::FieldType::Scalar(t) => {
+                self.prog.vars.push(VarDecl {
+                    name,
+                    ty: *t,
+                    init: 0,
+                    paged,
+                    guard: None,
+                    address: addr(paged),
+                });
+                let v = self.prog.vars.len() as u32 - 1;
+                vars.push(v);
+                let r = self.define(&leaf, Global::Var(v));
+                self.keep(r);
+            }
+            ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => {
+                self.prog.locks.push(LockDecl {
+                    name,
+                    kind: if *ty == ast::FieldType::KSpinLock {
+                        LockKind::Spin
+                    } else {
+                        LockKind::Ex
+                    },
+                    paged,
+                    address: addr(paged),
+                    line,
+                });
+                let l = LockId(self.prog.locks.len() as u32 - 1);
+                let r = self.define(&leaf, Global::Lock(l));
+                self.keep(r);
+            }
+            ast::FieldType::Struct(s) => {
+                let Some(def) = self.structs.get(s).cloned() else {
+                    self.record(self.err(at.span, format!("unknown struct type `{s}`")));
+                    return vars;
+                };
+                for f in &def.fields {
+                    let fname = format!("{name}.{}", f.name.name);
+                    let fvars =
+                        self.flatten(at, fname, &f.ty, f.array, paged, line, depth + 1, addr);
+                    if let Some(g) = &f.guarded_by {
+                        // A lock field of this instance, else a global lock.
+                        match self.globals.get(&format!("{name}.{}", g.name)) {
+                            Some((Global::Lock(l), _)) => {
+                                let l = *l;
+                                for v in &fvars {
+                                    self.prog.vars[*v as usize].guard = Some(l);
+                                }
+                            }
+                            _ if def.fields.iter().any(|x| x.name.name == g.name) => {
+                                self.record(
+                                    self.err(g.span, format!("_Guarded_by_ needs a lock, but field `{}` is not one", g.name))
+                                        .help("name a KSPIN_LOCK or EX_SPIN_LOCK field declared before it, or a global lock"),
+                                );
+                            }
+                            _ => self.pending_guards.push((fvars.clone(), g.clone())),
+                        }
+                    }
+                    vars.extend(fvars);
+                }
+            }
+        }
+        vars
+    }
+
     fn resolve_globals(&mut self, file: &ast::File) {
+        for (vars, g) in std::mem::take(&mut self.pending_guards) {
+            let lock = match self.lookup_global(&g) {
+                Ok(Global::Lock(l)) => l,
+                Ok(Global::Interrupt(i)) => self.prog.interrupts[i as usize].lock,
+                Ok(_) => {
+                    self.record(
+                        self.err(g.span, format!("_Guarded_by_ needs a lock, but `{}` is not one", g.name))
+                            .help("name a lock field of the same struct, a KSPIN_LOCK, an EX_SPIN_LOCK or a KINTERRUPT"),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.record(e);
+                    continue;
+                }
+            };
+            for v in vars {
+                self.prog.vars[v as usize].guard = Some(lock);
+            }
+        }
         for item in &file.items {
             let Item::Global(g) = item else { continue };
             let r = self.resolve_global(g);
@@ -642,6 +793,20 @@ impl<'a> Checker<'a> {
 
     /// Guard, initial value, ISR and DPC routine of one global.
     fn resolve_global(&mut self, g: &ast::GlobalDecl) -> R<()> {
+        if let ast::GlobalType::Aggregate { .. } = g.ty {
+            if let Some(guard) = &g.guarded_by {
+                return Err(self
+                    .err(
+                        guard.span,
+                        "_Guarded_by_ on a whole aggregate is not supported",
+                    )
+                    .help("put _Guarded_by_ on the struct's fields"));
+            }
+            if let Some(init) = &g.init {
+                return Err(self.err(init.span, "only scalar data can have an initial value"));
+            }
+            return Ok(());
+        }
         {
             let global = self.lookup_global(&g.name)?;
             if let Some(guard) = &g.guarded_by {

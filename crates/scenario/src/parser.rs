@@ -173,6 +173,28 @@ fn is_pointer_type(word: &str) -> bool {
     b.len() >= 2 && b[0] == b'P' && b[1].is_ascii_uppercase() && !is_reserved(word)
 }
 
+/// The value of an integer constant expression made of literals (array
+/// sizes and indexes the parser must know), if it is one.
+fn fold(e: &Expr) -> Option<i64> {
+    use crate::check::{binary_type, eval_binary, eval_unary, operand_type, truncate};
+    Some(match &e.kind {
+        ExprKind::Int(v) => *v,
+        ExprKind::Typed(v, t) => truncate(*t, *v),
+        ExprKind::Unary(op, a) => eval_unary(*op, Arith::I64, fold(a)?),
+        ExprKind::Binary(op, a, b) => {
+            let _ = binary_type;
+            eval_binary(
+                *op,
+                operand_type(*op, Arith::I64, Arith::I64),
+                fold(a)?,
+                fold(b)?,
+            )?
+        }
+        ExprKind::Cast(t, a) => truncate(*t, fold(a)?),
+        _ => return None,
+    })
+}
+
 /// The assignment operator a token is, if any.
 fn assign_op(kind: &TokenKind) -> Option<AssignOp> {
     Some(match kind {
@@ -253,6 +275,7 @@ pub fn parse_tokens(
         lex_error: lex_error.map(Box::new),
         prototypes: Vec::new(),
         typedefs: HashMap::new(),
+        structs: HashMap::new(),
     };
     p.file()
 }
@@ -271,6 +294,8 @@ struct Parser<'a> {
     prototypes: Vec<Ident>,
     /// `typedef` names of scalar types (enum types are `LONG`).
     typedefs: HashMap<String, ScalarType>,
+    /// Struct type names (typedef names and `struct TAG`s): size and alignment.
+    structs: HashMap<String, (u64, u64)>,
 }
 
 fn end_of(span: Span) -> usize {
@@ -823,12 +848,7 @@ impl Parser<'_> {
                     self.bump();
                     self.scalar_of(w).unwrap_or(ScalarType::Long)
                 }
-                TokenKind::Ident(w) if w == "struct" => {
-                    return Err(self
-                        .error(tok.span, "`struct` types are not supported yet")
-                        .label("not supported")
-                        .help("declare the fields as separate globals"))
-                }
+                TokenKind::Ident(w) if w == "struct" => return self.struct_typedef(start, items),
                 _ => {
                     return Err(self
                         .expected("a scalar type or `enum` after `typedef`", "")
@@ -857,6 +877,210 @@ impl Parser<'_> {
         }
         self.expect(TokenKind::Semi, "after the declaration")?;
         Ok(())
+    }
+
+    /// Size and alignment of a field type.
+    fn layout(&self, t: &FieldType) -> (u64, u64) {
+        match t {
+            FieldType::Scalar(s) => (s.size(), s.size()),
+            FieldType::KSpinLock => (8, 8),
+            FieldType::ExSpinLock => (4, 4),
+            FieldType::Struct(n) => self.structs.get(n).copied().unwrap_or((1, 1)),
+        }
+    }
+
+    /// A field or aggregate element type named by `word`, if any.
+    fn field_type(&self, word: &str) -> Option<FieldType> {
+        if let Some(s) = self.scalar_of(word) {
+            return Some(FieldType::Scalar(s));
+        }
+        match word {
+            "KSPIN_LOCK" => Some(FieldType::KSpinLock),
+            "EX_SPIN_LOCK" => Some(FieldType::ExSpinLock),
+            w if self.structs.contains_key(w) => Some(FieldType::Struct(w.to_string())),
+            _ => None,
+        }
+    }
+
+    /// A constant array size: an integer constant expression of literals.
+    fn array_size(&mut self) -> PResult<Option<u64>> {
+        let Some(open) = self.eat(&TokenKind::LBracket) else {
+            return Ok(None);
+        };
+        let e = self.expr()?;
+        let close = self.expect(TokenKind::RBracket, "to close the array size")?;
+        match fold(&e) {
+            Some(n) if (1..=65_536).contains(&n) => Ok(Some(n as u64)),
+            _ => Err(self
+                .error(
+                    open.to(close),
+                    "an array size must be a constant from 1 to 65536",
+                )
+                .label("not a constant size")
+                .help("write a number or a #define'd number")),
+        }
+    }
+
+    /// `typedef struct [TAG] { fields } NAME, *PNAME;` after `typedef`.
+    fn struct_typedef(&mut self, start: usize, items: &mut Vec<Item>) -> PResult<()> {
+        self.bump(); // struct
+        let tag = match self.kind() {
+            TokenKind::Ident(t) => {
+                let t = t.clone();
+                self.bump();
+                Some(t)
+            }
+            _ => None,
+        };
+        let open = self.expect(TokenKind::LBrace, "to open the `struct` body")?;
+        let mut fields: Vec<FieldDecl> = vec![];
+        let (mut size, mut align) = (0u64, 1u64);
+        loop {
+            if self.eat(&TokenKind::RBrace).is_some() {
+                break;
+            }
+            if self.at_eof() {
+                return Err(self.unclosed_block(open));
+            }
+            let mut guarded_by = None;
+            if self.at_word("_Guarded_by_") {
+                self.bump();
+                self.expect(TokenKind::LParen, "after `_Guarded_by_`")?;
+                guarded_by = Some(self.ident("the name of the guarding lock")?);
+                self.expect(TokenKind::RParen, "after the guarding lock")?;
+            }
+            if self.at_word("volatile") {
+                self.bump();
+            }
+            let tok = self.peek().clone();
+            let ty = match &tok.kind {
+                TokenKind::Ident(w) => match self.field_type(w) {
+                    Some(t) => t,
+                    None => {
+                        return Err(self
+                            .error(tok.span, format!("`{w}` is not a field type this version supports"))
+                            .label("unsupported field type")
+                            .help("fields are scalars, KSPIN_LOCK, EX_SPIN_LOCK, structs declared before, and arrays of them"))
+                    }
+                },
+                _ => return Err(self.expected("a field type", "")),
+            };
+            self.bump();
+            loop {
+                let name = self.ident("a field name")?;
+                if fields.iter().any(|f| f.name.name == name.name) {
+                    return Err(self
+                        .error(
+                            name.span,
+                            format!("field `{}` is declared twice", name.name),
+                        )
+                        .label("repeated"));
+                }
+                let array = self.array_size()?;
+                let (s, a) = self.layout(&ty);
+                size = size.div_ceil(a) * a + s * array.unwrap_or(1);
+                align = align.max(a);
+                fields.push(FieldDecl {
+                    guarded_by: guarded_by.clone(),
+                    ty: ty.clone(),
+                    name,
+                    array,
+                });
+                if self.eat(&TokenKind::Comma).is_none() {
+                    break;
+                }
+            }
+            self.expect(TokenKind::Semi, "after the field")?;
+        }
+        let size = size.div_ceil(align) * align;
+        let mut names = vec![];
+        loop {
+            let pointer = self.eat(&TokenKind::Star).is_some();
+            let name = self.ident("the name the `typedef` declares")?;
+            if !pointer {
+                names.push(name);
+            }
+            if self.eat(&TokenKind::Comma).is_none() {
+                break;
+            }
+        }
+        self.expect(TokenKind::Semi, "after the declaration")?;
+        let Some(first) = names.first() else {
+            return Err(self
+                .error(self.span_from(start), "the `typedef` names no struct type")
+                .help("write `typedef struct _X { ... } X, *PX;`"));
+        };
+        for n in &names {
+            self.structs.insert(n.name.clone(), (size, align));
+        }
+        if let Some(t) = tag {
+            self.structs.insert(format!("struct {t}"), (size, align));
+        }
+        items.push(Item::Struct(Box::new(StructDef {
+            name: first.name.clone(),
+            fields,
+            span: self.span_from(start),
+        })));
+        for n in &names[1..] {
+            // Other names of the same type.
+            items.push(Item::Struct(Box::new(StructDef {
+                name: n.name.clone(),
+                fields: items
+                    .iter()
+                    .rev()
+                    .find_map(|i| match i {
+                        Item::Struct(s) if s.name == first.name => Some(s.fields.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
+                span: n.span,
+            })));
+        }
+        Ok(())
+    }
+
+    /// A name with static `.field` and `[constant]` selectors, as one
+    /// dotted path (`Devices[1].Lock`): the leaf the checker declared.
+    fn path_ident(&mut self) -> PResult<Ident> {
+        let mut id = self.ident("a name")?;
+        loop {
+            match self.kind() {
+                TokenKind::Dot => {
+                    self.bump();
+                    let f = self.ident("a field name after `.`")?;
+                    id.name = format!("{}.{}", id.name, f.name);
+                    id.span = id.span.to(f.span);
+                }
+                TokenKind::LBracket => {
+                    let open = self.bump().span;
+                    let e = self.expr()?;
+                    let close = self.expect(TokenKind::RBracket, "to close the index")?;
+                    match fold(&e) {
+                        Some(k) if k >= 0 => {
+                            id.name = format!("{}[{k}]", id.name);
+                            id.span = id.span.to(close);
+                        }
+                        _ => {
+                            return Err(self
+                                .error(
+                                    open.to(close),
+                                    "only a constant index is supported in this version",
+                                )
+                                .label("variable index")
+                                .help("index with a number or a #define'd number"))
+                        }
+                    }
+                }
+                TokenKind::Arrow => {
+                    let span = self.peek().span;
+                    return Err(self
+                        .error(span, "pointers (`->`) are not supported in this version")
+                        .label("not supported")
+                        .help("name the global directly: `Global.Field`"));
+                }
+                _ => return Ok(id),
+            }
+        }
     }
 
     fn item(&mut self, items: &mut Vec<Item>) -> PResult<()> {
@@ -913,6 +1137,7 @@ impl Parser<'_> {
                 "KSPIN_LOCK" | "EX_SPIN_LOCK" | "KINTERRUPT" | "KDPC" | "LIST_ENTRY" => true,
                 "VOID" => false,
                 w if self.scalar_of(w).is_some() => false,
+                w if self.structs.contains_key(w) => true,
                 "KLOCK_QUEUE_HANDLE" => return Err(self
                     .error(
                         ty_span,
@@ -1029,6 +1254,10 @@ impl Parser<'_> {
                     sync_irql,
                 }
             }
+            w if self.structs.contains_key(w) => GlobalType::Aggregate {
+                ty: FieldType::Struct(w.to_string()),
+                array: self.array_size()?,
+            },
             "KDPC" => {
                 let ctx = format!(
                     "after `{}`: a DPC is declared `KDPC D(Routine);`",
@@ -1041,10 +1270,16 @@ impl Parser<'_> {
             }
             _ => {
                 let s = self.scalar_of(word).unwrap_or(ScalarType::Ulong);
-                GlobalType::Scalar(Spanned {
-                    value: s,
-                    span: ty_span,
-                })
+                match self.array_size()? {
+                    Some(n) => GlobalType::Aggregate {
+                        ty: FieldType::Scalar(s),
+                        array: Some(n),
+                    },
+                    None => GlobalType::Scalar(Spanned {
+                        value: s,
+                        span: ty_span,
+                    }),
+                }
             }
         };
         let init = if matches!(ty, GlobalType::Scalar(_)) && self.eat(&TokenKind::Assign).is_some()
@@ -1517,7 +1752,7 @@ impl Parser<'_> {
         match self.kind() {
             TokenKind::PlusPlus | TokenKind::MinusMinus => {
                 let increment = self.bump().kind == TokenKind::PlusPlus;
-                let target = self.ident("a variable name")?;
+                let target = self.path_ident()?;
                 return Ok(StmtKind::IncDec { target, increment });
             }
             TokenKind::Ident(w) if self.is_local_type(w) => {
@@ -1528,6 +1763,27 @@ impl Parser<'_> {
             }
             TokenKind::Ident(w) if TYPE_KEYWORDS.contains(&w.as_str()) => {
                 return Err(self.type_in_statement())
+            }
+            TokenKind::Ident(w)
+                if !is_reserved(w)
+                    && matches!(
+                        next,
+                        TokenKind::Dot | TokenKind::LBracket | TokenKind::Arrow
+                    ) =>
+            {
+                // A field or element: `Ctr.Retries += 1;`, `Slots[2]++;`.
+                let save = self.pos;
+                let target = self.path_ident()?;
+                if let Some(op) = assign_op(self.kind()) {
+                    self.bump();
+                    let value = self.expr()?;
+                    return Ok(StmtKind::Assign { target, op, value });
+                }
+                if matches!(self.kind(), TokenKind::PlusPlus | TokenKind::MinusMinus) {
+                    let increment = self.bump().kind == TokenKind::PlusPlus;
+                    return Ok(StmtKind::IncDec { target, increment });
+                }
+                self.pos = save;
             }
             TokenKind::Ident(w) if !is_reserved(w) => {
                 let op = assign_op(next);
@@ -1762,7 +2018,7 @@ impl Parser<'_> {
                 .expected("a name after `&`", "")
                 .help("`&` can only take the address of a plain name"));
         }
-        let name = self.ident("a name after `&`")?;
+        let name = self.path_ident()?;
         let span = amp.to(name.span);
         Ok((
             Expr {
@@ -1828,10 +2084,29 @@ impl Parser<'_> {
             TokenKind::Ident(w) if w == "sizeof" => return self.sizeof(),
             TokenKind::Str(_) => return Ok((self.string_literal(), 1)),
             TokenKind::Ident(w) if !is_reserved(w) => {
-                let name = Ident {
+                let mut name = Ident {
                     name: w.clone(),
                     span,
                 };
+                if matches!(
+                    self.peek_at(1).kind,
+                    TokenKind::Dot | TokenKind::LBracket | TokenKind::Arrow
+                ) {
+                    name = self.path_ident()?;
+                    let span = name.span;
+                    return match self.kind() {
+                        TokenKind::PlusPlus | TokenKind::MinusMinus => {
+                            Err(self.incdec_in_expression(Some(&name.name)))
+                        }
+                        _ => Ok((
+                            Expr {
+                                kind: ExprKind::Name(name),
+                                span,
+                            },
+                            1,
+                        )),
+                    };
+                }
                 self.bump();
                 return match self.kind() {
                     TokenKind::LParen => self.call(name),
@@ -1862,6 +2137,7 @@ impl Parser<'_> {
         let size = match &tok.kind {
             TokenKind::Ident(w) => match self.scalar_of(w) {
                 Some(t) => t.size(),
+                None if self.structs.contains_key(w) => self.structs[w].0,
                 None if is_pointer_type(w) => 8,
                 None => {
                     return Err(self
