@@ -113,6 +113,8 @@ pub enum Item {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StructDef {
     pub name: String,
+    /// The pointer names the `typedef` declares (`*PX`).
+    pub pointer_names: Vec<String>,
     pub fields: Vec<FieldDecl>,
     pub span: Span,
 }
@@ -368,6 +370,17 @@ pub enum StmtKind {
         target: Ident,
         increment: bool,
     },
+    /// An assignment to a field, an element or through a pointer.
+    AssignPlace {
+        target: Expr,
+        op: AssignOp,
+        value: Expr,
+    },
+    /// `++`/`--` of a field, an element or through a pointer.
+    IncDecPlace {
+        target: Expr,
+        increment: bool,
+    },
     If {
         cond: Expr,
         then: Box<Stmt>,
@@ -465,6 +478,16 @@ pub enum ExprKind {
     Name(Ident),
     /// `&name`
     AddrOf(Ident),
+    /// `&lvalue` of a field, element or `p->f`.
+    AddrOfPlace(Box<Expr>),
+    /// `s.f` (`arrow` false) or `p->f` (`arrow` true).
+    Member {
+        base: Box<Expr>,
+        field: Ident,
+        arrow: bool,
+    },
+    /// `a[i]`
+    Index(Box<Expr>, Box<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `c ? a : b`

@@ -86,6 +86,11 @@ struct Checker<'a> {
     consts: HashMap<String, (i64, Span)>,
     /// Struct types by name.
     structs: HashMap<String, ast::StructDef>,
+    /// Struct pointer names (`PDEVICE`) and the struct they point to.
+    pointers: HashMap<String, String>,
+    /// Aggregate globals: element type, array length, first variable and
+    /// first lock of their leaves.
+    aggregates: HashMap<String, (ast::FieldType, Option<u64>, u32, u32)>,
     /// Guards naming a global lock, resolved once every global is declared:
     /// the guarded data and the lock's name.
     pending_guards: Vec<(Vec<VarId>, Ident)>,
@@ -115,6 +120,8 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         protos: HashMap::new(),
         consts: HashMap::new(),
         structs: HashMap::new(),
+        pointers: HashMap::new(),
+        aggregates: HashMap::new(),
         pending_guards: vec![],
         thread_names: HashSet::new(),
         prog: Program {
@@ -491,6 +498,9 @@ impl<'a> Checker<'a> {
             match item {
                 Item::Enum(e) => self.enumerators(e),
                 Item::Struct(s) => {
+                    for p in &s.pointer_names {
+                        self.pointers.insert(p.clone(), s.name.clone());
+                    }
                     self.structs.insert(s.name.clone(), (**s).clone());
                 }
                 Item::Global(g) if matches!(g.ty, ast::GlobalType::Aggregate { .. }) => {
@@ -498,6 +508,9 @@ impl<'a> Checker<'a> {
                         continue;
                     };
                     let line = self.line(g.span);
+                    let base = (self.prog.vars.len() as u32, self.prog.locks.len() as u32);
+                    self.aggregates
+                        .insert(g.name.name.clone(), (ty.clone(), *array, base.0, base.1));
                     self.flatten(
                         &g.name,
                         g.name.name.clone(),
@@ -761,6 +774,42 @@ impl<'a> Checker<'a> {
             }
         }
         vars
+    }
+
+    /// Variables and locks in one element of type `t`.
+    fn leaves(&self, t: &ast::FieldType) -> (u32, u32) {
+        match t {
+            ast::FieldType::Scalar(_) => (1, 0),
+            ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => (0, 1),
+            ast::FieldType::Struct(s) => {
+                let mut n = (0u32, 0u32);
+                if let Some(def) = self.structs.get(s) {
+                    for f in &def.fields {
+                        let (v, l) = self.leaves(&f.ty);
+                        let k = f.array.unwrap_or(1) as u32;
+                        n = (n.0 + v * k, n.1 + l * k);
+                    }
+                }
+                n
+            }
+        }
+    }
+
+    /// Field `f` of struct `s`: its declaration and the (variable, lock)
+    /// offset of its leaves in an instance.
+    fn field_of(&self, s: &str, f: &str) -> Option<(ast::FieldDecl, u32, u32)> {
+        let def = self.structs.get(s)?;
+        let (mut v, mut l) = (0u32, 0u32);
+        for fd in &def.fields {
+            if fd.name.name == f {
+                return Some((fd.clone(), v, l));
+            }
+            let (dv, dl) = self.leaves(&fd.ty);
+            let k = fd.array.unwrap_or(1) as u32;
+            v += dv * k;
+            l += dl * k;
+        }
+        None
     }
 
     fn resolve_globals(&mut self, file: &ast::File) {
@@ -1101,6 +1150,7 @@ impl<'a> Checker<'a> {
                 Type::Scalar(t) => Some(t),
                 _ => None,
             },
+            ptr_slots: HashMap::new(),
         };
         for p in &r.params {
             let slot_ty = match &p.ty.value {
@@ -1112,8 +1162,15 @@ impl<'a> Checker<'a> {
                     Some(ScalarType::Ulong)
                 }
             };
-            if let Err(e) = f.declare_local(&p.name, slot_ty) {
-                self.record(e);
+            match f.declare_local(&p.name, slot_ty) {
+                Ok(slot) => {
+                    if let Type::Pointer(pn) = &p.ty.value {
+                        if let Some(s) = self.pointers.get(pn) {
+                            f.ptr_slots.insert(slot, s.clone());
+                        }
+                    }
+                }
+                Err(e) => self.record(e),
             }
         }
         let params = f.slots.len() as u16;
@@ -1276,6 +1333,8 @@ struct Fn<'c, 'a> {
     returns: bool,
     /// The declared return type, when a scalar (C converts the value).
     ret: Option<ScalarType>,
+    /// Local slots holding a pointer to a struct: the struct's name.
+    ptr_slots: HashMap<u16, String>,
 }
 
 struct Loop {
@@ -1405,15 +1464,23 @@ impl Fn<'_, '_> {
             StmtKind::Empty => {}
             StmtKind::Block(b) => self.block(b),
             StmtKind::Decl { ty, vars } => {
-                let slot_ty = match &ty.value {
-                    Type::Scalar(t) => Some(*t),
-                    Type::QueueHandle => None,
-                    Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
-                    Type::Pointer(p) => {
-                        return Err(self
-                            .err(ty.span, format!("locals of type {p} are not supported"))
-                            .help("locals are KIRQL, KLOCK_QUEUE_HANDLE, ULONG, LONG or BOOLEAN"))
-                    }
+                let slot_ty =
+                    match &ty.value {
+                        Type::Scalar(t) => Some(*t),
+                        Type::QueueHandle => None,
+                        Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
+                        Type::Pointer(p) => match self.c.pointers.get(p) {
+                            Some(_) => Some(ScalarType::Ulong64),
+                            None => return Err(self
+                                .err(ty.span, format!("locals of type {p} are not supported"))
+                                .help(
+                                    "locals are scalars, KLOCK_QUEUE_HANDLE or pointers to structs",
+                                )),
+                        },
+                    };
+                let pointee = match &ty.value {
+                    Type::Pointer(p) => self.c.pointers.get(p).cloned(),
+                    _ => None,
                 };
                 self.stmt_boundary(s.span);
                 for (id, init) in vars {
@@ -1428,10 +1495,16 @@ impl Fn<'_, '_> {
                         (Some(e), Some(t)) => {
                             self.expr(e)?;
                             let slot = self.declare_local(id, slot_ty)?;
+                            if let Some(s) = &pointee {
+                                self.ptr_slots.insert(slot, s.clone());
+                            }
                             self.ops.push(Op::Store(slot, t));
                         }
                         (None, Some(t)) => {
                             let slot = self.declare_local(id, slot_ty)?;
+                            if let Some(s) = &pointee {
+                                self.ptr_slots.insert(slot, s.clone());
+                            }
                             self.ops.push(Op::Push(0));
                             self.ops.push(Op::Store(slot, t));
                         }
@@ -1459,6 +1532,35 @@ impl Fn<'_, '_> {
             StmtKind::IncDec { target, increment } => {
                 self.stmt_boundary(s.span);
                 self.incdec(target, *increment)?;
+            }
+            StmtKind::AssignPlace { target, op, value } => {
+                self.stmt_boundary(s.span);
+                let t = self.scalar_place(target)?;
+                match op {
+                    ast::AssignOp::Set => {
+                        self.expr(value)?;
+                    }
+                    ast::AssignOp::Compound(bin) => {
+                        self.ops.push(Op::Dup);
+                        self.ops.push(Op::LoadRef);
+                        let l = Arith::of(t);
+                        let r = self.expr(value)?;
+                        self.ops.push(Op::Binary(*bin, operand_type(*bin, l, r)));
+                    }
+                }
+                self.ops.push(Op::StoreRef);
+            }
+            StmtKind::IncDecPlace { target, increment } => {
+                self.stmt_boundary(s.span);
+                let t = self.scalar_place(target)?;
+                self.ops.push(Op::Dup);
+                self.ops.push(Op::LoadRef);
+                self.ops.push(Op::Push(1));
+                self.ops.push(Op::Binary(
+                    if *increment { BinOp::Add } else { BinOp::Sub },
+                    Arith::of(t),
+                ));
+                self.ops.push(Op::StoreRef);
             }
             StmtKind::If { cond, then, els } => {
                 self.stmt_boundary(s.span);
@@ -1824,6 +1926,159 @@ impl Fn<'_, '_> {
         }
     }
 
+    /// Compile a place (a global aggregate, field, element or `p->f`):
+    /// code that pushes its reference; the type of what it designates.
+    fn place(&mut self, e: &Expr) -> R<(ast::FieldType, Option<u64>)> {
+        match &e.kind {
+            ExprKind::Name(id) => {
+                if self.local(&id.name).is_some() {
+                    return Err(self
+                        .err(
+                            id.span,
+                            format!("`{}` is a local, not a struct or array", id.name),
+                        )
+                        .help("fields and elements are reached through globals or pointers"));
+                }
+                if let Some((t, n, v, l)) = self.c.aggregates.get(&id.name).cloned() {
+                    self.ops.push(Op::Push(make_ref(v, l)));
+                    return Ok((t, n));
+                }
+                match self.c.globals.get(&id.name) {
+                    Some((Global::Var(v), _)) => {
+                        let t = self.c.prog.vars[*v as usize].ty;
+                        self.ops.push(Op::Push(make_ref(*v, 0)));
+                        Ok((ast::FieldType::Scalar(t), None))
+                    }
+                    Some((Global::Lock(l), _)) => {
+                        let t = match self.c.prog.locks[l.0 as usize].kind {
+                            LockKind::Ex => ast::FieldType::ExSpinLock,
+                            _ => ast::FieldType::KSpinLock,
+                        };
+                        self.ops.push(Op::Push(make_ref(0, l.0)));
+                        Ok((t, None))
+                    }
+                    Some((g, _)) => Err(self.err(
+                        id.span,
+                        format!(
+                            "`{}` is {}, not a struct or array",
+                            id.name,
+                            kind_name(*g, &self.c.prog)
+                        ),
+                    )),
+                    None => Err(self.unknown(id)),
+                }
+            }
+            ExprKind::Member { base, field, arrow } => {
+                let s = if *arrow {
+                    self.pointer(base)?
+                } else {
+                    match self.place(base)? {
+                        (ast::FieldType::Struct(s), None) => s,
+                        _ => {
+                            return Err(self
+                                .err(base.span, "`.` needs a struct")
+                                .help("index an array first, or use `->` on a pointer"))
+                        }
+                    }
+                };
+                let Some((fd, v, l)) = self.c.field_of(&s, &field.name) else {
+                    let names: Vec<String> = self
+                        .c
+                        .structs
+                        .get(&s)
+                        .map(|d| d.fields.iter().map(|f| f.name.name.clone()).collect())
+                        .unwrap_or_default();
+                    let mut err = self
+                        .err(field.span, format!("`{s}` has no field `{}`", field.name))
+                        .label("unknown field");
+                    if let Some(h) = did_you_mean(&field.name, names.iter().map(String::as_str)) {
+                        err = err.help(h);
+                    }
+                    return Err(err);
+                };
+                if v != 0 || l != 0 || *arrow {
+                    self.ops.push(Op::AddRef {
+                        offset: ref_offset(v, l),
+                        deref: *arrow,
+                    });
+                }
+                Ok((fd.ty, fd.array))
+            }
+            ExprKind::Index(base, index) => {
+                let (t, n) = self.place(base)?;
+                let Some(n) = n else {
+                    return Err(self
+                        .err(base.span, "only an array can be indexed")
+                        .help("pointer arithmetic and indexing a pointer are not supported"));
+                };
+                self.expr(index)?;
+                let (v, l) = self.c.leaves(&t);
+                self.ops.push(Op::Index {
+                    len: n,
+                    stride: ref_offset(v, l),
+                });
+                Ok((t, None))
+            }
+            _ => Err(self
+                .err(e.span, "expected a variable, field or array element")
+                .label("not a place")),
+        }
+    }
+
+    /// A place holding one scalar: its reference pushed; its type.
+    fn scalar_place(&mut self, e: &Expr) -> R<ScalarType> {
+        match self.place(e)? {
+            (ast::FieldType::Scalar(t), None) => Ok(t),
+            (_, Some(_)) => Err(self
+                .err(e.span, "an array is not a value")
+                .help("index it: `a[i]`")),
+            (ast::FieldType::Struct(s), None) => Err(self
+                .err(e.span, format!("a `{s}` is not a value"))
+                .help("use one of its fields")),
+            _ => Err(self
+                .err(e.span, "a lock is not a value")
+                .help("kernel routines take its address: `&...`")),
+        }
+    }
+
+    /// An expression whose value is a pointer to a struct: its value
+    /// pushed; the struct's name.
+    fn pointer(&mut self, e: &Expr) -> R<String> {
+        match &e.kind {
+            ExprKind::Name(id) => {
+                if let Some((slot, _)) = self.local(&id.name) {
+                    if let Some(s) = self.ptr_slots.get(&slot).cloned() {
+                        self.ops.push(Op::Load(slot));
+                        return Ok(s);
+                    }
+                }
+                Err(self
+                    .err(
+                        id.span,
+                        format!("`{}` is not a pointer to a struct", id.name),
+                    )
+                    .help("`->` follows a pointer parameter or local; use `.` on a struct"))
+            }
+            ExprKind::AddrOf(_) | ExprKind::AddrOfPlace(_) => {
+                let inner = match &e.kind {
+                    ExprKind::AddrOfPlace(p) => (**p).clone(),
+                    ExprKind::AddrOf(id) => Expr {
+                        kind: ExprKind::Name(id.clone()),
+                        span: id.span,
+                    },
+                    _ => unreachable!("matched above"),
+                };
+                match self.place(&inner)? {
+                    (ast::FieldType::Struct(s), None) => Ok(s),
+                    _ => Err(self.err(e.span, "expected the address of a struct")),
+                }
+            }
+            _ => Err(self
+                .err(e.span, "expected a pointer to a struct")
+                .help("pass `&Global`, `&Array[i]` or a pointer variable")),
+        }
+    }
+
     /// Load an lvalue's value; its promoted arithmetic type.
     fn load_lvalue(&mut self, lv: &Lvalue) -> Arith {
         match lv {
@@ -1870,7 +2125,11 @@ impl Fn<'_, '_> {
                             .help(format!("pass it as `&{}`", id.name)));
                     }
                     self.ops.push(Op::Load(slot));
-                    Arith::of(ty.unwrap_or(ScalarType::Long))
+                    if self.ptr_slots.contains_key(&slot) {
+                        Arith::U64
+                    } else {
+                        Arith::of(ty.unwrap_or(ScalarType::Long))
+                    }
                 } else if let Some(v) = self.c.constant(&id.name) {
                     self.ops.push(Op::Push(v));
                     Arith::I32
@@ -1896,6 +2155,10 @@ impl Fn<'_, '_> {
                     }
                 }
             }
+            ExprKind::AddrOf(id) if self.c.aggregates.contains_key(&id.name) => {
+                self.pointer(e)?;
+                Arith::U64
+            }
             ExprKind::AddrOf(id) => {
                 return Err(self
                     .err(
@@ -1903,6 +2166,15 @@ impl Fn<'_, '_> {
                         format!("`&{}` can only be an argument of a kernel routine", id.name),
                     )
                     .help("scenario routines take values; pass addresses only to Ke/Ex routines"))
+            }
+            ExprKind::AddrOfPlace(p) => {
+                self.place(p)?;
+                Arith::U64
+            }
+            ExprKind::Member { .. } | ExprKind::Index(..) => {
+                let t = self.scalar_place(e)?;
+                self.ops.push(Op::LoadRef);
+                Arith::of(t)
             }
             ExprKind::Unary(op, a) => {
                 let t = self.expr(a)?;
@@ -2117,6 +2389,7 @@ impl Fn<'_, '_> {
             ));
         }
         let mut places = vec![];
+        let mut deferred: Vec<(P, Expr)> = vec![];
         let mut values = 0u8;
         let mut text = None;
         // DbgPrint: the format's conversions, and the text each string
@@ -2189,7 +2462,39 @@ impl Fn<'_, '_> {
                         }
                     }
                 }
-                _ => places.push(self.place_arg(sig, p, a)?),
+                _ => match &a.kind {
+                    ExprKind::AddrOfPlace(pl) => {
+                        places.push(Place::Ref(!matches!(p, P::Data | P::OutIrql)));
+                        deferred.push((p, (**pl).clone()));
+                    }
+                    _ => places.push(self.place_arg(sig, p, a)?),
+                },
+            }
+        }
+        // Places reached at run time: their references go on the stack
+        // after the values, in argument order.
+        for (p, pl) in &deferred {
+            let (t, n) = self.place(pl)?;
+            let ok = n.is_none()
+                && match p {
+                    P::SpinLock => t == ast::FieldType::KSpinLock,
+                    P::ExLock => t == ast::FieldType::ExSpinLock,
+                    P::Data | P::OutIrql => matches!(t, ast::FieldType::Scalar(_)),
+                    _ => false,
+                };
+            if !ok {
+                let what = match p {
+                    P::SpinLock => "a KSPIN_LOCK",
+                    P::ExLock => "an EX_SPIN_LOCK",
+                    P::Data => "a ULONG or LONG variable",
+                    P::OutIrql => "a KIRQL variable",
+                    _ => {
+                        "a global object (this version reaches only locks and data through fields)"
+                    }
+                };
+                return Err(self
+                    .err(pl.span, format!("`{}` expects {what} here", sig.name))
+                    .label("wrong kind of object"));
             }
         }
         if let Some(fmt) = text

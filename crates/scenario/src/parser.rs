@@ -276,6 +276,7 @@ pub fn parse_tokens(
         prototypes: Vec::new(),
         typedefs: HashMap::new(),
         structs: HashMap::new(),
+        pointer_names: Default::default(),
     };
     p.file()
 }
@@ -296,6 +297,8 @@ struct Parser<'a> {
     typedefs: HashMap<String, ScalarType>,
     /// Struct type names (typedef names and `struct TAG`s): size and alignment.
     structs: HashMap<String, (u64, u64)>,
+    /// Pointer names a struct `typedef` declared (`PDEVICE`).
+    pointer_names: std::collections::HashSet<String>,
 }
 
 fn end_of(span: Span) -> usize {
@@ -799,7 +802,9 @@ impl Parser<'_> {
 
     /// May a local declaration start with this word?
     fn is_local_type(&self, word: &str) -> bool {
-        LOCAL_TYPES.contains(&word) || self.typedefs.contains_key(word)
+        LOCAL_TYPES.contains(&word)
+            || self.typedefs.contains_key(word)
+            || self.pointer_names.contains(word)
     }
 
     /// `typedef enum [TAG] { ... } NAME, *PNAME;`, `typedef SCALAR NAME;`
@@ -994,11 +999,15 @@ impl Parser<'_> {
         }
         let size = size.div_ceil(align) * align;
         let mut names = vec![];
+        let mut pointer_names = vec![];
         loop {
             let pointer = self.eat(&TokenKind::Star).is_some();
             let name = self.ident("the name the `typedef` declares")?;
             if !pointer {
                 names.push(name);
+            } else {
+                self.pointer_names.insert(name.name.clone());
+                pointer_names.push(name.name.clone());
             }
             if self.eat(&TokenKind::Comma).is_none() {
                 break;
@@ -1018,6 +1027,7 @@ impl Parser<'_> {
         }
         items.push(Item::Struct(Box::new(StructDef {
             name: first.name.clone(),
+            pointer_names,
             fields,
             span: self.span_from(start),
         })));
@@ -1025,6 +1035,7 @@ impl Parser<'_> {
             // Other names of the same type.
             items.push(Item::Struct(Box::new(StructDef {
                 name: n.name.clone(),
+                pointer_names: vec![],
                 fields: items
                     .iter()
                     .rev()
@@ -1039,46 +1050,43 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// A name with static `.field` and `[constant]` selectors, as one
-    /// dotted path (`Devices[1].Lock`): the leaf the checker declared.
-    fn path_ident(&mut self) -> PResult<Ident> {
-        let mut id = self.ident("a name")?;
+    /// A name and its `.field`, `->field` and `[index]` selectors.
+    fn postfix_from_ident(&mut self) -> PResult<Expr> {
+        let id = self.ident("a name")?;
+        let mut e = Expr {
+            span: id.span,
+            kind: ExprKind::Name(id),
+        };
         loop {
             match self.kind() {
-                TokenKind::Dot => {
-                    self.bump();
-                    let f = self.ident("a field name after `.`")?;
-                    id.name = format!("{}.{}", id.name, f.name);
-                    id.span = id.span.to(f.span);
+                TokenKind::Dot | TokenKind::Arrow => {
+                    let arrow = self.bump().kind == TokenKind::Arrow;
+                    let field = self.ident(if arrow {
+                        "a field name after `->`"
+                    } else {
+                        "a field name after `.`"
+                    })?;
+                    let span = e.span.to(field.span);
+                    e = Expr {
+                        kind: ExprKind::Member {
+                            base: Box::new(e),
+                            field,
+                            arrow,
+                        },
+                        span,
+                    };
                 }
                 TokenKind::LBracket => {
-                    let open = self.bump().span;
-                    let e = self.expr()?;
+                    self.bump();
+                    let index = self.expr()?;
                     let close = self.expect(TokenKind::RBracket, "to close the index")?;
-                    match fold(&e) {
-                        Some(k) if k >= 0 => {
-                            id.name = format!("{}[{k}]", id.name);
-                            id.span = id.span.to(close);
-                        }
-                        _ => {
-                            return Err(self
-                                .error(
-                                    open.to(close),
-                                    "only a constant index is supported in this version",
-                                )
-                                .label("variable index")
-                                .help("index with a number or a #define'd number"))
-                        }
-                    }
+                    let span = e.span.to(close);
+                    e = Expr {
+                        kind: ExprKind::Index(Box::new(e), Box::new(index)),
+                        span,
+                    };
                 }
-                TokenKind::Arrow => {
-                    let span = self.peek().span;
-                    return Err(self
-                        .error(span, "pointers (`->`) are not supported in this version")
-                        .label("not supported")
-                        .help("name the global directly: `Global.Field`"));
-                }
-                _ => return Ok(id),
+                _ => return Ok(e),
             }
         }
     }
@@ -1099,7 +1107,10 @@ impl Parser<'_> {
         let mut paged: Option<Span> = None;
         let mut guarded_by: Option<(Ident, Span)> = None;
         loop {
-            if self.at_word("PAGED") {
+            if self.at_word("volatile") {
+                // Accepted; it has no effect in the simulation.
+                self.bump();
+            } else if self.at_word("PAGED") {
                 let span = self.bump().span;
                 if paged.is_some() {
                     return Err(self.error(span, "`PAGED` is given twice").label("repeated"));
@@ -1748,12 +1759,19 @@ impl Parser<'_> {
     }
 
     fn simple_stmt_kind(&mut self, allow_decl: bool) -> PResult<StmtKind> {
+        if allow_decl && self.at_word("volatile") {
+            // `volatile` is accepted and has no effect.
+            self.bump();
+        }
         let next = &self.peek_at(1).kind;
         match self.kind() {
             TokenKind::PlusPlus | TokenKind::MinusMinus => {
                 let increment = self.bump().kind == TokenKind::PlusPlus;
-                let target = self.path_ident()?;
-                return Ok(StmtKind::IncDec { target, increment });
+                let target = self.postfix_from_ident()?;
+                return Ok(match target.kind {
+                    ExprKind::Name(target) => StmtKind::IncDec { target, increment },
+                    _ => StmtKind::IncDecPlace { target, increment },
+                });
             }
             TokenKind::Ident(w) if self.is_local_type(w) => {
                 if !allow_decl {
@@ -1773,15 +1791,15 @@ impl Parser<'_> {
             {
                 // A field or element: `Ctr.Retries += 1;`, `Slots[2]++;`.
                 let save = self.pos;
-                let target = self.path_ident()?;
+                let target = self.postfix_from_ident()?;
                 if let Some(op) = assign_op(self.kind()) {
                     self.bump();
                     let value = self.expr()?;
-                    return Ok(StmtKind::Assign { target, op, value });
+                    return Ok(StmtKind::AssignPlace { target, op, value });
                 }
                 if matches!(self.kind(), TokenKind::PlusPlus | TokenKind::MinusMinus) {
                     let increment = self.bump().kind == TokenKind::PlusPlus;
-                    return Ok(StmtKind::IncDec { target, increment });
+                    return Ok(StmtKind::IncDecPlace { target, increment });
                 }
                 self.pos = save;
             }
@@ -1883,6 +1901,7 @@ impl Parser<'_> {
         let tok = self.bump();
         let ty = match &tok.kind {
             TokenKind::Ident(w) if w == "KLOCK_QUEUE_HANDLE" => Type::QueueHandle,
+            TokenKind::Ident(w) if self.pointer_names.contains(w) => Type::Pointer(w.clone()),
             TokenKind::Ident(w) => Type::Scalar(self.scalar_of(w).unwrap_or(ScalarType::Ulong)),
             _ => Type::Scalar(ScalarType::Ulong),
         };
@@ -2018,15 +2037,13 @@ impl Parser<'_> {
                 .expected("a name after `&`", "")
                 .help("`&` can only take the address of a plain name"));
         }
-        let name = self.path_ident()?;
-        let span = amp.to(name.span);
-        Ok((
-            Expr {
-                kind: ExprKind::AddrOf(name),
-                span,
-            },
-            1,
-        ))
+        let place = self.postfix_from_ident()?;
+        let span = amp.to(place.span);
+        let kind = match place.kind {
+            ExprKind::Name(name) => ExprKind::AddrOf(name),
+            _ => ExprKind::AddrOfPlace(Box::new(place)),
+        };
+        Ok((Expr { kind, span }, 1))
     }
 
     #[cold]
@@ -2084,7 +2101,7 @@ impl Parser<'_> {
             TokenKind::Ident(w) if w == "sizeof" => return self.sizeof(),
             TokenKind::Str(_) => return Ok((self.string_literal(), 1)),
             TokenKind::Ident(w) if !is_reserved(w) => {
-                let mut name = Ident {
+                let name = Ident {
                     name: w.clone(),
                     span,
                 };
@@ -2092,19 +2109,12 @@ impl Parser<'_> {
                     self.peek_at(1).kind,
                     TokenKind::Dot | TokenKind::LBracket | TokenKind::Arrow
                 ) {
-                    name = self.path_ident()?;
-                    let span = name.span;
+                    let e = self.postfix_from_ident()?;
                     return match self.kind() {
                         TokenKind::PlusPlus | TokenKind::MinusMinus => {
-                            Err(self.incdec_in_expression(Some(&name.name)))
+                            Err(self.incdec_in_expression(None))
                         }
-                        _ => Ok((
-                            Expr {
-                                kind: ExprKind::Name(name),
-                                span,
-                            },
-                            1,
-                        )),
+                        _ => Ok((e, 1)),
                     };
                 }
                 self.bump();
@@ -2294,6 +2304,16 @@ mod tests {
             ExprKind::Str(s) => format!("{s:?}"),
             ExprKind::Name(n) => n.name.clone(),
             ExprKind::AddrOf(n) => format!("&{}", n.name),
+            ExprKind::AddrOfPlace(p) => format!("&{}", show(p)),
+            ExprKind::Member { base, field, arrow } => {
+                format!(
+                    "{}{}{}",
+                    show(base),
+                    if *arrow { "->" } else { "." },
+                    field.name
+                )
+            }
+            ExprKind::Index(a, i) => format!("{}[{}]", show(a), show(i)),
             ExprKind::Unary(op, x) => format!("({op:?} {})", show(x)),
             ExprKind::Binary(op, a, b) => format!("({} {op:?} {})", show(a), show(b)),
             ExprKind::Cond(c, a, b) => format!("({} ? {} : {})", show(c), show(a), show(b)),

@@ -124,6 +124,35 @@ pub enum Place {
     /// A local slot of the current frame.
     Local(u16),
     Routine(RoutineId),
+    /// A lock (`true`) or variable (`false`) reached at run time: its
+    /// reference (see [`make_ref`]) is on the operand stack, pushed after
+    /// the call's values, in argument order.
+    Ref(bool),
+}
+
+/// Tag bit of a reference: a non-NULL pointer to storage.
+pub const REF_TAG: i64 = 1 << 62;
+
+/// A reference to storage: the first variable and the first lock of what
+/// it designates (a struct instance, an array, a leaf). Field selection and
+/// indexing add to both parts at once.
+pub fn make_ref(var: u32, lock: u32) -> i64 {
+    REF_TAG | ((lock as i64) << 32) | var as i64
+}
+
+/// The (variable, lock) offset pair added to a reference.
+pub fn ref_offset(var: u32, lock: u32) -> i64 {
+    ((lock as i64) << 32) | var as i64
+}
+
+/// The variable a reference designates.
+pub fn ref_var(r: i64) -> VarId {
+    (r & 0xFFFF_FFFF) as u32
+}
+
+/// The lock a reference designates.
+pub fn ref_lock(r: i64) -> LockId {
+    LockId(((r >> 32) & 0x3FFF_FFFF) as u32)
 }
 
 /// A kernel call: places are resolved at compile time, values are popped.
@@ -170,6 +199,26 @@ pub enum Op {
     /// Enter `__try`; the handler starts at the target.
     TryEnter(u32),
     TryExit,
+    /// Duplicate the top of the operand stack.
+    Dup,
+    /// Add an offset to the reference on top of the stack; with `deref`,
+    /// the reference came from a pointer and NULL faults (0xD1 at
+    /// IRQL >= DISPATCH_LEVEL, else STATUS_ACCESS_VIOLATION).
+    AddRef {
+        offset: i64,
+        deref: bool,
+    },
+    /// Pop an index and a reference to an array of `len` elements, each
+    /// `stride` (a [`ref_offset`]) apart: the element's reference; an index
+    /// out of range ends the run in `assertion_failed`.
+    Index {
+        len: u64,
+        stride: i64,
+    },
+    /// Pop a reference, push the variable's value (as `LoadVar`).
+    LoadRef,
+    /// Pop a value, then a reference; store (as `StoreVar`).
+    StoreRef,
 }
 
 /// A compiled routine (thread bodies are routines too).

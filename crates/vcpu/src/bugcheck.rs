@@ -47,6 +47,8 @@ pub mod c4 {
 /// Exception codes raised by the interpreter itself.
 pub mod status {
     pub const INTEGER_DIVIDE_BY_ZERO: u64 = 0xC000_0094;
+    /// A NULL pointer dereferenced below DISPATCH_LEVEL.
+    pub const ACCESS_VIOLATION: u64 = 0xC000_0005;
 }
 
 /// One bugcheck: stop code and its four parameters.

@@ -43,6 +43,7 @@ fn index_of(p: &Place) -> u32 {
         | Place::Routine(i) => *i,
         Place::Local(s) => *s as u32,
         Place::Lock(l) => l.0,
+        Place::Ref(_) => 0,
     }
 }
 
@@ -133,6 +134,35 @@ impl Machine<'_> {
 
     /// Run one kernel call: pop its argument values, dispatch by family.
     pub(super) fn kernel(&mut self, cpu: u32, k: &KernelCall) -> Flow {
+        if k.places.iter().any(|p| matches!(p, Place::Ref(_))) {
+            // Places reached at run time: their references are on the
+            // stack above the values, in argument order.
+            let refs = k
+                .places
+                .iter()
+                .filter(|p| matches!(p, Place::Ref(_)))
+                .count();
+            let exec = self.top_exec(cpu);
+            let at = exec.stack.len().saturating_sub(refs);
+            let popped: Vec<i64> = exec.stack.drain(at..).collect();
+            let mut resolved = k.clone();
+            let mut it = popped.into_iter();
+            for p in resolved.places.iter_mut() {
+                if let Place::Ref(lock) = *p {
+                    let r = it.next().unwrap_or(0);
+                    if r == 0 {
+                        self.null_dereference(cpu);
+                        return Flow::Yield;
+                    }
+                    *p = if lock {
+                        Place::Lock(scenario::program::ref_lock(r))
+                    } else {
+                        Place::Var(scenario::program::ref_var(r))
+                    };
+                }
+            }
+            return self.kernel(cpu, &resolved);
+        }
         let n = k.values as usize;
         let mut vals = std::mem::take(&mut self.kernel_args);
         vals.clear();
