@@ -136,6 +136,8 @@ pub enum FieldType {
     Scalar(ScalarType),
     KSpinLock,
     ExSpinLock,
+    /// `LIST_ENTRY`: two pointer leaves, `Flink` and `Blink`.
+    ListEntry,
     /// A struct type, by name.
     Struct(String),
 }

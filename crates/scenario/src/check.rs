@@ -576,6 +576,7 @@ impl<'a> Checker<'a> {
                                 name,
                                 paged: g.paged,
                                 address,
+                                entry_head: None,
                             });
                             Global::List(self.prog.lists.len() as u32 - 1)
                         }
@@ -726,6 +727,26 @@ impl<'a> Checker<'a> {
                 let r = self.define(&leaf, Global::Var(v));
                 self.keep(r);
             }
+            ast::FieldType::ListEntry => {
+                for f in ["Flink", "Blink"] {
+                    self.prog.vars.push(VarDecl {
+                        name: format!("{name}.{f}"),
+                        ty: ScalarType::Ulong64,
+                        init: 0,
+                        paged,
+                        guard: None,
+                        address: addr(paged),
+                    });
+                    let v = self.prog.vars.len() as u32 - 1;
+                    vars.push(v);
+                    let leaf = Ident {
+                        name: format!("{name}.{f}"),
+                        span: at.span,
+                    };
+                    let r = self.define(&leaf, Global::Var(v));
+                    self.keep(r);
+                }
+            }
             ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => {
                 self.prog.locks.push(LockDecl {
                     name,
@@ -780,6 +801,7 @@ impl<'a> Checker<'a> {
     fn leaves(&self, t: &ast::FieldType) -> (u32, u32) {
         match t {
             ast::FieldType::Scalar(_) => (1, 0),
+            ast::FieldType::ListEntry => (2, 0),
             ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => (0, 1),
             ast::FieldType::Struct(s) => {
                 let mut n = (0u32, 0u32);
@@ -813,6 +835,36 @@ impl<'a> Checker<'a> {
     }
 
     fn resolve_globals(&mut self, file: &ast::File) {
+        // A global LIST_ENTRY declared alone is also an initialized, empty
+        // head for the entry routines: Flink and Blink point at itself. Its
+        // two leaves come after every other variable (version 1 files keep
+        // their variable numbers).
+        for item in &file.items {
+            let Item::Global(g) = item else { continue };
+            if g.ty != ast::GlobalType::ListEntry {
+                continue;
+            }
+            let Some((Global::List(l), _)) = self.globals.get(&g.name.name) else {
+                continue;
+            };
+            let l = *l;
+            let address = self.prog.lists[l as usize].address;
+            let v = self.prog.vars.len() as u32;
+            self.prog.lists[l as usize].entry_head = Some(v);
+            let head = make_ref(v, 0);
+            for (i, f) in ["Flink", "Blink"].iter().enumerate() {
+                self.prog.vars.push(VarDecl {
+                    name: format!("{}.{f}", g.name.name),
+                    ty: ScalarType::Ulong64,
+                    init: head,
+                    paged: g.paged,
+                    guard: None,
+                    address: address + 8 * i as u64,
+                });
+            }
+            self.aggregates
+                .insert(g.name.name.clone(), (ast::FieldType::ListEntry, None, v, 0));
+        }
         for (vars, g) in std::mem::take(&mut self.pending_guards) {
             let lock = match self.lookup_global(&g) {
                 Ok(Global::Lock(l)) => l,
@@ -1464,20 +1516,12 @@ impl Fn<'_, '_> {
             StmtKind::Empty => {}
             StmtKind::Block(b) => self.block(b),
             StmtKind::Decl { ty, vars } => {
-                let slot_ty =
-                    match &ty.value {
-                        Type::Scalar(t) => Some(*t),
-                        Type::QueueHandle => None,
-                        Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
-                        Type::Pointer(p) => match self.c.pointers.get(p) {
-                            Some(_) => Some(ScalarType::Ulong64),
-                            None => return Err(self
-                                .err(ty.span, format!("locals of type {p} are not supported"))
-                                .help(
-                                    "locals are scalars, KLOCK_QUEUE_HANDLE or pointers to structs",
-                                )),
-                        },
-                    };
+                let slot_ty = match &ty.value {
+                    Type::Scalar(t) => Some(*t),
+                    Type::QueueHandle => None,
+                    Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
+                    Type::Pointer(_) => Some(ScalarType::Ulong64),
+                };
                 let pointee = match &ty.value {
                     Type::Pointer(p) => self.c.pointers.get(p).cloned(),
                     _ => None,
@@ -1929,6 +1973,38 @@ impl Fn<'_, '_> {
     /// Compile a place (a global aggregate, field, element or `p->f`):
     /// code that pushes its reference; the type of what it designates.
     fn place(&mut self, e: &Expr) -> R<(ast::FieldType, Option<u64>)> {
+        if let ExprKind::Member {
+            base,
+            field,
+            arrow: false,
+        } = &e.kind
+        {
+            if let ExprKind::Name(_) | ExprKind::Member { .. } | ExprKind::Index(..) = base.kind {
+                // `Head.Flink` / `Entry.Blink` of a LIST_ENTRY.
+                if self.is_list_entry_place(base) {
+                    self.place(base)?;
+                    let off = match field.name.as_str() {
+                        "Flink" => 0,
+                        "Blink" => 1,
+                        _ => {
+                            return Err(self
+                                .err(
+                                    field.span,
+                                    format!("LIST_ENTRY has no field `{}`", field.name),
+                                )
+                                .help("its fields are Flink and Blink"))
+                        }
+                    };
+                    if off != 0 {
+                        self.ops.push(Op::AddRef {
+                            offset: ref_offset(off, 0),
+                            deref: false,
+                        });
+                    }
+                    return Ok((ast::FieldType::Scalar(ScalarType::Ulong64), None));
+                }
+            }
+        }
         match &e.kind {
             ExprKind::Name(id) => {
                 if self.local(&id.name).is_some() {
@@ -2023,6 +2099,111 @@ impl Fn<'_, '_> {
                 .err(e.span, "expected a variable, field or array element")
                 .label("not a place")),
         }
+    }
+
+    /// Does this place designate a LIST_ENTRY (decided without code)?
+    fn is_list_entry_place(&self, e: &Expr) -> bool {
+        self.static_type(e) == Some((ast::FieldType::ListEntry, None))
+    }
+
+    /// The type a place designates, computed without emitting code.
+    fn static_type(&self, e: &Expr) -> Option<(ast::FieldType, Option<u64>)> {
+        match &e.kind {
+            ExprKind::Name(id) => {
+                if self.local(&id.name).is_some() {
+                    return None;
+                }
+                self.c.aggregates.get(&id.name).map(|a| (a.0.clone(), a.1))
+            }
+            ExprKind::Member { base, field, arrow } => {
+                let s = if *arrow {
+                    match &base.kind {
+                        ExprKind::Name(id) => {
+                            let (slot, _) = self.local(&id.name)?;
+                            self.ptr_slots.get(&slot)?.clone()
+                        }
+                        _ => return None,
+                    }
+                } else {
+                    match self.static_type(base)? {
+                        (ast::FieldType::Struct(s), None) => s,
+                        _ => return None,
+                    }
+                };
+                let (fd, _, _) = self.c.field_of(&s, &field.name)?;
+                Some((fd.ty, fd.array))
+            }
+            ExprKind::Index(base, _) => match self.static_type(base)? {
+                (t, Some(_)) => Some((t, None)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `CONTAINING_RECORD(Address, T, Field)`: the `T *` whose field
+    /// (a name or a path `A.B.C`) is at `Address`.
+    fn containing_record(&mut self, args: &[Expr], span: Span, want_value: bool) -> R<Arith> {
+        if args.len() != 3 {
+            return Err(self
+                .err(span, "`CONTAINING_RECORD` takes 3 arguments")
+                .help("CONTAINING_RECORD(Address, TYPE, Field)"));
+        }
+        let ExprKind::Name(ty) = &args[1].kind else {
+            return Err(self.err(args[1].span, "expected a struct type name"));
+        };
+        if !self.c.structs.contains_key(&ty.name) {
+            return Err(self
+                .err(ty.span, format!("`{}` is not a struct type", ty.name))
+                .help("CONTAINING_RECORD(Address, TYPE, Field)"));
+        }
+        // The field path, outermost first.
+        let mut path = vec![];
+        let mut f = &args[2];
+        loop {
+            match &f.kind {
+                ExprKind::Name(id) => {
+                    path.push(id.clone());
+                    break;
+                }
+                ExprKind::Member {
+                    base,
+                    field,
+                    arrow: false,
+                } => {
+                    path.push(field.clone());
+                    f = base;
+                }
+                _ => return Err(self.err(args[2].span, "expected a field name or path")),
+            }
+        }
+        path.reverse();
+        let (mut s, mut v, mut l) = (ty.name.clone(), 0u32, 0u32);
+        for (i, id) in path.iter().enumerate() {
+            let Some((fd, dv, dl)) = self.c.field_of(&s, &id.name) else {
+                return Err(self
+                    .err(id.span, format!("`{s}` has no field `{}`", id.name))
+                    .label("unknown field"));
+            };
+            v += dv;
+            l += dl;
+            match (&fd.ty, i + 1 < path.len()) {
+                (ast::FieldType::Struct(n), true) => s = n.clone(),
+                (_, true) => {
+                    return Err(self.err(id.span, format!("`{}` is not a struct", id.name)))
+                }
+                _ => {}
+            }
+        }
+        self.expr(&args[0])?;
+        self.ops.push(Op::AddRef {
+            offset: ref_offset(v, l).wrapping_neg(),
+            deref: true,
+        });
+        if !want_value {
+            self.ops.push(Op::Pop);
+        }
+        Ok(Arith::U64)
     }
 
     /// A place holding one scalar: its reference pushed; its type.
@@ -2156,7 +2337,10 @@ impl Fn<'_, '_> {
                 }
             }
             ExprKind::AddrOf(id) if self.c.aggregates.contains_key(&id.name) => {
-                self.pointer(e)?;
+                self.place(&Expr {
+                    kind: ExprKind::Name(id.clone()),
+                    span: id.span,
+                })?;
                 Arith::U64
             }
             ExprKind::AddrOf(id) => {
@@ -2256,9 +2440,15 @@ impl Fn<'_, '_> {
             }
             return Ok(Arith::I32);
         }
+        if callee.name == "CONTAINING_RECORD" && self.local(&callee.name).is_none() {
+            return self.containing_record(args, span, want_value);
+        }
         if let Some(sig) = kernel::lookup(&callee.name) {
             self.kernel_call(sig, callee, args, span, want_value)?;
-            return Ok(Arith::I32);
+            return Ok(match sig.kr {
+                Kr::RemoveHeadList | Kr::RemoveTailList => Arith::U64,
+                _ => Arith::I32,
+            });
         }
         let id = match self.c.globals.get(&callee.name) {
             Some((Global::Routine(r), _)) => *r,
@@ -2464,7 +2654,7 @@ impl Fn<'_, '_> {
                 }
                 _ => match &a.kind {
                     ExprKind::AddrOfPlace(pl) => {
-                        places.push(Place::Ref(!matches!(p, P::Data | P::OutIrql)));
+                        places.push(Place::Ref(!matches!(p, P::Data | P::OutIrql | P::List)));
                         deferred.push((p, (**pl).clone()));
                     }
                     _ => places.push(self.place_arg(sig, p, a)?),
@@ -2480,6 +2670,7 @@ impl Fn<'_, '_> {
                     P::SpinLock => t == ast::FieldType::KSpinLock,
                     P::ExLock => t == ast::FieldType::ExSpinLock,
                     P::Data | P::OutIrql => matches!(t, ast::FieldType::Scalar(_)),
+                    P::List => t == ast::FieldType::ListEntry && sig.kr == Kr::IsListEmpty,
                     _ => false,
                 };
             if !ok {

@@ -64,6 +64,9 @@ const STATEMENT_KEYWORDS: [&str; 17] = [
     "__leave",
 ];
 
+/// WDK pointer names a local may have besides struct pointers.
+const LOCAL_POINTERS: &[&str] = &["PLIST_ENTRY", "PVOID"];
+
 /// Type and prefix words that can never be names.
 const TYPE_KEYWORDS: &[&str] = &[
     "VOID",
@@ -803,6 +806,7 @@ impl Parser<'_> {
     /// May a local declaration start with this word?
     fn is_local_type(&self, word: &str) -> bool {
         LOCAL_TYPES.contains(&word)
+            || LOCAL_POINTERS.contains(&word)
             || self.typedefs.contains_key(word)
             || self.pointer_names.contains(word)
     }
@@ -889,6 +893,7 @@ impl Parser<'_> {
         match t {
             FieldType::Scalar(s) => (s.size(), s.size()),
             FieldType::KSpinLock => (8, 8),
+            FieldType::ListEntry => (16, 8),
             FieldType::ExSpinLock => (4, 4),
             FieldType::Struct(n) => self.structs.get(n).copied().unwrap_or((1, 1)),
         }
@@ -901,6 +906,7 @@ impl Parser<'_> {
         }
         match word {
             "KSPIN_LOCK" => Some(FieldType::KSpinLock),
+            "LIST_ENTRY" => Some(FieldType::ListEntry),
             "EX_SPIN_LOCK" => Some(FieldType::ExSpinLock),
             w if self.structs.contains_key(w) => Some(FieldType::Struct(w.to_string())),
             _ => None,
@@ -1901,7 +1907,11 @@ impl Parser<'_> {
         let tok = self.bump();
         let ty = match &tok.kind {
             TokenKind::Ident(w) if w == "KLOCK_QUEUE_HANDLE" => Type::QueueHandle,
-            TokenKind::Ident(w) if self.pointer_names.contains(w) => Type::Pointer(w.clone()),
+            TokenKind::Ident(w)
+                if self.pointer_names.contains(w) || LOCAL_POINTERS.contains(&w.as_str()) =>
+            {
+                Type::Pointer(w.clone())
+            }
             TokenKind::Ident(w) => Type::Scalar(self.scalar_of(w).unwrap_or(ScalarType::Ulong)),
             _ => Type::Scalar(ScalarType::Ulong),
         };
@@ -2963,7 +2973,7 @@ thread Worker on cpu 0 { Recurse(1); }
         );
         assert_eq!(t("case 1: x();").0, "`case` outside a `switch`");
         assert_eq!(t("f() = 2;").0, "only a variable can be assigned to");
-        assert_eq!(t("PVOID p;").0, "unknown type `PVOID`");
+        assert_eq!(t("PFOO p;").0, "unknown type `PFOO`");
         assert_eq!(t("KSPIN_LOCK L;").0, "a `KSPIN_LOCK` cannot be a local");
         assert_eq!(
             t("KLOCK_QUEUE_HANDLE H = 0;").0,

@@ -101,6 +101,8 @@ pub struct ListDecl {
     pub name: String,
     pub paged: bool,
     pub address: u64,
+    /// The `Flink` leaf of the head as the entry routines see it.
+    pub entry_head: Option<VarId>,
 }
 
 #[derive(Clone, Debug)]

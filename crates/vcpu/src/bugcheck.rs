@@ -17,6 +17,8 @@ pub mod code {
     pub const DRIVER_IRQL_NOT_LESS_OR_EQUAL: u32 = 0xD1;
     pub const WORKER_THREAD_RETURNED_AT_BAD_IRQL: u32 = 0xE1;
     pub const DPC_WATCHDOG_VIOLATION: u32 = 0x133;
+    /// A list routine found broken links (P1 = 3, a corrupt LIST_ENTRY).
+    pub const KERNEL_SECURITY_CHECK_FAILURE: u32 = 0x139;
 }
 
 /// Driver Verifier subcodes (P1 of 0xC4).
@@ -137,6 +139,12 @@ impl Bugcheck {
                 ],
             },
             DRIVER_VERIFIER_DETECTED_VIOLATION => c4_meanings(self.params[0]),
+            KERNEL_SECURITY_CHECK_FAILURE => [
+                "3: a LIST_ENTRY was corrupted (its neighbours do not point back)",
+                "address of the trap frame",
+                "address of the exception record",
+                "reserved",
+            ],
             _ => ["", "", "", ""],
         }
     }
@@ -155,6 +163,7 @@ impl Bugcheck {
             WORKER_THREAD_RETURNED_AT_BAD_IRQL => "a system thread returned at an IRQL above PASSIVE_LEVEL",
             DPC_WATCHDOG_VIOLATION => "a processor stayed at DISPATCH_LEVEL or above too long: spin-lock deadlock or an over-long DPC/ISR",
             DRIVER_VERIFIER_DETECTED_VIOLATION => c4_summary(self.params[0]),
+            KERNEL_SECURITY_CHECK_FAILURE => "a list routine found a LIST_ENTRY whose neighbours do not point back (double remove, or an entry never inserted)",
             _ => "unknown stop code",
         }
     }
@@ -311,6 +320,10 @@ pub const CODES: &[(u32, &str)] = &[
         "UNEXPECTED_KERNEL_MODE_TRAP",
     ),
     (code::ATTEMPTED_SWITCH_FROM_DPC, "ATTEMPTED_SWITCH_FROM_DPC"),
+    (
+        code::KERNEL_SECURITY_CHECK_FAILURE,
+        "KERNEL_SECURITY_CHECK_FAILURE",
+    ),
     (
         code::DRIVER_VERIFIER_DETECTED_VIOLATION,
         "DRIVER_VERIFIER_DETECTED_VIOLATION",

@@ -217,6 +217,12 @@ impl Machine<'_> {
             | Kr::ExInterlockedInsertHeadList
             | Kr::ExInterlockedRemoveHeadList
             | Kr::IsListEmpty => self.kcall_lists(cpu, k, &vals, irql, name),
+            Kr::InitializeListHead
+            | Kr::InsertHeadList
+            | Kr::InsertTailList
+            | Kr::RemoveHeadList
+            | Kr::RemoveTailList
+            | Kr::RemoveEntryList => self.kcall_entry_lists(cpu, k, &vals, name),
             Kr::InterlockedIncrement
             | Kr::InterlockedDecrement
             | Kr::InterlockedExchange
