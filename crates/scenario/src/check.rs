@@ -144,6 +144,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             routines: vec![],
             threads: vec![],
             interrupt_lines: vec![],
+            driver_entry: None,
             warnings: vec![],
         },
         errors: RefCell::new(vec![]),
@@ -200,6 +201,16 @@ impl<'a> Checker<'a> {
                 let mut code = self.compile_routine(r);
                 code.address = self.prog.routines[id as usize].address;
                 self.prog.routines[id as usize] = code;
+            }
+        }
+        if let Some((Global::Routine(id), span)) = self.globals.get("DriverEntry").cloned() {
+            if self.routine_arity("DriverEntry") == 0 {
+                self.prog.driver_entry = Some(id);
+            } else {
+                self.record(
+                    self.err(span, "`DriverEntry` takes no parameters here")
+                        .help("declare it `NTSTATUS DriverEntry(VOID)`"),
+                );
             }
         }
         for item in &file.items {
@@ -498,6 +509,8 @@ impl<'a> Checker<'a> {
             match item {
                 Item::Enum(e) => self.enumerators(e),
                 Item::Struct(s) => {
+                    self.pointers
+                        .insert(format!("{} *", s.name), s.name.clone());
                     for p in &s.pointer_names {
                         self.pointers.insert(p.clone(), s.name.clone());
                     }
@@ -1577,6 +1590,27 @@ impl Fn<'_, '_> {
                 self.stmt_boundary(s.span);
                 self.incdec(target, *increment)?;
             }
+            StmtKind::AssignPlace { target, op, value } if self.local_element(target).is_some() => {
+                let target = self.local_element(target).expect("checked");
+                return self.stmt(&Stmt {
+                    kind: StmtKind::Assign {
+                        target,
+                        op: *op,
+                        value: value.clone(),
+                    },
+                    span: s.span,
+                });
+            }
+            StmtKind::IncDecPlace { target, increment } if self.local_element(target).is_some() => {
+                let target = self.local_element(target).expect("checked");
+                return self.stmt(&Stmt {
+                    kind: StmtKind::IncDec {
+                        target,
+                        increment: *increment,
+                    },
+                    span: s.span,
+                });
+            }
             StmtKind::AssignPlace { target, op, value } => {
                 self.stmt_boundary(s.span);
                 let t = self.scalar_place(target)?;
@@ -2206,6 +2240,21 @@ impl Fn<'_, '_> {
         Ok(Arith::U64)
     }
 
+    /// `a[K]` of a local array (one local per element): that element's
+    /// name, when `K` is a constant.
+    fn local_element(&self, e: &Expr) -> Option<Ident> {
+        let ExprKind::Index(base, index) = &e.kind else {
+            return None;
+        };
+        let ExprKind::Name(id) = &base.kind else {
+            return None;
+        };
+        let k = crate::parser::fold(index)?;
+        let name = format!("{}[{k}]", id.name);
+        self.local(&name)?;
+        Some(Ident { name, span: e.span })
+    }
+
     /// A place holding one scalar: its reference pushed; its type.
     fn scalar_place(&mut self, e: &Expr) -> R<ScalarType> {
         match self.place(e)? {
@@ -2354,6 +2403,13 @@ impl Fn<'_, '_> {
             ExprKind::AddrOfPlace(p) => {
                 self.place(p)?;
                 Arith::U64
+            }
+            ExprKind::Index(..) if self.local_element(e).is_some() => {
+                let id = self.local_element(e).expect("checked");
+                return self.expr(&Expr {
+                    kind: ExprKind::Name(id),
+                    span: e.span,
+                });
             }
             ExprKind::Member { .. } | ExprKind::Index(..) => {
                 let t = self.scalar_place(e)?;
@@ -2653,6 +2709,14 @@ impl Fn<'_, '_> {
                     }
                 }
                 _ => match &a.kind {
+                    ExprKind::AddrOfPlace(pl) if self.local_element(pl).is_some() => {
+                        let id = self.local_element(pl).expect("checked");
+                        let e = Expr {
+                            kind: ExprKind::AddrOf(id),
+                            span: a.span,
+                        };
+                        places.push(self.place_arg(sig, p, &e)?);
+                    }
                     ExprKind::AddrOfPlace(pl) => {
                         places.push(Place::Ref(!matches!(p, P::Data | P::OutIrql | P::List)));
                         deferred.push((p, (**pl).clone()));

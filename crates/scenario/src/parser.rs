@@ -178,7 +178,7 @@ fn is_pointer_type(word: &str) -> bool {
 
 /// The value of an integer constant expression made of literals (array
 /// sizes and indexes the parser must know), if it is one.
-fn fold(e: &Expr) -> Option<i64> {
+pub(crate) fn fold(e: &Expr) -> Option<i64> {
     use crate::check::{binary_type, eval_binary, eval_unary, operand_type, truncate};
     Some(match &e.kind {
         ExprKind::Int(v) => *v,
@@ -1351,6 +1351,10 @@ impl Parser<'_> {
             TokenKind::Ident(w) => {
                 if let Some(s) = self.scalar_of(w) {
                     Type::Scalar(s)
+                } else if self.structs.contains_key(w) && self.peek_at(1).kind == TokenKind::Star {
+                    // `T *Name`: a pointer to a struct.
+                    self.bump();
+                    Type::Pointer(format!("{w} *"))
                 } else if is_pointer_type(w) {
                     Type::Pointer(w.clone())
                 } else if w == "VOID" {
@@ -1779,7 +1783,10 @@ impl Parser<'_> {
                     _ => StmtKind::IncDecPlace { target, increment },
                 });
             }
-            TokenKind::Ident(w) if self.is_local_type(w) => {
+            TokenKind::Ident(w)
+                if self.is_local_type(w)
+                    || (self.structs.contains_key(w) && *next == TokenKind::Star) =>
+            {
                 if !allow_decl {
                     return Err(self.expected("an assignment, `++`, `--` or a call", ""));
                 }
@@ -1915,9 +1922,34 @@ impl Parser<'_> {
             TokenKind::Ident(w) => Type::Scalar(self.scalar_of(w).unwrap_or(ScalarType::Ulong)),
             _ => Type::Scalar(ScalarType::Ulong),
         };
+        // `T *p;`: a pointer to a struct.
+        let ty = match (&tok.kind, self.kind()) {
+            (TokenKind::Ident(w), TokenKind::Star) if self.structs.contains_key(w) => {
+                self.bump();
+                Type::Pointer(format!("{w} *"))
+            }
+            _ => ty,
+        };
         let mut vars = Vec::new();
         loop {
             let name = self.ident("a variable name")?;
+            if let Some(n) = self.array_size()? {
+                // A local array: one local per element (`H[0]`, `H[1]`),
+                // reached with constant indexes.
+                for k in 0..n.min(256) {
+                    vars.push((
+                        Ident {
+                            name: format!("{}[{k}]", name.name),
+                            span: name.span,
+                        },
+                        None,
+                    ));
+                }
+                if self.eat(&TokenKind::Comma).is_none() {
+                    break;
+                }
+                continue;
+            }
             let init = if self.at(&TokenKind::Assign) {
                 if ty == Type::QueueHandle {
                     let span = self.peek().span;

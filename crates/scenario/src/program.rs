@@ -284,6 +284,9 @@ pub struct Program {
     pub routines: Vec<Code>,
     pub threads: Vec<ThreadSpec>,
     pub interrupt_lines: Vec<InterruptLineSpec>,
+    /// `DriverEntry`, if defined: run to completion on processor 0 at
+    /// PASSIVE_LEVEL before virtual time 0 (contract v2, "DriverEntry").
+    pub driver_entry: Option<RoutineId>,
     /// Check-time warnings: accepted, but probably not what was meant (an
     /// interrupt line without `at` fires at time 0). Shown on standard
     /// error by the command line; never part of a run report.
