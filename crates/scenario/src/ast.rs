@@ -179,6 +179,8 @@ pub enum GlobalType {
         routine: Ident,
     },
     ListEntry,
+    /// `KLOCK_QUEUE_HANDLE H;` at file scope (shared by its users).
+    QueueHandle,
     Scalar(Spanned<ScalarType>),
     /// A struct, or an array (`[N]`) of any field type: stored as one
     /// named leaf per scalar and lock (`Devices[1].Lock`).

@@ -54,6 +54,8 @@ enum Global {
     List(u32),
     Var(VarId),
     Routine(RoutineId),
+    /// A global KLOCK_QUEUE_HANDLE.
+    Handle(u32),
 }
 
 fn kind_name(g: Global, prog: &Program) -> &'static str {
@@ -68,6 +70,7 @@ fn kind_name(g: Global, prog: &Program) -> &'static str {
         Global::List(_) => "a LIST_ENTRY",
         Global::Var(_) => "a data variable",
         Global::Routine(_) => "a routine",
+        Global::Handle(_) => "a KLOCK_QUEUE_HANDLE",
     }
 }
 
@@ -144,6 +147,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             routines: vec![],
             threads: vec![],
             interrupt_lines: vec![],
+            handles: vec![],
             driver_entry: None,
             warnings: vec![],
         },
@@ -594,6 +598,10 @@ impl<'a> Checker<'a> {
                             Global::List(self.prog.lists.len() as u32 - 1)
                         }
                         ast::GlobalType::Aggregate { .. } => continue,
+                        ast::GlobalType::QueueHandle => {
+                            self.prog.handles.push(name);
+                            Global::Handle(self.prog.handles.len() as u32 - 1)
+                        }
                         ast::GlobalType::Scalar(t) => {
                             self.prog.vars.push(VarDecl {
                                 name,
@@ -2855,6 +2863,7 @@ impl Fn<'_, '_> {
             (P::List, Global::List(l)) => Some(Place::List(l)),
             (P::OutIrql, Global::Var(v)) | (P::Data, Global::Var(v)) => Some(Place::Var(v)),
             (P::Routine, Global::Routine(r)) => Some(Place::Routine(r)),
+            (P::Handle, Global::Handle(h)) => Some(Place::GlobalHandle(h)),
             _ => None,
         };
         place.ok_or_else(|| {

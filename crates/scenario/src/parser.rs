@@ -1149,37 +1149,28 @@ impl Parser<'_> {
             }
         };
         let ty_span = ty_tok.span;
-        let object =
-            match word.as_str() {
-                "KSPIN_LOCK" | "EX_SPIN_LOCK" | "KINTERRUPT" | "KDPC" | "LIST_ENTRY" => true,
-                "VOID" => false,
-                w if self.scalar_of(w).is_some() => false,
-                w if self.structs.contains_key(w) => true,
-                "KLOCK_QUEUE_HANDLE" => return Err(self
-                    .error(
-                        ty_span,
-                        "`KLOCK_QUEUE_HANDLE` cannot be declared at file scope",
-                    )
-                    .label("locals only")
-                    .help(
-                        "declare the queue handle as a local in the routine that acquires the lock",
-                    )),
-                _ if paged.is_some() || guarded_by.is_some() => {
-                    let mut err = self.expected("a type", "after the prefix");
-                    if let Some(help) = did_you_mean(&word, ITEM_STARTS[5..].iter().copied()) {
-                        err = err.help(help);
-                    }
-                    return Err(err);
+        let object = match word.as_str() {
+            "KSPIN_LOCK" | "EX_SPIN_LOCK" | "KINTERRUPT" | "KDPC" | "LIST_ENTRY" => true,
+            "VOID" => false,
+            w if self.scalar_of(w).is_some() => false,
+            w if self.structs.contains_key(w) => true,
+            "KLOCK_QUEUE_HANDLE" => true,
+            _ if paged.is_some() || guarded_by.is_some() => {
+                let mut err = self.expected("a type", "after the prefix");
+                if let Some(help) = did_you_mean(&word, ITEM_STARTS[5..].iter().copied()) {
+                    err = err.help(help);
                 }
-                _ => {
-                    let mut err =
-                        self.expected("a declaration, a routine, `thread` or `interrupt`", "");
-                    if let Some(help) = did_you_mean(&word, ITEM_STARTS) {
-                        err = err.help(help);
-                    }
-                    return Err(err);
+                return Err(err);
+            }
+            _ => {
+                let mut err =
+                    self.expected("a declaration, a routine, `thread` or `interrupt`", "");
+                if let Some(help) = did_you_mean(&word, ITEM_STARTS) {
+                    err = err.help(help);
                 }
-            };
+                return Err(err);
+            }
+        };
         self.bump();
         let name = self.ident("a name after the type")?;
         if !object && self.at(&TokenKind::LParen) {
@@ -1250,6 +1241,7 @@ impl Parser<'_> {
             "KSPIN_LOCK" => GlobalType::KSpinLock,
             "EX_SPIN_LOCK" => GlobalType::ExSpinLock,
             "LIST_ENTRY" => GlobalType::ListEntry,
+            "KLOCK_QUEUE_HANDLE" => GlobalType::QueueHandle,
             "KINTERRUPT" => {
                 let ctx = format!(
                     "after `{}`: an interrupt is declared `KINTERRUPT I(Isr, Irql);`",
@@ -2671,10 +2663,10 @@ thread Worker on cpu 0 { Recurse(1); }
             err(&format!("{HDR}ULONG while;")).0,
             "expected a name after the type, found keyword `while`"
         );
-        assert_eq!(
-            err(&format!("{HDR}KLOCK_QUEUE_HANDLE H;")).0,
-            "`KLOCK_QUEUE_HANDLE` cannot be declared at file scope"
-        );
+        assert!(matches!(
+            globals("KLOCK_QUEUE_HANDLE H;")[0].ty,
+            GlobalType::QueueHandle
+        ));
     }
 
     // ----- routines --------------------------------------------------------------

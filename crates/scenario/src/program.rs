@@ -126,6 +126,8 @@ pub enum Place {
     /// A local slot of the current frame.
     Local(u16),
     Routine(RoutineId),
+    /// A global KLOCK_QUEUE_HANDLE (index into [`Program::handles`]).
+    GlobalHandle(u32),
     /// A lock (`true`) or variable (`false`) reached at run time: its
     /// reference (see [`make_ref`]) is on the operand stack, pushed after
     /// the call's values, in argument order.
@@ -284,6 +286,8 @@ pub struct Program {
     pub routines: Vec<Code>,
     pub threads: Vec<ThreadSpec>,
     pub interrupt_lines: Vec<InterruptLineSpec>,
+    /// Global KLOCK_QUEUE_HANDLEs, by name.
+    pub handles: Vec<String>,
     /// `DriverEntry`, if defined: run to completion on processor 0 at
     /// PASSIVE_LEVEL before virtual time 0 (contract v2, "DriverEntry").
     pub driver_entry: Option<RoutineId>,

@@ -110,6 +110,11 @@ pub(super) enum After {
         slot: u16,
         old: Irql,
     },
+    /// Fill a global queue handle.
+    GlobalHandle {
+        index: u32,
+        old: Irql,
+    },
     /// Run the ISR routine.
     IsrEntry {
         interrupt: u32,
@@ -581,6 +586,18 @@ impl Machine<'_> {
                         old_irql: old,
                         acquired: true,
                     }));
+                }
+                Flow::Next
+            }
+            After::GlobalHandle { index, old } => {
+                let node = op.node.expect("queued acquire has a node");
+                if let Some(h) = self.handles.get_mut(index as usize) {
+                    *h = Some(QueueHandle {
+                        lock: op.lock,
+                        node,
+                        old_irql: old,
+                        acquired: true,
+                    });
                 }
                 Flow::Next
             }

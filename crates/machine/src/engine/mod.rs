@@ -231,6 +231,8 @@ struct Machine<'p> {
     stop: Option<Stop>,
     /// DriverEntry is running (before virtual time 0: no clock ticks).
     in_driver_entry: bool,
+    /// Global KLOCK_QUEUE_HANDLEs.
+    handles: Vec<Option<locks::QueueHandle>>,
     /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED,
     /// STALL_TOO_LONG, LOCK_HELD_AT_RETURN, ...).
     engine_warnings: Vec<verifier::Warning>,
@@ -360,6 +362,7 @@ impl<'p> Machine<'p> {
             statements: 0,
             threads_alive: 0,
             in_driver_entry: false,
+            handles: vec![None; prog.handles.len()],
             stop: None,
             engine_warnings: vec![],
             warned: Default::default(),

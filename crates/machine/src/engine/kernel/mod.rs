@@ -44,6 +44,7 @@ fn index_of(p: &Place) -> u32 {
         Place::Local(s) => *s as u32,
         Place::Lock(l) => l.0,
         Place::Ref(_) => 0,
+        Place::GlobalHandle(h) => *h,
     }
 }
 
