@@ -492,6 +492,8 @@ pub enum ExprKind {
     },
     /// `a[i]`
     Index(Box<Expr>, Box<Expr>),
+    /// `sizeof(T)` of a struct type: its name and size in bytes.
+    SizeOf(Ident, u64),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `c ? a : b`

@@ -89,6 +89,8 @@ struct Checker<'a> {
     consts: HashMap<String, (i64, Span)>,
     /// Struct types by name.
     structs: HashMap<String, ast::StructDef>,
+    /// `ExAllocatePoolWithTag` call sites by the offset of the call's name.
+    pool_site_of: HashMap<usize, u32>,
     /// Struct pointer names (`PDEVICE`) and the struct they point to.
     pointers: HashMap<String, String>,
     /// Aggregate globals: element type, array length, first variable and
@@ -123,6 +125,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         protos: HashMap::new(),
         consts: HashMap::new(),
         structs: HashMap::new(),
+        pool_site_of: HashMap::new(),
         pointers: HashMap::new(),
         aggregates: HashMap::new(),
         pending_guards: vec![],
@@ -148,6 +151,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             threads: vec![],
             interrupt_lines: vec![],
             handles: vec![],
+            pool_sites: vec![],
             driver_entry: None,
             warnings: vec![],
         },
@@ -658,6 +662,7 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
         }
+        self.pool_sites(file, &mut addr);
     }
 
     fn lookup_global(&self, id: &Ident) -> R<Global> {
@@ -855,6 +860,62 @@ impl<'a> Checker<'a> {
         None
     }
 
+    /// Make the blocks of every `ExAllocatePoolWithTag(Type, sizeof(T),
+    /// Tag)` call site: [`POOL_BLOCKS`] instances of `T` each, paged when
+    /// the pool type is the constant `PagedPool`.
+    fn pool_sites(&mut self, file: &ast::File, addr: &mut dyn FnMut(bool) -> u64) {
+        let mut calls: Vec<(Ident, Vec<Expr>)> = vec![];
+        for item in &file.items {
+            let body = match item {
+                Item::Routine(r) => &r.body,
+                Item::Thread(t) => &t.body,
+                _ => continue,
+            };
+            for s in &body.stmts {
+                walk_stmt(s, &mut |e| {
+                    if let ExprKind::Call { callee, args } = &e.kind {
+                        if callee.name == "ExAllocatePoolWithTag" && args.len() == 3 {
+                            calls.push((callee.clone(), args.clone()));
+                        }
+                    }
+                });
+            }
+        }
+        for (callee, args) in calls {
+            let ExprKind::SizeOf(ty, _) = &args[1].kind else {
+                continue;
+            };
+            if !self.structs.contains_key(&ty.name) {
+                continue;
+            }
+            let paged = self.const_eval(&args[0]).ok() == Some(1);
+            let line = self.line(callee.span);
+            let mut blocks = vec![];
+            for k in 0..POOL_BLOCKS {
+                let (v0, l0) = (self.prog.vars.len() as u32, self.prog.locks.len() as u32);
+                self.flatten(
+                    &callee,
+                    format!("(pool block {k} of line {line})"),
+                    &ast::FieldType::Struct(ty.name.clone()),
+                    None,
+                    paged,
+                    line,
+                    0,
+                    addr,
+                );
+                let (v1, l1) = (self.prog.vars.len() as u32, self.prog.locks.len() as u32);
+                blocks.push((make_ref(v0, l0), v0..v1, l0..l1));
+            }
+            self.pool_site_of
+                .insert(callee.span.offset, self.prog.pool_sites.len() as u32);
+            self.prog.pool_sites.push(PoolSite {
+                ty: ty.name.clone(),
+                line,
+                blocks,
+            });
+        }
+    }
+
     fn resolve_globals(&mut self, file: &ast::File) {
         // A global LIST_ENTRY declared alone is also an initialized, empty
         // head for the entry routines: Flink and Blink point at itself. Its
@@ -1022,6 +1083,7 @@ impl<'a> Checker<'a> {
         Ok(match &e.kind {
             ExprKind::Int(v) => (*v, decimal_type(*v)),
             ExprKind::Typed(v, t) => (truncate(*t, *v), Arith::of(*t)),
+            ExprKind::SizeOf(_, n) => (*n as i64, Arith::U64),
             ExprKind::Name(id) => match self.constant(&id.name) {
                 Some(v) => (v, Arith::I32),
                 None => match self.globals.get(&id.name) {
@@ -1382,6 +1444,100 @@ pub fn eval_binary(op: BinOp, t: Arith, a: i64, b: i64) -> Option<i64> {
         BinOp::Or => return Some((a != 0 || b != 0) as i64),
     };
     Some(to_arith(t, r))
+}
+
+/// Blocks each `ExAllocatePoolWithTag` call site can hand out.
+pub const POOL_BLOCKS: u32 = 16;
+
+/// Call `f` on every expression of a statement, outermost first.
+fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
+    match &s.kind {
+        StmtKind::Decl { vars, .. } => {
+            for (_, e) in vars {
+                if let Some(e) = e {
+                    walk_expr(e, f);
+                }
+            }
+        }
+        StmtKind::Assign { value, .. } => walk_expr(value, f),
+        StmtKind::AssignPlace { target, value, .. } => {
+            walk_expr(target, f);
+            walk_expr(value, f);
+        }
+        StmtKind::IncDecPlace { target, .. } => walk_expr(target, f),
+        StmtKind::If { cond, then, els } => {
+            walk_expr(cond, f);
+            walk_stmt(then, f);
+            if let Some(e) = els {
+                walk_stmt(e, f);
+            }
+        }
+        StmtKind::While { cond, body } | StmtKind::DoWhile { body, cond } => {
+            walk_expr(cond, f);
+            walk_stmt(body, f);
+        }
+        StmtKind::For {
+            init,
+            cond,
+            step,
+            body,
+        } => {
+            if let Some(i) = init {
+                walk_stmt(i, f);
+            }
+            if let Some(c) = cond {
+                walk_expr(c, f);
+            }
+            if let Some(st) = step {
+                walk_stmt(st, f);
+            }
+            walk_stmt(body, f);
+        }
+        StmtKind::Switch { value, arms } => {
+            walk_expr(value, f);
+            for a in arms {
+                for st in &a.stmts {
+                    walk_stmt(st, f);
+                }
+            }
+        }
+        StmtKind::Return(Some(e)) | StmtKind::Expr(e) => walk_expr(e, f),
+        StmtKind::Block(b) => {
+            for st in &b.stmts {
+                walk_stmt(st, f);
+            }
+        }
+        StmtKind::Try { body, handler, .. } => {
+            for st in body.stmts.iter().chain(&handler.stmts) {
+                walk_stmt(st, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Call `f` on an expression and every expression inside it.
+fn walk_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match &e.kind {
+        ExprKind::Unary(_, a) | ExprKind::Cast(_, a) | ExprKind::AddrOfPlace(a) => walk_expr(a, f),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => {
+            walk_expr(a, f);
+            walk_expr(b, f);
+        }
+        ExprKind::Cond(c, a, b) => {
+            walk_expr(c, f);
+            walk_expr(a, f);
+            walk_expr(b, f);
+        }
+        ExprKind::Member { base, .. } => walk_expr(base, f),
+        ExprKind::Call { args, .. } => {
+            for a in args {
+                walk_expr(a, f);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The type of an unsuffixed decimal literal: `LONG`, else `LONG64`.
@@ -2349,6 +2505,10 @@ impl Fn<'_, '_> {
                 self.ops.push(Op::Push(truncate(*t, *v)));
                 Arith::of(*t)
             }
+            ExprKind::SizeOf(_, n) => {
+                self.ops.push(Op::Push(*n as i64));
+                Arith::U64
+            }
             ExprKind::Str(_) => {
                 return Err(self.err(e.span, "a string can only be DbgPrint's format"))
             }
@@ -2506,6 +2666,20 @@ impl Fn<'_, '_> {
         }
         if callee.name == "CONTAINING_RECORD" && self.local(&callee.name).is_none() {
             return self.containing_record(args, span, want_value);
+        }
+        if callee.name == "ExAllocatePoolWithTag" && args.len() == 3 {
+            let Some(&site) = self.c.pool_site_of.get(&callee.span.offset) else {
+                return Err(self
+                    .err(args[1].span, "`NumberOfBytes` must be written `sizeof(T)` of a struct type")
+                    .label("not sizeof(T)")
+                    .help("the block holds one zeroed T: ExAllocatePoolWithTag(NonPagedPoolNx, sizeof(T), Tag)"));
+            };
+            let sig = kernel::lookup(&callee.name).expect("in the table");
+            self.kernel_call(sig, callee, args, span, want_value)?;
+            if let Some(Op::Kernel(k)) = self.ops.last_mut() {
+                k.places = vec![Place::PoolSite(site)];
+            }
+            return Ok(Arith::U64);
         }
         if let Some(sig) = kernel::lookup(&callee.name) {
             self.kernel_call(sig, callee, args, span, want_value)?;

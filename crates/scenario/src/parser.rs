@@ -194,6 +194,7 @@ pub(crate) fn fold(e: &Expr) -> Option<i64> {
             )?
         }
         ExprKind::Cast(t, a) => truncate(*t, fold(a)?),
+        ExprKind::SizeOf(_, n) => *n as i64,
         _ => return None,
     })
 }
@@ -2181,7 +2182,35 @@ impl Parser<'_> {
         let size = match &tok.kind {
             TokenKind::Ident(w) => match self.scalar_of(w) {
                 Some(t) => t.size(),
-                None if self.structs.contains_key(w) => self.structs[w].0,
+                None if self.structs.contains_key(w) => {
+                    let ty = Ident {
+                        name: w.clone(),
+                        span: tok.span,
+                    };
+                    let size = self.structs[w].0;
+                    self.bump();
+                    self.expect(TokenKind::RParen, "to close `sizeof(`")?;
+                    return Ok((
+                        Expr {
+                            kind: ExprKind::SizeOf(ty, size),
+                            span: self.span_from(start),
+                        },
+                        1,
+                    ));
+                }
+                None if matches!(
+                    w.as_str(),
+                    "KSPIN_LOCK" | "LIST_ENTRY" | "KLOCK_QUEUE_HANDLE" | "EX_SPIN_LOCK" | "KDPC"
+                ) =>
+                {
+                    match w.as_str() {
+                        "KSPIN_LOCK" => 8,
+                        "EX_SPIN_LOCK" => 4,
+                        "LIST_ENTRY" => 16,
+                        "KLOCK_QUEUE_HANDLE" => 24,
+                        _ => 64,
+                    }
+                }
                 None if is_pointer_type(w) => 8,
                 None => {
                     return Err(self
@@ -2348,6 +2377,7 @@ mod tests {
                 )
             }
             ExprKind::Index(a, i) => format!("{}[{}]", show(a), show(i)),
+            ExprKind::SizeOf(t, _) => format!("sizeof({})", t.name),
             ExprKind::Unary(op, x) => format!("({op:?} {})", show(x)),
             ExprKind::Binary(op, a, b) => format!("({} {op:?} {})", show(a), show(b)),
             ExprKind::Cond(c, a, b) => format!("({} ? {} : {})", show(c), show(a), show(b)),

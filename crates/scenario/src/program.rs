@@ -128,6 +128,8 @@ pub enum Place {
     Routine(RoutineId),
     /// A global KLOCK_QUEUE_HANDLE (index into [`Program::handles`]).
     GlobalHandle(u32),
+    /// An `ExAllocatePoolWithTag` call site (index into [`Program::pool_sites`]).
+    PoolSite(u32),
     /// A lock (`true`) or variable (`false`) reached at run time: its
     /// reference (see [`make_ref`]) is on the operand stack, pushed after
     /// the call's values, in argument order.
@@ -241,6 +243,19 @@ pub struct Code {
     pub line: u32,
 }
 
+/// An `ExAllocatePoolWithTag(Type, sizeof(T), Tag)` call site: the blocks
+/// of type `T` it hands out, in order (each a reference, see [`make_ref`]),
+/// made at check time; a block is never handed out twice.
+#[derive(Clone, Debug)]
+pub struct PoolSite {
+    /// The struct type of its blocks.
+    pub ty: String,
+    /// Source line of the call.
+    pub line: u32,
+    /// Each block: its reference, its variables and its locks.
+    pub blocks: Vec<(i64, std::ops::Range<u32>, std::ops::Range<u32>)>,
+}
+
 /// A `thread` line.
 #[derive(Clone, Debug)]
 pub struct ThreadSpec {
@@ -288,6 +303,8 @@ pub struct Program {
     pub interrupt_lines: Vec<InterruptLineSpec>,
     /// Global KLOCK_QUEUE_HANDLEs, by name.
     pub handles: Vec<String>,
+    /// The `ExAllocatePoolWithTag` call sites and the blocks each can hand out.
+    pub pool_sites: Vec<PoolSite>,
     /// `DriverEntry`, if defined: run to completion on processor 0 at
     /// PASSIVE_LEVEL before virtual time 0 (contract v2, "DriverEntry").
     pub driver_entry: Option<RoutineId>,

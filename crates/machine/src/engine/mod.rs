@@ -233,6 +233,9 @@ struct Machine<'p> {
     in_driver_entry: bool,
     /// Global KLOCK_QUEUE_HANDLEs.
     handles: Vec<Option<locks::QueueHandle>>,
+    /// Pool: the next block of each call site, and every block handed out.
+    pool_next: Vec<usize>,
+    blocks: std::collections::BTreeMap<i64, kernel::pool::Block>,
     /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED,
     /// STALL_TOO_LONG, LOCK_HELD_AT_RETURN, ...).
     engine_warnings: Vec<verifier::Warning>,
@@ -363,6 +366,8 @@ impl<'p> Machine<'p> {
             threads_alive: 0,
             in_driver_entry: false,
             handles: vec![None; prog.handles.len()],
+            pool_next: vec![0; prog.pool_sites.len()],
+            blocks: std::collections::BTreeMap::new(),
             stop: None,
             engine_warnings: vec![],
             warned: Default::default(),

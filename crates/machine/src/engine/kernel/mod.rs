@@ -16,6 +16,7 @@ mod irql;
 mod lists;
 mod misc;
 mod ordinary;
+pub(super) mod pool;
 mod queued;
 
 use super::locks::{After, ListOp, QueuedReleaseOp};
@@ -44,7 +45,7 @@ fn index_of(p: &Place) -> u32 {
         Place::Local(s) => *s as u32,
         Place::Lock(l) => l.0,
         Place::Ref(_) => 0,
-        Place::GlobalHandle(h) => *h,
+        Place::GlobalHandle(h) | Place::PoolSite(h) => *h,
     }
 }
 
@@ -218,6 +219,9 @@ impl Machine<'_> {
             | Kr::ExInterlockedInsertHeadList
             | Kr::ExInterlockedRemoveHeadList
             | Kr::IsListEmpty => self.kcall_lists(cpu, k, &vals, irql, name),
+            Kr::ExAllocatePoolWithTag | Kr::ExFreePoolWithTag => {
+                self.kcall_pool(cpu, k, &vals, irql, name)
+            }
             Kr::InitializeListHead
             | Kr::InsertHeadList
             | Kr::InsertTailList
