@@ -115,6 +115,8 @@ pub struct StructDef {
     pub name: String,
     /// The pointer names the `typedef` declares (`*PX`).
     pub pointer_names: Vec<String>,
+    /// `struct TAG`, if the struct has a tag.
+    pub tag: Option<String>,
     pub fields: Vec<FieldDecl>,
     pub span: Span,
 }
@@ -138,6 +140,9 @@ pub enum FieldType {
     ExSpinLock,
     /// `LIST_ENTRY`: two pointer leaves, `Flink` and `Blink`.
     ListEntry,
+    /// A pointer, by its type as written (`PJOB`, `struct _JOB *`,
+    /// `JOB *`, `PVOID`): one 64-bit leaf.
+    Pointer(String),
     /// A struct type, by name.
     Struct(String),
 }

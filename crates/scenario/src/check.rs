@@ -519,6 +519,10 @@ impl<'a> Checker<'a> {
                 Item::Struct(s) => {
                     self.pointers
                         .insert(format!("{} *", s.name), s.name.clone());
+                    if let Some(t) = &s.tag {
+                        self.pointers
+                            .insert(format!("struct {t} *"), s.name.clone());
+                    }
                     for p in &s.pointer_names {
                         self.pointers.insert(p.clone(), s.name.clone());
                     }
@@ -738,8 +742,13 @@ impl<'a> Checker<'a> {
             name: name.clone(),
             span: at.span,
         };
+        let pointer = ScalarType::Ulong64;
         match ty {
-            ast::FieldType::Scalar(t) => {
+            ast::FieldType::Scalar(_) | ast::FieldType::Pointer(_) => {
+                let t = match ty {
+                    ast::FieldType::Scalar(t) => t,
+                    _ => &pointer,
+                };
                 self.prog.vars.push(VarDecl {
                     name,
                     ty: *t,
@@ -826,7 +835,7 @@ impl<'a> Checker<'a> {
     /// Variables and locks in one element of type `t`.
     fn leaves(&self, t: &ast::FieldType) -> (u32, u32) {
         match t {
-            ast::FieldType::Scalar(_) => (1, 0),
+            ast::FieldType::Scalar(_) | ast::FieldType::Pointer(_) => (1, 0),
             ast::FieldType::ListEntry => (2, 0),
             ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => (0, 1),
             ast::FieldType::Struct(s) => {
@@ -2320,7 +2329,10 @@ impl Fn<'_, '_> {
                             let (slot, _) = self.local(&id.name)?;
                             self.ptr_slots.get(&slot)?.clone()
                         }
-                        _ => return None,
+                        _ => match self.static_type(base)? {
+                            (ast::FieldType::Pointer(p), None) => self.c.pointers.get(&p)?.clone(),
+                            _ => return None,
+                        },
                     }
                 } else {
                     match self.static_type(base)? {
@@ -2423,6 +2435,7 @@ impl Fn<'_, '_> {
     fn scalar_place(&mut self, e: &Expr) -> R<ScalarType> {
         match self.place(e)? {
             (ast::FieldType::Scalar(t), None) => Ok(t),
+            (ast::FieldType::Pointer(_), None) => Ok(ScalarType::Ulong64),
             (_, Some(_)) => Err(self
                 .err(e.span, "an array is not a value")
                 .help("index it: `a[i]`")),
@@ -2452,6 +2465,24 @@ impl Fn<'_, '_> {
                         format!("`{}` is not a pointer to a struct", id.name),
                     )
                     .help("`->` follows a pointer parameter or local; use `.` on a struct"))
+            }
+            ExprKind::Member { .. } | ExprKind::Index(..)
+                if matches!(
+                    self.static_type(e),
+                    Some((ast::FieldType::Pointer(_), None))
+                ) =>
+            {
+                let Some((ast::FieldType::Pointer(p), None)) = self.static_type(e) else {
+                    unreachable!("matched above");
+                };
+                let Some(s) = self.c.pointers.get(&p).cloned() else {
+                    return Err(self
+                        .err(e.span, format!("a `{p}` does not point to a struct"))
+                        .help("`->` follows a pointer to a struct"));
+                };
+                self.scalar_place(e)?;
+                self.ops.push(Op::LoadRef);
+                Ok(s)
             }
             ExprKind::AddrOf(_) | ExprKind::AddrOfPlace(_) => {
                 let inner = match &e.kind {

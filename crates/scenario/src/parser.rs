@@ -895,6 +895,7 @@ impl Parser<'_> {
             FieldType::Scalar(s) => (s.size(), s.size()),
             FieldType::KSpinLock => (8, 8),
             FieldType::ListEntry => (16, 8),
+            FieldType::Pointer(_) => (8, 8),
             FieldType::ExSpinLock => (4, 4),
             FieldType::Struct(n) => self.structs.get(n).copied().unwrap_or((1, 1)),
         }
@@ -966,6 +967,30 @@ impl Parser<'_> {
             }
             let tok = self.peek().clone();
             let ty = match &tok.kind {
+                // `struct TAG *Next` (the struct itself, or another).
+                TokenKind::Ident(w)
+                    if w == "struct"
+                        && matches!(self.peek_at(1).kind, TokenKind::Ident(_))
+                        && self.peek_at(2).kind == TokenKind::Star =>
+                {
+                    self.bump();
+                    let t = match &self.peek().kind {
+                        TokenKind::Ident(t) => t.clone(),
+                        _ => String::new(),
+                    };
+                    self.bump();
+                    FieldType::Pointer(format!("struct {t} *"))
+                }
+                TokenKind::Ident(w)
+                    if self.peek_at(1).kind == TokenKind::Star
+                        && (self.structs.contains_key(w) || self.scalar_of(w).is_some()) =>
+                {
+                    self.bump();
+                    FieldType::Pointer(format!("{w} *"))
+                }
+                TokenKind::Ident(w) if is_pointer_type(w) && self.field_type(w).is_none() => {
+                    FieldType::Pointer(w.clone())
+                }
                 TokenKind::Ident(w) => match self.field_type(w) {
                     Some(t) => t,
                     None => {
@@ -1029,12 +1054,13 @@ impl Parser<'_> {
         for n in &names {
             self.structs.insert(n.name.clone(), (size, align));
         }
-        if let Some(t) = tag {
+        if let Some(t) = &tag {
             self.structs.insert(format!("struct {t}"), (size, align));
         }
         items.push(Item::Struct(Box::new(StructDef {
             name: first.name.clone(),
             pointer_names,
+            tag: tag.clone(),
             fields,
             span: self.span_from(start),
         })));
@@ -1043,6 +1069,7 @@ impl Parser<'_> {
             items.push(Item::Struct(Box::new(StructDef {
                 name: n.name.clone(),
                 pointer_names: vec![],
+                tag: None,
                 fields: items
                     .iter()
                     .rev()
