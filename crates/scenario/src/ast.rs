@@ -140,6 +140,8 @@ pub enum FieldType {
     ExSpinLock,
     /// `LIST_ENTRY`: two pointer leaves, `Flink` and `Blink`.
     ListEntry,
+    /// `KLOCK_QUEUE_HANDLE`: one hidden leaf the engine keeps the handle for.
+    QueueHandle,
     /// A pointer, by its type as written (`PJOB`, `struct _JOB *`,
     /// `JOB *`, `PVOID`): one 64-bit leaf.
     Pointer(String),

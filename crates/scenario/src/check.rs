@@ -744,7 +744,9 @@ impl<'a> Checker<'a> {
         };
         let pointer = ScalarType::Ulong64;
         match ty {
-            ast::FieldType::Scalar(_) | ast::FieldType::Pointer(_) => {
+            ast::FieldType::Scalar(_)
+            | ast::FieldType::Pointer(_)
+            | ast::FieldType::QueueHandle => {
                 let t = match ty {
                     ast::FieldType::Scalar(t) => t,
                     _ => &pointer,
@@ -835,7 +837,9 @@ impl<'a> Checker<'a> {
     /// Variables and locks in one element of type `t`.
     fn leaves(&self, t: &ast::FieldType) -> (u32, u32) {
         match t {
-            ast::FieldType::Scalar(_) | ast::FieldType::Pointer(_) => (1, 0),
+            ast::FieldType::Scalar(_)
+            | ast::FieldType::Pointer(_)
+            | ast::FieldType::QueueHandle => (1, 0),
             ast::FieldType::ListEntry => (2, 0),
             ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => (0, 1),
             ast::FieldType::Struct(s) => {
@@ -2931,7 +2935,10 @@ impl Fn<'_, '_> {
                         places.push(self.place_arg(sig, p, &e)?);
                     }
                     ExprKind::AddrOfPlace(pl) => {
-                        places.push(Place::Ref(!matches!(p, P::Data | P::OutIrql | P::List)));
+                        places.push(Place::Ref(!matches!(
+                            p,
+                            P::Data | P::OutIrql | P::List | P::Handle
+                        )));
                         deferred.push((p, (**pl).clone()));
                     }
                     _ => places.push(self.place_arg(sig, p, a)?),
@@ -2948,6 +2955,7 @@ impl Fn<'_, '_> {
                     P::ExLock => t == ast::FieldType::ExSpinLock,
                     P::Data | P::OutIrql => matches!(t, ast::FieldType::Scalar(_)),
                     P::List => t == ast::FieldType::ListEntry && sig.kr == Kr::IsListEmpty,
+                    P::Handle => t == ast::FieldType::QueueHandle,
                     _ => false,
                 };
             if !ok {

@@ -896,6 +896,7 @@ impl Parser<'_> {
             FieldType::KSpinLock => (8, 8),
             FieldType::ListEntry => (16, 8),
             FieldType::Pointer(_) => (8, 8),
+            FieldType::QueueHandle => (24, 8),
             FieldType::ExSpinLock => (4, 4),
             FieldType::Struct(n) => self.structs.get(n).copied().unwrap_or((1, 1)),
         }
@@ -909,6 +910,7 @@ impl Parser<'_> {
         match word {
             "KSPIN_LOCK" => Some(FieldType::KSpinLock),
             "LIST_ENTRY" => Some(FieldType::ListEntry),
+            "KLOCK_QUEUE_HANDLE" => Some(FieldType::QueueHandle),
             "EX_SPIN_LOCK" => Some(FieldType::ExSpinLock),
             w if self.structs.contains_key(w) => Some(FieldType::Struct(w.to_string())),
             _ => None,

@@ -115,6 +115,11 @@ pub(super) enum After {
         index: u32,
         old: Irql,
     },
+    /// Fill a queue handle in a struct field (by its leaf).
+    FieldHandle {
+        var: u32,
+        old: Irql,
+    },
     /// Run the ISR routine.
     IsrEntry {
         interrupt: u32,
@@ -599,6 +604,19 @@ impl Machine<'_> {
                         acquired: true,
                     });
                 }
+                Flow::Next
+            }
+            After::FieldHandle { var, old } => {
+                let node = op.node.expect("queued acquire has a node");
+                self.field_handles.insert(
+                    var,
+                    Some(QueueHandle {
+                        lock: op.lock,
+                        node,
+                        old_irql: old,
+                        acquired: true,
+                    }),
+                );
                 Flow::Next
             }
             After::IsrEntry { interrupt } => {

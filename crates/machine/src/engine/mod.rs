@@ -233,6 +233,8 @@ struct Machine<'p> {
     in_driver_entry: bool,
     /// Global KLOCK_QUEUE_HANDLEs.
     handles: Vec<Option<locks::QueueHandle>>,
+    /// KLOCK_QUEUE_HANDLEs in struct fields and elements, by their leaf.
+    field_handles: std::collections::BTreeMap<u32, Option<locks::QueueHandle>>,
     /// Pool: the next block of each call site, and every block handed out.
     pool_next: Vec<usize>,
     blocks: std::collections::BTreeMap<i64, kernel::pool::Block>,
@@ -366,6 +368,7 @@ impl<'p> Machine<'p> {
             threads_alive: 0,
             in_driver_entry: false,
             handles: vec![None; prog.handles.len()],
+            field_handles: std::collections::BTreeMap::new(),
             pool_next: vec![0; prog.pool_sites.len()],
             blocks: std::collections::BTreeMap::new(),
             stop: None,

@@ -31,6 +31,13 @@ impl Machine<'_> {
                         }
                         After::GlobalHandle { index, old: irql }
                     }
+                    Place::Var(var) => {
+                        // A handle in a struct field or array element.
+                        if let Some(Some(h)) = self.field_handles.get_mut(&var) {
+                            h.old_irql = irql;
+                        }
+                        After::FieldHandle { var, old: irql }
+                    }
                     _ => return Flow::Next,
                 };
                 let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel;
@@ -65,6 +72,7 @@ impl Machine<'_> {
                     Place::GlobalHandle(index) => {
                         self.handles.get_mut(index as usize).and_then(Option::take)
                     }
+                    Place::Var(var) => self.field_handles.get_mut(&var).and_then(Option::take),
                     _ => return Flow::Next,
                 };
                 let Some(h) = handle.filter(|h| h.acquired) else {
