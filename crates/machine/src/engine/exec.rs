@@ -228,11 +228,10 @@ impl Machine<'_> {
             }
             Op::LoadRef => {
                 let r = self.pop(cpu);
-                if r == 0 {
+                let Some(v) = self.var_of_ref(r) else {
                     self.null_dereference(cpu);
                     return Flow::Yield;
-                }
-                let v = scenario::program::ref_var(r);
+                };
                 if !self.touch_var(cpu, v, false) {
                     return Flow::Yield;
                 }
@@ -247,11 +246,10 @@ impl Machine<'_> {
             Op::StoreRef => {
                 let x = self.pop(cpu);
                 let r = self.pop(cpu);
-                if r == 0 {
+                let Some(v) = self.var_of_ref(r) else {
                     self.null_dereference(cpu);
                     return Flow::Yield;
-                }
-                let v = scenario::program::ref_var(r);
+                };
                 if !self.touch_var(cpu, v, true) {
                     return Flow::Yield;
                 }
@@ -259,6 +257,13 @@ impl Machine<'_> {
             }
         }
         Flow::Next
+    }
+
+    /// The variable a reference designates; `None` for NULL or a value that
+    /// is not a reference to storage (an integer stored in a pointer).
+    pub(super) fn var_of_ref(&self, r: i64) -> Option<u32> {
+        let v = scenario::program::ref_var(r);
+        (r & scenario::program::REF_TAG != 0 && (v as usize) < self.vars.len()).then_some(v)
     }
 
     /// A NULL pointer dereferenced: 0xD1 (P1 = the address, 0) at IRQL >=

@@ -152,7 +152,13 @@ impl Machine<'_> {
             for p in resolved.places.iter_mut() {
                 if let Place::Ref(lock) = *p {
                     let r = it.next().unwrap_or(0);
-                    if r == 0 {
+                    let l = scenario::program::ref_lock(r);
+                    let bad = if lock {
+                        r & scenario::program::REF_TAG == 0 || l.0 as usize >= self.prog.locks.len()
+                    } else {
+                        self.var_of_ref(r).is_none()
+                    };
+                    if bad {
                         self.null_dereference(cpu);
                         return Flow::Yield;
                     }
