@@ -303,6 +303,8 @@ pub enum Type {
     QueueHandle,
     /// `PKINTERRUPT`, `PVOID`, `PKDPC`, ... (WDK parameter lists; receive NULL).
     Pointer(String),
+    /// A struct type, by name (locals only: one local per leaf).
+    Struct(String),
 }
 
 /// A routine definition.

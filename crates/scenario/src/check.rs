@@ -856,6 +856,50 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The leaves of a local of struct type `s` named `prefix`: one local
+    /// each (`P.Length`, `P.Data[3]`), with its type (`None`: a queue
+    /// handle) and, for a pointer to a struct, that struct. `Err` names
+    /// what a local cannot hold.
+    #[allow(clippy::type_complexity)]
+    fn local_leaves(
+        &self,
+        s: &str,
+        prefix: &str,
+        out: &mut Vec<(String, Option<ScalarType>, Option<String>)>,
+        depth: usize,
+    ) -> Result<(), String> {
+        let Some(def) = self.structs.get(s) else {
+            return Err(format!("an unknown type `{s}`"));
+        };
+        if depth > 16 || out.len() > 4096 {
+            return Err("that many fields".to_string());
+        }
+        for f in &def.fields {
+            let n = f.array.unwrap_or(1);
+            for k in 0..n {
+                let name = match f.array {
+                    Some(_) => format!("{prefix}.{}[{k}]", f.name.name),
+                    None => format!("{prefix}.{}", f.name.name),
+                };
+                match &f.ty {
+                    ast::FieldType::Scalar(t) => out.push((name, Some(*t), None)),
+                    ast::FieldType::Pointer(p) => out.push((
+                        name,
+                        Some(ScalarType::Ulong64),
+                        self.pointers.get(p).cloned(),
+                    )),
+                    ast::FieldType::QueueHandle => out.push((name, None, None)),
+                    ast::FieldType::Struct(t) => self.local_leaves(t, &name, out, depth + 1)?,
+                    ast::FieldType::ListEntry => return Err("a LIST_ENTRY".to_string()),
+                    ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => {
+                        return Err("a spin lock".to_string())
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Field `f` of struct `s`: its declaration and the (variable, lock)
     /// offset of its leaves in an instance.
     fn field_of(&self, s: &str, f: &str) -> Option<(ast::FieldDecl, u32, u32)> {
@@ -1305,6 +1349,13 @@ impl<'a> Checker<'a> {
                 Type::Scalar(t) => Some(*t),
                 Type::Pointer(_) => Some(ScalarType::Ulong64),
                 Type::QueueHandle => None,
+                Type::Struct(s) => {
+                    self.record(
+                        self.err(p.ty.span, format!("a `{s}` cannot be passed by value"))
+                            .help(format!("pass a pointer: `P{s}` or `{s} *`")),
+                    );
+                    Some(ScalarType::Ulong)
+                }
                 Type::Void => {
                     self.record(self.err(p.ty.span, "a parameter cannot be VOID"));
                     Some(ScalarType::Ulong)
@@ -1705,11 +1756,45 @@ impl Fn<'_, '_> {
         match &s.kind {
             StmtKind::Empty => {}
             StmtKind::Block(b) => self.block(b),
+            StmtKind::Decl { ty, vars } if matches!(ty.value, Type::Struct(_)) => {
+                let Type::Struct(sname) = &ty.value else {
+                    unreachable!("matched above");
+                };
+                self.stmt_boundary(s.span);
+                for (id, init) in vars {
+                    if let Some(e) = init {
+                        return Err(self
+                            .err(e.span, "a struct local cannot be initialized")
+                            .help("assign its fields one by one"));
+                    }
+                    let mut leaves = vec![];
+                    if let Err(what) = self.c.local_leaves(sname, &id.name, &mut leaves, 0) {
+                        return Err(self
+                            .err(ty.span, format!("a local struct cannot hold {what}"))
+                            .help("declare it at file scope, or use a pointer to a global"));
+                    }
+                    for (name, t, pointee) in leaves {
+                        let leaf = Ident {
+                            name,
+                            span: id.span,
+                        };
+                        let slot = self.declare_local(&leaf, t)?;
+                        if let Some(p) = pointee {
+                            self.ptr_slots.insert(slot, p);
+                        }
+                        if let Some(t) = t {
+                            self.ops.push(Op::Push(0));
+                            self.ops.push(Op::Store(slot, t));
+                        }
+                    }
+                }
+            }
             StmtKind::Decl { ty, vars } => {
                 let slot_ty = match &ty.value {
                     Type::Scalar(t) => Some(*t),
                     Type::QueueHandle => None,
                     Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
+                    Type::Struct(_) => unreachable!("handled above"),
                     Type::Pointer(_) => Some(ScalarType::Ulong64),
                 };
                 let pointee = match &ty.value {
@@ -2423,16 +2508,30 @@ impl Fn<'_, '_> {
     /// `a[K]` of a local array (one local per element): that element's
     /// name, when `K` is a constant.
     fn local_element(&self, e: &Expr) -> Option<Ident> {
-        let ExprKind::Index(base, index) = &e.kind else {
+        let name = self.local_path(e)?;
+        if matches!(e.kind, ExprKind::Name(_)) {
             return None;
-        };
-        let ExprKind::Name(id) = &base.kind else {
-            return None;
-        };
-        let k = crate::parser::fold(index)?;
-        let name = format!("{}[{k}]", id.name);
+        }
         self.local(&name)?;
         Some(Ident { name, span: e.span })
+    }
+
+    /// The static path of a local's element or field (`H[1]`, `P.Data[2]`).
+    fn local_path(&self, e: &Expr) -> Option<String> {
+        match &e.kind {
+            ExprKind::Name(id) => Some(id.name.clone()),
+            ExprKind::Member {
+                base,
+                field,
+                arrow: false,
+            } => Some(format!("{}.{}", self.local_path(base)?, field.name)),
+            ExprKind::Index(base, index) => Some(format!(
+                "{}[{}]",
+                self.local_path(base)?,
+                crate::parser::fold(index)?
+            )),
+            _ => None,
+        }
     }
 
     /// A place holding one scalar: its reference pushed; its type.
@@ -2455,6 +2554,14 @@ impl Fn<'_, '_> {
     /// An expression whose value is a pointer to a struct: its value
     /// pushed; the struct's name.
     fn pointer(&mut self, e: &Expr) -> R<String> {
+        if let Some(id) = self.local_element(e) {
+            // A pointer field of a struct local, or a pointer array element.
+            let (slot, _) = self.local(&id.name).expect("local_element found it");
+            if let Some(s) = self.ptr_slots.get(&slot).cloned() {
+                self.ops.push(Op::Load(slot));
+                return Ok(s);
+            }
+        }
         match &e.kind {
             ExprKind::Name(id) => {
                 if let Some((slot, _)) = self.local(&id.name) {
@@ -2607,7 +2714,7 @@ impl Fn<'_, '_> {
                 self.place(p)?;
                 Arith::U64
             }
-            ExprKind::Index(..) if self.local_element(e).is_some() => {
+            ExprKind::Index(..) | ExprKind::Member { .. } if self.local_element(e).is_some() => {
                 let id = self.local_element(e).expect("checked");
                 return self.expr(&Expr {
                     kind: ExprKind::Name(id),

@@ -808,6 +808,7 @@ impl Parser<'_> {
     fn is_local_type(&self, word: &str) -> bool {
         LOCAL_TYPES.contains(&word)
             || LOCAL_POINTERS.contains(&word)
+            || self.structs.contains_key(word)
             || self.typedefs.contains_key(word)
             || self.pointer_names.contains(word)
     }
@@ -1941,6 +1942,7 @@ impl Parser<'_> {
             {
                 Type::Pointer(w.clone())
             }
+            TokenKind::Ident(w) if self.structs.contains_key(w) => Type::Struct(w.clone()),
             TokenKind::Ident(w) => Type::Scalar(self.scalar_of(w).unwrap_or(ScalarType::Ulong)),
             _ => Type::Scalar(ScalarType::Ulong),
         };
