@@ -102,6 +102,58 @@ pub enum Item {
     Routine(Box<Routine>),
     Thread(Box<ThreadDecl>),
     Interrupt(Box<InterruptLine>),
+    /// `enum [TAG] { A = 1, B, ... };` (also inside a `typedef`): its
+    /// enumerators, integer constants of type `LONG`.
+    Enum(Box<EnumDecl>),
+    /// `typedef struct [TAG] { ... } NAME, *PNAME;`
+    Struct(Box<StructDef>),
+}
+
+/// A struct type: its (typedef) name and fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StructDef {
+    pub name: String,
+    /// The pointer names the `typedef` declares (`*PX`).
+    pub pointer_names: Vec<String>,
+    /// `struct TAG`, if the struct has a tag.
+    pub tag: Option<String>,
+    pub fields: Vec<FieldDecl>,
+    pub span: Span,
+}
+
+/// One field of a struct.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldDecl {
+    /// `_Guarded_by_(F)`: a lock field of the same struct, or a global lock.
+    pub guarded_by: Option<Ident>,
+    pub ty: FieldType,
+    pub name: Ident,
+    /// `[N]`: a fixed array of N elements.
+    pub array: Option<u64>,
+}
+
+/// The type of a struct field or of an aggregate global's elements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    Scalar(ScalarType),
+    KSpinLock,
+    ExSpinLock,
+    /// `LIST_ENTRY`: two pointer leaves, `Flink` and `Blink`.
+    ListEntry,
+    /// `KLOCK_QUEUE_HANDLE`: one hidden leaf the engine keeps the handle for.
+    QueueHandle,
+    /// A pointer, by its type as written (`PJOB`, `struct _JOB *`,
+    /// `JOB *`, `PVOID`): one 64-bit leaf.
+    Pointer(String),
+    /// A struct type, by name.
+    Struct(String),
+}
+
+/// The enumerators of an `enum`, in order: a name and its `= value`, if given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnumDecl {
+    pub enumerators: Vec<(Ident, Option<Expr>)>,
+    pub span: Span,
 }
 
 /// A global object or data declaration.
@@ -134,16 +186,112 @@ pub enum GlobalType {
         routine: Ident,
     },
     ListEntry,
+    /// `KLOCK_QUEUE_HANDLE H;` at file scope (shared by its users).
+    QueueHandle,
     Scalar(Spanned<ScalarType>),
+    /// A struct, or an array (`[N]`) of any field type: stored as one
+    /// named leaf per scalar and lock (`Devices[1].Lock`).
+    Aggregate {
+        ty: FieldType,
+        array: Option<u64>,
+    },
 }
 
 /// Integer-like types of data, locals and parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScalarType {
+    /// `ULONG`: 32-bit unsigned.
     Ulong,
+    /// `LONG`, `NTSTATUS`, enum types: 32-bit signed.
     Long,
+    /// `BOOLEAN`: 8-bit unsigned.
     Boolean,
+    /// `KIRQL`: 8-bit unsigned.
     Kirql,
+    /// `UCHAR`: 8-bit unsigned.
+    Uchar,
+    /// `CCHAR`: 8-bit signed.
+    Char,
+    /// `USHORT`: 16-bit unsigned.
+    Ushort,
+    /// `ULONG64`, `ULONGLONG`, `ULONG_PTR`, `SIZE_T`: 64-bit unsigned.
+    Ulong64,
+    /// `LONG64`, `LONGLONG`: 64-bit signed.
+    Long64,
+}
+
+/// The type C arithmetic is done in after the integer promotions and the
+/// usual arithmetic conversions (x64 Windows: `long` is 32-bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arith {
+    /// `int`: 32-bit signed.
+    I32,
+    /// `unsigned int`: 32-bit unsigned.
+    U32,
+    /// `long long`: 64-bit signed.
+    I64,
+    /// `unsigned long long`: 64-bit unsigned.
+    U64,
+}
+
+impl Arith {
+    /// The integer promotion of a scalar type.
+    pub fn of(t: ScalarType) -> Arith {
+        match t {
+            ScalarType::Ulong => Arith::U32,
+            ScalarType::Ulong64 => Arith::U64,
+            ScalarType::Long64 => Arith::I64,
+            _ => Arith::I32,
+        }
+    }
+
+    /// C's usual arithmetic conversions of two promoted operands.
+    pub fn common(a: Arith, b: Arith) -> Arith {
+        use Arith::*;
+        match (a, b) {
+            (U64, _) | (_, U64) => U64,
+            (I64, _) | (_, I64) => I64,
+            (U32, _) | (_, U32) => U32,
+            _ => I32,
+        }
+    }
+
+    /// The scalar type that holds values of this arithmetic type.
+    pub fn scalar(self) -> ScalarType {
+        match self {
+            Arith::I32 => ScalarType::Long,
+            Arith::U32 => ScalarType::Ulong,
+            Arith::I64 => ScalarType::Long64,
+            Arith::U64 => ScalarType::Ulong64,
+        }
+    }
+}
+
+impl ScalarType {
+    /// The WDK name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScalarType::Ulong => "ULONG",
+            ScalarType::Long => "LONG",
+            ScalarType::Boolean => "BOOLEAN",
+            ScalarType::Kirql => "KIRQL",
+            ScalarType::Uchar => "UCHAR",
+            ScalarType::Char => "CCHAR",
+            ScalarType::Ushort => "USHORT",
+            ScalarType::Ulong64 => "ULONG64",
+            ScalarType::Long64 => "LONG64",
+        }
+    }
+
+    /// `sizeof` the type in bytes.
+    pub fn size(self) -> u64 {
+        match self {
+            ScalarType::Boolean | ScalarType::Kirql | ScalarType::Uchar | ScalarType::Char => 1,
+            ScalarType::Ushort => 2,
+            ScalarType::Ulong | ScalarType::Long => 4,
+            ScalarType::Ulong64 | ScalarType::Long64 => 8,
+        }
+    }
 }
 
 /// Types of locals, parameters and return values.
@@ -155,6 +303,8 @@ pub enum Type {
     QueueHandle,
     /// `PKINTERRUPT`, `PVOID`, `PKDPC`, ... (WDK parameter lists; receive NULL).
     Pointer(String),
+    /// A struct type, by name (locals only: one local per leaf).
+    Struct(String),
 }
 
 /// A routine definition.
@@ -208,12 +358,12 @@ pub struct Stmt {
     pub span: Span,
 }
 
-/// `=`, `+=`, `-=`
+/// `=` or a compound assignment (`+=`, `<<=`, ...: the binary operator).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AssignOp {
     Set,
-    Add,
-    Sub,
+    /// `op=`: `x = x op value`.
+    Compound(BinOp),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -233,6 +383,17 @@ pub enum StmtKind {
         target: Ident,
         increment: bool,
     },
+    /// An assignment to a field, an element or through a pointer.
+    AssignPlace {
+        target: Expr,
+        op: AssignOp,
+        value: Expr,
+    },
+    /// `++`/`--` of a field, an element or through a pointer.
+    IncDecPlace {
+        target: Expr,
+        increment: bool,
+    },
     If {
         cond: Expr,
         then: Box<Stmt>,
@@ -241,6 +402,17 @@ pub enum StmtKind {
     While {
         cond: Expr,
         body: Box<Stmt>,
+    },
+    /// `do body while (cond);`
+    DoWhile {
+        body: Box<Stmt>,
+        cond: Expr,
+    },
+    /// `switch (value) { case K: ... default: ... }`: the statements of
+    /// every arm in order (C fall-through), each arm's labels first.
+    Switch {
+        value: Expr,
+        arms: Vec<SwitchArm>,
     },
     For {
         init: Option<Box<Stmt>>,
@@ -262,6 +434,14 @@ pub enum StmtKind {
     },
     /// `;`
     Empty,
+}
+
+/// One run of `case K:` / `default:` labels and the statements after them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SwitchArm {
+    /// The labels: `Some(K)` for `case K:`, `None` for `default:`.
+    pub labels: Vec<(Option<Expr>, Span)>,
+    pub stmts: Vec<Stmt>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -301,12 +481,28 @@ pub enum BinOp {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
+    /// An unsuffixed decimal literal (`LONG`, or `LONG64` when larger).
     Int(i64),
+    /// A literal whose type is given: hexadecimal, suffixed (`U`, `UL`,
+    /// `ULL`) or a character constant (`'kspn'`); also `sizeof(T)`.
+    Typed(i64, ScalarType),
     Str(String),
     /// A name: variable, constant (`TRUE`, `DISPATCH_LEVEL`, ...) or routine.
     Name(Ident),
     /// `&name`
     AddrOf(Ident),
+    /// `&lvalue` of a field, element or `p->f`.
+    AddrOfPlace(Box<Expr>),
+    /// `s.f` (`arrow` false) or `p->f` (`arrow` true).
+    Member {
+        base: Box<Expr>,
+        field: Ident,
+        arrow: bool,
+    },
+    /// `a[i]`
+    Index(Box<Expr>, Box<Expr>),
+    /// `sizeof(T)` of a struct type: its name and size in bytes.
+    SizeOf(Ident, u64),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `c ? a : b`

@@ -7,7 +7,8 @@
 #![allow(clippy::result_large_err)]
 
 use crate::ast::{
-    self, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind, Type,
+    self, Arith, BinOp, Expr, ExprKind, HeaderEntry, Ident, Item, ScalarType, Span, Stmt, StmtKind,
+    Type,
 };
 use crate::dbgprint;
 use crate::diag::{did_you_mean, SimError, Source};
@@ -53,6 +54,8 @@ enum Global {
     List(u32),
     Var(VarId),
     Routine(RoutineId),
+    /// A global KLOCK_QUEUE_HANDLE.
+    Handle(u32),
 }
 
 fn kind_name(g: Global, prog: &Program) -> &'static str {
@@ -67,6 +70,7 @@ fn kind_name(g: Global, prog: &Program) -> &'static str {
         Global::List(_) => "a LIST_ENTRY",
         Global::Var(_) => "a data variable",
         Global::Routine(_) => "a routine",
+        Global::Handle(_) => "a KLOCK_QUEUE_HANDLE",
     }
 }
 
@@ -78,6 +82,23 @@ struct Checker<'a> {
     globals: HashMap<String, (Global, Span)>,
     /// Declared parameter count of each routine.
     arity: HashMap<String, usize>,
+    /// Declared return type (`None`: VOID or a pointer) and parameter types
+    /// (`None`: a pointer or handle) of each routine, for C's conversions.
+    protos: HashMap<String, (Option<ScalarType>, Vec<Option<ScalarType>>)>,
+    /// Enumerators declared so far, with their values.
+    consts: HashMap<String, (i64, Span)>,
+    /// Struct types by name.
+    structs: HashMap<String, ast::StructDef>,
+    /// `ExAllocatePoolWithTag` call sites by the offset of the call's name.
+    pool_site_of: HashMap<usize, u32>,
+    /// Struct pointer names (`PDEVICE`) and the struct they point to.
+    pointers: HashMap<String, String>,
+    /// Aggregate globals: element type, array length, first variable and
+    /// first lock of their leaves.
+    aggregates: HashMap<String, (ast::FieldType, Option<u64>, u32, u32)>,
+    /// Guards naming a global lock, resolved once every global is declared:
+    /// the guarded data and the lock's name.
+    pending_guards: Vec<(Vec<VarId>, Ident)>,
     /// Names of the threads declared so far.
     thread_names: HashSet<String>,
     prog: Program,
@@ -101,6 +122,13 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         src,
         globals: HashMap::new(),
         arity: HashMap::new(),
+        protos: HashMap::new(),
+        consts: HashMap::new(),
+        structs: HashMap::new(),
+        pool_site_of: HashMap::new(),
+        pointers: HashMap::new(),
+        aggregates: HashMap::new(),
+        pending_guards: vec![],
         thread_names: HashSet::new(),
         prog: Program {
             source: src.clone(),
@@ -122,6 +150,9 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             routines: vec![],
             threads: vec![],
             interrupt_lines: vec![],
+            handles: vec![],
+            pool_sites: vec![],
+            driver_entry: None,
             warnings: vec![],
         },
         errors: RefCell::new(vec![]),
@@ -178,6 +209,16 @@ impl<'a> Checker<'a> {
                 let mut code = self.compile_routine(r);
                 code.address = self.prog.routines[id as usize].address;
                 self.prog.routines[id as usize] = code;
+            }
+        }
+        if let Some((Global::Routine(id), span)) = self.globals.get("DriverEntry").cloned() {
+            if self.routine_arity("DriverEntry") == 0 {
+                self.prog.driver_entry = Some(id);
+            } else {
+                self.record(
+                    self.err(span, "`DriverEntry` takes no parameters here")
+                        .help("declare it `NTSTATUS DriverEntry(VOID)`"),
+                );
             }
         }
         for item in &file.items {
@@ -393,7 +434,59 @@ impl<'a> Checker<'a> {
 
     // ----- declarations ---------------------------------------------------
 
+    /// The value of a built-in constant or of an enumerator.
+    fn constant(&self, name: &str) -> Option<i64> {
+        kernel::constant(name).or_else(|| self.consts.get(name).map(|c| c.0))
+    }
+
+    /// Declare the enumerators of an `enum`: each is the value given, or
+    /// one more than the one before (0 for the first).
+    fn enumerators(&mut self, e: &ast::EnumDecl) {
+        let mut next: i64 = 0;
+        for (id, value) in &e.enumerators {
+            if let Some(v) = value {
+                match self.const_eval(v) {
+                    Ok(v) => next = v,
+                    Err(err) => {
+                        self.record(
+                            err.help("an enumerator's value is an integer constant expression"),
+                        );
+                    }
+                }
+            }
+            let taken = kernel::lookup(&id.name).is_some() || kernel::constant(&id.name).is_some();
+            if taken {
+                self.record(self.err(
+                    id.span,
+                    format!("`{}` is a kernel name and cannot be redeclared", id.name),
+                ));
+            } else if let Some(prev) = self
+                .consts
+                .get(&id.name)
+                .map(|c| c.1)
+                .or_else(|| self.globals.get(&id.name).map(|g| g.1))
+            {
+                let l = self.line(prev);
+                self.record(self.err(
+                    id.span,
+                    format!("`{}` is already declared at line {l}", id.name),
+                ));
+            } else {
+                self.consts
+                    .insert(id.name.clone(), (next as i32 as i64, id.span));
+            }
+            next = (next as i32).wrapping_add(1) as i64;
+        }
+    }
+
     fn define(&mut self, id: &Ident, g: Global) -> R<()> {
+        if let Some((_, prev)) = self.consts.get(&id.name) {
+            let l = self.line(*prev);
+            return Err(self.err(
+                id.span,
+                format!("`{}` is already declared at line {l}", id.name),
+            ));
+        }
         if kernel::lookup(&id.name).is_some() || kernel::constant(&id.name).is_some() {
             return Err(self.err(
                 id.span,
@@ -424,6 +517,38 @@ impl<'a> Checker<'a> {
         };
         for item in &file.items {
             match item {
+                Item::Enum(e) => self.enumerators(e),
+                Item::Struct(s) => {
+                    self.pointers
+                        .insert(format!("{} *", s.name), s.name.clone());
+                    if let Some(t) = &s.tag {
+                        self.pointers
+                            .insert(format!("struct {t} *"), s.name.clone());
+                    }
+                    for p in &s.pointer_names {
+                        self.pointers.insert(p.clone(), s.name.clone());
+                    }
+                    self.structs.insert(s.name.clone(), (**s).clone());
+                }
+                Item::Global(g) if matches!(g.ty, ast::GlobalType::Aggregate { .. }) => {
+                    let ast::GlobalType::Aggregate { ty, array } = &g.ty else {
+                        continue;
+                    };
+                    let line = self.line(g.span);
+                    let base = (self.prog.vars.len() as u32, self.prog.locks.len() as u32);
+                    self.aggregates
+                        .insert(g.name.name.clone(), (ty.clone(), *array, base.0, base.1));
+                    self.flatten(
+                        &g.name,
+                        g.name.name.clone(),
+                        ty,
+                        *array,
+                        g.paged,
+                        line,
+                        0,
+                        &mut addr,
+                    );
+                }
                 Item::Global(g) => {
                     let line = self.line(g.span);
                     let address = addr(g.paged);
@@ -478,8 +603,14 @@ impl<'a> Checker<'a> {
                                 name,
                                 paged: g.paged,
                                 address,
+                                entry_head: None,
                             });
                             Global::List(self.prog.lists.len() as u32 - 1)
+                        }
+                        ast::GlobalType::Aggregate { .. } => continue,
+                        ast::GlobalType::QueueHandle => {
+                            self.prog.handles.push(name);
+                            Global::Handle(self.prog.handles.len() as u32 - 1)
                         }
                         ast::GlobalType::Scalar(t) => {
                             self.prog.vars.push(VarDecl {
@@ -511,6 +642,10 @@ impl<'a> Checker<'a> {
                         ops: vec![],
                         paged: r.paged,
                         returns: r.ret.value != Type::Void,
+                        ret: match r.ret.value {
+                            Type::Scalar(t) => Some(t),
+                            _ => None,
+                        },
                         address,
                         line: self.line(r.span),
                     });
@@ -518,10 +653,22 @@ impl<'a> Checker<'a> {
                     let defined = self.define(&r.name, Global::Routine(id));
                     self.keep(defined);
                     self.arity.insert(r.name.name.clone(), r.params.len());
+                    let scalar = |t: &Type| match t {
+                        Type::Scalar(s) => Some(*s),
+                        _ => None,
+                    };
+                    self.protos.insert(
+                        r.name.name.clone(),
+                        (
+                            scalar(&r.ret.value),
+                            r.params.iter().map(|p| scalar(&p.ty.value)).collect(),
+                        ),
+                    );
                 }
                 _ => {}
             }
         }
+        self.pool_sites(file, &mut addr);
     }
 
     fn lookup_global(&self, id: &Ident) -> R<Global> {
@@ -558,7 +705,327 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Declare one leaf per scalar and lock of an aggregate global named
+    /// `name` (a struct, or an array of `ty`): `Ring.Head`,
+    /// `Devices[1].QueueLock`, each its own variable or lock instance.
+    #[allow(clippy::too_many_arguments)]
+    fn flatten(
+        &mut self,
+        at: &Ident,
+        name: String,
+        ty: &ast::FieldType,
+        array: Option<u64>,
+        paged: bool,
+        line: u32,
+        depth: usize,
+        addr: &mut dyn FnMut(bool) -> u64,
+    ) -> Vec<VarId> {
+        let mut vars = vec![];
+        if depth > 32 || self.prog.vars.len() + self.prog.locks.len() > 1_000_000 {
+            self.record(self.err(at.span, "the aggregate is too large or nests too deeply"));
+            return vars;
+        }
+        if let Some(n) = array {
+            for k in 0..n {
+                vars.extend(self.flatten(
+                    at,
+                    format!("{name}[{k}]"),
+                    ty,
+                    None,
+                    paged,
+                    line,
+                    depth + 1,
+                    addr,
+                ));
+            }
+            return vars;
+        }
+        let leaf = Ident {
+            name: name.clone(),
+            span: at.span,
+        };
+        let pointer = ScalarType::Ulong64;
+        match ty {
+            ast::FieldType::Scalar(_)
+            | ast::FieldType::Pointer(_)
+            | ast::FieldType::QueueHandle => {
+                let t = match ty {
+                    ast::FieldType::Scalar(t) => t,
+                    _ => &pointer,
+                };
+                self.prog.vars.push(VarDecl {
+                    name,
+                    ty: *t,
+                    init: 0,
+                    paged,
+                    guard: None,
+                    address: addr(paged),
+                });
+                let v = self.prog.vars.len() as u32 - 1;
+                vars.push(v);
+                let r = self.define(&leaf, Global::Var(v));
+                self.keep(r);
+            }
+            ast::FieldType::ListEntry => {
+                for f in ["Flink", "Blink"] {
+                    self.prog.vars.push(VarDecl {
+                        name: format!("{name}.{f}"),
+                        ty: ScalarType::Ulong64,
+                        init: 0,
+                        paged,
+                        guard: None,
+                        address: addr(paged),
+                    });
+                    let v = self.prog.vars.len() as u32 - 1;
+                    vars.push(v);
+                    let leaf = Ident {
+                        name: format!("{name}.{f}"),
+                        span: at.span,
+                    };
+                    let r = self.define(&leaf, Global::Var(v));
+                    self.keep(r);
+                }
+            }
+            ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => {
+                self.prog.locks.push(LockDecl {
+                    name,
+                    kind: if *ty == ast::FieldType::KSpinLock {
+                        LockKind::Spin
+                    } else {
+                        LockKind::Ex
+                    },
+                    paged,
+                    address: addr(paged),
+                    line,
+                });
+                let l = LockId(self.prog.locks.len() as u32 - 1);
+                let r = self.define(&leaf, Global::Lock(l));
+                self.keep(r);
+            }
+            ast::FieldType::Struct(s) => {
+                let Some(def) = self.structs.get(s).cloned() else {
+                    self.record(self.err(at.span, format!("unknown struct type `{s}`")));
+                    return vars;
+                };
+                for f in &def.fields {
+                    let fname = format!("{name}.{}", f.name.name);
+                    let fvars =
+                        self.flatten(at, fname, &f.ty, f.array, paged, line, depth + 1, addr);
+                    if let Some(g) = &f.guarded_by {
+                        // A lock field of this instance, else a global lock.
+                        match self.globals.get(&format!("{name}.{}", g.name)) {
+                            Some((Global::Lock(l), _)) => {
+                                let l = *l;
+                                for v in &fvars {
+                                    self.prog.vars[*v as usize].guard = Some(l);
+                                }
+                            }
+                            _ if def.fields.iter().any(|x| x.name.name == g.name) => {
+                                self.record(
+                                    self.err(g.span, format!("_Guarded_by_ needs a lock, but field `{}` is not one", g.name))
+                                        .help("name a KSPIN_LOCK or EX_SPIN_LOCK field declared before it, or a global lock"),
+                                );
+                            }
+                            _ => self.pending_guards.push((fvars.clone(), g.clone())),
+                        }
+                    }
+                    vars.extend(fvars);
+                }
+            }
+        }
+        vars
+    }
+
+    /// Variables and locks in one element of type `t`.
+    fn leaves(&self, t: &ast::FieldType) -> (u32, u32) {
+        match t {
+            ast::FieldType::Scalar(_)
+            | ast::FieldType::Pointer(_)
+            | ast::FieldType::QueueHandle => (1, 0),
+            ast::FieldType::ListEntry => (2, 0),
+            ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => (0, 1),
+            ast::FieldType::Struct(s) => {
+                let mut n = (0u32, 0u32);
+                if let Some(def) = self.structs.get(s) {
+                    for f in &def.fields {
+                        let (v, l) = self.leaves(&f.ty);
+                        let k = f.array.unwrap_or(1) as u32;
+                        n = (n.0 + v * k, n.1 + l * k);
+                    }
+                }
+                n
+            }
+        }
+    }
+
+    /// The leaves of a local of struct type `s` named `prefix`: one local
+    /// each (`P.Length`, `P.Data[3]`), with its type (`None`: a queue
+    /// handle) and, for a pointer to a struct, that struct. `Err` names
+    /// what a local cannot hold.
+    #[allow(clippy::type_complexity)]
+    fn local_leaves(
+        &self,
+        s: &str,
+        prefix: &str,
+        out: &mut Vec<(String, Option<ScalarType>, Option<String>)>,
+        depth: usize,
+    ) -> Result<(), String> {
+        let Some(def) = self.structs.get(s) else {
+            return Err(format!("an unknown type `{s}`"));
+        };
+        if depth > 16 || out.len() > 4096 {
+            return Err("that many fields".to_string());
+        }
+        for f in &def.fields {
+            let n = f.array.unwrap_or(1);
+            for k in 0..n {
+                let name = match f.array {
+                    Some(_) => format!("{prefix}.{}[{k}]", f.name.name),
+                    None => format!("{prefix}.{}", f.name.name),
+                };
+                match &f.ty {
+                    ast::FieldType::Scalar(t) => out.push((name, Some(*t), None)),
+                    ast::FieldType::Pointer(p) => out.push((
+                        name,
+                        Some(ScalarType::Ulong64),
+                        self.pointers.get(p).cloned(),
+                    )),
+                    ast::FieldType::QueueHandle => out.push((name, None, None)),
+                    ast::FieldType::Struct(t) => self.local_leaves(t, &name, out, depth + 1)?,
+                    ast::FieldType::ListEntry => return Err("a LIST_ENTRY".to_string()),
+                    ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => {
+                        return Err("a spin lock".to_string())
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Field `f` of struct `s`: its declaration and the (variable, lock)
+    /// offset of its leaves in an instance.
+    fn field_of(&self, s: &str, f: &str) -> Option<(ast::FieldDecl, u32, u32)> {
+        let def = self.structs.get(s)?;
+        let (mut v, mut l) = (0u32, 0u32);
+        for fd in &def.fields {
+            if fd.name.name == f {
+                return Some((fd.clone(), v, l));
+            }
+            let (dv, dl) = self.leaves(&fd.ty);
+            let k = fd.array.unwrap_or(1) as u32;
+            v += dv * k;
+            l += dl * k;
+        }
+        None
+    }
+
+    /// Make the blocks of every `ExAllocatePoolWithTag(Type, sizeof(T),
+    /// Tag)` call site: [`POOL_BLOCKS`] instances of `T` each, paged when
+    /// the pool type is the constant `PagedPool`.
+    fn pool_sites(&mut self, file: &ast::File, addr: &mut dyn FnMut(bool) -> u64) {
+        let mut calls: Vec<(Ident, Vec<Expr>)> = vec![];
+        for item in &file.items {
+            let body = match item {
+                Item::Routine(r) => &r.body,
+                Item::Thread(t) => &t.body,
+                _ => continue,
+            };
+            for s in &body.stmts {
+                walk_stmt(s, &mut |e| {
+                    if let ExprKind::Call { callee, args } = &e.kind {
+                        if callee.name == "ExAllocatePoolWithTag" && args.len() == 3 {
+                            calls.push((callee.clone(), args.clone()));
+                        }
+                    }
+                });
+            }
+        }
+        for (callee, args) in calls {
+            let ExprKind::SizeOf(ty, _) = &args[1].kind else {
+                continue;
+            };
+            if !self.structs.contains_key(&ty.name) {
+                continue;
+            }
+            let paged = self.const_eval(&args[0]).ok() == Some(1);
+            let line = self.line(callee.span);
+            let mut blocks = vec![];
+            for k in 0..POOL_BLOCKS {
+                let (v0, l0) = (self.prog.vars.len() as u32, self.prog.locks.len() as u32);
+                self.flatten(
+                    &callee,
+                    format!("(pool block {k} of line {line})"),
+                    &ast::FieldType::Struct(ty.name.clone()),
+                    None,
+                    paged,
+                    line,
+                    0,
+                    addr,
+                );
+                let (v1, l1) = (self.prog.vars.len() as u32, self.prog.locks.len() as u32);
+                blocks.push((make_ref(v0, l0), v0..v1, l0..l1));
+            }
+            self.pool_site_of
+                .insert(callee.span.offset, self.prog.pool_sites.len() as u32);
+            self.prog.pool_sites.push(PoolSite {
+                ty: ty.name.clone(),
+                line,
+                blocks,
+            });
+        }
+    }
+
     fn resolve_globals(&mut self, file: &ast::File) {
+        // A global LIST_ENTRY declared alone is also an initialized, empty
+        // head for the entry routines: Flink and Blink point at itself. Its
+        // two leaves come after every other variable (version 1 files keep
+        // their variable numbers).
+        for item in &file.items {
+            let Item::Global(g) = item else { continue };
+            if g.ty != ast::GlobalType::ListEntry {
+                continue;
+            }
+            let Some((Global::List(l), _)) = self.globals.get(&g.name.name) else {
+                continue;
+            };
+            let l = *l;
+            let address = self.prog.lists[l as usize].address;
+            let v = self.prog.vars.len() as u32;
+            self.prog.lists[l as usize].entry_head = Some(v);
+            let head = make_ref(v, 0);
+            for (i, f) in ["Flink", "Blink"].iter().enumerate() {
+                self.prog.vars.push(VarDecl {
+                    name: format!("{}.{f}", g.name.name),
+                    ty: ScalarType::Ulong64,
+                    init: head,
+                    paged: g.paged,
+                    guard: None,
+                    address: address + 8 * i as u64,
+                });
+            }
+            self.aggregates
+                .insert(g.name.name.clone(), (ast::FieldType::ListEntry, None, v, 0));
+        }
+        for (vars, g) in std::mem::take(&mut self.pending_guards) {
+            let lock = match self.lookup_global(&g) {
+                Ok(Global::Lock(l)) => l,
+                Ok(Global::Interrupt(i)) => self.prog.interrupts[i as usize].lock,
+                Ok(_) => {
+                    self.record(
+                        self.err(g.span, format!("_Guarded_by_ needs a lock, but `{}` is not one", g.name))
+                            .help("name a lock field of the same struct, a KSPIN_LOCK, an EX_SPIN_LOCK or a KINTERRUPT"),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.record(e);
+                    continue;
+                }
+            };
+            for v in vars {
+                self.prog.vars[v as usize].guard = Some(lock);
+            }
+        }
         for item in &file.items {
             let Item::Global(g) = item else { continue };
             let r = self.resolve_global(g);
@@ -568,6 +1035,20 @@ impl<'a> Checker<'a> {
 
     /// Guard, initial value, ISR and DPC routine of one global.
     fn resolve_global(&mut self, g: &ast::GlobalDecl) -> R<()> {
+        if let ast::GlobalType::Aggregate { .. } = g.ty {
+            if let Some(guard) = &g.guarded_by {
+                return Err(self
+                    .err(
+                        guard.span,
+                        "_Guarded_by_ on a whole aggregate is not supported",
+                    )
+                    .help("put _Guarded_by_ on the struct's fields"));
+            }
+            if let Some(init) = &g.init {
+                return Err(self.err(init.span, "only scalar data can have an initial value"));
+            }
+            return Ok(());
+        }
         {
             let global = self.lookup_global(&g.name)?;
             if let Some(guard) = &g.guarded_by {
@@ -653,10 +1134,17 @@ impl<'a> Checker<'a> {
     }
 
     fn const_eval(&self, e: &Expr) -> R<i64> {
+        Ok(self.const_eval_typed(e)?.0)
+    }
+
+    /// A constant expression's value and arithmetic type.
+    fn const_eval_typed(&self, e: &Expr) -> R<(i64, Arith)> {
         Ok(match &e.kind {
-            ExprKind::Int(v) => *v,
-            ExprKind::Name(id) => match kernel::constant(&id.name) {
-                Some(v) => v,
+            ExprKind::Int(v) => (*v, decimal_type(*v)),
+            ExprKind::Typed(v, t) => (truncate(*t, *v), Arith::of(*t)),
+            ExprKind::SizeOf(_, n) => (*n as i64, Arith::U64),
+            ExprKind::Name(id) => match self.constant(&id.name) {
+                Some(v) => (v, Arith::I32),
                 None => match self.globals.get(&id.name) {
                     Some(_) => {
                         return Err(self
@@ -666,18 +1154,26 @@ impl<'a> Checker<'a> {
                     None => return Err(self.unknown(id, &[])),
                 },
             },
-            ExprKind::Unary(op, a) => eval_unary(*op, self.const_eval(a)?),
-            ExprKind::Binary(op, a, b) => {
-                let (x, y) = (self.const_eval(a)?, self.const_eval(b)?);
-                eval_binary(*op, x, y)
-                    .ok_or_else(|| self.err(e.span, "division by zero in a constant"))?
+            ExprKind::Unary(op, a) => {
+                let (v, t) = self.const_eval_typed(a)?;
+                let t = if *op == ast::UnOp::Not { Arith::I32 } else { t };
+                (eval_unary(*op, t, v), t)
             }
-            ExprKind::Cast(t, a) => truncate(*t, self.const_eval(a)?),
+            ExprKind::Binary(op, a, b) => {
+                let ((x, l), (y, r)) = (self.const_eval_typed(a)?, self.const_eval_typed(b)?);
+                let v = eval_binary(*op, operand_type(*op, l, r), x, y)
+                    .ok_or_else(|| self.err(e.span, "division by zero in a constant"))?;
+                (v, binary_type(*op, l, r))
+            }
+            ExprKind::Cast(t, a) => (truncate(*t, self.const_eval(a)?), Arith::of(*t)),
             ExprKind::Cond(c, a, b) => {
+                let (x, l) = self.const_eval_typed(a)?;
+                let (y, r) = self.const_eval_typed(b)?;
+                let t = Arith::common(l, r);
                 if self.const_eval(c)? != 0 {
-                    self.const_eval(a)?
+                    (to_arith(t, x), t)
                 } else {
-                    self.const_eval(b)?
+                    (to_arith(t, y), t)
                 }
             }
             _ => return Err(self.err(e.span, "expected a constant expression")),
@@ -859,19 +1355,38 @@ impl<'a> Checker<'a> {
             loops: vec![],
             tries: 0,
             returns: r.ret.value != Type::Void,
+            ret: match r.ret.value {
+                Type::Scalar(t) => Some(t),
+                _ => None,
+            },
+            ptr_slots: HashMap::new(),
         };
         for p in &r.params {
             let slot_ty = match &p.ty.value {
                 Type::Scalar(t) => Some(*t),
-                Type::Pointer(_) => Some(ScalarType::Ulong),
+                Type::Pointer(_) => Some(ScalarType::Ulong64),
                 Type::QueueHandle => None,
+                Type::Struct(s) => {
+                    self.record(
+                        self.err(p.ty.span, format!("a `{s}` cannot be passed by value"))
+                            .help(format!("pass a pointer: `P{s}` or `{s} *`")),
+                    );
+                    Some(ScalarType::Ulong)
+                }
                 Type::Void => {
                     self.record(self.err(p.ty.span, "a parameter cannot be VOID"));
                     Some(ScalarType::Ulong)
                 }
             };
-            if let Err(e) = f.declare_local(&p.name, slot_ty) {
-                self.record(e);
+            match f.declare_local(&p.name, slot_ty) {
+                Ok(slot) => {
+                    if let Type::Pointer(pn) = &p.ty.value {
+                        if let Some(s) = self.pointers.get(pn) {
+                            f.ptr_slots.insert(slot, s.clone());
+                        }
+                    }
+                }
+                Err(e) => self.record(e),
             }
         }
         let params = f.slots.len() as u16;
@@ -887,62 +1402,232 @@ impl<'a> Checker<'a> {
             ops: f.ops,
             paged: r.paged,
             returns: f.returns,
+            ret: f.ret,
             address: 0,
             line: self.line(r.span),
         }
     }
 }
 
-/// Store a value into a variable of type `t` (shared with the engine).
+/// Store a value into a variable of type `t` (shared with the engine):
+/// C's conversion, keeping the low bits (64-bit unsigned values are kept as
+/// their bits in an `i64`).
 pub fn truncate(t: ScalarType, v: i64) -> i64 {
     match t {
         ScalarType::Ulong => v as u32 as i64,
         ScalarType::Long => v as i32 as i64,
-        ScalarType::Boolean | ScalarType::Kirql => v as u8 as i64,
+        ScalarType::Boolean | ScalarType::Kirql | ScalarType::Uchar => v as u8 as i64,
+        ScalarType::Char => v as i8 as i64,
+        ScalarType::Ushort => v as u16 as i64,
+        ScalarType::Ulong64 | ScalarType::Long64 => v,
     }
 }
 
-/// Apply a unary operator (shared with the engine).
-pub fn eval_unary(op: ast::UnOp, v: i64) -> i64 {
+/// Convert a value to the arithmetic type `a`.
+pub fn to_arith(a: Arith, v: i64) -> i64 {
+    truncate(a.scalar(), v)
+}
+
+/// Apply a unary operator in the arithmetic type `a` (shared with the engine).
+pub fn eval_unary(op: ast::UnOp, a: Arith, v: i64) -> i64 {
+    let v = to_arith(a, v);
     match op {
-        ast::UnOp::Neg => v.wrapping_neg(),
+        ast::UnOp::Neg => to_arith(a, v.wrapping_neg()),
         ast::UnOp::Not => (v == 0) as i64,
-        ast::UnOp::BitNot => !v,
+        ast::UnOp::BitNot => to_arith(a, !v),
     }
 }
 
-/// Apply a binary operator (shared with the engine); `None` on division by zero.
-pub fn eval_binary(op: BinOp, a: i64, b: i64) -> Option<i64> {
-    Some(match op {
+/// The arithmetic type of a binary operator's result given its operands'
+/// promoted types: shifts take the left operand's, comparisons and logical
+/// operators give `int`, the rest the usual arithmetic conversions.
+pub fn binary_type(op: BinOp, l: Arith, r: Arith) -> Arith {
+    match op {
+        BinOp::Shl | BinOp::Shr => l,
+        BinOp::Lt
+        | BinOp::Le
+        | BinOp::Gt
+        | BinOp::Ge
+        | BinOp::Eq
+        | BinOp::Ne
+        | BinOp::And
+        | BinOp::Or => Arith::I32,
+        _ => Arith::common(l, r),
+    }
+}
+
+/// The type the operands of `op` are converted to before it applies.
+pub fn operand_type(op: BinOp, l: Arith, r: Arith) -> Arith {
+    match op {
+        BinOp::Shl | BinOp::Shr => l,
+        _ => Arith::common(l, r),
+    }
+}
+
+/// Apply a binary operator whose operands are converted to `t` (see
+/// [`operand_type`]), shared with the engine; `None` on division by zero.
+/// A shift count is taken modulo the operand's width (x64).
+pub fn eval_binary(op: BinOp, t: Arith, a: i64, b: i64) -> Option<i64> {
+    let a = to_arith(t, a);
+    let wide = matches!(t, Arith::I64 | Arith::U64);
+    let unsigned = matches!(t, Arith::U32 | Arith::U64);
+    let b = if matches!(op, BinOp::Shl | BinOp::Shr) {
+        b & if wide { 63 } else { 31 }
+    } else {
+        to_arith(t, b)
+    };
+    // Unsigned comparisons: a 64-bit unsigned value is its bits in an i64;
+    // 32-bit unsigned values are already non-negative.
+    let cmp = |x: i64, y: i64| {
+        if unsigned {
+            (x as u64).cmp(&(y as u64))
+        } else {
+            x.cmp(&y)
+        }
+    };
+    use std::cmp::Ordering::*;
+    let r = match op {
         BinOp::Add => a.wrapping_add(b),
         BinOp::Sub => a.wrapping_sub(b),
         BinOp::Mul => a.wrapping_mul(b),
-        BinOp::Div => {
+        BinOp::Div | BinOp::Rem => {
             if b == 0 {
                 return None;
             }
-            a.wrapping_div(b)
-        }
-        BinOp::Rem => {
-            if b == 0 {
-                return None;
+            let div = op == BinOp::Div;
+            match t {
+                Arith::U64 => {
+                    let (x, y) = (a as u64, b as u64);
+                    (if div { x / y } else { x % y }) as i64
+                }
+                _ if div => a.wrapping_div(b),
+                _ => a.wrapping_rem(b),
             }
-            a.wrapping_rem(b)
         }
-        BinOp::Shl => a.wrapping_shl((b & 63) as u32),
-        BinOp::Shr => a.wrapping_shr((b & 63) as u32),
-        BinOp::Lt => (a < b) as i64,
-        BinOp::Le => (a <= b) as i64,
-        BinOp::Gt => (a > b) as i64,
-        BinOp::Ge => (a >= b) as i64,
-        BinOp::Eq => (a == b) as i64,
-        BinOp::Ne => (a != b) as i64,
+        BinOp::Shl => a.wrapping_shl(b as u32),
+        BinOp::Shr => {
+            if unsigned {
+                ((a as u64) >> (b as u32)) as i64
+            } else {
+                a >> (b as u32)
+            }
+        }
+        BinOp::Lt => return Some((cmp(a, b) == Less) as i64),
+        BinOp::Le => return Some((cmp(a, b) != Greater) as i64),
+        BinOp::Gt => return Some((cmp(a, b) == Greater) as i64),
+        BinOp::Ge => return Some((cmp(a, b) != Less) as i64),
+        BinOp::Eq => return Some((a == b) as i64),
+        BinOp::Ne => return Some((a != b) as i64),
         BinOp::BitAnd => a & b,
         BinOp::BitOr => a | b,
         BinOp::BitXor => a ^ b,
-        BinOp::And => (a != 0 && b != 0) as i64,
-        BinOp::Or => (a != 0 || b != 0) as i64,
-    })
+        BinOp::And => return Some((a != 0 && b != 0) as i64),
+        BinOp::Or => return Some((a != 0 || b != 0) as i64),
+    };
+    Some(to_arith(t, r))
+}
+
+/// Blocks each `ExAllocatePoolWithTag` call site can hand out.
+pub const POOL_BLOCKS: u32 = 16;
+
+/// Call `f` on every expression of a statement, outermost first.
+fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
+    match &s.kind {
+        StmtKind::Decl { vars, .. } => {
+            for (_, e) in vars {
+                if let Some(e) = e {
+                    walk_expr(e, f);
+                }
+            }
+        }
+        StmtKind::Assign { value, .. } => walk_expr(value, f),
+        StmtKind::AssignPlace { target, value, .. } => {
+            walk_expr(target, f);
+            walk_expr(value, f);
+        }
+        StmtKind::IncDecPlace { target, .. } => walk_expr(target, f),
+        StmtKind::If { cond, then, els } => {
+            walk_expr(cond, f);
+            walk_stmt(then, f);
+            if let Some(e) = els {
+                walk_stmt(e, f);
+            }
+        }
+        StmtKind::While { cond, body } | StmtKind::DoWhile { body, cond } => {
+            walk_expr(cond, f);
+            walk_stmt(body, f);
+        }
+        StmtKind::For {
+            init,
+            cond,
+            step,
+            body,
+        } => {
+            if let Some(i) = init {
+                walk_stmt(i, f);
+            }
+            if let Some(c) = cond {
+                walk_expr(c, f);
+            }
+            if let Some(st) = step {
+                walk_stmt(st, f);
+            }
+            walk_stmt(body, f);
+        }
+        StmtKind::Switch { value, arms } => {
+            walk_expr(value, f);
+            for a in arms {
+                for st in &a.stmts {
+                    walk_stmt(st, f);
+                }
+            }
+        }
+        StmtKind::Return(Some(e)) | StmtKind::Expr(e) => walk_expr(e, f),
+        StmtKind::Block(b) => {
+            for st in &b.stmts {
+                walk_stmt(st, f);
+            }
+        }
+        StmtKind::Try { body, handler, .. } => {
+            for st in body.stmts.iter().chain(&handler.stmts) {
+                walk_stmt(st, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Call `f` on an expression and every expression inside it.
+fn walk_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match &e.kind {
+        ExprKind::Unary(_, a) | ExprKind::Cast(_, a) | ExprKind::AddrOfPlace(a) => walk_expr(a, f),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => {
+            walk_expr(a, f);
+            walk_expr(b, f);
+        }
+        ExprKind::Cond(c, a, b) => {
+            walk_expr(c, f);
+            walk_expr(a, f);
+            walk_expr(b, f);
+        }
+        ExprKind::Member { base, .. } => walk_expr(base, f),
+        ExprKind::Call { args, .. } => {
+            for a in args {
+                walk_expr(a, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The type of an unsuffixed decimal literal: `LONG`, else `LONG64`.
+fn decimal_type(v: i64) -> Arith {
+    if i32::try_from(v).is_ok() {
+        Arith::I32
+    } else {
+        Arith::I64
+    }
 }
 
 /// Compiles one routine body.
@@ -956,12 +1641,18 @@ struct Fn<'c, 'a> {
     loops: Vec<Loop>,
     tries: u32,
     returns: bool,
+    /// The declared return type, when a scalar (C converts the value).
+    ret: Option<ScalarType>,
+    /// Local slots holding a pointer to a struct: the struct's name.
+    ptr_slots: HashMap<u16, String>,
 }
 
 struct Loop {
     breaks: Vec<usize>,
     continues: Vec<usize>,
     tries: u32,
+    /// A `switch`: `break` leaves it, `continue` belongs to a loop outside.
+    switch: bool,
 }
 
 enum Lvalue {
@@ -1012,7 +1703,7 @@ impl Fn<'_, '_> {
                 format!("`{}` is already declared in this block", id.name),
             ));
         }
-        if kernel::constant(&id.name).is_some() || kernel::lookup(&id.name).is_some() {
+        if self.c.constant(&id.name).is_some() || kernel::lookup(&id.name).is_some() {
             return Err(self.err(
                 id.span,
                 format!("`{}` is a kernel name and cannot be a local", id.name),
@@ -1082,16 +1773,50 @@ impl Fn<'_, '_> {
         match &s.kind {
             StmtKind::Empty => {}
             StmtKind::Block(b) => self.block(b),
+            StmtKind::Decl { ty, vars } if matches!(ty.value, Type::Struct(_)) => {
+                let Type::Struct(sname) = &ty.value else {
+                    unreachable!("matched above");
+                };
+                self.stmt_boundary(s.span);
+                for (id, init) in vars {
+                    if let Some(e) = init {
+                        return Err(self
+                            .err(e.span, "a struct local cannot be initialized")
+                            .help("assign its fields one by one"));
+                    }
+                    let mut leaves = vec![];
+                    if let Err(what) = self.c.local_leaves(sname, &id.name, &mut leaves, 0) {
+                        return Err(self
+                            .err(ty.span, format!("a local struct cannot hold {what}"))
+                            .help("declare it at file scope, or use a pointer to a global"));
+                    }
+                    for (name, t, pointee) in leaves {
+                        let leaf = Ident {
+                            name,
+                            span: id.span,
+                        };
+                        let slot = self.declare_local(&leaf, t)?;
+                        if let Some(p) = pointee {
+                            self.ptr_slots.insert(slot, p);
+                        }
+                        if let Some(t) = t {
+                            self.ops.push(Op::Push(0));
+                            self.ops.push(Op::Store(slot, t));
+                        }
+                    }
+                }
+            }
             StmtKind::Decl { ty, vars } => {
                 let slot_ty = match &ty.value {
                     Type::Scalar(t) => Some(*t),
                     Type::QueueHandle => None,
                     Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
-                    Type::Pointer(p) => {
-                        return Err(self
-                            .err(ty.span, format!("locals of type {p} are not supported"))
-                            .help("locals are KIRQL, KLOCK_QUEUE_HANDLE, ULONG, LONG or BOOLEAN"))
-                    }
+                    Type::Struct(_) => unreachable!("handled above"),
+                    Type::Pointer(_) => Some(ScalarType::Ulong64),
+                };
+                let pointee = match &ty.value {
+                    Type::Pointer(p) => self.c.pointers.get(p).cloned(),
+                    _ => None,
                 };
                 self.stmt_boundary(s.span);
                 for (id, init) in vars {
@@ -1106,10 +1831,16 @@ impl Fn<'_, '_> {
                         (Some(e), Some(t)) => {
                             self.expr(e)?;
                             let slot = self.declare_local(id, slot_ty)?;
+                            if let Some(s) = &pointee {
+                                self.ptr_slots.insert(slot, s.clone());
+                            }
                             self.ops.push(Op::Store(slot, t));
                         }
                         (None, Some(t)) => {
                             let slot = self.declare_local(id, slot_ty)?;
+                            if let Some(s) = &pointee {
+                                self.ptr_slots.insert(slot, s.clone());
+                            }
                             self.ops.push(Op::Push(0));
                             self.ops.push(Op::Store(slot, t));
                         }
@@ -1122,20 +1853,71 @@ impl Fn<'_, '_> {
             StmtKind::Assign { target, op, value } => {
                 self.stmt_boundary(s.span);
                 let lv = self.lvalue(target)?;
-                if *op != ast::AssignOp::Set {
-                    self.load_lvalue(&lv);
-                }
-                self.expr(value)?;
                 match op {
-                    ast::AssignOp::Set => {}
-                    ast::AssignOp::Add => self.ops.push(Op::Binary(BinOp::Add)),
-                    ast::AssignOp::Sub => self.ops.push(Op::Binary(BinOp::Sub)),
+                    ast::AssignOp::Set => {
+                        self.expr(value)?;
+                    }
+                    ast::AssignOp::Compound(bin) => {
+                        let l = self.load_lvalue(&lv);
+                        let r = self.expr(value)?;
+                        self.ops.push(Op::Binary(*bin, operand_type(*bin, l, r)));
+                    }
                 }
                 self.store_lvalue(&lv);
             }
             StmtKind::IncDec { target, increment } => {
                 self.stmt_boundary(s.span);
                 self.incdec(target, *increment)?;
+            }
+            StmtKind::AssignPlace { target, op, value } if self.local_element(target).is_some() => {
+                let target = self.local_element(target).expect("checked");
+                return self.stmt(&Stmt {
+                    kind: StmtKind::Assign {
+                        target,
+                        op: *op,
+                        value: value.clone(),
+                    },
+                    span: s.span,
+                });
+            }
+            StmtKind::IncDecPlace { target, increment } if self.local_element(target).is_some() => {
+                let target = self.local_element(target).expect("checked");
+                return self.stmt(&Stmt {
+                    kind: StmtKind::IncDec {
+                        target,
+                        increment: *increment,
+                    },
+                    span: s.span,
+                });
+            }
+            StmtKind::AssignPlace { target, op, value } => {
+                self.stmt_boundary(s.span);
+                let t = self.scalar_place(target)?;
+                match op {
+                    ast::AssignOp::Set => {
+                        self.expr(value)?;
+                    }
+                    ast::AssignOp::Compound(bin) => {
+                        self.ops.push(Op::Dup);
+                        self.ops.push(Op::LoadRef);
+                        let l = Arith::of(t);
+                        let r = self.expr(value)?;
+                        self.ops.push(Op::Binary(*bin, operand_type(*bin, l, r)));
+                    }
+                }
+                self.ops.push(Op::StoreRef);
+            }
+            StmtKind::IncDecPlace { target, increment } => {
+                self.stmt_boundary(s.span);
+                let t = self.scalar_place(target)?;
+                self.ops.push(Op::Dup);
+                self.ops.push(Op::LoadRef);
+                self.ops.push(Op::Push(1));
+                self.ops.push(Op::Binary(
+                    if *increment { BinOp::Add } else { BinOp::Sub },
+                    Arith::of(t),
+                ));
+                self.ops.push(Op::StoreRef);
             }
             StmtKind::If { cond, then, els } => {
                 self.stmt_boundary(s.span);
@@ -1159,6 +1941,33 @@ impl Fn<'_, '_> {
                     }
                 }
             }
+            StmtKind::DoWhile { body, cond } => {
+                // body; boundary; cond; if true jump to the body. `continue`
+                // goes to the condition.
+                let top = self.here();
+                self.loops.push(Loop {
+                    breaks: vec![],
+                    continues: vec![],
+                    tries: self.tries,
+                    switch: false,
+                });
+                let r = self.scoped_stmt(body);
+                let lp = self.loops.pop().expect("loop pushed above");
+                r?;
+                let cont = self.here();
+                self.stmt_boundary(cond.span);
+                self.expr(cond)?;
+                self.ops.push(Op::Unary(ast::UnOp::Not, Arith::I32));
+                self.ops.push(Op::JumpIfFalse(top));
+                let end = self.here();
+                for b in lp.breaks {
+                    self.patch(b, end);
+                }
+                for c in lp.continues {
+                    self.patch(c, cont);
+                }
+            }
+            StmtKind::Switch { value, arms } => self.switch(s, value, arms)?,
             StmtKind::While { cond, body } => {
                 let top = self.here();
                 self.stmt_boundary(s.span);
@@ -1191,6 +2000,7 @@ impl Fn<'_, '_> {
                     breaks: vec![],
                     continues: vec![],
                     tries: self.tries,
+                    switch: false,
                 });
                 self.scoped_stmt(body)?;
                 let lp = self.loops.pop().expect("loop pushed above");
@@ -1213,16 +2023,19 @@ impl Fn<'_, '_> {
             }
             StmtKind::Break | StmtKind::Continue => {
                 let is_break = matches!(s.kind, StmtKind::Break);
-                let Some(lp) = self.loops.last() else {
-                    let what = if is_break { "break" } else { "continue" };
-                    return Err(self.err(s.span, format!("`{what}` outside a loop")));
+                let Some(idx) = self.loops.iter().rposition(|l| is_break || !l.switch) else {
+                    return Err(if is_break {
+                        self.err(s.span, "`break` outside a loop")
+                    } else {
+                        self.err(s.span, "`continue` outside a loop")
+                    });
                 };
-                for _ in lp.tries..self.tries {
+                for _ in self.loops[idx].tries..self.tries {
                     self.ops.push(Op::TryExit);
                 }
                 let at = self.ops.len();
                 self.ops.push(Op::Jump(0));
-                let lp = self.loops.last_mut().expect("checked above");
+                let lp = &mut self.loops[idx];
                 if is_break {
                     lp.breaks.push(at);
                 } else {
@@ -1232,7 +2045,9 @@ impl Fn<'_, '_> {
             StmtKind::Return(value) => {
                 self.stmt_boundary(s.span);
                 match (value, self.returns) {
-                    (Some(v), true) => self.expr(v)?,
+                    (Some(v), true) => {
+                        self.expr(v)?;
+                    }
                     (None, false) => {}
                     (Some(v), false) => {
                         return Err(self.err(v.span, "a VOID routine cannot return a value"))
@@ -1248,7 +2063,9 @@ impl Fn<'_, '_> {
             StmtKind::Expr(e) => {
                 self.stmt_boundary(s.span);
                 match &e.kind {
-                    ExprKind::Call { callee, args } => self.call(callee, args, e.span, false)?,
+                    ExprKind::Call { callee, args } => {
+                        self.call(callee, args, e.span, false)?;
+                    }
                     _ => {
                         self.expr(e)?;
                         self.ops.push(Op::Pop);
@@ -1289,12 +2106,108 @@ impl Fn<'_, '_> {
         Ok(())
     }
 
+    /// `switch (value) { ... }`: the value in a hidden local, a test per
+    /// label jumping to its arm, the arms in order (C fall-through).
+    fn switch(&mut self, s: &Stmt, value: &Expr, arms: &[ast::SwitchArm]) -> R<()> {
+        self.stmt_boundary(s.span);
+        let t = self.expr(value)?;
+        self.scopes.push(vec![]);
+        let slot = self.slots.len() as u16;
+        self.slots.push(Some(t.scalar()));
+        self.ops.push(Op::Store(slot, t.scalar()));
+        let mut seen: Vec<(i64, Span)> = vec![];
+        let mut default: Option<usize> = None;
+        // (jump to patch, arm index)
+        let mut tests: Vec<(usize, usize)> = vec![];
+        for (i, arm) in arms.iter().enumerate() {
+            for (label, span) in &arm.labels {
+                match label {
+                    None => {
+                        if default.is_some() {
+                            self.scopes.pop();
+                            return Err(self
+                                .err(*span, "a second `default` label in one `switch`")
+                                .label("repeated"));
+                        }
+                        default = Some(i);
+                    }
+                    Some(e) => {
+                        let (v, _) = match self.c.const_eval_typed(e) {
+                            Ok(v) => v,
+                            Err(err) => {
+                                self.scopes.pop();
+                                return Err(
+                                    err.help("a `case` label is an integer constant expression")
+                                );
+                            }
+                        };
+                        let v = to_arith(t, v);
+                        if let Some((_, first)) = seen.iter().find(|(x, _)| *x == v) {
+                            let line = self.c.line(*first);
+                            self.scopes.pop();
+                            return Err(self
+                                .err(e.span, format!("duplicate `case` value {v}"))
+                                .label("already a label")
+                                .help(format!("the first one is on line {line}")));
+                        }
+                        seen.push((v, e.span));
+                        self.ops.push(Op::Load(slot));
+                        self.ops.push(Op::Push(v));
+                        self.ops.push(Op::Binary(BinOp::Ne, t));
+                        tests.push((self.ops.len(), i));
+                        self.ops.push(Op::JumpIfFalse(0));
+                    }
+                }
+            }
+        }
+        let to_default = self.ops.len();
+        self.ops.push(Op::Jump(0));
+        self.loops.push(Loop {
+            breaks: vec![],
+            continues: vec![],
+            tries: self.tries,
+            switch: true,
+        });
+        let mut starts = vec![];
+        let mut result = Ok(());
+        for arm in arms {
+            starts.push(self.here());
+            for st in &arm.stmts {
+                if let Err(e) = self.stmt(st) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        let lp = self.loops.pop().expect("pushed above");
+        self.scopes.pop();
+        result?;
+        let end = self.here();
+        for (at, arm) in tests {
+            self.patch(at, starts[arm]);
+        }
+        self.patch(to_default, default.map_or(end, |d| starts[d]));
+        for b in lp.breaks {
+            self.patch(b, end);
+        }
+        for c in lp.continues {
+            // `continue` inside a switch belongs to an outer loop; the
+            // search above never picks a switch for it.
+            self.patch(c, end);
+        }
+        Ok(())
+    }
+
     /// A loop body with break/continue patching; `top` is the condition.
     fn loop_body(&mut self, body: &Stmt, top: u32, jf: usize) -> R<()> {
         self.loops.push(Loop {
             breaks: vec![],
             continues: vec![],
             tries: self.tries,
+            switch: false,
         });
         self.scoped_stmt(body)?;
         let lp = self.loops.pop().expect("loop pushed above");
@@ -1329,10 +2242,10 @@ impl Fn<'_, '_> {
 
     fn incdec(&mut self, target: &Ident, inc: bool) -> R<()> {
         let lv = self.lvalue(target)?;
-        self.load_lvalue(&lv);
+        let t = self.load_lvalue(&lv);
         self.ops.push(Op::Push(1));
         self.ops
-            .push(Op::Binary(if inc { BinOp::Add } else { BinOp::Sub }));
+            .push(Op::Binary(if inc { BinOp::Add } else { BinOp::Sub }, t));
         self.store_lvalue(&lv);
         Ok(())
     }
@@ -1350,7 +2263,7 @@ impl Fn<'_, '_> {
                 )),
             };
         }
-        if kernel::constant(&id.name).is_some() {
+        if self.c.constant(&id.name).is_some() {
             return Err(self.err(
                 id.span,
                 format!("`{}` is a constant and cannot be assigned", id.name),
@@ -1370,11 +2283,367 @@ impl Fn<'_, '_> {
         }
     }
 
-    fn load_lvalue(&mut self, lv: &Lvalue) {
-        self.ops.push(match lv {
-            Lvalue::Local(s, _) => Op::Load(*s),
-            Lvalue::Var(v) => Op::LoadVar(*v),
+    /// Compile a place (a global aggregate, field, element or `p->f`):
+    /// code that pushes its reference; the type of what it designates.
+    fn place(&mut self, e: &Expr) -> R<(ast::FieldType, Option<u64>)> {
+        if let ExprKind::Member {
+            base,
+            field,
+            arrow: false,
+        } = &e.kind
+        {
+            if let ExprKind::Name(_) | ExprKind::Member { .. } | ExprKind::Index(..) = base.kind {
+                // `Head.Flink` / `Entry.Blink` of a LIST_ENTRY.
+                if self.is_list_entry_place(base) {
+                    self.place(base)?;
+                    let off = match field.name.as_str() {
+                        "Flink" => 0,
+                        "Blink" => 1,
+                        _ => {
+                            return Err(self
+                                .err(
+                                    field.span,
+                                    format!("LIST_ENTRY has no field `{}`", field.name),
+                                )
+                                .help("its fields are Flink and Blink"))
+                        }
+                    };
+                    if off != 0 {
+                        self.ops.push(Op::AddRef {
+                            offset: ref_offset(off, 0),
+                            deref: false,
+                        });
+                    }
+                    return Ok((ast::FieldType::Scalar(ScalarType::Ulong64), None));
+                }
+            }
+        }
+        match &e.kind {
+            ExprKind::Name(id) => {
+                if self.local(&id.name).is_some() {
+                    return Err(self
+                        .err(
+                            id.span,
+                            format!("`{}` is a local, not a struct or array", id.name),
+                        )
+                        .help("fields and elements are reached through globals or pointers"));
+                }
+                if let Some((t, n, v, l)) = self.c.aggregates.get(&id.name).cloned() {
+                    self.ops.push(Op::Push(make_ref(v, l)));
+                    return Ok((t, n));
+                }
+                match self.c.globals.get(&id.name) {
+                    Some((Global::Var(v), _)) => {
+                        let t = self.c.prog.vars[*v as usize].ty;
+                        self.ops.push(Op::Push(make_ref(*v, 0)));
+                        Ok((ast::FieldType::Scalar(t), None))
+                    }
+                    Some((Global::Lock(l), _)) => {
+                        let t = match self.c.prog.locks[l.0 as usize].kind {
+                            LockKind::Ex => ast::FieldType::ExSpinLock,
+                            _ => ast::FieldType::KSpinLock,
+                        };
+                        self.ops.push(Op::Push(make_ref(0, l.0)));
+                        Ok((t, None))
+                    }
+                    Some((g, _)) => Err(self.err(
+                        id.span,
+                        format!(
+                            "`{}` is {}, not a struct or array",
+                            id.name,
+                            kind_name(*g, &self.c.prog)
+                        ),
+                    )),
+                    None => Err(self.unknown(id)),
+                }
+            }
+            ExprKind::Member { base, field, arrow } => {
+                let s = if *arrow {
+                    self.pointer(base)?
+                } else {
+                    match self.place(base)? {
+                        (ast::FieldType::Struct(s), None) => s,
+                        _ => {
+                            return Err(self
+                                .err(base.span, "`.` needs a struct")
+                                .help("index an array first, or use `->` on a pointer"))
+                        }
+                    }
+                };
+                let Some((fd, v, l)) = self.c.field_of(&s, &field.name) else {
+                    let names: Vec<String> = self
+                        .c
+                        .structs
+                        .get(&s)
+                        .map(|d| d.fields.iter().map(|f| f.name.name.clone()).collect())
+                        .unwrap_or_default();
+                    let mut err = self
+                        .err(field.span, format!("`{s}` has no field `{}`", field.name))
+                        .label("unknown field");
+                    if let Some(h) = did_you_mean(&field.name, names.iter().map(String::as_str)) {
+                        err = err.help(h);
+                    }
+                    return Err(err);
+                };
+                if v != 0 || l != 0 || *arrow {
+                    self.ops.push(Op::AddRef {
+                        offset: ref_offset(v, l),
+                        deref: *arrow,
+                    });
+                }
+                Ok((fd.ty, fd.array))
+            }
+            ExprKind::Index(base, index) => {
+                let (t, n) = self.place(base)?;
+                let Some(n) = n else {
+                    return Err(self
+                        .err(base.span, "only an array can be indexed")
+                        .help("pointer arithmetic and indexing a pointer are not supported"));
+                };
+                self.expr(index)?;
+                let (v, l) = self.c.leaves(&t);
+                self.ops.push(Op::Index {
+                    len: n,
+                    stride: ref_offset(v, l),
+                });
+                Ok((t, None))
+            }
+            _ => Err(self
+                .err(e.span, "expected a variable, field or array element")
+                .label("not a place")),
+        }
+    }
+
+    /// Does this place designate a LIST_ENTRY (decided without code)?
+    fn is_list_entry_place(&self, e: &Expr) -> bool {
+        self.static_type(e) == Some((ast::FieldType::ListEntry, None))
+    }
+
+    /// The type a place designates, computed without emitting code.
+    fn static_type(&self, e: &Expr) -> Option<(ast::FieldType, Option<u64>)> {
+        match &e.kind {
+            ExprKind::Name(id) => {
+                if self.local(&id.name).is_some() {
+                    return None;
+                }
+                self.c.aggregates.get(&id.name).map(|a| (a.0.clone(), a.1))
+            }
+            ExprKind::Member { base, field, arrow } => {
+                let s = if *arrow {
+                    match &base.kind {
+                        ExprKind::Name(id) => {
+                            let (slot, _) = self.local(&id.name)?;
+                            self.ptr_slots.get(&slot)?.clone()
+                        }
+                        _ => match self.static_type(base)? {
+                            (ast::FieldType::Pointer(p), None) => self.c.pointers.get(&p)?.clone(),
+                            _ => return None,
+                        },
+                    }
+                } else {
+                    match self.static_type(base)? {
+                        (ast::FieldType::Struct(s), None) => s,
+                        _ => return None,
+                    }
+                };
+                let (fd, _, _) = self.c.field_of(&s, &field.name)?;
+                Some((fd.ty, fd.array))
+            }
+            ExprKind::Index(base, _) => match self.static_type(base)? {
+                (t, Some(_)) => Some((t, None)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `CONTAINING_RECORD(Address, T, Field)`: the `T *` whose field
+    /// (a name or a path `A.B.C`) is at `Address`.
+    fn containing_record(&mut self, args: &[Expr], span: Span, want_value: bool) -> R<Arith> {
+        if args.len() != 3 {
+            return Err(self
+                .err(span, "`CONTAINING_RECORD` takes 3 arguments")
+                .help("CONTAINING_RECORD(Address, TYPE, Field)"));
+        }
+        let ExprKind::Name(ty) = &args[1].kind else {
+            return Err(self.err(args[1].span, "expected a struct type name"));
+        };
+        if !self.c.structs.contains_key(&ty.name) {
+            return Err(self
+                .err(ty.span, format!("`{}` is not a struct type", ty.name))
+                .help("CONTAINING_RECORD(Address, TYPE, Field)"));
+        }
+        // The field path, outermost first.
+        let mut path = vec![];
+        let mut f = &args[2];
+        loop {
+            match &f.kind {
+                ExprKind::Name(id) => {
+                    path.push(id.clone());
+                    break;
+                }
+                ExprKind::Member {
+                    base,
+                    field,
+                    arrow: false,
+                } => {
+                    path.push(field.clone());
+                    f = base;
+                }
+                _ => return Err(self.err(args[2].span, "expected a field name or path")),
+            }
+        }
+        path.reverse();
+        let (mut s, mut v, mut l) = (ty.name.clone(), 0u32, 0u32);
+        for (i, id) in path.iter().enumerate() {
+            let Some((fd, dv, dl)) = self.c.field_of(&s, &id.name) else {
+                return Err(self
+                    .err(id.span, format!("`{s}` has no field `{}`", id.name))
+                    .label("unknown field"));
+            };
+            v += dv;
+            l += dl;
+            match (&fd.ty, i + 1 < path.len()) {
+                (ast::FieldType::Struct(n), true) => s = n.clone(),
+                (_, true) => {
+                    return Err(self.err(id.span, format!("`{}` is not a struct", id.name)))
+                }
+                _ => {}
+            }
+        }
+        self.expr(&args[0])?;
+        self.ops.push(Op::AddRef {
+            offset: ref_offset(v, l).wrapping_neg(),
+            deref: true,
         });
+        if !want_value {
+            self.ops.push(Op::Pop);
+        }
+        Ok(Arith::U64)
+    }
+
+    /// `a[K]` of a local array (one local per element): that element's
+    /// name, when `K` is a constant.
+    fn local_element(&self, e: &Expr) -> Option<Ident> {
+        let name = self.local_path(e)?;
+        if matches!(e.kind, ExprKind::Name(_)) {
+            return None;
+        }
+        self.local(&name)?;
+        Some(Ident { name, span: e.span })
+    }
+
+    /// The static path of a local's element or field (`H[1]`, `P.Data[2]`).
+    fn local_path(&self, e: &Expr) -> Option<String> {
+        match &e.kind {
+            ExprKind::Name(id) => Some(id.name.clone()),
+            ExprKind::Member {
+                base,
+                field,
+                arrow: false,
+            } => Some(format!("{}.{}", self.local_path(base)?, field.name)),
+            ExprKind::Index(base, index) => Some(format!(
+                "{}[{}]",
+                self.local_path(base)?,
+                crate::parser::fold(index)?
+            )),
+            _ => None,
+        }
+    }
+
+    /// A place holding one scalar: its reference pushed; its type.
+    fn scalar_place(&mut self, e: &Expr) -> R<ScalarType> {
+        match self.place(e)? {
+            (ast::FieldType::Scalar(t), None) => Ok(t),
+            (ast::FieldType::Pointer(_), None) => Ok(ScalarType::Ulong64),
+            (_, Some(_)) => Err(self
+                .err(e.span, "an array is not a value")
+                .help("index it: `a[i]`")),
+            (ast::FieldType::Struct(s), None) => Err(self
+                .err(e.span, format!("a `{s}` is not a value"))
+                .help("use one of its fields")),
+            _ => Err(self
+                .err(e.span, "a lock is not a value")
+                .help("kernel routines take its address: `&...`")),
+        }
+    }
+
+    /// An expression whose value is a pointer to a struct: its value
+    /// pushed; the struct's name.
+    fn pointer(&mut self, e: &Expr) -> R<String> {
+        if let Some(id) = self.local_element(e) {
+            // A pointer field of a struct local, or a pointer array element.
+            let (slot, _) = self.local(&id.name).expect("local_element found it");
+            if let Some(s) = self.ptr_slots.get(&slot).cloned() {
+                self.ops.push(Op::Load(slot));
+                return Ok(s);
+            }
+        }
+        match &e.kind {
+            ExprKind::Name(id) => {
+                if let Some((slot, _)) = self.local(&id.name) {
+                    if let Some(s) = self.ptr_slots.get(&slot).cloned() {
+                        self.ops.push(Op::Load(slot));
+                        return Ok(s);
+                    }
+                }
+                Err(self
+                    .err(
+                        id.span,
+                        format!("`{}` is not a pointer to a struct", id.name),
+                    )
+                    .help("`->` follows a pointer parameter or local; use `.` on a struct"))
+            }
+            ExprKind::Member { .. } | ExprKind::Index(..)
+                if matches!(
+                    self.static_type(e),
+                    Some((ast::FieldType::Pointer(_), None))
+                ) =>
+            {
+                let Some((ast::FieldType::Pointer(p), None)) = self.static_type(e) else {
+                    unreachable!("matched above");
+                };
+                let Some(s) = self.c.pointers.get(&p).cloned() else {
+                    return Err(self
+                        .err(e.span, format!("a `{p}` does not point to a struct"))
+                        .help("`->` follows a pointer to a struct"));
+                };
+                self.scalar_place(e)?;
+                self.ops.push(Op::LoadRef);
+                Ok(s)
+            }
+            ExprKind::AddrOf(_) | ExprKind::AddrOfPlace(_) => {
+                let inner = match &e.kind {
+                    ExprKind::AddrOfPlace(p) => (**p).clone(),
+                    ExprKind::AddrOf(id) => Expr {
+                        kind: ExprKind::Name(id.clone()),
+                        span: id.span,
+                    },
+                    _ => unreachable!("matched above"),
+                };
+                match self.place(&inner)? {
+                    (ast::FieldType::Struct(s), None) => Ok(s),
+                    _ => Err(self.err(e.span, "expected the address of a struct")),
+                }
+            }
+            _ => Err(self
+                .err(e.span, "expected a pointer to a struct")
+                .help("pass `&Global`, `&Array[i]` or a pointer variable")),
+        }
+    }
+
+    /// Load an lvalue's value; its promoted arithmetic type.
+    fn load_lvalue(&mut self, lv: &Lvalue) -> Arith {
+        match lv {
+            Lvalue::Local(s, t) => {
+                self.ops.push(Op::Load(*s));
+                Arith::of(*t)
+            }
+            Lvalue::Var(v) => {
+                self.ops.push(Op::LoadVar(*v));
+                Arith::of(self.c.prog.vars[*v as usize].ty)
+            }
+        }
     }
 
     fn store_lvalue(&mut self, lv: &Lvalue) {
@@ -1384,9 +2653,21 @@ impl Fn<'_, '_> {
         });
     }
 
-    fn expr(&mut self, e: &Expr) -> R<()> {
-        match &e.kind {
-            ExprKind::Int(v) => self.ops.push(Op::Push(*v)),
+    /// Compile an expression; its (promoted) arithmetic type.
+    fn expr(&mut self, e: &Expr) -> R<Arith> {
+        Ok(match &e.kind {
+            ExprKind::Int(v) => {
+                self.ops.push(Op::Push(*v));
+                decimal_type(*v)
+            }
+            ExprKind::Typed(v, t) => {
+                self.ops.push(Op::Push(truncate(*t, *v)));
+                Arith::of(*t)
+            }
+            ExprKind::SizeOf(_, n) => {
+                self.ops.push(Op::Push(*n as i64));
+                Arith::U64
+            }
             ExprKind::Str(_) => {
                 return Err(self.err(e.span, "a string can only be DbgPrint's format"))
             }
@@ -1401,11 +2682,20 @@ impl Fn<'_, '_> {
                             .help(format!("pass it as `&{}`", id.name)));
                     }
                     self.ops.push(Op::Load(slot));
-                } else if let Some(v) = kernel::constant(&id.name) {
+                    if self.ptr_slots.contains_key(&slot) {
+                        Arith::U64
+                    } else {
+                        Arith::of(ty.unwrap_or(ScalarType::Long))
+                    }
+                } else if let Some(v) = self.c.constant(&id.name) {
                     self.ops.push(Op::Push(v));
+                    Arith::I32
                 } else {
                     match self.c.globals.get(&id.name) {
-                        Some((Global::Var(v), _)) => self.ops.push(Op::LoadVar(*v)),
+                        Some((Global::Var(v), _)) => {
+                            self.ops.push(Op::LoadVar(*v));
+                            Arith::of(self.c.prog.vars[*v as usize].ty)
+                        }
                         Some((g, _)) => {
                             return Err(self
                                 .err(
@@ -1422,6 +2712,13 @@ impl Fn<'_, '_> {
                     }
                 }
             }
+            ExprKind::AddrOf(id) if self.c.aggregates.contains_key(&id.name) => {
+                self.place(&Expr {
+                    kind: ExprKind::Name(id.clone()),
+                    span: id.span,
+                })?;
+                Arith::U64
+            }
             ExprKind::AddrOf(id) => {
                 return Err(self
                     .err(
@@ -1430,15 +2727,36 @@ impl Fn<'_, '_> {
                     )
                     .help("scenario routines take values; pass addresses only to Ke/Ex routines"))
             }
+            ExprKind::AddrOfPlace(p) => {
+                self.place(p)?;
+                Arith::U64
+            }
+            ExprKind::Index(..) | ExprKind::Member { .. } if self.local_element(e).is_some() => {
+                let id = self.local_element(e).expect("checked");
+                return self.expr(&Expr {
+                    kind: ExprKind::Name(id),
+                    span: e.span,
+                });
+            }
+            ExprKind::Member { .. } | ExprKind::Index(..) => {
+                let t = self.scalar_place(e)?;
+                self.ops.push(Op::LoadRef);
+                Arith::of(t)
+            }
             ExprKind::Unary(op, a) => {
-                self.expr(a)?;
-                self.ops.push(Op::Unary(*op));
+                let t = self.expr(a)?;
+                self.ops.push(Op::Unary(*op, t));
+                if *op == ast::UnOp::Not {
+                    Arith::I32
+                } else {
+                    t
+                }
             }
             ExprKind::Binary(BinOp::And, a, b) | ExprKind::Binary(BinOp::Or, a, b) => {
                 let is_and = matches!(e.kind, ExprKind::Binary(BinOp::And, ..));
-                self.expr(a)?;
+                let t = self.expr(a)?;
                 if !is_and {
-                    self.ops.push(Op::Unary(ast::UnOp::Not));
+                    self.ops.push(Op::Unary(ast::UnOp::Not, t));
                 }
                 let jf = self.ops.len();
                 self.ops.push(Op::JumpIfFalse(0));
@@ -1451,37 +2769,83 @@ impl Fn<'_, '_> {
                 self.ops.push(Op::Push(if is_and { 0 } else { 1 }));
                 let end = self.here();
                 self.patch(j, end);
+                Arith::I32
             }
             ExprKind::Binary(op, a, b) => {
-                self.expr(a)?;
-                self.expr(b)?;
-                self.ops.push(Op::Binary(*op));
+                let l = self.expr(a)?;
+                let r = self.expr(b)?;
+                self.ops.push(Op::Binary(*op, operand_type(*op, l, r)));
+                binary_type(*op, l, r)
             }
             ExprKind::Cond(c, a, b) => {
                 self.expr(c)?;
                 let jf = self.ops.len();
                 self.ops.push(Op::JumpIfFalse(0));
-                self.expr(a)?;
+                let l = self.expr(a)?;
                 let j = self.ops.len();
                 self.ops.push(Op::Jump(0));
                 let h = self.here();
                 self.patch(jf, h);
-                self.expr(b)?;
+                let r = self.expr(b)?;
+                let t = Arith::common(l, r);
                 let h = self.here();
                 self.patch(j, h);
+                if l != r {
+                    // Both branches meet here: convert to the common type.
+                    self.ops.push(Op::Cast(t.scalar()));
+                }
+                t
             }
             ExprKind::Cast(t, a) => {
                 self.expr(a)?;
                 self.ops.push(Op::Cast(*t));
+                Arith::of(*t)
             }
             ExprKind::Call { callee, args } => self.call(callee, args, e.span, true)?,
-        }
-        Ok(())
+        })
     }
 
-    fn call(&mut self, callee: &Ident, args: &[Expr], span: Span, want_value: bool) -> R<()> {
+    /// Compile a call; the arithmetic type of its value (`int` when none).
+    fn call(&mut self, callee: &Ident, args: &[Expr], span: Span, want_value: bool) -> R<Arith> {
+        if callee.name == "NT_SUCCESS" && self.local(&callee.name).is_none() {
+            // NT_SUCCESS(s): ((NTSTATUS)(s) >= 0).
+            if args.len() != 1 {
+                return Err(self
+                    .err(span, "`NT_SUCCESS` takes 1 argument")
+                    .help("NT_SUCCESS(Status)"));
+            }
+            self.expr(&args[0])?;
+            self.ops.push(Op::Cast(ScalarType::Long));
+            self.ops.push(Op::Push(0));
+            self.ops.push(Op::Binary(BinOp::Ge, Arith::I32));
+            if !want_value {
+                self.ops.push(Op::Pop);
+            }
+            return Ok(Arith::I32);
+        }
+        if callee.name == "CONTAINING_RECORD" && self.local(&callee.name).is_none() {
+            return self.containing_record(args, span, want_value);
+        }
+        if callee.name == "ExAllocatePoolWithTag" && args.len() == 3 {
+            let Some(&site) = self.c.pool_site_of.get(&callee.span.offset) else {
+                return Err(self
+                    .err(args[1].span, "`NumberOfBytes` must be written `sizeof(T)` of a struct type")
+                    .label("not sizeof(T)")
+                    .help("the block holds one zeroed T: ExAllocatePoolWithTag(NonPagedPoolNx, sizeof(T), Tag)"));
+            };
+            let sig = kernel::lookup(&callee.name).expect("in the table");
+            self.kernel_call(sig, callee, args, span, want_value)?;
+            if let Some(Op::Kernel(k)) = self.ops.last_mut() {
+                k.places = vec![Place::PoolSite(site)];
+            }
+            return Ok(Arith::U64);
+        }
         if let Some(sig) = kernel::lookup(&callee.name) {
-            return self.kernel_call(sig, callee, args, span, want_value);
+            self.kernel_call(sig, callee, args, span, want_value)?;
+            return Ok(match sig.kr {
+                Kr::RemoveHeadList | Kr::RemoveTailList => Arith::U64,
+                _ => Arith::I32,
+            });
         }
         let id = match self.c.globals.get(&callee.name) {
             Some((Global::Routine(r), _)) => *r,
@@ -1529,6 +2893,9 @@ impl Fn<'_, '_> {
         if want_value && !returns {
             return Err(self.err(span, format!("`{name}` returns VOID; it has no value")));
         }
+        let (ret, params) = self.c.protos.get(&name).cloned().unwrap_or_default();
+        // Arguments convert to the parameter types when the frame is made.
+        let _ = params;
         for a in args {
             self.expr(a)?;
         }
@@ -1537,7 +2904,7 @@ impl Fn<'_, '_> {
             args: args.len() as u8,
             push_result: want_value,
         });
-        Ok(())
+        Ok(Arith::of(ret.unwrap_or(ScalarType::Long)))
     }
 
     /// The source span of bytes `offset..offset + len` of a string
@@ -1609,6 +2976,7 @@ impl Fn<'_, '_> {
             ));
         }
         let mut places = vec![];
+        let mut deferred: Vec<(P, Expr)> = vec![];
         let mut values = 0u8;
         let mut text = None;
         // DbgPrint: the format's conversions, and the text each string
@@ -1681,7 +3049,52 @@ impl Fn<'_, '_> {
                         }
                     }
                 }
-                _ => places.push(self.place_arg(sig, p, a)?),
+                _ => match &a.kind {
+                    ExprKind::AddrOfPlace(pl) if self.local_element(pl).is_some() => {
+                        let id = self.local_element(pl).expect("checked");
+                        let e = Expr {
+                            kind: ExprKind::AddrOf(id),
+                            span: a.span,
+                        };
+                        places.push(self.place_arg(sig, p, &e)?);
+                    }
+                    ExprKind::AddrOfPlace(pl) => {
+                        places.push(Place::Ref(!matches!(
+                            p,
+                            P::Data | P::OutIrql | P::List | P::Handle
+                        )));
+                        deferred.push((p, (**pl).clone()));
+                    }
+                    _ => places.push(self.place_arg(sig, p, a)?),
+                },
+            }
+        }
+        // Places reached at run time: their references go on the stack
+        // after the values, in argument order.
+        for (p, pl) in &deferred {
+            let (t, n) = self.place(pl)?;
+            let ok = n.is_none()
+                && match p {
+                    P::SpinLock => t == ast::FieldType::KSpinLock,
+                    P::ExLock => t == ast::FieldType::ExSpinLock,
+                    P::Data | P::OutIrql => matches!(t, ast::FieldType::Scalar(_)),
+                    P::List => t == ast::FieldType::ListEntry && sig.kr == Kr::IsListEmpty,
+                    P::Handle => t == ast::FieldType::QueueHandle,
+                    _ => false,
+                };
+            if !ok {
+                let what = match p {
+                    P::SpinLock => "a KSPIN_LOCK",
+                    P::ExLock => "an EX_SPIN_LOCK",
+                    P::Data => "a ULONG or LONG variable",
+                    P::OutIrql => "a KIRQL variable",
+                    _ => {
+                        "a global object (this version reaches only locks and data through fields)"
+                    }
+                };
+                return Err(self
+                    .err(pl.span, format!("`{}` expects {what} here", sig.name))
+                    .label("wrong kind of object"));
             }
         }
         if let Some(fmt) = text
@@ -1787,6 +3200,7 @@ impl Fn<'_, '_> {
             (P::List, Global::List(l)) => Some(Place::List(l)),
             (P::OutIrql, Global::Var(v)) | (P::Data, Global::Var(v)) => Some(Place::Var(v)),
             (P::Routine, Global::Routine(r)) => Some(Place::Routine(r)),
+            (P::Handle, Global::Handle(h)) => Some(Place::GlobalHandle(h)),
             _ => None,
         };
         place.ok_or_else(|| {

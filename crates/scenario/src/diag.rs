@@ -20,6 +20,10 @@ pub struct Source {
     pub text: Arc<str>,
     /// Byte offset of the first byte of every line; `line_starts[0] == 0`.
     line_starts: Arc<[usize]>,
+    /// Files `#include`d after the first: each one's text is appended to
+    /// `text` (after a line ending), starting at the offset given; offsets
+    /// from there on belong to that file, with lines counted from its start.
+    segments: Arc<[(usize, String)]>,
 }
 
 /// The UTF-8 byte-order mark.
@@ -41,16 +45,57 @@ impl Source {
             name: name.into(),
             text,
             line_starts,
+            segments: Arc::from(vec![]),
         }
     }
 
-    /// 1-based line and column (in bytes) of a byte offset.
+    /// A source made of several files: the first, named `name`, then each
+    /// of `files` (name and text) appended after a line ending. Offsets in
+    /// an appended file report its name and its own line numbers.
+    pub fn with_files(name: impl Into<String>, text: &str, files: &[(String, String)]) -> Self {
+        let strip = |t: &str| t.strip_prefix(BOM).unwrap_or(t).to_string();
+        let mut all = strip(text);
+        let mut segments = vec![];
+        for (n, t) in files {
+            all.push('\n');
+            segments.push((all.len(), n.clone()));
+            all.push_str(&strip(t));
+        }
+        let mut s = Source::new(name, all);
+        s.segments = segments.into();
+        s
+    }
+
+    /// The offset where file `index` starts (0: the first file; then the
+    /// appended ones in order); the end of the text past the last.
+    pub fn file_of_index(&self, index: usize) -> usize {
+        match index {
+            0 => 0,
+            i => self.segments.get(i - 1).map_or(self.text.len(), |s| s.0),
+        }
+    }
+
+    /// The file holding `offset`: its name, and the offset its text starts at.
+    pub fn file_of(&self, offset: usize) -> (&str, usize) {
+        match self
+            .segments
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= offset)
+        {
+            Some((start, name)) => (name, *start),
+            None => (&self.name, 0),
+        }
+    }
+
+    /// 1-based line and column (in bytes) of a byte offset, in its file.
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.text.len());
         let line = self.line_index(offset);
         let col = offset - self.line_starts[line];
+        let first = self.line_index(self.file_of(offset).1);
         (
-            u32::try_from(line + 1).unwrap_or(u32::MAX),
+            u32::try_from(line - first + 1).unwrap_or(u32::MAX),
             u32::try_from(col + 1).unwrap_or(u32::MAX),
         )
     }
@@ -109,8 +154,18 @@ impl Source {
             let from = caret_col.saturating_sub(lead).min(line_len - SNIPPET_WIDTH);
             (from, from + SNIPPET_WIDTH)
         };
-        let first = line.saturating_sub(1);
-        let last = (line + 1).min(self.line_count() - 1);
+        // Context lines stay inside the caret's file.
+        let (file_name, file_start) = self.file_of(offset);
+        let file_first = self.line_index(file_start);
+        let file_last = self
+            .segments
+            .iter()
+            .find(|(start, _)| *start > offset)
+            .map_or(self.line_count() - 1, |(start, _)| {
+                self.line_index(*start).saturating_sub(1)
+            });
+        let first = line.saturating_sub(1).max(file_first);
+        let last = (line + 1).min(file_last).max(line);
         let mut text = String::new();
         let mut shown = SourceSpan::from((0, 0));
         let mut column_shift = 0isize;
@@ -145,9 +200,9 @@ impl Source {
             }
         }
         Snippet {
-            name: self.name.clone(),
+            name: file_name.to_string(),
             text,
-            first_line: first,
+            first_line: first - file_first,
             caret_line: line - first,
             column_shift,
             shown,
@@ -259,7 +314,7 @@ impl SimError {
         let src = source.snippet(span);
         SimError {
             message: message.into(),
-            location: format!("{}:{}:{}", source.name, line, col),
+            location: format!("{}:{}:{}", source.file_of(span.offset).0, line, col),
             shown: src.shown,
             src,
             span: span.into(),

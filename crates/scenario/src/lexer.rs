@@ -7,7 +7,7 @@
 //! suffix, unterminated string or comment, stray character) are reported as
 //! [`SimError`]s; the lexer never panics on any input.
 
-use crate::ast::Span;
+use crate::ast::{ScalarType, Span};
 use crate::diag::{SimError, Source};
 
 /// What a token is. Punctuation variants are named after their shape.
@@ -15,8 +15,18 @@ use crate::diag::{SimError, Source};
 pub enum TokenKind {
     /// An identifier or keyword (keywords are contextual; the parser decides).
     Ident(String),
-    /// A decimal or `0x` hexadecimal integer literal.
+    /// An unsuffixed decimal integer literal.
     Int(u64),
+    /// An integer literal whose C type is known from its form: `0x`
+    /// hexadecimal, suffixed (`U`, `L`, `UL`, `ULL`) or a character
+    /// constant (`'kspn'`). The value is the literal's bits.
+    TypedInt(u64, ScalarType),
+    /// `#` (a preprocessing directive starts).
+    Hash,
+    /// `.`
+    Dot,
+    /// `->`
+    Arrow,
     /// An integer immediately followed by `ns`, `us` or `ms`, in nanoseconds.
     Duration(u64),
     /// A string literal, escapes resolved.
@@ -104,7 +114,10 @@ impl TokenKind {
             PlusPlus => "++",
             MinusMinus => "--",
             OtherAssign(s) => s,
-            Ident(_) | Int(_) | Duration(_) | Str(_) | Eof => return None,
+            Hash => "#",
+            Dot => ".",
+            Arrow => "->",
+            Ident(_) | Int(_) | TypedInt(..) | Duration(_) | Str(_) | Eof => return None,
         })
     }
 }
@@ -232,6 +245,17 @@ impl Lexer<'_> {
             } else if b == b'"' {
                 let s = self.string()?;
                 self.push(TokenKind::Str(s), start);
+            } else if b == b'\'' {
+                let v = self.char_constant()?;
+                self.push(TokenKind::TypedInt(v, ScalarType::Long), start);
+            } else if b == b'\\'
+                && (self.byte(start + 1) == Some(b'\n') || (self.byte(start + 1) == Some(b'\r')))
+            {
+                // A line continuation (`\` at a line's end): whitespace.
+                self.pos += 2;
+                if self.byte(start + 1) == Some(b'\r') && self.byte(self.pos) == Some(b'\n') {
+                    self.pos += 1;
+                }
             } else {
                 let kind = self.punct()?;
                 self.push(kind, start);
@@ -307,8 +331,8 @@ impl Lexer<'_> {
                 }
             };
         }
-        if suffix.is_empty() {
-            return Ok(TokenKind::Int(value));
+        if let Some(t) = int_suffix(suffix, hex, value) {
+            return Ok(t);
         }
         let scale: u64 = match suffix {
             "ns" => 1,
@@ -347,6 +371,62 @@ impl Lexer<'_> {
                 .error(start, end - start, "duration is too large")
                 .label("does not fit in 64 bits of nanoseconds")),
         }
+    }
+
+    /// `'a'` to `'abcd'`: a `LONG` with the first character in the high byte.
+    fn char_constant(&mut self) -> LResult<u64> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut value: u64 = 0;
+        let mut n = 0;
+        loop {
+            match self.byte(self.pos) {
+                Some(b'\'') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(b'\\') => {
+                    let r = match self.byte(self.pos + 1) {
+                        Some(b'n') => b'\n',
+                        Some(b't') => b'\t',
+                        Some(b'0') => 0,
+                        Some(b'\\') => b'\\',
+                        Some(b'\'') => b'\'',
+                        _ => {
+                            return Err(self
+                                .error(self.pos, 2, "unknown escape in a character constant")
+                                .help("character constants support `\\n`, `\\t`, `\\0`, `\\'` and `\\\\`"))
+                        }
+                    };
+                    value = (value << 8) | r as u64;
+                    n += 1;
+                    self.pos += 2;
+                }
+                Some(c) if c.is_ascii() && c != b'\n' && c != b'\r' => {
+                    value = (value << 8) | c as u64;
+                    n += 1;
+                    self.pos += 1;
+                }
+                _ => {
+                    return Err(self
+                        .error(start, 1, "unterminated character constant")
+                        .label("starts here")
+                        .help("a character constant is 1 to 4 ASCII characters between `'`, e.g. `'kspn'`"))
+                }
+            }
+        }
+        if n == 0 || n > 4 {
+            return Err(self
+                .error(
+                    start,
+                    self.pos - start,
+                    format!("a character constant has 1 to 4 characters, not {n}"),
+                )
+                .label("here")
+                .help("pool tags are written `'kspn'`"));
+        }
+        // A LONG: the bits sign-extend from 32.
+        Ok(value as u32 as i32 as i64 as u64)
     }
 
     fn string(&mut self) -> LResult<String> {
@@ -429,6 +509,9 @@ impl Lexer<'_> {
             (b'&', Some(b'=')) => (OtherAssign("&="), 2),
             (b'|', Some(b'=')) => (OtherAssign("|="), 2),
             (b'^', Some(b'=')) => (OtherAssign("^="), 2),
+            (b'-', Some(b'>')) => (Arrow, 2),
+            (b'#', _) => (Hash, 1),
+            (b'.', _) => (Dot, 1),
             (b'(', _) => (LParen, 1),
             (b')', _) => (RParen, 1),
             (b'{', _) => (LBrace, 1),
@@ -473,6 +556,46 @@ impl Lexer<'_> {
     }
 }
 
+/// The token of an integer literal with the suffix `suffix` (empty, `U`,
+/// `L`, `UL`, `ULL`, `LL` in either case), typed as C types it with a 32-bit
+/// `long` (contract v2, "Scalar types"); `None` when `suffix` is not an
+/// integer suffix (it may be a duration's).
+fn int_suffix(suffix: &str, hex: bool, value: u64) -> Option<TokenKind> {
+    let s = suffix.to_ascii_uppercase();
+    let unsigned = match s.as_str() {
+        "" | "L" | "LL" => false,
+        "U" | "UL" | "LU" | "ULL" | "LLU" => true,
+        _ => return None,
+    };
+    let long_long = s.contains("LL");
+    if s.is_empty() && !hex {
+        return Some(TokenKind::Int(value));
+    }
+    let fits32s = value <= i32::MAX as u64;
+    let fits32u = value <= u32::MAX as u64;
+    let fits64s = value <= i64::MAX as u64;
+    let ty = if unsigned {
+        if !long_long && fits32u {
+            ScalarType::Ulong
+        } else {
+            ScalarType::Ulong64
+        }
+    } else if !long_long && fits32s {
+        ScalarType::Long
+    } else if !long_long && hex && fits32u {
+        ScalarType::Ulong
+    } else if fits64s {
+        ScalarType::Long64
+    } else if hex {
+        ScalarType::Ulong64
+    } else {
+        // A decimal literal too large for LONG64: C makes it unsigned
+        // with a warning; here it is ULONG64.
+        ScalarType::Ulong64
+    };
+    Some(TokenKind::TypedInt(value, ty))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,8 +623,8 @@ mod tests {
                 Ident("Foo".into()),
                 Ident("_x9".into()),
                 Int(42),
-                Int(31),
-                Int(0xAB),
+                TypedInt(31, ScalarType::Long),
+                TypedInt(0xAB, ScalarType::Long),
                 Duration(25_000),
                 Duration(3),
                 Duration(10_000_000),

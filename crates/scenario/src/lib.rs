@@ -16,6 +16,7 @@ pub mod diag;
 pub mod kernel;
 pub mod lexer;
 pub mod parser;
+pub mod preprocess;
 pub mod program;
 
 pub use diag::{SimError, Source};
@@ -199,8 +200,15 @@ fn invalid_utf8(name: &str, bytes: &[u8], e: &std::str::Utf8Error) -> SimError {
 /// [`LoadError::Rejected`] with the diagnostics when the text does not parse
 /// or check.
 pub fn load_source(name: &str, text: &str) -> Result<Program, LoadError> {
-    let source = Source::new(name, text);
-    let file = parser::parse(&source).map_err(LoadError::Rejected)?;
+    let pp = preprocess::preprocess(name, text);
+    if !pp.errors.is_empty() {
+        let mut errors = pp.errors;
+        errors.truncate(check::MAX_ERRORS);
+        return Err(LoadError::Rejected(errors));
+    }
+    let source = pp.source;
+    let file =
+        parser::parse_tokens(&source, pp.tokens, pp.lex_error).map_err(LoadError::Rejected)?;
     check::check(&source, &file).map_err(LoadError::Rejected)
 }
 

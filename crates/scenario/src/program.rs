@@ -2,7 +2,7 @@
 //! routine compiled to stack code the engine interprets one statement at a
 //! time. Nothing here refers back to the syntax tree.
 
-use crate::ast::{BinOp, Expect, ScalarType, UnOp};
+use crate::ast::{Arith, BinOp, Expect, ScalarType, UnOp};
 use crate::diag::Source;
 use crate::kernel::Kr;
 use vcpu::{LockId, Nanos};
@@ -101,6 +101,8 @@ pub struct ListDecl {
     pub name: String,
     pub paged: bool,
     pub address: u64,
+    /// The `Flink` leaf of the head as the entry routines see it.
+    pub entry_head: Option<VarId>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +126,39 @@ pub enum Place {
     /// A local slot of the current frame.
     Local(u16),
     Routine(RoutineId),
+    /// A global KLOCK_QUEUE_HANDLE (index into [`Program::handles`]).
+    GlobalHandle(u32),
+    /// An `ExAllocatePoolWithTag` call site (index into [`Program::pool_sites`]).
+    PoolSite(u32),
+    /// A lock (`true`) or variable (`false`) reached at run time: its
+    /// reference (see [`make_ref`]) is on the operand stack, pushed after
+    /// the call's values, in argument order.
+    Ref(bool),
+}
+
+/// Tag bit of a reference: a non-NULL pointer to storage.
+pub const REF_TAG: i64 = 1 << 62;
+
+/// A reference to storage: the first variable and the first lock of what
+/// it designates (a struct instance, an array, a leaf). Field selection and
+/// indexing add to both parts at once.
+pub fn make_ref(var: u32, lock: u32) -> i64 {
+    REF_TAG | ((lock as i64) << 32) | var as i64
+}
+
+/// The (variable, lock) offset pair added to a reference.
+pub fn ref_offset(var: u32, lock: u32) -> i64 {
+    ((lock as i64) << 32) | var as i64
+}
+
+/// The variable a reference designates.
+pub fn ref_var(r: i64) -> VarId {
+    (r & 0xFFFF_FFFF) as u32
+}
+
+/// The lock a reference designates.
+pub fn ref_lock(r: i64) -> LockId {
+    LockId(((r >> 32) & 0x3FFF_FFFF) as u32)
 }
 
 /// A kernel call: places are resolved at compile time, values are popped.
@@ -149,8 +184,10 @@ pub enum Op {
     Store(u16, ScalarType),
     LoadVar(VarId),
     StoreVar(VarId),
-    Unary(UnOp),
-    Binary(BinOp),
+    /// A unary operator on an operand of the given arithmetic type.
+    Unary(UnOp, Arith),
+    /// A binary operator whose operands convert to the given type first.
+    Binary(BinOp, Arith),
     Cast(ScalarType),
     /// Turn any non-zero into 1.
     Bool,
@@ -168,6 +205,26 @@ pub enum Op {
     /// Enter `__try`; the handler starts at the target.
     TryEnter(u32),
     TryExit,
+    /// Duplicate the top of the operand stack.
+    Dup,
+    /// Add an offset to the reference on top of the stack; with `deref`,
+    /// the reference came from a pointer and NULL faults (0xD1 at
+    /// IRQL >= DISPATCH_LEVEL, else STATUS_ACCESS_VIOLATION).
+    AddRef {
+        offset: i64,
+        deref: bool,
+    },
+    /// Pop an index and a reference to an array of `len` elements, each
+    /// `stride` (a [`ref_offset`]) apart: the element's reference; an index
+    /// out of range ends the run in `assertion_failed`.
+    Index {
+        len: u64,
+        stride: i64,
+    },
+    /// Pop a reference, push the variable's value (as `LoadVar`).
+    LoadRef,
+    /// Pop a value, then a reference; store (as `StoreVar`).
+    StoreRef,
 }
 
 /// A compiled routine (thread bodies are routines too).
@@ -180,8 +237,23 @@ pub struct Code {
     pub ops: Vec<Op>,
     pub paged: bool,
     pub returns: bool,
+    /// The declared scalar return type: the returned value converts to it.
+    pub ret: Option<ScalarType>,
     pub address: u64,
     pub line: u32,
+}
+
+/// An `ExAllocatePoolWithTag(Type, sizeof(T), Tag)` call site: the blocks
+/// of type `T` it hands out, in order (each a reference, see [`make_ref`]),
+/// made at check time; a block is never handed out twice.
+#[derive(Clone, Debug)]
+pub struct PoolSite {
+    /// The struct type of its blocks.
+    pub ty: String,
+    /// Source line of the call.
+    pub line: u32,
+    /// Each block: its reference, its variables and its locks.
+    pub blocks: Vec<(i64, std::ops::Range<u32>, std::ops::Range<u32>)>,
 }
 
 /// A `thread` line.
@@ -229,6 +301,13 @@ pub struct Program {
     pub routines: Vec<Code>,
     pub threads: Vec<ThreadSpec>,
     pub interrupt_lines: Vec<InterruptLineSpec>,
+    /// Global KLOCK_QUEUE_HANDLEs, by name.
+    pub handles: Vec<String>,
+    /// The `ExAllocatePoolWithTag` call sites and the blocks each can hand out.
+    pub pool_sites: Vec<PoolSite>,
+    /// `DriverEntry`, if defined: run to completion on processor 0 at
+    /// PASSIVE_LEVEL before virtual time 0 (contract v2, "DriverEntry").
+    pub driver_entry: Option<RoutineId>,
     /// Check-time warnings: accepted, but probably not what was meant (an
     /// interrupt line without `at` fires at time 0). Shown on standard
     /// error by the command line; never part of a run report.

@@ -17,6 +17,11 @@ pub mod code {
     pub const DRIVER_IRQL_NOT_LESS_OR_EQUAL: u32 = 0xD1;
     pub const WORKER_THREAD_RETURNED_AT_BAD_IRQL: u32 = 0xE1;
     pub const DPC_WATCHDOG_VIOLATION: u32 = 0x133;
+    /// The pool's own checks: a free with a wrong tag (P1 = 0x0A), and in a
+    /// retail kernel a bad IRQL, a double free or a bad address.
+    pub const BAD_POOL_CALLER: u32 = 0xC2;
+    /// A list routine found broken links (P1 = 3, a corrupt LIST_ENTRY).
+    pub const KERNEL_SECURITY_CHECK_FAILURE: u32 = 0x139;
 }
 
 /// Driver Verifier subcodes (P1 of 0xC4).
@@ -47,6 +52,8 @@ pub mod c4 {
 /// Exception codes raised by the interpreter itself.
 pub mod status {
     pub const INTEGER_DIVIDE_BY_ZERO: u64 = 0xC000_0094;
+    /// A NULL pointer dereferenced below DISPATCH_LEVEL.
+    pub const ACCESS_VIOLATION: u64 = 0xC000_0005;
 }
 
 /// One bugcheck: stop code and its four parameters.
@@ -135,6 +142,38 @@ impl Bugcheck {
                 ],
             },
             DRIVER_VERIFIER_DETECTED_VIOLATION => c4_meanings(self.params[0]),
+            BAD_POOL_CALLER => match self.params[0] {
+                0x0A => [
+                    "0x0A: a block freed with another tag than its allocation's",
+                    "address of the block",
+                    "tag given to the free",
+                    "tag of the allocation",
+                ],
+                0x07 => [
+                    "0x07: a block freed twice",
+                    "reserved",
+                    "reserved",
+                    "address of the block",
+                ],
+                0x08 | 0x09 => [
+                    "0x08/0x09: an allocation (0x08) or free (0x09) at a bad IRQL",
+                    "current IRQL",
+                    "pool type",
+                    "address of the block",
+                ],
+                _ => [
+                    "0x46: a free of an address no allocation returned",
+                    "the address",
+                    "reserved",
+                    "reserved",
+                ],
+            },
+            KERNEL_SECURITY_CHECK_FAILURE => [
+                "3: a LIST_ENTRY was corrupted (its neighbours do not point back)",
+                "address of the trap frame",
+                "address of the exception record",
+                "reserved",
+            ],
             _ => ["", "", "", ""],
         }
     }
@@ -153,6 +192,8 @@ impl Bugcheck {
             WORKER_THREAD_RETURNED_AT_BAD_IRQL => "a system thread returned at an IRQL above PASSIVE_LEVEL",
             DPC_WATCHDOG_VIOLATION => "a processor stayed at DISPATCH_LEVEL or above too long: spin-lock deadlock or an over-long DPC/ISR",
             DRIVER_VERIFIER_DETECTED_VIOLATION => c4_summary(self.params[0]),
+            BAD_POOL_CALLER => "the pool was called wrongly: a free with another tag than the allocation's, or (without Driver Verifier) a bad IRQL, a double free or an address the pool never returned",
+            KERNEL_SECURITY_CHECK_FAILURE => "a list routine found a LIST_ENTRY whose neighbours do not point back (double remove, or an entry never inserted)",
             _ => "unknown stop code",
         }
     }
@@ -309,6 +350,11 @@ pub const CODES: &[(u32, &str)] = &[
         "UNEXPECTED_KERNEL_MODE_TRAP",
     ),
     (code::ATTEMPTED_SWITCH_FROM_DPC, "ATTEMPTED_SWITCH_FROM_DPC"),
+    (code::BAD_POOL_CALLER, "BAD_POOL_CALLER"),
+    (
+        code::KERNEL_SECURITY_CHECK_FAILURE,
+        "KERNEL_SECURITY_CHECK_FAILURE",
+    ),
     (
         code::DRIVER_VERIFIER_DETECTED_VIOLATION,
         "DRIVER_VERIFIER_DETECTED_VIOLATION",

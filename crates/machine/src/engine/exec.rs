@@ -126,14 +126,14 @@ impl Machine<'_> {
                 }
                 self.write_var(cpu, *v, x);
             }
-            Op::Unary(u) => {
+            Op::Unary(u, t) => {
                 let a = self.pop(cpu);
-                self.push(cpu, eval_unary(*u, a));
+                self.push(cpu, eval_unary(*u, *t, a));
             }
-            Op::Binary(b) => {
+            Op::Binary(b, t) => {
                 let y = self.pop(cpu);
                 let x = self.pop(cpu);
-                match eval_binary(*b, x, y) {
+                match eval_binary(*b, *t, x, y) {
                     Some(r) => self.push(cpu, r),
                     None => {
                         self.exception(
@@ -201,8 +201,85 @@ impl Machine<'_> {
             Op::TryExit => {
                 self.top_exec(cpu).tries.pop();
             }
+            Op::Dup => {
+                let v = self.pop(cpu);
+                self.push(cpu, v);
+                self.push(cpu, v);
+            }
+            Op::AddRef { offset, deref } => {
+                let r = self.pop(cpu);
+                if *deref && r == 0 {
+                    self.null_dereference(cpu);
+                    return Flow::Yield;
+                }
+                self.push(cpu, r.wrapping_add(*offset));
+            }
+            Op::Index { len, stride } => {
+                let i = self.pop(cpu);
+                let r = self.pop(cpu);
+                if i < 0 || i as u64 >= *len {
+                    self.assertion(
+                        cpu,
+                        format!("array index {i} out of range (the array has {len} elements)"),
+                    );
+                    return Flow::Yield;
+                }
+                self.push(cpu, r.wrapping_add(i.wrapping_mul(*stride)));
+            }
+            Op::LoadRef => {
+                let r = self.pop(cpu);
+                let Some(v) = self.var_of_ref(r) else {
+                    self.null_dereference(cpu);
+                    return Flow::Yield;
+                };
+                if !self.touch_var(cpu, v, false) {
+                    return Flow::Yield;
+                }
+                let x = self.vars[v as usize];
+                self.push(cpu, x);
+                if self.lamport {
+                    self.note_read(cpu, v);
+                }
+                self.top_exec(cpu).mid_statement = true;
+                return Flow::Yield;
+            }
+            Op::StoreRef => {
+                let x = self.pop(cpu);
+                let r = self.pop(cpu);
+                let Some(v) = self.var_of_ref(r) else {
+                    self.null_dereference(cpu);
+                    return Flow::Yield;
+                };
+                if !self.touch_var(cpu, v, true) {
+                    return Flow::Yield;
+                }
+                self.write_var(cpu, v, x);
+            }
         }
         Flow::Next
+    }
+
+    /// The variable a reference designates; `None` for NULL or a value that
+    /// is not a reference to storage (an integer stored in a pointer).
+    pub(super) fn var_of_ref(&self, r: i64) -> Option<u32> {
+        let v = scenario::program::ref_var(r);
+        (r & scenario::program::REF_TAG != 0 && (v as usize) < self.vars.len()).then_some(v)
+    }
+
+    /// A NULL pointer dereferenced: 0xD1 (P1 = the address, 0) at IRQL >=
+    /// DISPATCH_LEVEL, else the exception STATUS_ACCESS_VIOLATION.
+    pub(super) fn null_dereference(&mut self, cpu: u32) {
+        let irql = self.cpus[cpu as usize].irql;
+        if irql.is_raised() {
+            self.page_fault(
+                cpu,
+                0,
+                0,
+                format!("a NULL pointer was dereferenced at IRQL {irql}"),
+            );
+        } else {
+            self.exception(cpu, status::ACCESS_VIOLATION, "NULL pointer dereference");
+        }
     }
 
     /// Call a scenario routine (0xD1 when it is pageable and IRQL is raised).
@@ -295,6 +372,12 @@ impl Machine<'_> {
             self.end_context(cpu);
             return Flow::Yield;
         }
+        // C converts the returned value to the routine's return type.
+        let routine = self.frame(cpu).routine;
+        let value = match (value, self.prog.routines[routine as usize].ret) {
+            (Some(v), Some(t)) => Some(truncate(t, v)),
+            (v, _) => v,
+        };
         let exec = self.top_exec(cpu);
         let frame = exec.frames.pop().expect("returning frame");
         let depth = exec.frames.len();

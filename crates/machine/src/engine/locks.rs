@@ -127,6 +127,16 @@ pub(super) enum After {
         slot: u16,
         old: Irql,
     },
+    /// Fill a global queue handle.
+    GlobalHandle {
+        index: u32,
+        old: Irql,
+    },
+    /// Fill a queue handle in a struct field (by its leaf).
+    FieldHandle {
+        var: u32,
+        old: Irql,
+    },
     /// Run the ISR routine.
     IsrEntry {
         interrupt: u32,
@@ -602,6 +612,31 @@ impl Machine<'_> {
                         acquired: true,
                     }));
                 }
+                Flow::Next
+            }
+            After::GlobalHandle { index, old } => {
+                let node = op.node.expect("queued acquire has a node");
+                if let Some(h) = self.handles.get_mut(index as usize) {
+                    *h = Some(QueueHandle {
+                        lock: op.lock,
+                        node,
+                        old_irql: old,
+                        acquired: true,
+                    });
+                }
+                Flow::Next
+            }
+            After::FieldHandle { var, old } => {
+                let node = op.node.expect("queued acquire has a node");
+                self.field_handles.insert(
+                    var,
+                    Some(QueueHandle {
+                        lock: op.lock,
+                        node,
+                        old_irql: old,
+                        acquired: true,
+                    }),
+                );
                 Flow::Next
             }
             After::IsrEntry { interrupt } => {

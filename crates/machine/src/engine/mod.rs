@@ -234,6 +234,15 @@ struct Machine<'p> {
     statements: u64,
     threads_alive: usize,
     stop: Option<Stop>,
+    /// DriverEntry is running (before virtual time 0: no clock ticks).
+    in_driver_entry: bool,
+    /// Global KLOCK_QUEUE_HANDLEs.
+    handles: Vec<Option<locks::QueueHandle>>,
+    /// KLOCK_QUEUE_HANDLEs in struct fields and elements, by their leaf.
+    field_handles: std::collections::BTreeMap<u32, Option<locks::QueueHandle>>,
+    /// Pool: the next block of each call site, and every block handed out.
+    pool_next: Vec<usize>,
+    blocks: std::collections::BTreeMap<i64, kernel::pool::Block>,
     /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED,
     /// STALL_TOO_LONG, LOCK_HELD_AT_RETURN, ...).
     engine_warnings: Vec<verifier::Warning>,
@@ -366,6 +375,11 @@ impl<'p> Machine<'p> {
             serial: 0,
             statements: 0,
             threads_alive: 0,
+            in_driver_entry: false,
+            handles: vec![None; prog.handles.len()],
+            field_handles: std::collections::BTreeMap::new(),
+            pool_next: vec![0; prog.pool_sites.len()],
+            blocks: std::collections::BTreeMap::new(),
             stop: None,
             engine_warnings: vec![],
             warned: Default::default(),
@@ -445,8 +459,12 @@ impl<'p> Machine<'p> {
                 }
             })
             .collect();
+        // C converts each argument to its parameter's type.
         for (i, a) in args.into_iter().enumerate().take(code.params as usize) {
-            locals[i] = Value::Int(a);
+            locals[i] = Value::Int(match code.slots[i] {
+                Some(t) => scenario::check::truncate(t, a),
+                None => a,
+            });
         }
         Frame {
             routine,
@@ -667,7 +685,56 @@ impl<'p> Machine<'p> {
         self.threads_alive > 0 || self.arrivals.iter().any(|a| a.remaining.is_some())
     }
 
+    /// Run `DriverEntry` to completion on processor 0 at PASSIVE_LEVEL
+    /// before anything else starts; its statements take no time.
+    fn driver_entry(&mut self) {
+        let Some(routine) = self.prog.driver_entry else {
+            return;
+        };
+        let held: Vec<_> = self
+            .cpus
+            .iter_mut()
+            .map(|p| std::mem::take(&mut p.ready))
+            .collect();
+        let alive = self.threads_alive;
+        self.threads_alive = 1;
+        let mut exec = Exec::new("DriverEntry".into(), 0);
+        exec.frames
+            .push(self.new_frame(routine, vec![], OnReturn::ContextEnd));
+        self.serial += 1;
+        self.cpus[0].ready.push_back(Context {
+            kind: ContextKind::Thread,
+            serial: self.serial,
+            saved_irql: Irql::PASSIVE,
+            started: 0,
+            ticks: 0,
+            payload: exec,
+        });
+        self.in_driver_entry = true;
+        let mut steps: u64 = 0;
+        while self.stop.is_none() && self.busy(0) {
+            self.step(0);
+            steps += 1;
+            if steps > 50_000_000 {
+                self.assertion(0, "DriverEntry did not return".to_string());
+                break;
+            }
+        }
+        self.in_driver_entry = false;
+        for p in self.cpus.iter_mut() {
+            p.clock = 0;
+        }
+        for (p, r) in self.cpus.iter_mut().zip(held) {
+            p.ready = r;
+        }
+        self.threads_alive = alive;
+    }
+
     fn main_loop(&mut self) {
+        self.driver_entry();
+        if self.stop.is_some() {
+            return;
+        }
         if self.lamport {
             self.main_loop_chosen();
         } else {
@@ -1093,6 +1160,9 @@ impl<'p> Machine<'p> {
     /// allotment ends the run, the single first (0x133, P1 = 0) then the
     /// cumulative (0x133, P1 = 1). Ticks take no virtual time.
     fn clock_ticks(&mut self, cpu: u32) {
+        if self.in_driver_entry {
+            return;
+        }
         let c = cpu as usize;
         let clock = self.prog.clock.max(1);
         let (cumulative, single) = self.allotments();

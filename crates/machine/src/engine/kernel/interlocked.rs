@@ -1,4 +1,5 @@
-//! Interlocked data: InterlockedIncrement, InterlockedDecrement, InterlockedExchange, InterlockedCompareExchange.
+//! Interlocked data: InterlockedIncrement, InterlockedDecrement, InterlockedExchange,
+//! InterlockedCompareExchange, InterlockedOr/And/Xor, InterlockedExchangeAdd, InterlockedAdd.
 
 use super::*;
 
@@ -10,7 +11,12 @@ impl Machine<'_> {
             Kr::InterlockedIncrement
             | Kr::InterlockedDecrement
             | Kr::InterlockedExchange
-            | Kr::InterlockedCompareExchange => {
+            | Kr::InterlockedCompareExchange
+            | Kr::InterlockedOr
+            | Kr::InterlockedAnd
+            | Kr::InterlockedXor
+            | Kr::InterlockedExchangeAdd
+            | Kr::InterlockedAdd => {
                 let place = k.places[0];
                 let (old, ty) = match place {
                     Place::Var(x) => {
@@ -51,13 +57,17 @@ impl Machine<'_> {
                         Kr::InterlockedIncrement => old.wrapping_add(1),
                         Kr::InterlockedDecrement => old.wrapping_sub(1),
                         Kr::InterlockedExchange => v(0),
-                        _ if old == v(1) => v(0),
+                        Kr::InterlockedOr => old | v(0),
+                        Kr::InterlockedAnd => old & v(0),
+                        Kr::InterlockedXor => old ^ v(0),
+                        Kr::InterlockedExchangeAdd | Kr::InterlockedAdd => old.wrapping_add(v(0)),
+                        _ if truncate(ty, old) == truncate(ty, v(1)) => v(0),
                         _ => old,
                     },
                 );
-                // Increment/Decrement return the new value, the others the old.
+                // Increment/Decrement/Add return the new value, the others the old.
                 let result = match k.kr {
-                    Kr::InterlockedIncrement | Kr::InterlockedDecrement => new,
+                    Kr::InterlockedIncrement | Kr::InterlockedDecrement | Kr::InterlockedAdd => new,
                     _ => old,
                 };
                 match place {

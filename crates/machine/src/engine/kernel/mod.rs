@@ -16,6 +16,7 @@ mod irql;
 mod lists;
 mod misc;
 mod ordinary;
+pub(super) mod pool;
 mod queued;
 
 use super::locks::{After, ListOp, QueuedReleaseOp};
@@ -43,6 +44,8 @@ fn index_of(p: &Place) -> u32 {
         | Place::Routine(i) => *i,
         Place::Local(s) => *s as u32,
         Place::Lock(l) => l.0,
+        Place::Ref(_) => 0,
+        Place::GlobalHandle(h) | Place::PoolSite(h) => *h,
     }
 }
 
@@ -149,6 +152,41 @@ impl Machine<'_> {
     /// Run one kernel call: pop its argument values, dispatch by family.
     pub(super) fn kernel(&mut self, cpu: u32, k: &KernelCall) -> Flow {
         self.visible = true;
+        if k.places.iter().any(|p| matches!(p, Place::Ref(_))) {
+            // Places reached at run time: their references are on the
+            // stack above the values, in argument order.
+            let refs = k
+                .places
+                .iter()
+                .filter(|p| matches!(p, Place::Ref(_)))
+                .count();
+            let exec = self.top_exec(cpu);
+            let at = exec.stack.len().saturating_sub(refs);
+            let popped: Vec<i64> = exec.stack.drain(at..).collect();
+            let mut resolved = k.clone();
+            let mut it = popped.into_iter();
+            for p in resolved.places.iter_mut() {
+                if let Place::Ref(lock) = *p {
+                    let r = it.next().unwrap_or(0);
+                    let l = scenario::program::ref_lock(r);
+                    let bad = if lock {
+                        r & scenario::program::REF_TAG == 0 || l.0 as usize >= self.prog.locks.len()
+                    } else {
+                        self.var_of_ref(r).is_none()
+                    };
+                    if bad {
+                        self.null_dereference(cpu);
+                        return Flow::Yield;
+                    }
+                    *p = if lock {
+                        Place::Lock(scenario::program::ref_lock(r))
+                    } else {
+                        Place::Var(scenario::program::ref_var(r))
+                    };
+                }
+            }
+            return self.kernel(cpu, &resolved);
+        }
         let n = k.values as usize;
         let mut vals = std::mem::take(&mut self.kernel_args);
         vals.clear();
@@ -206,10 +244,24 @@ impl Machine<'_> {
             | Kr::ExInterlockedInsertHeadList
             | Kr::ExInterlockedRemoveHeadList
             | Kr::IsListEmpty => self.kcall_lists(cpu, k, &args),
+            Kr::ExAllocatePoolWithTag | Kr::ExFreePoolWithTag => {
+                self.kcall_pool(cpu, k, &vals, irql, name)
+            }
+            Kr::InitializeListHead
+            | Kr::InsertHeadList
+            | Kr::InsertTailList
+            | Kr::RemoveHeadList
+            | Kr::RemoveTailList
+            | Kr::RemoveEntryList => self.kcall_entry_lists(cpu, k, &vals, name),
             Kr::InterlockedIncrement
             | Kr::InterlockedDecrement
             | Kr::InterlockedExchange
-            | Kr::InterlockedCompareExchange => self.kcall_interlocked(cpu, k, &args),
+            | Kr::InterlockedCompareExchange
+            | Kr::InterlockedOr
+            | Kr::InterlockedAnd
+            | Kr::InterlockedXor
+            | Kr::InterlockedExchangeAdd
+            | Kr::InterlockedAdd => self.kcall_interlocked(cpu, k, &args),
             Kr::KeStallExecutionProcessor
             | Kr::ExRaiseStatus
             | Kr::DbgPrint

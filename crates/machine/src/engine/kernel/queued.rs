@@ -9,8 +9,26 @@ impl Machine<'_> {
         match k.kr {
             Kr::KeAcquireInStackQueuedSpinLock | Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                let Place::Local(slot) = k.places[1] else {
-                    return Flow::Next;
+                let after = match k.places[1] {
+                    Place::Local(slot) => After::Handle { slot, old: irql },
+                    Place::GlobalHandle(index) => {
+                        // The saved IRQL lives in the handle and is written
+                        // before the acquire waits: a second acquirer sharing
+                        // the handle overwrites the holder's (windows-facts,
+                        // "In-stack queued spin lock").
+                        if let Some(Some(h)) = self.handles.get_mut(index as usize) {
+                            h.old_irql = irql;
+                        }
+                        After::GlobalHandle { index, old: irql }
+                    }
+                    Place::Var(var) => {
+                        // A handle in a struct field or array element.
+                        if let Some(Some(h)) = self.field_handles.get_mut(&var) {
+                            h.old_irql = irql;
+                        }
+                        After::FieldHandle { var, old: irql }
+                    }
+                    _ => return Flow::Next,
                 };
                 let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel;
                 if !self.acquire_irql_ok(cpu, at_dpc, l, name) {
@@ -29,26 +47,23 @@ impl Machine<'_> {
                 } else {
                     AcquireKind::Raising
                 };
-                self.acquire(
-                    cpu,
-                    l,
-                    LockFamily::Queued,
-                    LockMode::Exclusive,
-                    how,
-                    After::Handle { slot, old: irql },
-                )
+                self.acquire(cpu, l, LockFamily::Queued, LockMode::Exclusive, how, after)
             }
             Kr::KeReleaseInStackQueuedSpinLock | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel => {
-                let Place::Local(slot) = k.places[0] else {
-                    return Flow::Next;
-                };
                 let from_dpc = k.kr == Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel;
-                let handle = {
-                    let f = self.frame(cpu);
-                    match f.locals.get_mut(slot as usize) {
-                        Some(Value::Handle(h)) => h.take(),
-                        _ => None,
+                let handle = match k.places[0] {
+                    Place::Local(slot) => {
+                        let f = self.frame(cpu);
+                        match f.locals.get_mut(slot as usize) {
+                            Some(Value::Handle(h)) => h.take(),
+                            _ => None,
+                        }
                     }
+                    Place::GlobalHandle(index) => {
+                        self.handles.get_mut(index as usize).and_then(Option::take)
+                    }
+                    Place::Var(var) => self.field_handles.get_mut(&var).and_then(Option::take),
+                    _ => return Flow::Next,
                 };
                 let Some(h) = handle.filter(|h| h.acquired) else {
                     let detail = format!("{name} was given a KLOCK_QUEUE_HANDLE that holds no lock (never acquired, or already released)");
