@@ -90,6 +90,19 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
     m.parallel = true;
     let n = m.cpus.len();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
+    // DriverEntry first, to completion, before any processor thread starts
+    // (the same code as deterministic mode).
+    m.driver_entry();
+    if m.stop.is_some() {
+        let report = finish::report(&m, Schedule::timing(prog.seed));
+        let facts = ParallelFacts {
+            cores: vec![None; n],
+            irql_ns: vec![[0; 16]; n],
+            steps: vec![0; n],
+            wall_ns: 0,
+        };
+        return (report, facts);
+    }
     let (m, facts) = if n <= cores.len().max(1) {
         let lock = spin::mutex::TicketMutex::new(m);
         let facts = drive(&lock, n, &cores, timeout);
