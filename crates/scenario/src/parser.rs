@@ -1906,7 +1906,7 @@ impl Parser<'_> {
             _ => "",
         };
         let help = did_you_mean(w, LOCAL_TYPES.iter().copied()).unwrap_or_else(|| {
-            "locals are KIRQL, KLOCK_QUEUE_HANDLE, ULONG, LONG or BOOLEAN".to_string()
+            "a local's type is a scalar (KIRQL, ULONG, LONG, BOOLEAN, UCHAR, USHORT, ULONG64, NTSTATUS, PVOID ...), KLOCK_QUEUE_HANDLE, a struct or enum declared with typedef, or a pointer to one (PX, T *)".to_string()
         });
         self.error(tok.span, format!("unknown type `{w}`"))
             .label("unknown type")

@@ -425,7 +425,8 @@ impl Machine<'_> {
         }) {
             return false;
         }
-        if decl.guard.is_some() {
+        // DriverEntry runs before anything else can: nothing to guard against.
+        if decl.guard.is_some() && !self.in_driver_entry {
             self.emit(cpu, EventKind::Access { var, write });
         }
         self.stop.is_none()
