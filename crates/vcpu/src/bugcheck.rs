@@ -47,6 +47,8 @@ pub mod c4 {
     pub const MIXED_ACQUIRE_API: u64 = 0x1008;
     pub const RELEASE_WRONG_MODE: u64 = 0x1009;
     pub const THREAD_OWNS_LOCK: u64 = 0x100A;
+    /// 0x13: a pool block freed twice (automatic checks; windows-facts "Pool").
+    pub const POOL_FREE_TWICE: u64 = 0x13;
 }
 
 /// Exception codes raised by the interpreter itself.
@@ -184,7 +186,7 @@ impl Bugcheck {
         match self.code {
             SPIN_LOCK_ALREADY_OWNED => "a spin lock was acquired by a processor that already holds it: recursive acquisition spins forever",
             SPIN_LOCK_NOT_OWNED => "a spin lock was released by a processor that does not hold it",
-            KMODE_EXCEPTION_NOT_HANDLED => "an exception was raised while holding a spin lock or at IRQL >= DISPATCH_LEVEL, where no handler may run",
+            KMODE_EXCEPTION_NOT_HANDLED => "an exception raised in a DPC or an ISR, at IRQL >= DISPATCH_LEVEL or holding a spin lock was not handled by any __try of that context",
             SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "a system thread raised an exception that no __try/__except handled",
             UNEXPECTED_KERNEL_MODE_TRAP => "the kernel stack overflowed (runaway recursion): a double fault",
             DRIVER_IRQL_NOT_LESS_OR_EQUAL => "pageable memory (data or code) was touched at IRQL >= DISPATCH_LEVEL, where a page fault cannot be serviced",
@@ -304,6 +306,18 @@ fn c4_meanings(sub: u64) -> [&'static str; 4] {
             "address of the lock",
             "reserved",
         ],
+        0x01 | 0x02 | 0x11 | 0x12 => [
+            "pool subcode: allocation or free at a bad IRQL",
+            "current IRQL",
+            "pool type",
+            "number of bytes or the block",
+        ],
+        0x10 | POOL_FREE_TWICE => [
+            "pool subcode: a free of a bad or already freed address",
+            "the address freed",
+            "reserved",
+            "reserved",
+        ],
         _ => ["Driver Verifier subcode", "", "", ""],
     }
 }
@@ -328,6 +342,13 @@ fn c4_summary(sub: u64) -> &'static str {
         MIXED_ACQUIRE_API => "one KSPIN_LOCK was used both as an ordinary and as an in-stack queued spin lock",
         RELEASE_WRONG_MODE => "a reader/writer spin lock was released in a mode it is not held in",
         THREAD_OWNS_LOCK => "a thread ended while still owning a spin lock",
+        // Pool (automatic checks; windows-facts "Pool").
+        0x01 => "paged pool was allocated above APC_LEVEL",
+        0x02 => "nonpaged pool was allocated above DISPATCH_LEVEL",
+        0x10 => "ExFreePoolWithTag was given an address no allocation returned",
+        0x11 => "paged pool was freed above APC_LEVEL",
+        0x12 => "nonpaged pool was freed above DISPATCH_LEVEL",
+        POOL_FREE_TWICE => "a pool block was freed twice",
         _ => "Driver Verifier detected a violation",
     }
 }

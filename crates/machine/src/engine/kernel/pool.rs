@@ -17,10 +17,7 @@ mod sub {
     pub const FREE_PAGED_ABOVE_APC: u64 = 0x11;
     /// 0xC4/0x12: nonpaged pool freed above DISPATCH_LEVEL.
     pub const FREE_NONPAGED_ABOVE_DISPATCH: u64 = 0x12;
-    /// 0xC4/0x13: a block freed twice.
-    pub const FREE_TWICE: u64 = 0x13;
-    /// BAD_POOL_CALLER.
-    pub const BAD_POOL_CALLER: u32 = 0xC2;
+    // 0xC4/0x13 (a block freed twice) is `vcpu::bugcheck::c4::POOL_FREE_TWICE`.
     /// 0xC2/0x07: a block freed twice (retail).
     pub const C2_FREE_TWICE: u64 = 0x07;
     /// 0xC2/0x08: an allocation at a bad IRQL (retail).
@@ -65,7 +62,7 @@ impl Machine<'_> {
                 if irql > limit {
                     let b = if !automatic {
                         Bugcheck::new(
-                            sub::BAD_POOL_CALLER,
+                            code::BAD_POOL_CALLER,
                             [sub::C2_ALLOC_BAD_IRQL, irql.0 as u64, v(0) as u64, 0],
                         )
                     } else if paged {
@@ -148,7 +145,7 @@ impl Machine<'_> {
                 if irql > limit {
                     let b = if !automatic {
                         Bugcheck::new(
-                            sub::BAD_POOL_CALLER,
+                            code::BAD_POOL_CALLER,
                             [sub::C2_FREE_BAD_IRQL, irql.0 as u64, 0, at],
                         )
                     } else if paged {
@@ -169,7 +166,7 @@ impl Machine<'_> {
                     let bc = if automatic {
                         Bugcheck::verifier(sub::FREE_BAD_ADDRESS, at, 0, 0)
                     } else {
-                        Bugcheck::new(sub::BAD_POOL_CALLER, [sub::C2_BAD_ADDRESS, at, 0, 0])
+                        Bugcheck::new(code::BAD_POOL_CALLER, [sub::C2_BAD_ADDRESS, at, 0, 0])
                     };
                     return self.pool_stop(
                         cpu,
@@ -179,15 +176,15 @@ impl Machine<'_> {
                 };
                 if b.freed {
                     let bc = if automatic {
-                        Bugcheck::verifier(sub::FREE_TWICE, at, 0, 0)
+                        Bugcheck::verifier(c4::POOL_FREE_TWICE, at, 0, 0)
                     } else {
-                        Bugcheck::new(sub::BAD_POOL_CALLER, [sub::C2_FREE_TWICE, 0, 0, at])
+                        Bugcheck::new(code::BAD_POOL_CALLER, [sub::C2_FREE_TWICE, 0, 0, at])
                     };
                     return self.pool_stop(cpu, bc, format!("{name} of a block already freed"));
                 }
                 if b.tag != tag {
                     let bc = Bugcheck::new(
-                        sub::BAD_POOL_CALLER,
+                        code::BAD_POOL_CALLER,
                         [sub::C2_WRONG_TAG, at, tag as u64, b.tag as u64],
                     );
                     return self.pool_stop(
