@@ -38,6 +38,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
 
+/// Picks in a row one processor may take while another could step before
+/// PCT makes it yield (drop below every other priority). Spin loops on data
+/// that changes place would otherwise starve the processor they wait for.
+pub const PCT_STARVATION_STEPS: u64 = 2_000;
+
 /// Default number of PCT change points (`--depth`).
 pub const DEFAULT_DEPTH: u32 = 3;
 
@@ -219,8 +224,13 @@ pub struct PctScheduler {
     rng: ChaCha8Rng,
     /// Priority per processor: higher runs first. Initial priorities are a
     /// permutation of `depth + 1 ..= depth + cpus`; the i-th demotion sets
-    /// `depth - i`, below every initial one.
-    priority: Vec<u64>,
+    /// `depth + 1 - i`, below every initial one; a starvation yield (see
+    /// [`PCT_STARVATION_STEPS`]) sets a negative one, below all of those.
+    priority: Vec<i64>,
+    /// Consecutive picks of `running` while another processor could step.
+    run_length: u64,
+    /// Starvation yields so far.
+    yields: i64,
     /// Steps at which the running processor is demoted, ascending.
     change_points: Vec<u64>,
     /// Visible steps taken so far (see [`Scheduler::visible_step`]).
@@ -243,8 +253,8 @@ impl PctScheduler {
             let j = rng.gen_range(0..=i);
             order.swap(i, j);
         }
-        let base = u64::from(depth) + 1;
-        let priority = order.into_iter().map(|o| base + o).collect();
+        let base = i64::from(depth) + 1;
+        let priority = order.into_iter().map(|o| base + o as i64).collect();
         let k = steps.max(1);
         let mut change_points: Vec<u64> = (0..depth).map(|_| rng.gen_range(1..=k)).collect();
         change_points.sort_unstable();
@@ -256,6 +266,8 @@ impl PctScheduler {
             running: None,
             demotions: 0,
             depth: u64::from(depth),
+            run_length: 0,
+            yields: 0,
         }
     }
 
@@ -282,7 +294,20 @@ impl Scheduler for PctScheduler {
                 // The i-th demotion gets depth + 1 - i: below every initial
                 // priority (>= depth + 1) and every earlier demotion.
                 self.demotions += 1;
-                self.priority[r as usize] = (self.depth + 1).saturating_sub(self.demotions);
+                self.priority[r as usize] = (self.depth + 1).saturating_sub(self.demotions) as i64;
+            }
+        }
+        // A processor that keeps the others from ever stepping (a polling
+        // loop whose reads change place, so it never counts as waiting)
+        // yields: PCT assumes every thread eventually blocks or ends.
+        if let Some(r) = self.running {
+            if steppable.len() > 1 && steppable.contains(&r) {
+                self.run_length += 1;
+                if self.run_length > PCT_STARVATION_STEPS {
+                    self.yields += 1;
+                    self.priority[r as usize] = -self.yields;
+                    self.run_length = 0;
+                }
             }
         }
         let best = steppable
@@ -290,6 +315,9 @@ impl Scheduler for PctScheduler {
             .copied()
             .max_by_key(|&c| self.priority.get(c as usize).copied().unwrap_or(0))
             .unwrap_or(steppable[0]);
+        if self.running != Some(best) {
+            self.run_length = 0;
+        }
         self.running = Some(best);
         best
     }

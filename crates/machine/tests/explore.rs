@@ -102,3 +102,16 @@ fn timing_cannot_find_the_far_apart_race() {
     let r = explore(&p, &opts(300, 2, Strategy::Timing, false), &|_| {});
     assert!(r.failing.is_none());
 }
+
+#[test]
+fn pct_does_not_starve_the_processor_a_busy_poller_waits_for() {
+    let p = load("scenarios/explore/polling-loop-fixed.sim");
+    for strategy in [Strategy::Pct, Strategy::Random] {
+        let r = explore(&p, &opts(1000, 2, strategy, false), &|_| {});
+        assert!(
+            r.failing.is_none(),
+            "{strategy}: seed {:?} breaks it",
+            r.failing.as_ref().map(|f| f.0)
+        );
+    }
+}
