@@ -408,6 +408,23 @@ impl<'p> Machine<'p> {
         m
     }
 
+    /// A new system-thread context (a new serial) that runs `routine` from
+    /// its start at PASSIVE_LEVEL.
+    fn thread_context(&mut self, name: Arc<str>, routine: RoutineId) -> Context<Exec> {
+        let mut exec = Exec::new(name, 0);
+        exec.frames
+            .push(self.new_frame(routine, vec![], OnReturn::ContextEnd));
+        self.serial += 1;
+        Context {
+            kind: ContextKind::Thread,
+            serial: self.serial,
+            saved_irql: Irql::PASSIVE,
+            started: 0,
+            ticks: 0,
+            payload: exec,
+        }
+    }
+
     fn place_threads(&mut self) {
         let prog = self.prog;
         let mut load = vec![0usize; prog.cpus as usize];
@@ -428,18 +445,7 @@ impl<'p> Machine<'p> {
                 } else {
                     t.name.as_str().into()
                 };
-                let mut exec = Exec::new(name, 0);
-                exec.frames
-                    .push(self.new_frame(t.routine, vec![], OnReturn::ContextEnd));
-                self.serial += 1;
-                let ctx = Context {
-                    kind: ContextKind::Thread,
-                    serial: self.serial,
-                    saved_irql: Irql::PASSIVE,
-                    started: 0,
-                    ticks: 0,
-                    payload: exec,
-                };
+                let ctx = self.thread_context(name, t.routine);
                 self.cpus[cpu].ready.push_back(ctx);
                 self.threads_alive += 1;
             }
@@ -698,18 +704,8 @@ impl<'p> Machine<'p> {
             .collect();
         let alive = self.threads_alive;
         self.threads_alive = 1;
-        let mut exec = Exec::new("DriverEntry".into(), 0);
-        exec.frames
-            .push(self.new_frame(routine, vec![], OnReturn::ContextEnd));
-        self.serial += 1;
-        self.cpus[0].ready.push_back(Context {
-            kind: ContextKind::Thread,
-            serial: self.serial,
-            saved_irql: Irql::PASSIVE,
-            started: 0,
-            ticks: 0,
-            payload: exec,
-        });
+        let ctx = self.thread_context("DriverEntry".into(), routine);
+        self.cpus[0].ready.push_back(ctx);
         self.in_driver_entry = true;
         let mut steps: u64 = 0;
         while self.stop.is_none() && self.busy(0) {

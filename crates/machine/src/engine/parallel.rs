@@ -84,6 +84,18 @@ impl<'p> MachineLock<'p> for Mutex<Machine<'p>> {
     }
 }
 
+impl ParallelFacts {
+    /// Facts of `n` processors that have not run yet.
+    fn empty(n: usize) -> Self {
+        ParallelFacts {
+            cores: vec![None; n],
+            irql_ns: vec![[0; 16]; n],
+            steps: vec![0; n],
+            wall_ns: 0,
+        }
+    }
+}
+
 /// Run `prog` in parallel mode; `timeout` bounds its wall time.
 pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFacts) {
     let mut m = Machine::new(prog, Schedule::timing(prog.seed));
@@ -95,13 +107,7 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
     m.driver_entry();
     if m.stop.is_some() {
         let report = finish::report(&m, Schedule::timing(prog.seed));
-        let facts = ParallelFacts {
-            cores: vec![None; n],
-            irql_ns: vec![[0; 16]; n],
-            steps: vec![0; n],
-            wall_ns: 0,
-        };
-        return (report, facts);
+        return (report, ParallelFacts::empty(n));
     }
     let (m, facts) = if n <= cores.len().max(1) {
         let lock = spin::mutex::TicketMutex::new(m);
@@ -130,12 +136,7 @@ fn drive<'p>(
 ) -> ParallelFacts {
     let done = AtomicBool::new(false);
     let ready = std::sync::Barrier::new(n + 1);
-    let facts = Mutex::new(ParallelFacts {
-        cores: vec![None; n],
-        irql_ns: vec![[0; 16]; n],
-        steps: vec![0; n],
-        wall_ns: 0,
-    });
+    let facts = Mutex::new(ParallelFacts::empty(n));
     let mut start = Instant::now();
     let arrived = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
