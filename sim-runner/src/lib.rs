@@ -58,16 +58,14 @@ pub fn dispatch(
 }
 
 /// Run `f` into a buffer and write it to `out`, coloured by
-/// [`color::highlight`] when `on` (text formats only: JSON has no heads).
+/// [`color::highlight`] when `on` (the caller passes `false` for JSON).
 fn with_paint(on: bool, f: impl FnOnce(&mut dyn Write) -> u8, out: &mut dyn Write) -> u8 {
+    if !on {
+        return f(out);
+    }
     let mut buf = Vec::new();
     let status = f(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let painted = if text.trim_start().starts_with('{') || text.trim_start().starts_with('[') {
-        text.into_owned()
-    } else {
-        color::highlight(&text, color::Paint::new(on))
-    };
+    let painted = color::highlight(&String::from_utf8_lossy(&buf), color::Paint::new(true));
     let _ = out.write_all(painted.as_bytes());
     status
 }
@@ -83,10 +81,12 @@ fn dispatch_to(
         cli::Command::Test(args) => test_cmd::execute(args, out, err, colors),
         cli::Command::Explore(args) => explore_cmd::execute(args, out, err, colors),
         cli::Command::Rules(args) => {
-            with_paint(colors.out, |o| rules_cmd::rules(args, o, err), out)
+            let on = colors.out && args.format == cli::Format::Text;
+            with_paint(on, |o| rules_cmd::rules(args, o, err), out)
         }
         cli::Command::Explain(args) => {
-            with_paint(colors.out, |o| rules_cmd::explain(args, o, err), out)
+            let on = colors.out && args.format == cli::Format::Text;
+            with_paint(on, |o| rules_cmd::explain(args, o, err), out)
         }
         cli::Command::Completions(args) => setup_cmd::completions(args.shell, out),
         cli::Command::Man => setup_cmd::man(out),
