@@ -655,6 +655,62 @@ impl<'p, W: Write> TraceWriter<'p, W> {
                 );
                 self.event_line(at, &v);
             }
+            EventKind::ThreadBlocked { name, object } => {
+                // The thread leaves its processor until it is released.
+                let st = &mut self.cpus[c];
+                if st.thread.as_ref().is_some_and(|o| o.serial == ctx) {
+                    if let Some(open) = st.thread.take() {
+                        self.slice(context_slice(cpu, open, at));
+                    }
+                }
+                let v = instant(
+                    cpu,
+                    at,
+                    &format!("{name} waits for {object}"),
+                    "wait",
+                    json!({ "thread": &**name, "object": &**object, "line": ev.line }),
+                );
+                self.event_line(at, &v);
+            }
+            EventKind::ThreadReleased {
+                name,
+                object,
+                timed_out,
+            } => {
+                let what = if *timed_out {
+                    "timed out on"
+                } else {
+                    "released from"
+                };
+                let v = instant(
+                    cpu,
+                    at,
+                    &format!("{name} {what} {object}"),
+                    "wait",
+                    json!({ "thread": &**name, "object": &**object, "timed_out": timed_out }),
+                );
+                self.event_line(at, &v);
+            }
+            EventKind::TimerExpired { name } => {
+                let v = instant(
+                    cpu,
+                    at,
+                    &format!("timer {name} expired"),
+                    "timer",
+                    json!({ "timer": &**name }),
+                );
+                self.event_line(at, &v);
+            }
+            EventKind::WorkItemQueued { name } => {
+                let v = instant(
+                    cpu,
+                    at,
+                    &format!("work item {name} queued"),
+                    "work_item",
+                    json!({ "work_item": &**name, "line": ev.line }),
+                );
+                self.event_line(at, &v);
+            }
         }
     }
 

@@ -147,6 +147,50 @@ pub enum FieldType {
     Pointer(String),
     /// A struct type, by name.
     Struct(String),
+    /// A kernel object kept in data (`KDPC`, `KEVENT`, `KTIMER`,
+    /// `WORK_QUEUE_ITEM`; an `IRP`'s own object): one hidden leaf whose
+    /// reference is the object's address (contract v2, "Kernel objects").
+    Object(ObjKind),
+}
+
+/// The kernel objects a scenario keeps in data (contract v2, "Kernel
+/// objects (v2, language)").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjKind {
+    /// `KDPC`.
+    Dpc,
+    /// `KEVENT`.
+    Event,
+    /// `KTIMER`.
+    Timer,
+    /// `WORK_QUEUE_ITEM`.
+    WorkItem,
+    /// `IRP` (the hidden first field of the built-in `IRP` struct).
+    Irp,
+}
+
+impl ObjKind {
+    /// The WDK type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjKind::Dpc => "KDPC",
+            ObjKind::Event => "KEVENT",
+            ObjKind::Timer => "KTIMER",
+            ObjKind::WorkItem => "WORK_QUEUE_ITEM",
+            ObjKind::Irp => "IRP",
+        }
+    }
+
+    /// `sizeof` the object on x64 (windows-facts, "x64 sizes"); an IRP's
+    /// hidden leaf is its 8-byte header (the struct pads to 208).
+    pub fn size(self) -> u64 {
+        match self {
+            ObjKind::Dpc | ObjKind::Timer => 64,
+            ObjKind::Event => 24,
+            ObjKind::WorkItem => 32,
+            ObjKind::Irp => 8,
+        }
+    }
 }
 
 /// The enumerators of an `enum`, in order: a name and its `= value`, if given.
@@ -181,9 +225,10 @@ pub enum GlobalType {
         irql: Expr,
         sync_irql: Option<Expr>,
     },
-    /// `KDPC D(Routine);`
+    /// `KDPC D(Routine[, DeferredContext]);`
     KDpc {
         routine: Ident,
+        context: Option<Expr>,
     },
     ListEntry,
     /// `KLOCK_QUEUE_HANDLE H;` at file scope (shared by its users).

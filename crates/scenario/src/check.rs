@@ -152,6 +152,9 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             interrupt_lines: vec![],
             handles: vec![],
             pool_sites: vec![],
+            objects: vec![],
+            object_of: Default::default(),
+            cancel_lock: None,
             driver_entry: None,
             warnings: vec![],
         },
@@ -595,6 +598,9 @@ impl<'a> Checker<'a> {
                                 routine: 0,
                                 paged: g.paged,
                                 address,
+                                initialized: true,
+                                context: 0,
+                                leaf: None,
                             });
                             Global::Dpc(self.prog.dpcs.len() as u32 - 1)
                         }
@@ -669,6 +675,7 @@ impl<'a> Checker<'a> {
             }
         }
         self.pool_sites(file, &mut addr);
+        self.cancel_lock(file);
     }
 
     fn lookup_global(&self, id: &Ident) -> R<Global> {
@@ -802,6 +809,21 @@ impl<'a> Checker<'a> {
                 let r = self.define(&leaf, Global::Lock(l));
                 self.keep(r);
             }
+            ast::FieldType::Object(kind) => {
+                let address = addr(paged);
+                self.prog.vars.push(VarDecl {
+                    name: name.clone(),
+                    ty: ScalarType::Ulong64,
+                    init: 0,
+                    paged,
+                    guard: None,
+                    address,
+                });
+                let v = self.prog.vars.len() as u32 - 1;
+                self.declare_object(*kind, name, paged, address, v, None);
+                let r = self.define(&leaf, Global::Var(v));
+                self.keep(r);
+            }
             ast::FieldType::Struct(s) => {
                 let Some(def) = self.structs.get(s).cloned() else {
                     self.record(self.err(at.span, format!("unknown struct type `{s}`")));
@@ -836,6 +858,84 @@ impl<'a> Checker<'a> {
         vars
     }
 
+    /// The system cancel spin lock, declared when a routine of the file
+    /// calls a cancel routine (`IoAcquireCancelSpinLock`,
+    /// `IoReleaseCancelSpinLock`, `IoCancelIrp`).
+    fn cancel_lock(&mut self, file: &ast::File) {
+        let mut used = false;
+        for item in &file.items {
+            let body = match item {
+                Item::Routine(r) => &r.body,
+                Item::Thread(t) => &t.body,
+                _ => continue,
+            };
+            for s in &body.stmts {
+                walk_stmt(s, &mut |e| {
+                    if let ExprKind::Call { callee, .. } = &e.kind {
+                        used |= matches!(
+                            callee.name.as_str(),
+                            "IoAcquireCancelSpinLock" | "IoReleaseCancelSpinLock" | "IoCancelIrp"
+                        );
+                    }
+                });
+            }
+        }
+        if !used {
+            return;
+        }
+        self.prog.locks.push(LockDecl {
+            name: "IoCancelSpinLock".into(),
+            kind: LockKind::Spin,
+            paged: false,
+            address: 0xFFFF_F800_0012_3400,
+            line: 0,
+        });
+        self.prog.cancel_lock = Some(LockId(self.prog.locks.len() as u32 - 1));
+    }
+
+    /// Record a kernel object whose hidden leaf is `leaf` (a KDPC also
+    /// gets its DPC entry, uninitialized unless `dpc` names one already).
+    fn declare_object(
+        &mut self,
+        kind: ast::ObjKind,
+        name: String,
+        paged: bool,
+        address: u64,
+        leaf: VarId,
+        dpc: Option<u32>,
+    ) {
+        let index = if kind == ast::ObjKind::Dpc {
+            match dpc {
+                Some(d) => d,
+                None => {
+                    self.prog.dpcs.push(DpcDecl {
+                        name: name.clone(),
+                        routine: 0,
+                        paged,
+                        address,
+                        initialized: false,
+                        context: 0,
+                        leaf: Some(leaf),
+                    });
+                    self.prog.dpcs.len() as u32 - 1
+                }
+            }
+        } else {
+            self.prog.objects.len() as u32
+        };
+        self.prog
+            .object_of
+            .insert(leaf, self.prog.objects.len() as u32);
+        self.prog.objects.push(ObjectDecl {
+            kind,
+            name,
+            paged,
+            address,
+            leaf,
+            index,
+        });
+    }
+
     /// Variables and locks in one element of type `t`.
     fn leaves(&self, t: &ast::FieldType) -> (u32, u32) {
         match t {
@@ -843,6 +943,7 @@ impl<'a> Checker<'a> {
             | ast::FieldType::Pointer(_)
             | ast::FieldType::QueueHandle => (1, 0),
             ast::FieldType::ListEntry => (2, 0),
+            ast::FieldType::Object(_) => (1, 0),
             ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => (0, 1),
             ast::FieldType::Struct(s) => {
                 let mut n = (0u32, 0u32);
@@ -893,6 +994,7 @@ impl<'a> Checker<'a> {
                     ast::FieldType::QueueHandle => out.push((name, None, None)),
                     ast::FieldType::Struct(t) => self.local_leaves(t, &name, out, depth + 1)?,
                     ast::FieldType::ListEntry => return Err("a LIST_ENTRY".to_string()),
+                    ast::FieldType::Object(k) => return Err(format!("a {}", k.name())),
                     ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => {
                         return Err("a spin lock".to_string())
                     }
@@ -1005,6 +1107,28 @@ impl<'a> Checker<'a> {
             }
             self.aggregates
                 .insert(g.name.name.clone(), (ast::FieldType::ListEntry, None, v, 0));
+        }
+        // A global `KDPC D(Routine)` gets its hidden leaf after every other
+        // variable too, so `&D` is a value (a PKDPC) like any object's.
+        for d in 0..self.prog.dpcs.len() {
+            if !self.prog.dpcs[d].initialized || self.prog.dpcs[d].leaf.is_some() {
+                continue;
+            }
+            let (name, paged, address) = {
+                let x = &self.prog.dpcs[d];
+                (x.name.clone(), x.paged, x.address)
+            };
+            self.prog.vars.push(VarDecl {
+                name: name.clone(),
+                ty: ScalarType::Ulong64,
+                init: 0,
+                paged,
+                guard: None,
+                address,
+            });
+            let v = self.prog.vars.len() as u32 - 1;
+            self.prog.dpcs[d].leaf = Some(v);
+            self.declare_object(ast::ObjKind::Dpc, name, paged, address, v, Some(d as u32));
         }
         for (vars, g) in std::mem::take(&mut self.pending_guards) {
             let lock = match self.lookup_global(&g) {
@@ -1120,17 +1244,56 @@ impl<'a> Checker<'a> {
                     d.irql = l as u8;
                     d.sync_irql = s as u8;
                 }
-                ast::GlobalType::KDpc { routine } => {
+                ast::GlobalType::KDpc { routine, context } => {
                     let Global::Dpc(d) = global else {
                         return Ok(());
                     };
                     self.prog.dpcs[d as usize].routine =
                         self.routine_ref(routine, "a DPC's routine")?;
+                    if let Some(c) = context {
+                        self.prog.dpcs[d as usize].context = self.static_address(c)?;
+                    }
                 }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// A value known before the run: a constant, `&Global` of data or an
+    /// object (its reference), or a routine's name (its address) — a
+    /// DPC's DeferredContext.
+    fn static_address(&self, e: &Expr) -> R<i64> {
+        let id = match &e.kind {
+            ExprKind::AddrOf(id) => id,
+            ExprKind::Name(id) if self.constant(&id.name).is_none() => {
+                if let Some((Global::Routine(r), _)) = self.globals.get(&id.name) {
+                    return Ok(self.prog.routines[*r as usize].address as i64);
+                }
+                return self.const_eval(e);
+            }
+            _ => return self.const_eval(e),
+        };
+        if let Some(a) = self.aggregates.get(&id.name) {
+            return Ok(make_ref(a.2, a.3));
+        }
+        match self.lookup_global(id)? {
+            Global::Var(v) => Ok(make_ref(v, 0)),
+            Global::Lock(l) => Ok(make_ref(0, l.0)),
+            Global::Dpc(d) => Ok(self.prog.dpcs[d as usize]
+                .leaf
+                .map_or(0, |v| make_ref(v, 0))),
+            g => Err(self
+                .err(
+                    e.span,
+                    format!(
+                        "a DeferredContext cannot be `&{}`, which is {}",
+                        id.name,
+                        kind_name(g, &self.prog)
+                    ),
+                )
+                .help("pass the address of a global variable, struct or array, or NULL")),
+        }
     }
 
     fn const_eval(&self, e: &Expr) -> R<i64> {
@@ -2696,6 +2859,12 @@ impl Fn<'_, '_> {
                             self.ops.push(Op::LoadVar(*v));
                             Arith::of(self.c.prog.vars[*v as usize].ty)
                         }
+                        Some((Global::Routine(r), _)) => {
+                            // A routine pointer (PDRIVER_CANCEL, ...): its address.
+                            let a = self.c.prog.routines[*r as usize].address;
+                            self.ops.push(Op::Push(a as i64));
+                            Arith::U64
+                        }
                         Some((g, _)) => {
                             return Err(self
                                 .err(
@@ -2717,6 +2886,17 @@ impl Fn<'_, '_> {
                     kind: ExprKind::Name(id.clone()),
                     span: id.span,
                 })?;
+                Arith::U64
+            }
+            ExprKind::AddrOf(id)
+                if self.local(&id.name).is_none()
+                    && matches!(self.c.globals.get(&id.name), Some((Global::Dpc(_), _))) =>
+            {
+                let Some((Global::Dpc(d), _)) = self.c.globals.get(&id.name) else {
+                    unreachable!("matched above");
+                };
+                let leaf = self.c.prog.dpcs[*d as usize].leaf.unwrap_or(0);
+                self.ops.push(Op::Push(make_ref(leaf, 0)));
                 Arith::U64
             }
             ExprKind::AddrOf(id) => {
@@ -2977,6 +3157,7 @@ impl Fn<'_, '_> {
         }
         let mut places = vec![];
         let mut deferred: Vec<(P, Expr)> = vec![];
+
         let mut values = 0u8;
         let mut text = None;
         // DbgPrint: the format's conversions, and the text each string
@@ -3022,6 +3203,87 @@ impl Fn<'_, '_> {
                 P::Value => {
                     self.expr(a)?;
                     values += 1;
+                }
+                P::Event | P::Timer | P::Waitable | P::WorkItem | P::Irp | P::DpcOrNull => {
+                    self.object_arg_check(sig, p, a)?;
+                    places.push(Place::Obj {
+                        kind: object_param_kind(p),
+                        nullable: p == P::DpcOrNull,
+                    });
+                    deferred.push((p, a.clone()));
+                }
+                P::Dpc if !self.is_global_dpc_address(a) => {
+                    self.object_arg_check(sig, p, a)?;
+                    places.push(Place::Obj {
+                        kind: ast::ObjKind::Dpc,
+                        nullable: false,
+                    });
+                    deferred.push((p, a.clone()));
+                }
+                P::Timeout => {
+                    values += 2;
+                    let quad = |base: Expr, arrow: bool| Expr {
+                        span: base.span,
+                        kind: ExprKind::Member {
+                            base: Box::new(base),
+                            field: Ident {
+                                name: "QuadPart".into(),
+                                span: a.span,
+                            },
+                            arrow,
+                        },
+                    };
+                    if is_null_literal(a) {
+                        self.ops.push(Op::Push(0));
+                        self.ops.push(Op::Push(0));
+                    } else {
+                        self.ops.push(Op::Push(1));
+                        let q = match &a.kind {
+                            ExprKind::AddrOf(id) => quad(
+                                Expr {
+                                    kind: ExprKind::Name(id.clone()),
+                                    span: id.span,
+                                },
+                                false,
+                            ),
+                            ExprKind::AddrOfPlace(pl) => quad((**pl).clone(), false),
+                            _ => quad(a.clone(), true),
+                        };
+                        self.expr(&q).map_err(|e| {
+                            e.help("a timeout is NULL or the address of a LARGE_INTEGER: `LARGE_INTEGER T; T.QuadPart = -10 * 1000; ... &T`")
+                        })?;
+                    }
+                }
+                P::LargeInt => {
+                    values += 1;
+                    let is_large = match &a.kind {
+                        ExprKind::Name(id) => {
+                            self.local(&format!("{}.QuadPart", id.name)).is_some()
+                                || matches!(self.c.aggregates.get(&id.name), Some((ast::FieldType::Struct(s), None, _, _)) if s == "LARGE_INTEGER")
+                        }
+                        _ => {
+                            matches!(self.static_type(a), Some((ast::FieldType::Struct(s), None)) if s == "LARGE_INTEGER")
+                        }
+                    };
+                    if is_large {
+                        self.expr(&Expr {
+                            span: a.span,
+                            kind: ExprKind::Member {
+                                base: Box::new(a.clone()),
+                                field: Ident {
+                                    name: "QuadPart".into(),
+                                    span: a.span,
+                                },
+                                arrow: false,
+                            },
+                        })?;
+                    } else {
+                        self.expr(a)?;
+                    }
+                }
+                P::RoutineValue => {
+                    values += 1;
+                    self.expr(a)?;
                 }
                 P::Format => {
                     match &a.kind {
@@ -3072,6 +3334,13 @@ impl Fn<'_, '_> {
         // Places reached at run time: their references go on the stack
         // after the values, in argument order.
         for (p, pl) in &deferred {
+            if matches!(
+                p,
+                P::Event | P::Timer | P::Waitable | P::WorkItem | P::Irp | P::DpcOrNull | P::Dpc
+            ) {
+                self.expr(pl)?;
+                continue;
+            }
             let (t, n) = self.place(pl)?;
             let ok = n.is_none()
                 && match p {
@@ -3132,6 +3401,63 @@ impl Fn<'_, '_> {
         Ok(())
     }
 
+    /// Is `a` `&D` of a global `KDPC D(Routine)` (resolved before the run)?
+    fn is_global_dpc_address(&self, a: &Expr) -> bool {
+        matches!(&a.kind, ExprKind::AddrOf(id)
+            if self.local(&id.name).is_none()
+                && matches!(self.c.globals.get(&id.name), Some((Global::Dpc(_), _))))
+    }
+
+    /// A kernel-object argument whose type is known before the run must be
+    /// the object the routine takes (a pointer's object is checked at run
+    /// time).
+    fn object_arg_check(&self, sig: &Sig, p: P, a: &Expr) -> R<()> {
+        if p == P::DpcOrNull && is_null_literal(a) {
+            return Ok(());
+        }
+        let inner = match &a.kind {
+            ExprKind::AddrOf(id) => Expr {
+                kind: ExprKind::Name(id.clone()),
+                span: id.span,
+            },
+            ExprKind::AddrOfPlace(pl) => (**pl).clone(),
+            ExprKind::Name(id) if self.local(&id.name).is_some() => return Ok(()),
+            ExprKind::Name(id) if self.c.globals.contains_key(&id.name) => {
+                return Err(self
+                    .err(
+                        a.span,
+                        format!("`{}` expects the address of an object here", sig.name),
+                    )
+                    .help(format!("write `&{}`", id.name)))
+            }
+            _ => return Ok(()),
+        };
+        let want = object_param_kind(p);
+        let ok = match self.static_type(&inner) {
+            Some((ast::FieldType::Object(k), None)) => {
+                k == want || (p == P::Waitable && k == ast::ObjKind::Timer)
+            }
+            Some((ast::FieldType::Struct(s), None)) => want == ast::ObjKind::Irp && s == "IRP",
+            None => match &inner.kind {
+                ExprKind::Name(id) => !self.c.globals.contains_key(&id.name),
+                _ => true,
+            },
+            Some(_) => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let what = if p == P::Waitable {
+            "a KEVENT or KTIMER".to_string()
+        } else {
+            format!("a {}", want.name())
+        };
+        Err(self
+            .err(a.span, format!("`{}` expects {what} here", sig.name))
+            .label("wrong kind of object")
+            .help(signature_help(sig)))
+    }
+
     fn place_arg(&self, sig: &Sig, p: P, a: &Expr) -> R<Place> {
         let what = match p {
             P::SpinLock => "a KSPIN_LOCK",
@@ -3143,7 +3469,7 @@ impl Fn<'_, '_> {
             P::Handle => "a KLOCK_QUEUE_HANDLE",
             P::Data => "a ULONG or LONG variable",
             P::Routine => "a routine",
-            P::Value | P::Format => unreachable!("not a place"),
+            _ => "an object",
         };
         let id = match &a.kind {
             ExprKind::AddrOf(id) => id,
@@ -3230,6 +3556,27 @@ impl Checker<'_> {
     }
 }
 
+/// The object kind a kernel-object parameter takes (a wait's object may
+/// also be a KTIMER: the engine checks).
+fn object_param_kind(p: P) -> ast::ObjKind {
+    match p {
+        P::Timer => ast::ObjKind::Timer,
+        P::WorkItem => ast::ObjKind::WorkItem,
+        P::Irp => ast::ObjKind::Irp,
+        P::Dpc | P::DpcOrNull => ast::ObjKind::Dpc,
+        _ => ast::ObjKind::Event,
+    }
+}
+
+/// `NULL` or `0` as written.
+fn is_null_literal(a: &Expr) -> bool {
+    match &a.kind {
+        ExprKind::Name(id) => id.name == "NULL",
+        ExprKind::Int(0) => true,
+        _ => false,
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
@@ -3254,6 +3601,15 @@ fn signature_help(sig: &Sig) -> String {
             P::Routine => "Routine",
             P::Value => "Value",
             P::Format => "\"format\", ...",
+            P::Event => "&Event",
+            P::Timer => "&Timer",
+            P::Waitable => "&Object",
+            P::WorkItem => "&WorkItem",
+            P::Irp => "Irp",
+            P::DpcOrNull => "Dpc",
+            P::Timeout => "&Timeout",
+            P::LargeInt => "DueTime",
+            P::RoutineValue => "Routine",
         })
         .collect();
     format!("usage: {}({})", sig.name, params.join(", "))

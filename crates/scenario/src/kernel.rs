@@ -27,6 +27,26 @@ pub enum P {
     Value,
     /// A format string followed by any number of values (DbgPrint).
     Format,
+    /// A `KEVENT` (`&E`, `&Ext->Done`, a PKEVENT): a value whose object
+    /// is found at run time (contract v2, "Kernel objects").
+    Event,
+    /// A `KTIMER`.
+    Timer,
+    /// A dispatcher object a thread can wait on: a `KEVENT` or `KTIMER`.
+    Waitable,
+    /// A `WORK_QUEUE_ITEM`.
+    WorkItem,
+    /// An `IRP`.
+    Irp,
+    /// A `KDPC` or NULL (KeSetTimer's Dpc).
+    DpcOrNull,
+    /// A `PLARGE_INTEGER` timeout: NULL (no timeout) or `&T`; two values
+    /// (given, T.QuadPart).
+    Timeout,
+    /// A `LARGE_INTEGER` by value (its QuadPart), or an integer.
+    LargeInt,
+    /// A routine pointer value: a routine's name or NULL (a value).
+    RoutineValue,
 }
 
 /// Every kernel routine.
@@ -92,6 +112,28 @@ pub enum Kr {
     Assert,
     PagedCode,
     SimFireInterrupt,
+    KeInitializeDpc,
+    KeInitializeEvent,
+    KeSetEvent,
+    KeClearEvent,
+    KeResetEvent,
+    KeReadStateEvent,
+    KeWaitForSingleObject,
+    KeInitializeTimer,
+    KeInitializeTimerEx,
+    KeSetTimer,
+    KeSetTimerEx,
+    KeCancelTimer,
+    KeReadStateTimer,
+    KeQueryInterruptTime,
+    ExInitializeWorkItem,
+    ExQueueWorkItem,
+    IoAcquireCancelSpinLock,
+    IoReleaseCancelSpinLock,
+    IoSetCancelRoutine,
+    IoMarkIrpPending,
+    IoCompleteRequest,
+    IoCancelIrp,
 }
 
 /// A routine's signature.
@@ -198,6 +240,32 @@ pub const ROUTINES: &[Sig] = &[
     sig!("ASSERT", Assert, [Value], false),
     sig!("PAGED_CODE", PagedCode, [], false),
     sig!(SimFireInterrupt, [Interrupt, Value], false),
+    sig!(KeInitializeDpc, [Dpc, Routine, Value], false),
+    sig!(KeInitializeEvent, [Event, Value, Value], false),
+    sig!(KeSetEvent, [Event, Value, Value], true),
+    sig!(KeClearEvent, [Event], false),
+    sig!(KeResetEvent, [Event], true),
+    sig!(KeReadStateEvent, [Event], true),
+    sig!(
+        KeWaitForSingleObject,
+        [Waitable, Value, Value, Value, Timeout],
+        true
+    ),
+    sig!(KeInitializeTimer, [Timer], false),
+    sig!(KeInitializeTimerEx, [Timer, Value], false),
+    sig!(KeSetTimer, [Timer, LargeInt, DpcOrNull], true),
+    sig!(KeSetTimerEx, [Timer, LargeInt, Value, DpcOrNull], true),
+    sig!(KeCancelTimer, [Timer], true),
+    sig!(KeReadStateTimer, [Timer], true),
+    sig!(KeQueryInterruptTime, [], true),
+    sig!(ExInitializeWorkItem, [WorkItem, Routine, Value], false),
+    sig!(ExQueueWorkItem, [WorkItem, Value], false),
+    sig!(IoAcquireCancelSpinLock, [OutIrql], false),
+    sig!(IoReleaseCancelSpinLock, [Value], false),
+    sig!(IoSetCancelRoutine, [Irp, RoutineValue], true),
+    sig!(IoMarkIrpPending, [Irp], false),
+    sig!(IoCompleteRequest, [Irp, Value], false),
+    sig!(IoCancelIrp, [Irp], true),
 ];
 
 /// Look a routine up by name.

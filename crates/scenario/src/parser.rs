@@ -65,7 +65,21 @@ const STATEMENT_KEYWORDS: [&str; 17] = [
 ];
 
 /// WDK pointer names a local may have besides struct pointers.
-const LOCAL_POINTERS: &[&str] = &["PLIST_ENTRY", "PVOID"];
+const LOCAL_POINTERS: &[&str] = &[
+    "PLIST_ENTRY",
+    "PVOID",
+    "PKDPC",
+    "PRKDPC",
+    "PKEVENT",
+    "PRKEVENT",
+    "PKTIMER",
+    "PWORK_QUEUE_ITEM",
+    "PDEVICE_OBJECT",
+    "PDRIVER_CANCEL",
+    "PKDEFERRED_ROUTINE",
+    "PWORKER_THREAD_ROUTINE",
+    "PKSYNCHRONIZE_ROUTINE",
+];
 
 /// Type and prefix words that can never be names.
 const TYPE_KEYWORDS: &[&str] = &[
@@ -95,6 +109,9 @@ const TYPE_KEYWORDS: &[&str] = &[
     "KDPC",
     "LIST_ENTRY",
     "KLOCK_QUEUE_HANDLE",
+    "KEVENT",
+    "KTIMER",
+    "WORK_QUEUE_ITEM",
     "PAGED",
     "_Guarded_by_",
 ];
@@ -166,6 +183,19 @@ pub fn scalar_type(word: &str) -> Option<ScalarType> {
         "USHORT" => ScalarType::Ushort,
         "ULONG64" | "ULONGLONG" | "ULONG_PTR" | "SIZE_T" => ScalarType::Ulong64,
         "LONG64" | "LONGLONG" | "LONG_PTR" => ScalarType::Long64,
+        _ => return None,
+    })
+}
+
+/// The kernel object a type word names (`KDPC`, `KEVENT`, `KTIMER`,
+/// `WORK_QUEUE_ITEM`), if it names one.
+fn object_kind(word: &str) -> Option<crate::ast::ObjKind> {
+    use crate::ast::ObjKind;
+    Some(match word {
+        "KDPC" => ObjKind::Dpc,
+        "KEVENT" => ObjKind::Event,
+        "KTIMER" => ObjKind::Timer,
+        "WORK_QUEUE_ITEM" => ObjKind::WorkItem,
         _ => return None,
     })
 }
@@ -533,6 +563,7 @@ impl Parser<'_> {
         let mut header: Option<Header> = None;
         let mut first_header: Option<Span> = None;
         let mut items = Vec::new();
+        self.builtin_structs(&mut items);
         let mut errors: Vec<SimError> = Vec::new();
         while !self.at_eof() {
             let result = if self.at_word("scenario") {
@@ -900,6 +931,7 @@ impl Parser<'_> {
             FieldType::QueueHandle => (24, 8),
             FieldType::ExSpinLock => (4, 4),
             FieldType::Struct(n) => self.structs.get(n).copied().unwrap_or((1, 1)),
+            FieldType::Object(k) => (k.size(), 8),
         }
     }
 
@@ -914,7 +946,115 @@ impl Parser<'_> {
             "KLOCK_QUEUE_HANDLE" => Some(FieldType::QueueHandle),
             "EX_SPIN_LOCK" => Some(FieldType::ExSpinLock),
             w if self.structs.contains_key(w) => Some(FieldType::Struct(w.to_string())),
-            _ => None,
+            w => object_kind(w).map(FieldType::Object),
+        }
+    }
+
+    /// The built-in struct types of the kernel objects with fields
+    /// (`LARGE_INTEGER`, `IO_STATUS_BLOCK`, `IRP`; contract v2, "Kernel
+    /// objects"), declared first when the file names one of them, with
+    /// their WDK pointer names. `sizeof(IRP)` is 208 (windows-facts,
+    /// "x64 sizes") although only the fields the contract lists exist.
+    fn builtin_structs(&mut self, items: &mut Vec<Item>) {
+        let names = [
+            "LARGE_INTEGER",
+            "PLARGE_INTEGER",
+            "IO_STATUS_BLOCK",
+            "PIO_STATUS_BLOCK",
+            "IRP",
+            "PIRP",
+        ];
+        let used = self
+            .tokens
+            .iter()
+            .any(|t| matches!(&t.kind, TokenKind::Ident(w) if names.contains(&w.as_str())));
+        if !used {
+            return;
+        }
+        let field = |name: &str, ty: FieldType, array: Option<u64>| FieldDecl {
+            guarded_by: None,
+            ty,
+            name: Ident {
+                name: name.to_string(),
+                span: Span::default(),
+            },
+            array,
+        };
+        // (name, pointer name, fields, (size, alignment))
+        type Def<'a> = (&'a str, &'a str, Vec<FieldDecl>, (u64, u64));
+        let defs: [Def; 5] = [
+            (
+                "LARGE_INTEGER",
+                "PLARGE_INTEGER",
+                vec![field(
+                    "QuadPart",
+                    FieldType::Scalar(ScalarType::Long64),
+                    None,
+                )],
+                (8, 8),
+            ),
+            (
+                "IO_STATUS_BLOCK",
+                "PIO_STATUS_BLOCK",
+                vec![
+                    field("Status", FieldType::Scalar(ScalarType::Long), None),
+                    field("Information", FieldType::Scalar(ScalarType::Ulong64), None),
+                ],
+                (16, 8),
+            ),
+            (
+                "IRP_OVERLAY",
+                "PIRP_OVERLAY",
+                vec![
+                    field("ListEntry", FieldType::ListEntry, None),
+                    field("DriverContext", FieldType::Pointer("PVOID".into()), Some(4)),
+                ],
+                (48, 8),
+            ),
+            (
+                "IRP_TAIL",
+                "PIRP_TAIL",
+                vec![field(
+                    "Overlay",
+                    FieldType::Struct("IRP_OVERLAY".into()),
+                    None,
+                )],
+                (48, 8),
+            ),
+            (
+                "IRP",
+                "PIRP",
+                // The hidden object leaf comes first: a reference to an
+                // IRP is a reference to it (see `IRP_FIELD_*` in program).
+                vec![
+                    field("Type", FieldType::Object(crate::ast::ObjKind::Irp), None),
+                    field("Cancel", FieldType::Scalar(ScalarType::Boolean), None),
+                    field("CancelIrql", FieldType::Scalar(ScalarType::Kirql), None),
+                    field(
+                        "IoStatus",
+                        FieldType::Struct("IO_STATUS_BLOCK".into()),
+                        None,
+                    ),
+                    field(
+                        "CancelRoutine",
+                        FieldType::Pointer("PDRIVER_CANCEL".into()),
+                        None,
+                    ),
+                    field("Tail", FieldType::Struct("IRP_TAIL".into()), None),
+                ],
+                (208, 8),
+            ),
+        ];
+        for (name, pointer, fields, layout) in defs {
+            self.structs.insert(name.to_string(), layout);
+            self.pointer_names.insert(pointer.to_string());
+            items.push(Item::Struct(Box::new(StructDef {
+                name: name.to_string(),
+                pointer_names: vec![pointer.to_string()],
+                tag: None,
+                fields,
+                span: Span::default(),
+            })));
         }
     }
 
@@ -1182,6 +1322,7 @@ impl Parser<'_> {
         let ty_span = ty_tok.span;
         let object = match word.as_str() {
             "KSPIN_LOCK" | "EX_SPIN_LOCK" | "KINTERRUPT" | "KDPC" | "LIST_ENTRY" => true,
+            "KEVENT" | "KTIMER" | "WORK_QUEUE_ITEM" => true,
             "VOID" => false,
             w if self.scalar_of(w).is_some() => false,
             w if self.structs.contains_key(w) => true,
@@ -1298,16 +1439,24 @@ impl Parser<'_> {
                 ty: FieldType::Struct(w.to_string()),
                 array: self.array_size()?,
             },
-            "KDPC" => {
-                let ctx = format!(
-                    "after `{}`: a DPC is declared `KDPC D(Routine);`",
-                    name.name
-                );
-                self.expect(TokenKind::LParen, &ctx)?;
+            "KDPC" if self.at(&TokenKind::LParen) => {
+                self.bump();
                 let routine = self.ident("the name of the DPC routine")?;
-                self.expect(TokenKind::RParen, "after the DPC routine")?;
-                GlobalType::KDpc { routine }
+                let context = if self.eat(&TokenKind::Comma).is_some() {
+                    Some(self.expr()?)
+                } else {
+                    None
+                };
+                self.expect(
+                    TokenKind::RParen,
+                    "after the DPC routine (and its DeferredContext)",
+                )?;
+                GlobalType::KDpc { routine, context }
             }
+            w if object_kind(w).is_some() => GlobalType::Aggregate {
+                ty: FieldType::Object(object_kind(w).expect("matched")),
+                array: self.array_size()?,
+            },
             _ => {
                 let s = self.scalar_of(word).unwrap_or(ScalarType::Ulong);
                 match self.array_size()? {
@@ -2135,6 +2284,27 @@ impl Parser<'_> {
             TokenKind::Ident(w) if self.peek_at(1).kind == TokenKind::RParen => self.scalar_of(w),
             _ => None,
         };
+        // `(PX)e`, `(T *)e`: a pointer conversion; references carry no
+        // type at run time, so the value passes unchanged.
+        let pointer_cast = cast.is_none()
+            && match (&self.kind(), &self.peek_at(1).kind, &self.peek_at(2).kind) {
+                (TokenKind::Ident(w), TokenKind::RParen, _) => {
+                    self.pointer_names.contains(w)
+                        || (is_pointer_type(w) && !self.structs.contains_key(w))
+                }
+                (TokenKind::Ident(w), TokenKind::Star, TokenKind::RParen) => {
+                    self.structs.contains_key(w) || w == "VOID"
+                }
+                _ => false,
+            };
+        if pointer_cast {
+            while self.eat(&TokenKind::RParen).is_none() {
+                self.bump();
+            }
+            let (mut inner, d) = self.unary()?;
+            inner.span = open.to(inner.span);
+            return Ok((inner, d + 1));
+        }
         if let Some(ty) = cast {
             self.bump();
             self.bump();
@@ -2231,17 +2401,17 @@ impl Parser<'_> {
                 }
                 None if matches!(
                     w.as_str(),
-                    "KSPIN_LOCK" | "LIST_ENTRY" | "KLOCK_QUEUE_HANDLE" | "EX_SPIN_LOCK" | "KDPC"
+                    "KSPIN_LOCK" | "LIST_ENTRY" | "KLOCK_QUEUE_HANDLE" | "EX_SPIN_LOCK"
                 ) =>
                 {
                     match w.as_str() {
                         "KSPIN_LOCK" => 8,
                         "EX_SPIN_LOCK" => 4,
                         "LIST_ENTRY" => 16,
-                        "KLOCK_QUEUE_HANDLE" => 24,
-                        _ => 64,
+                        _ => 24,
                     }
                 }
+                None if object_kind(w).is_some() => object_kind(w).expect("matched").size(),
                 None if is_pointer_type(w) => 8,
                 None => {
                     return Err(self
@@ -2659,7 +2829,7 @@ thread Worker on cpu 0 { Recurse(1); }
                 ..
             }
         ));
-        assert!(matches!(&g[4].ty, GlobalType::KDpc { routine } if routine.name == "Routine"));
+        assert!(matches!(&g[4].ty, GlobalType::KDpc { routine, .. } if routine.name == "Routine"));
         assert_eq!(g[5].ty, GlobalType::ListEntry);
         assert!(matches!(&g[6].ty, GlobalType::Scalar(s) if s.value == ScalarType::Ulong));
         assert!(g[6].init.is_none());

@@ -2,7 +2,7 @@
 //! routine compiled to stack code the engine interprets one statement at a
 //! time. Nothing here refers back to the syntax tree.
 
-use crate::ast::{Arith, BinOp, Expect, ScalarType, UnOp};
+use crate::ast::{Arith, BinOp, Expect, ObjKind, ScalarType, UnOp};
 use crate::diag::Source;
 use crate::kernel::Kr;
 use vcpu::{LockId, Nanos};
@@ -94,7 +94,38 @@ pub struct DpcDecl {
     /// Declared `PAGED` (0xC4/0xE1 at first use with force_irql_checking).
     pub paged: bool,
     pub address: u64,
+    /// Declared with its routine (`KDPC D(Routine[, Context]);`); a KDPC
+    /// in a struct, array or pool block needs `KeInitializeDpc` first.
+    pub initialized: bool,
+    /// The DeferredContext given at the declaration (a reference, or 0).
+    pub context: i64,
+    /// The hidden leaf whose reference is the KDPC's address (`&D`).
+    pub leaf: Option<VarId>,
 }
+
+/// A kernel object kept in data: a KEVENT, KTIMER, WORK_QUEUE_ITEM or IRP
+/// (KDPCs are in [`Program::dpcs`] and listed here too, `index` naming
+/// their DPC), found from its hidden leaf through [`Program::object_of`].
+#[derive(Clone, Debug)]
+pub struct ObjectDecl {
+    pub kind: ObjKind,
+    /// As reports name it (`Ext.Done`, `Irps[1]`).
+    pub name: String,
+    pub paged: bool,
+    pub address: u64,
+    /// The hidden leaf: a reference to it is the object's address.
+    pub leaf: VarId,
+    /// For a KDPC, its index in [`Program::dpcs`].
+    pub index: u32,
+}
+
+/// Offsets of an IRP's field leaves from its object leaf (the built-in
+/// `IRP` struct: Type, Cancel, CancelIrql, IoStatus.Status,
+/// IoStatus.Information, CancelRoutine, Tail.Overlay...).
+pub const IRP_CANCEL: u32 = 1;
+pub const IRP_CANCEL_IRQL: u32 = 2;
+pub const IRP_STATUS: u32 = 3;
+pub const IRP_CANCEL_ROUTINE: u32 = 5;
 
 #[derive(Clone, Debug)]
 pub struct ListDecl {
@@ -134,6 +165,17 @@ pub enum Place {
     /// reference (see [`make_ref`]) is on the operand stack, pushed after
     /// the call's values, in argument order.
     Ref(bool),
+    /// A kernel object reached at run time (a pointer value, `&Ext->Done`):
+    /// its reference is on the stack like [`Place::Ref`]'s; `nullable`
+    /// when NULL is allowed (KeSetTimer's Dpc).
+    Obj {
+        kind: ObjKind,
+        nullable: bool,
+    },
+    /// A resolved kernel object (index into [`Program::objects`]).
+    Object(u32),
+    /// A NULL object argument where one is allowed.
+    Null,
 }
 
 /// Tag bit of a reference: a non-NULL pointer to storage.
@@ -305,6 +347,13 @@ pub struct Program {
     pub handles: Vec<String>,
     /// The `ExAllocatePoolWithTag` call sites and the blocks each can hand out.
     pub pool_sites: Vec<PoolSite>,
+    /// Kernel objects kept in data (contract v2, "Kernel objects").
+    pub objects: Vec<ObjectDecl>,
+    /// The object (index into `objects`) whose hidden leaf is a variable.
+    pub object_of: std::collections::BTreeMap<VarId, u32>,
+    /// The system cancel spin lock `IoCancelSpinLock`, declared when the
+    /// file uses the cancel routines.
+    pub cancel_lock: Option<LockId>,
     /// `DriverEntry`, if defined: run to completion on processor 0 at
     /// PASSIVE_LEVEL before virtual time 0 (contract v2, "DriverEntry").
     pub driver_entry: Option<RoutineId>,

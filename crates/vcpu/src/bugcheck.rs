@@ -22,6 +22,11 @@ pub mod code {
     pub const BAD_POOL_CALLER: u32 = 0xC2;
     /// A list routine found broken links (P1 = 3, a corrupt LIST_ENTRY).
     pub const KERNEL_SECURITY_CHECK_FAILURE: u32 = 0x139;
+    /// IoCompleteRequest of an IRP already completed (P1 = the IRP).
+    pub const MULTIPLE_IRP_COMPLETE_REQUESTS: u32 = 0x44;
+    /// A cancel routine returned holding the cancel spin lock (P1 = the
+    /// IRP, P2 = the routine).
+    pub const DRIVER_RETURNED_HOLDING_CANCEL_LOCK: u32 = 0x11B;
 }
 
 /// Driver Verifier subcodes (P1 of 0xC4).
@@ -49,6 +54,18 @@ pub mod c4 {
     pub const THREAD_OWNS_LOCK: u64 = 0x100A;
     /// 0x13: a pool block freed twice (automatic checks; windows-facts "Pool").
     pub const POOL_FREE_TWICE: u64 = 0x13;
+    /// 0x36: IoReleaseCancelSpinLock at an IRQL other than DISPATCH_LEVEL.
+    pub const CANCEL_LOCK_RELEASE_NOT_AT_DISPATCH: u64 = 0x36;
+    /// 0x120: KeWaitForSingleObject above DISPATCH_LEVEL.
+    pub const WAIT_ABOVE_DISPATCH: u64 = 0x120;
+    /// 0x121: a wait at DISPATCH_LEVEL with no timeout.
+    pub const WAIT_AT_DISPATCH_NO_TIMEOUT: u64 = 0x121;
+    /// 0x122: a wait at DISPATCH_LEVEL with a non-zero timeout.
+    pub const WAIT_AT_DISPATCH_WITH_TIMEOUT: u64 = 0x122;
+    /// 0x20016: DDI compliance rule IrqlKeSetEvent.
+    pub const DDI_IRQL_KE_SET_EVENT: u64 = 0x20016;
+    /// 0x20011: DDI compliance rule IrqlKeDispatchLte.
+    pub const DDI_IRQL_KE_DISPATCH_LTE: u64 = 0x20011;
 }
 
 /// Exception codes raised by the interpreter itself.
@@ -170,6 +187,15 @@ impl Bugcheck {
                     "reserved",
                 ],
             },
+            MULTIPLE_IRP_COMPLETE_REQUESTS => {
+                ["address of the IRP", "reserved", "reserved", "reserved"]
+            }
+            DRIVER_RETURNED_HOLDING_CANCEL_LOCK => [
+                "address of the IRP",
+                "address of the cancel routine",
+                "reserved",
+                "reserved",
+            ],
             KERNEL_SECURITY_CHECK_FAILURE => [
                 "3: a LIST_ENTRY was corrupted (its neighbours do not point back)",
                 "address of the trap frame",
@@ -195,6 +221,8 @@ impl Bugcheck {
             DPC_WATCHDOG_VIOLATION => "a processor stayed at DISPATCH_LEVEL or above too long: spin-lock deadlock or an over-long DPC/ISR",
             DRIVER_VERIFIER_DETECTED_VIOLATION => c4_summary(self.params[0]),
             BAD_POOL_CALLER => "the pool was called wrongly: a free with another tag than the allocation's, or (without Driver Verifier) a bad IRQL, a double free or an address the pool never returned",
+            MULTIPLE_IRP_COMPLETE_REQUESTS => "IoCompleteRequest was called for an IRP that was already completed",
+            DRIVER_RETURNED_HOLDING_CANCEL_LOCK => "a cancel routine returned still holding the cancel spin lock",
             KERNEL_SECURITY_CHECK_FAILURE => "a list routine found a LIST_ENTRY whose neighbours do not point back (double remove, or an entry never inserted)",
             _ => "unknown stop code",
         }
@@ -318,6 +346,30 @@ fn c4_meanings(sub: u64) -> [&'static str; 4] {
             "reserved",
             "reserved",
         ],
+        CANCEL_LOCK_RELEASE_NOT_AT_DISPATCH => [
+            "0x36: IoReleaseCancelSpinLock called at an IRQL other than DISPATCH_LEVEL",
+            "current IRQL",
+            "IRQL to restore",
+            "reserved",
+        ],
+        WAIT_ABOVE_DISPATCH | WAIT_AT_DISPATCH_NO_TIMEOUT | WAIT_AT_DISPATCH_WITH_TIMEOUT => [
+            "0x120: a wait above DISPATCH_LEVEL; 0x121: at DISPATCH_LEVEL without a timeout; 0x122: at DISPATCH_LEVEL with a non-zero timeout",
+            "current IRQL",
+            "address of the object waited on",
+            "address of the timeout (0: none)",
+        ],
+        DDI_IRQL_KE_SET_EVENT => [
+            "0x20016: DDI compliance rule IrqlKeSetEvent",
+            "current IRQL",
+            "address of the event",
+            "reserved",
+        ],
+        DDI_IRQL_KE_DISPATCH_LTE => [
+            "0x20011: DDI compliance rule IrqlKeDispatchLte",
+            "current IRQL",
+            "address of the object",
+            "reserved",
+        ],
         _ => ["Driver Verifier subcode", "", "", ""],
     }
 }
@@ -349,6 +401,12 @@ fn c4_summary(sub: u64) -> &'static str {
         0x11 => "paged pool was freed above APC_LEVEL",
         0x12 => "nonpaged pool was freed above DISPATCH_LEVEL",
         POOL_FREE_TWICE => "a pool block was freed twice",
+        CANCEL_LOCK_RELEASE_NOT_AT_DISPATCH => "IoReleaseCancelSpinLock must be called at DISPATCH_LEVEL",
+        WAIT_ABOVE_DISPATCH => "KeWaitForSingleObject was called above DISPATCH_LEVEL",
+        WAIT_AT_DISPATCH_NO_TIMEOUT => "KeWaitForSingleObject was called at DISPATCH_LEVEL without a timeout",
+        WAIT_AT_DISPATCH_WITH_TIMEOUT => "KeWaitForSingleObject was called at DISPATCH_LEVEL with a non-zero timeout",
+        DDI_IRQL_KE_SET_EVENT => "KeSetEvent was called above DISPATCH_LEVEL (DDI compliance rule IrqlKeSetEvent)",
+        DDI_IRQL_KE_DISPATCH_LTE => "a routine that requires IRQL <= DISPATCH_LEVEL was called above it (DDI compliance rule IrqlKeDispatchLte)",
         _ => "Driver Verifier detected a violation",
     }
 }
@@ -390,6 +448,14 @@ pub const CODES: &[(u32, &str)] = &[
         "WORKER_THREAD_RETURNED_AT_BAD_IRQL",
     ),
     (code::DPC_WATCHDOG_VIOLATION, "DPC_WATCHDOG_VIOLATION"),
+    (
+        code::MULTIPLE_IRP_COMPLETE_REQUESTS,
+        "MULTIPLE_IRP_COMPLETE_REQUESTS",
+    ),
+    (
+        code::DRIVER_RETURNED_HOLDING_CANCEL_LOCK,
+        "DRIVER_RETURNED_HOLDING_CANCEL_LOCK",
+    ),
 ];
 
 /// The name of a stop code.

@@ -125,4 +125,18 @@ pub enum EventKind {
     DpcQueued { name: Arc<str>, target: CpuId },
     /// A device interrupt became pending.
     InterruptRaised { name: Arc<str>, irql: Irql },
+    /// A thread blocked in `KeWaitForSingleObject` on `object` (contract
+    /// v2, "Kernel objects"): its processor runs another thread or idles.
+    ThreadBlocked { name: Arc<str>, object: Arc<str> },
+    /// A blocked thread was released (`timed_out`: by its timeout) and is
+    /// ready to run on its processor.
+    ThreadReleased {
+        name: Arc<str>,
+        object: Arc<str>,
+        timed_out: bool,
+    },
+    /// A KTIMER expired at a clock tick.
+    TimerExpired { name: Arc<str> },
+    /// A work item was queued for a system worker thread.
+    WorkItemQueued { name: Arc<str> },
 }

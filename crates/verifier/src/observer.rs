@@ -137,7 +137,11 @@ impl Verifier {
             | EventKind::ThreadResumed { .. }
             | EventKind::Print { .. }
             | EventKind::DpcQueued { .. }
-            | EventKind::InterruptRaised { .. } => None,
+            | EventKind::InterruptRaised { .. }
+            | EventKind::ThreadBlocked { .. }
+            | EventKind::ThreadReleased { .. }
+            | EventKind::TimerExpired { .. }
+            | EventKind::WorkItemQueued { .. } => None,
         }
     }
 

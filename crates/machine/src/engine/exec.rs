@@ -394,6 +394,11 @@ impl Machine<'_> {
                 self.end_context(cpu);
                 Flow::Yield
             }
+            OnReturn::CancelRoutine {
+                irp,
+                routine,
+                push_result,
+            } => self.end_cancel_routine(cpu, irp, routine, push_result),
             OnReturn::Synchronize {
                 interrupt,
                 old_irql,

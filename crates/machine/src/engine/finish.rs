@@ -91,7 +91,7 @@ impl Machine<'_> {
                         self.lock_name(op.lock)
                     )),
                     Some(Pending::Stall { .. }) => Some("stalling".into()),
-                    None => None,
+                    Some(Pending::Wait { .. }) | None => None,
                 });
                 CpuState {
                     cpu: p.id,

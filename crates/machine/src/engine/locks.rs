@@ -149,6 +149,12 @@ pub(super) enum After {
         old: Irql,
         push: bool,
     },
+    /// IoCancelIrp holds the cancel spin lock: cancel IRP object `irp`.
+    CancelIrp {
+        irp: u32,
+        old: Irql,
+        push: bool,
+    },
     /// Do the list operation, release, restore IRQL.
     List {
         op: ListOp,
@@ -470,6 +476,15 @@ impl Machine<'_> {
     pub(super) fn poll_pending(&mut self, cpu: u32, p: Pending) {
         let c = cpu as usize;
         match p {
+            Pending::Wait { result, push } => {
+                // Released: the wait returns its status.
+                if let Some(status) = result {
+                    self.top_exec(cpu).pending = None;
+                    if push {
+                        self.push(cpu, status);
+                    }
+                }
+            }
             Pending::Stall { until } => {
                 // The stall ends at an absolute time: a thread sliced out while
                 // stalling may come back after it, and then just finishes.
@@ -557,7 +572,9 @@ impl Machine<'_> {
         };
         let owner = self.owner_of(cpu);
         let saved_irql = match &op.then {
-            After::WriteOld { old, .. } | After::PushOld { old, .. } => Some(*old),
+            After::WriteOld { old, .. }
+            | After::PushOld { old, .. }
+            | After::CancelIrp { old, .. } => Some(*old),
             _ => None,
         };
         self.held[c].push(Held {
@@ -601,6 +618,7 @@ impl Machine<'_> {
                 }
                 Flow::Next
             }
+            After::CancelIrp { irp, old, push } => self.cancel_irp_locked(cpu, irp, old, push),
             After::Handle { slot, old } => {
                 let node = op.node.expect("queued acquire has a node");
                 let frame = self.frame(cpu);

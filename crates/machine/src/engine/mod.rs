@@ -75,6 +75,13 @@ enum OnReturn {
         old_irql: Irql,
         push_result: bool,
     },
+    /// End of a cancel routine IoCancelIrp called (object `irp`, the
+    /// routine's address): 0x11B if it still holds the cancel spin lock.
+    CancelRoutine {
+        irp: u32,
+        routine: u64,
+        push_result: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +110,9 @@ enum Pending {
     QueuedRelease(locks::QueuedReleaseOp),
     /// KeStallExecutionProcessor until this time.
     Stall { until: Nanos },
+    /// A thread blocked in KeWaitForSingleObject; `result` is the status
+    /// the wait returns once the thread is released (pushed if `push`).
+    Wait { result: Option<i64>, push: bool },
 }
 
 /// The interpreter state of one context (the processor's context payload).
@@ -132,6 +142,8 @@ struct Exec {
     object: u32,
     /// IRQL the ISR was entered at (SynchronizeIrql).
     entry_irql: Irql,
+    /// A system worker thread running a work item: its processor.
+    worker: Option<u32>,
 }
 
 impl Exec {
@@ -149,6 +161,7 @@ impl Exec {
             data_wait: None,
             object,
             entry_irql: Irql::PASSIVE,
+            worker: None,
         }
     }
 }
@@ -159,6 +172,55 @@ struct DpcState {
     importance: Importance,
     target: Option<u32>,
     queued_on: Option<u32>,
+    /// Its routine (None until KeInitializeDpc for a KDPC in data).
+    routine: Option<RoutineId>,
+    /// DeferredContext, and SystemArgument1/2 of the last insert.
+    context: i64,
+    args: (i64, i64),
+}
+
+/// Per-object state of the kernel objects kept in data (contract v2,
+/// "Kernel objects"); `Uninitialized` until their initialization routine.
+#[derive(Clone, Debug)]
+enum ObjState {
+    Uninitialized,
+    /// A KEVENT: notification (else synchronization) and its state.
+    Event {
+        notification: bool,
+        signaled: bool,
+    },
+    /// A KTIMER: its type and state; `due` (absolute virtual ns) while
+    /// set, on processor `cpu`; `period` in ns (0: one shot); its DPC.
+    Timer {
+        notification: bool,
+        signaled: bool,
+        due: Option<Nanos>,
+        period: Nanos,
+        dpc: Option<u32>,
+        cpu: u32,
+    },
+    /// A WORK_QUEUE_ITEM: routine, parameter, and queued but not started.
+    WorkItem {
+        routine: RoutineId,
+        param: i64,
+        queued: bool,
+    },
+    /// An IRP: completed yet, marked pending.
+    Irp {
+        completed: bool,
+        pending: bool,
+    },
+}
+
+/// A thread blocked in KeWaitForSingleObject.
+#[derive(Debug)]
+struct Waiter {
+    cpu: u32,
+    ctx: Context<Exec>,
+    /// The object (index into `Program::objects`).
+    object: u32,
+    /// When the wait times out (absolute virtual ns).
+    timeout_at: Option<Nanos>,
 }
 
 /// A future interrupt arrival.
@@ -199,6 +261,14 @@ struct Machine<'p> {
     vars: Vec<i64>,
     lists: Vec<VecDeque<i64>>,
     dpcs: Vec<DpcState>,
+    /// Kernel objects in data (events, timers, work items, IRPs).
+    objects: Vec<ObjState>,
+    /// Threads blocked in waits, in the order they blocked.
+    waiters: Vec<Waiter>,
+    /// Work items queued for a worker, FIFO, and which processor's
+    /// system worker thread is busy.
+    work_queue: VecDeque<u32>,
+    workers_busy: Vec<bool>,
     arrivals: Vec<Arrival>,
     arrival_seq: u64,
     /// Every choice of the run (which processor steps, costs, placement).
@@ -348,7 +418,29 @@ impl<'p> Machine<'p> {
             held: vec![vec![]; prog.cpus as usize],
             vars: prog.vars.iter().map(|v| v.init).collect(),
             lists: vec![VecDeque::new(); prog.lists.len()],
-            dpcs: vec![DpcState::default(); prog.dpcs.len()],
+            dpcs: prog
+                .dpcs
+                .iter()
+                .map(|d| DpcState {
+                    routine: d.initialized.then_some(d.routine),
+                    context: d.context,
+                    ..DpcState::default()
+                })
+                .collect(),
+            objects: prog
+                .objects
+                .iter()
+                .map(|o| match o.kind {
+                    scenario::ast::ObjKind::Irp => ObjState::Irp {
+                        completed: false,
+                        pending: false,
+                    },
+                    _ => ObjState::Uninitialized,
+                })
+                .collect(),
+            waiters: vec![],
+            work_queue: VecDeque::new(),
+            workers_busy: vec![false; prog.cpus as usize],
             arrivals: vec![],
             arrival_seq: 0,
             sched: new_scheduler(
@@ -411,9 +503,19 @@ impl<'p> Machine<'p> {
     /// A new system-thread context (a new serial) that runs `routine` from
     /// its start at PASSIVE_LEVEL.
     fn thread_context(&mut self, name: Arc<str>, routine: RoutineId) -> Context<Exec> {
+        self.thread_context_args(name, routine, vec![])
+    }
+
+    /// A new system-thread context running `routine(args)`.
+    fn thread_context_args(
+        &mut self,
+        name: Arc<str>,
+        routine: RoutineId,
+        args: Vec<i64>,
+    ) -> Context<Exec> {
         let mut exec = Exec::new(name, 0);
         exec.frames
-            .push(self.new_frame(routine, vec![], OnReturn::ContextEnd));
+            .push(self.new_frame(routine, args, OnReturn::ContextEnd));
         self.serial += 1;
         Context {
             kind: ContextKind::Thread,
@@ -704,6 +806,8 @@ impl<'p> Machine<'p> {
             .collect();
         let alive = self.threads_alive;
         self.threads_alive = 1;
+        let queued = self.work_queue.len();
+        debug_assert_eq!(queued, 0);
         let ctx = self.thread_context("DriverEntry".into(), routine);
         self.cpus[0].ready.push_back(ctx);
         self.in_driver_entry = true;
@@ -723,7 +827,9 @@ impl<'p> Machine<'p> {
         for (p, r) in self.cpus.iter_mut().zip(held) {
             p.ready = r;
         }
-        self.threads_alive = alive;
+        // Work items queued by DriverEntry start now, on the workers.
+        self.threads_alive = alive + self.work_queue.len();
+        self.dispatch_work(0);
     }
 
     fn main_loop(&mut self) {
@@ -735,6 +841,13 @@ impl<'p> Machine<'p> {
             self.main_loop_chosen();
         } else {
             self.main_loop_timed();
+        }
+        if self.stop.is_none() && !self.waiters.is_empty() && !self.ended_by_limit() {
+            let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+            self.end_time = now;
+            self.cut_off(
+                "no processor could run any more, with threads blocked for ever: {}".to_string(),
+            );
         }
         if self.end_time == 0 {
             self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
@@ -772,6 +885,23 @@ impl<'p> Machine<'p> {
             } else {
                 None
             };
+            // A timer or timeout due on an idle processor: it takes that
+            // clock tick (before an arrival at the same time or later).
+            if let Some((t, tc)) = self.next_timed_event() {
+                if min_clock.is_none_or(|m| t <= m)
+                    && arrival.is_none_or(|ai| t < self.arrivals[ai].at)
+                {
+                    if t > limit {
+                        self.end_time = limit;
+                        self.time_limit(limit);
+                        break;
+                    }
+                    let p = &mut self.cpus[tc];
+                    p.clock = p.clock.max(t);
+                    self.clock_ticks(tc as u32);
+                    continue;
+                }
+            }
             // An arrival comes first if it is no later than every busy clock.
             if let Some(ai) = arrival {
                 let at = self.arrivals[ai].at;
@@ -879,13 +1009,22 @@ impl<'p> Machine<'p> {
                                 }))
                     })
                     .min_by_key(|&c| (self.cpus[c].next_tick, c));
+                // A timer or timeout due on an idle processor.
+                let timed = self.next_timed_event();
+                let tick_at = |m: &Self, t: usize| m.cpus[t].next_tick;
+                let (tick, tick_time) = match (tick, timed) {
+                    (Some(t), Some((at, tc))) if at < tick_at(self, t) => (Some(tc), at),
+                    (None, Some((at, tc))) => (Some(tc), at),
+                    (Some(t), _) => (Some(t), tick_at(self, t)),
+                    (None, None) => (None, 0),
+                };
                 let tick_first = match (arrival, tick) {
-                    (Some(ai), Some(t)) => self.cpus[t].next_tick < self.arrivals[ai].at,
+                    (Some(ai), Some(_)) => tick_time < self.arrivals[ai].at,
                     (None, Some(_)) => true,
                     _ => false,
                 };
                 if let (true, Some(t)) = (tick_first, tick) {
-                    let at = self.cpus[t].next_tick;
+                    let at = tick_time;
                     if at > limit {
                         self.end_time = limit;
                         self.time_limit(limit);
@@ -1064,6 +1203,13 @@ impl<'p> Machine<'p> {
                 }
             }
         }
+        for w in &self.waiters {
+            let line = w.ctx.payload.frames.last().map_or(0, |f| f.line);
+            running.push(format!(
+                "{} (cpu {}, line {line}, waiting for `{}`)",
+                w.ctx.payload.name, w.cpu, self.prog.objects[w.object as usize].name
+            ));
+        }
         let line = self
             .cpus
             .iter()
@@ -1169,6 +1315,11 @@ impl<'p> Machine<'p> {
             }
             let tick_at = p.next_tick;
             p.next_tick = p.next_tick.saturating_add(clock);
+            // The tick expires due timers and timed-out waits first.
+            if !self.waiters.is_empty() || self.timers_set() {
+                self.tick_objects(cpu, tick_at);
+            }
+            let p = &mut self.cpus[c];
             if !p.dpcs.is_empty() {
                 p.dpc_requested = true;
             }
@@ -1251,7 +1402,8 @@ impl<'p> Machine<'p> {
                 self.emit(cpu, EventKind::ThreadPreempted { name });
             }
             let p = &mut self.cpus[c];
-            if let Some(cur) = p.stack.pop() {
+            if let Some(mut cur) = p.stack.pop() {
+                cur.saved_irql = p.irql;
                 p.ready.push_back(cur);
             }
             p.slice_start = clock;
@@ -1262,6 +1414,12 @@ impl<'p> Machine<'p> {
             if let Some(next) = p.ready.pop_front() {
                 p.stack.push(next);
                 p.slice_start = clock;
+            }
+            // A thread runs at its own IRQL (a blocked one kept it).
+            if let Some(own) = self.cpus[c].top().map(|t| t.saved_irql) {
+                if own != self.cpus[c].irql {
+                    self.set_irql(cpu, own);
+                }
             }
             let resumed = self.cpus[c]
                 .top()
@@ -1308,11 +1466,17 @@ impl<'p> Machine<'p> {
         let c = cpu as usize;
         debug!(cpu, dpc = %self.prog.dpcs[dpc as usize].name, at = self.cpus[c].clock, "DPC starts");
         let decl = &self.prog.dpcs[dpc as usize];
-        let routine = &self.prog.routines[decl.routine as usize];
+        let st = &self.dpcs[dpc as usize];
+        let routine_id = st.routine.unwrap_or(decl.routine);
+        let routine = &self.prog.routines[routine_id as usize];
         let name: Arc<str> = routine.name.as_str().into();
         let mut exec = Exec::new(name.clone(), dpc);
+        // VOID Routine(PKDPC Dpc, PVOID DeferredContext, PVOID
+        // SystemArgument1, PVOID SystemArgument2).
+        let me = decl.leaf.map_or(0, |v| scenario::program::make_ref(v, 0));
+        let args = vec![me, st.context, st.args.0, st.args.1];
         exec.frames
-            .push(self.new_frame(decl.routine, vec![], OnReturn::ContextEnd));
+            .push(self.new_frame(routine_id, args, OnReturn::ContextEnd));
         self.serial += 1;
         let clock = self.cpus[c].clock;
         self.cpus[c].stack.push(Context {
@@ -1377,6 +1541,7 @@ impl<'p> Machine<'p> {
             (top.kind, top.serial, top.saved_irql, top.payload.object);
         let name = top.payload.name.clone();
         let entry_irql = top.payload.entry_irql;
+        let worker = top.payload.worker;
         let irql = self.cpus[c].irql;
         let own_lock =
             (kind == ContextKind::Isr).then(|| self.prog.interrupts[object as usize].lock);
@@ -1442,8 +1607,10 @@ impl<'p> Machine<'p> {
             }
             ContextKind::Dpc => {
                 if irql != Irql::DISPATCH {
-                    let addr = self.prog.routines[self.prog.dpcs[object as usize].routine as usize]
-                        .address;
+                    let routine = self.dpcs[object as usize]
+                        .routine
+                        .unwrap_or(self.prog.dpcs[object as usize].routine);
+                    let addr = self.prog.routines[routine as usize].address;
                     let kdpc = self.prog.dpcs[object as usize].address;
                     let detail = format!(
                         "DPC routine {name} returned at IRQL {irql} instead of DISPATCH_LEVEL"
@@ -1501,6 +1668,11 @@ impl<'p> Machine<'p> {
         } else {
             // The next thread on this processor starts a fresh slice.
             self.cpus[c].slice_start = self.cpus[c].clock;
+            if let Some(w) = worker {
+                // The worker takes the next queued item, or waits idle.
+                self.workers_busy[w as usize] = false;
+                self.dispatch_work(cpu);
+            }
         }
     }
 

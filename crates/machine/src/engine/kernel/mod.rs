@@ -15,6 +15,7 @@ mod interrupt;
 mod irql;
 mod lists;
 mod misc;
+mod objects;
 mod ordinary;
 pub(super) mod pool;
 mod queued;
@@ -44,7 +45,8 @@ fn index_of(p: &Place) -> u32 {
         | Place::Routine(i) => *i,
         Place::Local(s) => *s as u32,
         Place::Lock(l) => l.0,
-        Place::Ref(_) => 0,
+        Place::Object(o) => *o,
+        Place::Ref(_) | Place::Obj { .. } | Place::Null => 0,
         Place::GlobalHandle(h) | Place::PoolSite(h) => *h,
     }
 }
@@ -138,6 +140,52 @@ impl Machine<'_> {
         true
     }
 
+    /// The object a reference passed to `kr` designates, as the place the
+    /// routine takes (a KDPC's DPC, or the object); NULL is a NULL
+    /// dereference unless `nullable`; anything else is a run-time error.
+    /// None if the run stopped.
+    fn resolve_object(
+        &mut self,
+        cpu: u32,
+        kr: Kr,
+        kind: scenario::ast::ObjKind,
+        nullable: bool,
+        r: i64,
+    ) -> Option<Place> {
+        use scenario::ast::ObjKind;
+        if r == 0 {
+            if nullable {
+                return Some(Place::Null);
+            }
+            self.null_dereference(cpu);
+            return None;
+        }
+        if let Some(o) = self.object_at(r) {
+            let d = &self.prog.objects[o as usize];
+            let ok = d.kind == kind
+                || (kr == Kr::KeWaitForSingleObject
+                    && matches!(d.kind, ObjKind::Event | ObjKind::Timer));
+            if ok {
+                return Some(if d.kind == ObjKind::Dpc {
+                    Place::Dpc(d.index)
+                } else {
+                    Place::Object(o)
+                });
+            }
+        }
+        let what = match self.var_of_ref(r) {
+            Some(v) => format!("`{}`", self.prog.vars[v as usize].name),
+            None => format!("{r:#x}"),
+        };
+        let msg = format!(
+            "{} was given {what}, which is not a {} (a pointer converted to a type its object does not have)",
+            kr.name(),
+            kind.name()
+        );
+        self.runtime_error(cpu, msg);
+        None
+    }
+
     fn finish(&mut self, cpu: u32, k: &KernelCall, v: i64) -> Flow {
         if k.push_result {
             self.push(cpu, v);
@@ -152,13 +200,16 @@ impl Machine<'_> {
     /// Run one kernel call: pop its argument values, dispatch by family.
     pub(super) fn kernel(&mut self, cpu: u32, k: &KernelCall) -> Flow {
         self.visible = true;
-        if k.places.iter().any(|p| matches!(p, Place::Ref(_))) {
+        if k.places
+            .iter()
+            .any(|p| matches!(p, Place::Ref(_) | Place::Obj { .. }))
+        {
             // Places reached at run time: their references are on the
             // stack above the values, in argument order.
             let refs = k
                 .places
                 .iter()
-                .filter(|p| matches!(p, Place::Ref(_)))
+                .filter(|p| matches!(p, Place::Ref(_) | Place::Obj { .. }))
                 .count();
             let exec = self.top_exec(cpu);
             let at = exec.stack.len().saturating_sub(refs);
@@ -166,6 +217,14 @@ impl Machine<'_> {
             let mut resolved = k.clone();
             let mut it = popped.into_iter();
             for p in resolved.places.iter_mut() {
+                if let Place::Obj { kind, nullable } = *p {
+                    let r = it.next().unwrap_or(0);
+                    match self.resolve_object(cpu, k.kr, kind, nullable, r) {
+                        Some(place) => *p = place,
+                        None => return Flow::Yield,
+                    }
+                    continue;
+                }
                 if let Place::Ref(lock) = *p {
                     let r = it.next().unwrap_or(0);
                     let l = scenario::program::ref_lock(r);
@@ -236,6 +295,28 @@ impl Machine<'_> {
             Kr::KeAcquireInterruptSpinLock
             | Kr::KeSynchronizeExecution
             | Kr::KeReleaseInterruptSpinLock => self.kcall_interrupt(cpu, k, &args),
+            Kr::KeInitializeDpc
+            | Kr::KeInitializeEvent
+            | Kr::KeSetEvent
+            | Kr::KeClearEvent
+            | Kr::KeResetEvent
+            | Kr::KeReadStateEvent
+            | Kr::KeWaitForSingleObject
+            | Kr::KeInitializeTimer
+            | Kr::KeInitializeTimerEx
+            | Kr::KeSetTimer
+            | Kr::KeSetTimerEx
+            | Kr::KeCancelTimer
+            | Kr::KeReadStateTimer
+            | Kr::KeQueryInterruptTime
+            | Kr::ExInitializeWorkItem
+            | Kr::ExQueueWorkItem
+            | Kr::IoAcquireCancelSpinLock
+            | Kr::IoReleaseCancelSpinLock
+            | Kr::IoSetCancelRoutine
+            | Kr::IoMarkIrpPending
+            | Kr::IoCompleteRequest
+            | Kr::IoCancelIrp => self.kcall_objects(cpu, k, &args),
             Kr::KeInsertQueueDpc
             | Kr::KeRemoveQueueDpc
             | Kr::KeSetImportanceDpc
@@ -294,6 +375,10 @@ impl Machine<'_> {
                 Place::Dpc(d) => {
                     let d = &self.prog.dpcs[d as usize];
                     (d.paged, &d.name, d.address, "KDPC")
+                }
+                Place::Object(o) => {
+                    let d = &self.prog.objects[o as usize];
+                    (d.paged, &d.name, d.address, d.kind.name())
                 }
                 Place::List(q)
                     if matches!(
