@@ -2890,6 +2890,17 @@ impl Fn<'_, '_> {
             }
             ExprKind::AddrOf(id)
                 if self.local(&id.name).is_none()
+                    && matches!(self.c.globals.get(&id.name), Some((Global::Var(_), _))) =>
+            {
+                // `&Count`: a pointer to a global scalar (a PVOID context).
+                let Some((Global::Var(v), _)) = self.c.globals.get(&id.name) else {
+                    unreachable!("matched above");
+                };
+                self.ops.push(Op::Push(make_ref(*v, 0)));
+                Arith::U64
+            }
+            ExprKind::AddrOf(id)
+                if self.local(&id.name).is_none()
                     && matches!(self.c.globals.get(&id.name), Some((Global::Dpc(_), _))) =>
             {
                 let Some((Global::Dpc(d), _)) = self.c.globals.get(&id.name) else {
@@ -3439,7 +3450,11 @@ impl Fn<'_, '_> {
             }
             Some((ast::FieldType::Struct(s), None)) => want == ast::ObjKind::Irp && s == "IRP",
             None => match &inner.kind {
-                ExprKind::Name(id) => !self.c.globals.contains_key(&id.name),
+                ExprKind::Name(id) => match self.c.globals.get(&id.name) {
+                    Some((Global::Dpc(_), _)) => want == ast::ObjKind::Dpc,
+                    Some(_) => false,
+                    None => true,
+                },
                 _ => true,
             },
             Some(_) => false,

@@ -276,6 +276,20 @@ fn processor_thread<'p, L: MachineLock<'p>>(
             if m.stop.is_some() {
                 return Turn::End;
             }
+            // A timer or timed wait due on this idle processor: its clock
+            // jumps to that tick once another clock has passed it, or when
+            // nobody else has anything to run (as an arrival's does).
+            if !m.busy(i) {
+                if let Some((t, c)) = m.next_timed_event().filter(|e| e.1 == i) {
+                    let passed = m.cpus.iter().any(|p| p.clock >= t);
+                    let others = (0..m.cpus.len()).any(|o| o != c && m.busy(o));
+                    if passed || !others {
+                        let p = &mut m.cpus[c];
+                        p.clock = p.clock.max(t);
+                        m.clock_ticks(me);
+                    }
+                }
+            }
             if !m.busy(i) {
                 if m.parallel_run_over() {
                     m.over = true;
@@ -412,6 +426,8 @@ impl Machine<'_> {
 
     /// Nothing runs anywhere and nothing will arrive.
     fn parallel_run_over(&self) -> bool {
-        !(0..self.cpus.len()).any(|c| self.busy(c)) && !self.arrivals_matter()
+        !(0..self.cpus.len()).any(|c| self.busy(c))
+            && !self.arrivals_matter()
+            && self.next_timed_event().is_none()
     }
 }
