@@ -103,6 +103,10 @@ enum Pending {
     QueuedRelease(locks::QueuedReleaseOp),
     /// KeStallExecutionProcessor until this time.
     Stall { until: Nanos },
+    /// KeFlushQueuedDpcs: waits until each DPC object queued at the call
+    /// (with its count of completed runs then) has run since, or is neither
+    /// queued nor running (removed).
+    Flush { dpcs: Vec<(u32, u64)> },
 }
 
 /// The interpreter state of one context (the processor's context payload).
@@ -159,6 +163,11 @@ struct DpcState {
     importance: Importance,
     target: Option<u32>,
     queued_on: Option<u32>,
+    /// Runs of its routine completed so far (KeFlushQueuedDpcs).
+    runs: u64,
+    /// The clock of the processor that last ended a run of it or removed it
+    /// from its queue (causality of KeFlushQueuedDpcs under random and pct).
+    settled_at: Nanos,
 }
 
 /// A future interrupt arrival.
@@ -1487,6 +1496,9 @@ impl<'p> Machine<'p> {
         self.emit(cpu, EventKind::ContextEnd { kind, name });
         self.cpus[c].stack.pop();
         if kind == ContextKind::Dpc {
+            let st = &mut self.dpcs[object as usize];
+            st.runs += 1;
+            st.settled_at = st.settled_at.max(self.cpus[c].clock);
             // One pass at DISPATCH_LEVEL: the next queued DPC (those queued
             // meanwhile included) runs without IRQL dropping in between.
             if let Some(d) = self.cpus[c].dpcs.pop() {
