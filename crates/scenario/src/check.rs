@@ -520,6 +520,9 @@ impl<'a> Checker<'a> {
 
     fn declare(&mut self, file: &ast::File) {
         let (mut np, mut pg, mut code, mut pcode) = (0u64, 0u64, 0u64, 0u64);
+        // KINTERRUPTs naming a shared spin lock: (interrupt, lock name,
+        // paged, address, line).
+        let mut shared: Vec<(u32, Ident, bool, u64, u32)> = vec![];
         let mut addr = |paged: bool| {
             if paged {
                 pg += 1;
@@ -585,21 +588,15 @@ impl<'a> Checker<'a> {
                         }
                         ast::GlobalType::KInterrupt { spin_lock, .. } => {
                             let idx = self.prog.interrupts.len() as u32;
-                            // A shared KSPIN_LOCK is the interrupt lock of
+                            // A shared KSPIN_LOCK (resolved once every
+                            // global is declared) is the interrupt lock of
                             // every KINTERRUPT naming it; otherwise the
                             // interrupt has a lock of its own.
-                            let shared = match spin_lock {
-                                Some(id) => match self.shared_interrupt_lock(id, idx) {
-                                    Ok(l) => Some(l),
-                                    Err(e) => {
-                                        self.record(e);
-                                        None
-                                    }
-                                },
-                                None => None,
-                            };
-                            let lock = match shared {
-                                Some(l) => l,
+                            let lock = match spin_lock {
+                                Some(id) => {
+                                    shared.push((idx, id.clone(), g.paged, address, line));
+                                    LockId(u32::MAX)
+                                }
                                 None => {
                                     self.prog.locks.push(LockDecl {
                                         name: name.clone(),
@@ -700,6 +697,23 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
         }
+        for (idx, id, paged, address, line) in shared {
+            let lock = match self.shared_interrupt_lock(&id, idx) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.record(e);
+                    self.prog.locks.push(LockDecl {
+                        name: self.prog.interrupts[idx as usize].name.clone(),
+                        kind: LockKind::Interrupt(idx),
+                        paged,
+                        address: address + 8,
+                        line,
+                    });
+                    LockId(self.prog.locks.len() as u32 - 1)
+                }
+            };
+            self.prog.interrupts[idx as usize].lock = lock;
+        }
         self.pool_sites(file, &mut addr);
     }
 
@@ -709,12 +723,7 @@ impl<'a> Checker<'a> {
     fn shared_interrupt_lock(&mut self, id: &Ident, idx: u32) -> R<LockId> {
         let g = match self.globals.get(&id.name) {
             Some((g, _)) => *g,
-            None => {
-                return Err(self.unknown(id, &[]).help(format!(
-                    "declare `KSPIN_LOCK {};` before the KINTERRUPTs that share it",
-                    id.name
-                )))
-            }
+            None => return Err(self.unknown(id, &[])),
         };
         if let Global::Lock(l) = g {
             let d = &mut self.prog.locks[l.0 as usize];
