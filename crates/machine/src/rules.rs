@@ -531,10 +531,8 @@ mod tests {
         );
         assert_eq!(find("NOPE").map(|r| &r.id), Err(None));
         assert!(find("0xC4(0x9999)").is_err());
-        assert!(
-            find("0xB8").is_err(),
-            "no rule raises ATTEMPTED_SWITCH_FROM_DPC"
-        );
+        assert_eq!(find("0xB8").map(|r| r.id.as_str()), Ok("SWITCH_FROM_DPC"));
+        assert_eq!(find("0xB8").map(|r| r.needs()), Ok("none"));
     }
 
     #[test]

@@ -219,11 +219,14 @@ pub struct GlobalDecl {
 pub enum GlobalType {
     KSpinLock,
     ExSpinLock,
-    /// `KINTERRUPT I(Isr, Irql[, SynchronizeIrql]);`
+    /// `KINTERRUPT I(Isr, Irql[, SynchronizeIrql[, &SpinLock]]);`
     KInterrupt {
         isr: Ident,
         irql: Expr,
         sync_irql: Option<Expr>,
+        /// A global `KSPIN_LOCK` shared as the interrupt spin lock of every
+        /// KINTERRUPT that names it (IoConnectInterrupt's SpinLock).
+        spin_lock: Option<Ident>,
     },
     /// `KDPC D(Routine[, DeferredContext]);`
     KDpc {

@@ -63,7 +63,7 @@ fn kind_name(g: Global, prog: &Program) -> &'static str {
         Global::Lock(l) => match prog.locks[l.0 as usize].kind {
             LockKind::Spin => "a KSPIN_LOCK",
             LockKind::Ex => "an EX_SPIN_LOCK",
-            LockKind::Interrupt(_) => "a KINTERRUPT",
+            LockKind::Interrupt(_) => "the interrupt spin lock that KINTERRUPTs share",
         },
         Global::Interrupt(_) => "a KINTERRUPT",
         Global::Dpc(_) => "a KDPC",
@@ -71,6 +71,20 @@ fn kind_name(g: Global, prog: &Program) -> &'static str {
         Global::Var(_) => "a data variable",
         Global::Routine(_) => "a routine",
         Global::Handle(_) => "a KLOCK_QUEUE_HANDLE",
+    }
+}
+
+/// The KINTERRUPTs whose interrupt spin lock is `lock`: "`A`, `B` and `C`".
+fn sharer_list(prog: &Program, lock: LockId) -> String {
+    let names: Vec<String> = prog
+        .interrupts
+        .iter()
+        .filter(|d| d.lock == lock)
+        .map(|d| format!("`{}`", d.name))
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
     }
 }
 
@@ -509,6 +523,9 @@ impl<'a> Checker<'a> {
 
     fn declare(&mut self, file: &ast::File) {
         let (mut np, mut pg, mut code, mut pcode) = (0u64, 0u64, 0u64, 0u64);
+        // KINTERRUPTs naming a shared spin lock: (interrupt, lock name,
+        // paged, address, line).
+        let mut shared: Vec<(u32, Ident, bool, u64, u32)> = vec![];
         let mut addr = |paged: bool| {
             if paged {
                 pg += 1;
@@ -572,16 +589,28 @@ impl<'a> Checker<'a> {
                             });
                             Global::Lock(LockId(self.prog.locks.len() as u32 - 1))
                         }
-                        ast::GlobalType::KInterrupt { .. } => {
+                        ast::GlobalType::KInterrupt { spin_lock, .. } => {
                             let idx = self.prog.interrupts.len() as u32;
-                            self.prog.locks.push(LockDecl {
-                                name: name.clone(),
-                                kind: LockKind::Interrupt(idx),
-                                paged: g.paged,
-                                address: address + 8,
-                                line,
-                            });
-                            let lock = LockId(self.prog.locks.len() as u32 - 1);
+                            // A shared KSPIN_LOCK (resolved once every
+                            // global is declared) is the interrupt lock of
+                            // every KINTERRUPT naming it; otherwise the
+                            // interrupt has a lock of its own.
+                            let lock = match spin_lock {
+                                Some(id) => {
+                                    shared.push((idx, id.clone(), g.paged, address, line));
+                                    LockId(u32::MAX)
+                                }
+                                None => {
+                                    self.prog.locks.push(LockDecl {
+                                        name: name.clone(),
+                                        kind: LockKind::Interrupt(idx),
+                                        paged: g.paged,
+                                        address: address + 8,
+                                        line,
+                                    });
+                                    LockId(self.prog.locks.len() as u32 - 1)
+                                }
+                            };
                             self.prog.interrupts.push(InterruptDecl {
                                 name,
                                 isr: 0,
@@ -674,8 +703,63 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
         }
+        for (idx, id, paged, address, line) in shared {
+            let lock = match self.shared_interrupt_lock(&id, idx) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.record(e);
+                    self.prog.locks.push(LockDecl {
+                        name: self.prog.interrupts[idx as usize].name.clone(),
+                        kind: LockKind::Interrupt(idx),
+                        paged,
+                        address: address + 8,
+                        line,
+                    });
+                    LockId(self.prog.locks.len() as u32 - 1)
+                }
+            };
+            self.prog.interrupts[idx as usize].lock = lock;
+        }
         self.pool_sites(file, &mut addr);
         self.cancel_lock(file);
+    }
+
+    /// The KSPIN_LOCK `id` a KINTERRUPT (index `idx`) names as its
+    /// interrupt spin lock: from now on the lock is an interrupt lock, shared
+    /// by every KINTERRUPT that names it (contract v2, "Kernel objects").
+    fn shared_interrupt_lock(&mut self, id: &Ident, idx: u32) -> R<LockId> {
+        let g = match self.globals.get(&id.name) {
+            Some((g, _)) => *g,
+            None => return Err(self.unknown(id, &[])),
+        };
+        if let Global::Lock(l) = g {
+            let d = &mut self.prog.locks[l.0 as usize];
+            match d.kind {
+                LockKind::Spin => {
+                    d.kind = LockKind::Interrupt(idx);
+                    return Ok(l);
+                }
+                LockKind::Interrupt(_) => return Ok(l),
+                LockKind::Ex => {}
+            }
+        }
+        Err(self
+            .err(
+                id.span,
+                format!(
+                    "an interrupt spin lock is a KSPIN_LOCK, but `{}` is {}",
+                    id.name,
+                    kind_name(g, &self.prog)
+                ),
+            )
+            .label("not a KSPIN_LOCK")
+            .help("name a global `KSPIN_LOCK` that only these interrupts use"))
+    }
+
+    /// The KINTERRUPTs whose interrupt spin lock is `lock`:
+    /// "`A`, `B` and `C`".
+    fn sharers(&self, lock: LockId) -> String {
+        sharer_list(&self.prog, lock)
     }
 
     fn lookup_global(&self, id: &Ident) -> R<Global> {
@@ -1215,6 +1299,7 @@ impl<'a> Checker<'a> {
                     isr,
                     irql,
                     sync_irql,
+                    spin_lock,
                 } => {
                     let Global::Interrupt(i) = global else {
                         return Ok(());
@@ -1239,6 +1324,29 @@ impl<'a> Checker<'a> {
                         }
                         None => l,
                     };
+                    // Sharers of one interrupt spin lock run their ISRs at
+                    // one SynchronizeIrql (at least each one's Irql).
+                    let lock = self.prog.interrupts[i as usize].lock;
+                    let other = self.prog.interrupts[..i as usize]
+                        .iter()
+                        .find(|d| d.lock == lock && d.sync_irql != 0);
+                    if let (Some(o), Some(e), Some(sl)) = (other, sync_irql, spin_lock) {
+                        if o.sync_irql as i64 != s {
+                            return Err(self
+                                .err(
+                                    e.span,
+                                    format!(
+                                        "`{}` shares interrupt spin lock `{}` with `{}`, whose SynchronizeIrql is {}, but its own is {s}",
+                                        g.name.name, sl.name, o.name, o.sync_irql
+                                    ),
+                                )
+                                .label("another SynchronizeIrql")
+                                .help(format!(
+                                    "interrupts sharing a spin lock need one SynchronizeIrql, at least the highest of their Irqls: give {} the same one",
+                                    self.sharers(lock)
+                                )));
+                        }
+                    }
                     let d = &mut self.prog.interrupts[i as usize];
                     d.isr = isr_id;
                     d.irql = l as u8;
@@ -3529,6 +3637,27 @@ impl Fn<'_, '_> {
             None => return Err(self.unknown(id)),
         };
         let prog = &self.c.prog;
+        if let Global::Lock(l) = g {
+            // A KSPIN_LOCK shared by KINTERRUPTs is only their interrupt
+            // lock (KeInitializeSpinLock aside).
+            if let LockKind::Interrupt(first) = prog.locks[l.0 as usize].kind {
+                if sig.kr == Kr::KeInitializeSpinLock {
+                    return Ok(Place::Lock(l));
+                }
+                let sharers = sharer_list(prog, l);
+                let first = &prog.interrupts[first as usize].name;
+                return Err(self
+                    .err(
+                        a.span,
+                        format!(
+                            "`{}` is the interrupt spin lock of {}: it is used only as their interrupt lock, not with `{}`",
+                            id.name, sharers, sig.name
+                        ),
+                    )
+                    .label("shared interrupt spin lock")
+                    .help(format!("take it through an interrupt that shares it: KeAcquireInterruptSpinLock(&{first}) / KeReleaseInterruptSpinLock, or KeSynchronizeExecution(&{first}, ...)")));
+            }
+        }
         let place = match (p, g) {
             (P::SpinLock, Global::Lock(l)) if prog.locks[l.0 as usize].kind == LockKind::Spin => {
                 Some(Place::Lock(l))

@@ -1416,7 +1416,7 @@ impl Parser<'_> {
             "KLOCK_QUEUE_HANDLE" => GlobalType::QueueHandle,
             "KINTERRUPT" => {
                 let ctx = format!(
-                    "after `{}`: an interrupt is declared `KINTERRUPT I(Isr, Irql);`",
+                    "after `{}`: an interrupt is declared `KINTERRUPT I(Isr, Irql[, SynchronizeIrql[, &SpinLock]]);`",
                     name.name
                 );
                 self.expect(TokenKind::LParen, &ctx)?;
@@ -1428,11 +1428,21 @@ impl Parser<'_> {
                 } else {
                     None
                 };
+                let spin_lock = if sync_irql.is_some() && self.eat(&TokenKind::Comma).is_some() {
+                    self.expect(
+                        TokenKind::Amp,
+                        "before the shared interrupt spin lock (`&SpinLock`)",
+                    )?;
+                    Some(self.ident("the name of a KSPIN_LOCK")?)
+                } else {
+                    None
+                };
                 self.expect(TokenKind::RParen, "to close the interrupt declaration")?;
                 GlobalType::KInterrupt {
                     isr,
                     irql,
                     sync_irql,
+                    spin_lock,
                 }
             }
             w if self.structs.contains_key(w) => GlobalType::Aggregate {
@@ -2826,6 +2836,7 @@ thread Worker on cpu 0 { Recurse(1); }
             &g[3].ty,
             GlobalType::KInterrupt {
                 sync_irql: Some(_),
+                spin_lock: None,
                 ..
             }
         ));

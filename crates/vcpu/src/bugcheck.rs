@@ -140,6 +140,12 @@ impl Bugcheck {
                 "address of the KDPC",
                 "reserved",
             ],
+            ATTEMPTED_SWITCH_FROM_DPC => [
+                "original thread (the one the DPC interrupted; an idle thread if none)",
+                "new thread (0: none chosen)",
+                "stack address of the original thread (0: not modelled)",
+                "reserved",
+            ],
             WORKER_THREAD_RETURNED_AT_BAD_IRQL => [
                 "address of the thread routine",
                 "IRQL at return",
@@ -217,6 +223,7 @@ impl Bugcheck {
             UNEXPECTED_KERNEL_MODE_TRAP => "the kernel stack overflowed (runaway recursion): a double fault",
             DRIVER_IRQL_NOT_LESS_OR_EQUAL => "pageable memory (data or code) was touched at IRQL >= DISPATCH_LEVEL, where a page fault cannot be serviced",
             IRQL_UNEXPECTED_VALUE => "a DPC routine returned at an IRQL other than DISPATCH_LEVEL",
+            ATTEMPTED_SWITCH_FROM_DPC => "a DPC routine waited (a blocking wait, or KeFlushQueuedDpcs): a thread switch was attempted while a DPC routine was active",
             WORKER_THREAD_RETURNED_AT_BAD_IRQL => "a system thread returned at an IRQL above PASSIVE_LEVEL",
             DPC_WATCHDOG_VIOLATION => "a processor stayed at DISPATCH_LEVEL or above too long: spin-lock deadlock or an over-long DPC/ISR",
             DRIVER_VERIFIER_DETECTED_VIOLATION => c4_summary(self.params[0]),

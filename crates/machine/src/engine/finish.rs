@@ -91,6 +91,9 @@ impl Machine<'_> {
                         self.lock_name(op.lock)
                     )),
                     Some(Pending::Stall { .. }) => Some("stalling".into()),
+                    Some(Pending::Flush { .. }) => {
+                        Some("waiting in KeFlushQueuedDpcs for queued DPCs to run".into())
+                    }
                     Some(Pending::Wait { .. }) | None => None,
                 });
                 CpuState {
@@ -199,6 +202,12 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
                 ) => "KSPIN_LOCK (queued)",
                 (scenario::program::LockKind::Spin, _) => "KSPIN_LOCK",
                 (scenario::program::LockKind::Ex, _) => "EX_SPIN_LOCK",
+                // A KSPIN_LOCK that KINTERRUPTs share keeps its own name.
+                (scenario::program::LockKind::Interrupt(i), _)
+                    if prog.interrupts[i as usize].name != l.name =>
+                {
+                    "KSPIN_LOCK (shared interrupt lock)"
+                }
                 (scenario::program::LockKind::Interrupt(_), _) => "KINTERRUPT",
             };
             LockStatsReport {

@@ -495,6 +495,25 @@ impl Machine<'_> {
                     self.top_exec(cpu).pending = None;
                 }
             }
+            Pending::Flush { dpcs } => {
+                // Polled like a spin; done once every DPC it waits for has
+                // run (or left its queue unrun). Seeing that carries the
+                // clock of the processor that settled it (random and pct).
+                let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
+                self.cpus[c].clock += cost;
+                if self.flush_done(&dpcs) {
+                    if self.lamport {
+                        let seen = dpcs
+                            .iter()
+                            .map(|&(d, _)| self.dpcs[d as usize].settled_at)
+                            .max()
+                            .unwrap_or(0);
+                        let p = &mut self.cpus[c];
+                        p.clock = p.clock.max(seen);
+                    }
+                    self.top_exec(cpu).pending = None;
+                }
+            }
             Pending::Acquire(op) => {
                 // Under random and pct, seeing the lock's state carries the
                 // clock of the processor that last changed it.

@@ -113,6 +113,10 @@ enum Pending {
     /// A thread blocked in KeWaitForSingleObject; `result` is the status
     /// the wait returns once the thread is released (pushed if `push`).
     Wait { result: Option<i64>, push: bool },
+    /// KeFlushQueuedDpcs: waits until each DPC object queued at the call
+    /// (with its count of completed runs then) has run since, or is neither
+    /// queued nor running (removed).
+    Flush { dpcs: Vec<(u32, u64)> },
 }
 
 /// The interpreter state of one context (the processor's context payload).
@@ -177,6 +181,11 @@ struct DpcState {
     /// DeferredContext, and SystemArgument1/2 of the last insert.
     context: i64,
     args: (i64, i64),
+    /// Runs of its routine completed so far (KeFlushQueuedDpcs).
+    runs: u64,
+    /// The clock of the processor that last ended a run of it or removed it
+    /// from its queue (causality of KeFlushQueuedDpcs under random and pct).
+    settled_at: Nanos,
 }
 
 /// Per-object state of the kernel objects kept in data (contract v2,
@@ -1654,6 +1663,9 @@ impl<'p> Machine<'p> {
         self.emit(cpu, EventKind::ContextEnd { kind, name });
         self.cpus[c].stack.pop();
         if kind == ContextKind::Dpc {
+            let st = &mut self.dpcs[object as usize];
+            st.runs += 1;
+            st.settled_at = st.settled_at.max(self.cpus[c].clock);
             // One pass at DISPATCH_LEVEL: the next queued DPC (those queued
             // meanwhile included) runs without IRQL dropping in between.
             if let Some(d) = self.cpus[c].dpcs.pop() {

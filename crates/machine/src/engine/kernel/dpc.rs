@@ -1,11 +1,11 @@
-//! DPCs: KeInsertQueueDpc, KeRemoveQueueDpc, KeSetImportanceDpc, KeSetTargetProcessorDpc.
+//! DPCs: KeInsertQueueDpc, KeRemoveQueueDpc, KeSetImportanceDpc, KeSetTargetProcessorDpc, KeFlushQueuedDpcs.
 
 use super::*;
 
 impl Machine<'_> {
     /// One call of this family ([`Args`]: values, IRQL, name).
     pub(super) fn kcall_dpc(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
-        let v = |i| a.v(i);
+        let (c, v) = (cpu as usize, |i| a.v(i));
         match k.kr {
             Kr::KeInsertQueueDpc => {
                 let d = index_of(&k.places[0]);
@@ -22,6 +22,10 @@ impl Machine<'_> {
                     Some(t) => self.cpus[t as usize].dpcs.remove(d),
                     None => false,
                 };
+                if removed {
+                    let st = &mut self.dpcs[d as usize];
+                    st.settled_at = st.settled_at.max(self.cpus[c].clock);
+                }
                 self.finish(cpu, k, removed as i64)
             }
             Kr::KeSetImportanceDpc => {
@@ -39,7 +43,71 @@ impl Machine<'_> {
                 self.dpcs[d as usize].target = Some(t as u32);
                 self.finish(cpu, k, 0)
             }
+            Kr::KeFlushQueuedDpcs => {
+                // It waits, and a DPC routine cannot wait: the thread switch
+                // finds a DPC active (0xB8; P1 = the thread it interrupted).
+                let in_dpc = self.cpus[c]
+                    .top()
+                    .is_some_and(|t| t.kind == ContextKind::Dpc);
+                if in_dpc {
+                    let routine = self.cpus[c]
+                        .top()
+                        .map(|t| t.payload.name.to_string())
+                        .unwrap_or_default();
+                    let thread = self.thread_addr(self.owner_of(cpu));
+                    let detail = format!("DPC routine {routine} called KeFlushQueuedDpcs, which waits for DPCs to run: a DPC routine runs at DISPATCH_LEVEL and cannot wait (the switch away from it is ATTEMPTED_SWITCH_FROM_DPC)");
+                    self.bugcheck(
+                        cpu,
+                        Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [thread, 0, 0, 0]),
+                        detail,
+                    );
+                    return Flow::Yield;
+                }
+                // A DPC interrupt on every processor whose queue is not
+                // empty; the caller waits for the DPCs queued now.
+                let mut wait = vec![];
+                for p in 0..self.cpus.len() {
+                    if self.cpus[p].dpcs.is_empty() {
+                        continue;
+                    }
+                    self.cpus[p].dpc_requested = true;
+                    for (d, st) in self.dpcs.iter().enumerate() {
+                        if st.queued_on == Some(p as u32) {
+                            wait.push((d as u32, st.runs));
+                        }
+                    }
+                }
+                self.finish(cpu, k, 0);
+                if wait.is_empty() {
+                    return if self.stop.is_some() {
+                        Flow::Yield
+                    } else {
+                        Flow::Next
+                    };
+                }
+                let exec = self.top_exec(cpu);
+                exec.pending = Some(Pending::Flush { dpcs: wait });
+                exec.stuck_at = None;
+                Flow::Yield
+            }
             _ => self.finish(cpu, k, 0),
         }
+    }
+
+    /// KeFlushQueuedDpcs may return: each DPC it waits for has completed a
+    /// run since the call, or is neither queued nor running (it was removed
+    /// before it ran). A DPC that queues itself again does not hold the
+    /// wait up once it has run.
+    pub(in crate::engine) fn flush_done(&self, wait: &[(u32, u64)]) -> bool {
+        wait.iter().all(|&(d, runs)| {
+            let st = &self.dpcs[d as usize];
+            st.runs > runs
+                || (st.queued_on.is_none()
+                    && !self.cpus.iter().any(|p| {
+                        p.stack
+                            .iter()
+                            .any(|t| t.kind == ContextKind::Dpc && t.payload.object == d)
+                    }))
+        })
     }
 }

@@ -278,11 +278,15 @@ impl Machine<'_> {
             | Kr::KeReleaseSpinLock
             | Kr::KeReleaseSpinLockFromDpcLevel
             | Kr::KeTryToAcquireSpinLockAtDpcLevel
-            | Kr::KeTestSpinLock => self.kcall_ordinary(cpu, k, &args),
+            | Kr::KeTestSpinLock
+            | Kr::KeAcquireSpinLockForDpc
+            | Kr::KeReleaseSpinLockForDpc => self.kcall_ordinary(cpu, k, &args),
             Kr::KeAcquireInStackQueuedSpinLock
             | Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel
             | Kr::KeReleaseInStackQueuedSpinLock
-            | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel => self.kcall_queued(cpu, k, &args),
+            | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel
+            | Kr::KeAcquireInStackQueuedSpinLockForDpc
+            | Kr::KeReleaseInStackQueuedSpinLockForDpc => self.kcall_queued(cpu, k, &args),
             Kr::ExAcquireSpinLockShared
             | Kr::ExAcquireSpinLockExclusive
             | Kr::ExAcquireSpinLockSharedAtDpcLevel
@@ -320,7 +324,8 @@ impl Machine<'_> {
             Kr::KeInsertQueueDpc
             | Kr::KeRemoveQueueDpc
             | Kr::KeSetImportanceDpc
-            | Kr::KeSetTargetProcessorDpc => self.kcall_dpc(cpu, k, &args),
+            | Kr::KeSetTargetProcessorDpc
+            | Kr::KeFlushQueuedDpcs => self.kcall_dpc(cpu, k, &args),
             Kr::ExInterlockedInsertTailList
             | Kr::ExInterlockedInsertHeadList
             | Kr::ExInterlockedRemoveHeadList
@@ -490,8 +495,10 @@ impl Machine<'_> {
                     .find(|h| h.lock == lock)
                     .and_then(|h| h.saved_irql);
                 if let Some(saved) = saved.filter(|&s| s != to) {
-                    if routine == "KeReleaseSpinLock" {
-                        let detail = format!("KeReleaseSpinLock(&{}, {to}): its acquire saved {saved}; the NewIrql must be the OldIrql the acquire returned (DDI compliance rule IrqlKeReleaseSpinLock)", self.lock_name(lock));
+                    // KeReleaseSpinLockForDpc below DISPATCH_LEVEL acts
+                    // as KeReleaseSpinLock, with its checks.
+                    if routine == "KeReleaseSpinLock" || routine == "KeReleaseSpinLockForDpc" {
+                        let detail = format!("{routine}(&{}, {to}): its acquire saved {saved}; the NewIrql must be the OldIrql the acquire returned (DDI compliance rule IrqlKeReleaseSpinLock)", self.lock_name(lock));
                         self.bugcheck(
                             cpu,
                             Bugcheck::verifier(

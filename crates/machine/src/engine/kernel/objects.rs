@@ -783,7 +783,8 @@ impl Machine<'_> {
         if kind != Some(ContextKind::Thread) {
             let d = &self.prog.objects[o as usize];
             let detail = format!("KeWaitForSingleObject(&{}) had to block in a {}: a DPC or ISR cannot wait (it runs on whatever thread it interrupted)", d.name, if kind == Some(ContextKind::Dpc) { "DPC routine" } else { "service routine" });
-            let b = Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [0, 0, d.address, 0]);
+            let thread = self.thread_addr(self.owner_of(cpu));
+            let b = Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [thread, 0, 0, 0]);
             self.bugcheck(cpu, b, detail);
             return Flow::Yield;
         }

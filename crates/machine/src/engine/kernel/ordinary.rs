@@ -1,4 +1,7 @@
 //! Ordinary spin locks: KeInitializeSpinLock, KeAcquire/ReleaseSpinLock and the AtDpcLevel/FromDpcLevel, try and test forms.
+//! The ForDpc forms (contract v2, "Kernel objects") take the arm of the
+//! form they act as: the raising one below DISPATCH_LEVEL (the release: an
+//! OldIrql below DISPATCH_LEVEL), else the AtDpcLevel/FromDpcLevel one.
 
 use super::*;
 
@@ -14,7 +17,11 @@ impl Machine<'_> {
                 }
                 self.finish(cpu, k, 0)
             }
-            Kr::KeAcquireSpinLock | Kr::KeAcquireSpinLockRaiseToDpc => {
+            Kr::KeAcquireSpinLock
+            | Kr::KeAcquireSpinLockRaiseToDpc
+            | Kr::KeAcquireSpinLockForDpc
+                if k.kr != Kr::KeAcquireSpinLockForDpc || irql < Irql::DISPATCH =>
+            {
                 let l = lock_of(&k.places[0]);
                 if !self.acquire_irql_ok(cpu, false, l, name) {
                     return Flow::Yield;
@@ -46,23 +53,35 @@ impl Machine<'_> {
                     then,
                 )
             }
-            Kr::KeAcquireSpinLockAtDpcLevel => {
+            Kr::KeAcquireSpinLockAtDpcLevel | Kr::KeAcquireSpinLockForDpc => {
                 let l = lock_of(&k.places[0]);
                 if !self.acquire_irql_ok(cpu, true, l, name) {
                     return Flow::Yield;
                 }
+                // The ForDpc form returns the IRQL at the call.
+                let then = if k.kr == Kr::KeAcquireSpinLockForDpc {
+                    After::PushOld {
+                        old: irql,
+                        push: k.push_result,
+                    }
+                } else {
+                    After::Nothing
+                };
                 self.acquire(
                     cpu,
                     l,
                     LockFamily::Ordinary,
                     LockMode::Exclusive,
                     AcquireKind::AtDpcLevel,
-                    After::Nothing,
+                    then,
                 )
             }
-            Kr::KeReleaseSpinLock | Kr::KeReleaseSpinLockFromDpcLevel => {
+            Kr::KeReleaseSpinLock
+            | Kr::KeReleaseSpinLockFromDpcLevel
+            | Kr::KeReleaseSpinLockForDpc => {
                 let l = lock_of(&k.places[0]);
-                let from_dpc = k.kr == Kr::KeReleaseSpinLockFromDpcLevel;
+                let from_dpc = k.kr == Kr::KeReleaseSpinLockFromDpcLevel
+                    || (k.kr == Kr::KeReleaseSpinLockForDpc && v(0) >= Irql::DISPATCH.0 as i64);
                 if !self.release_irql_ok(cpu, from_dpc, l, name) {
                     return Flow::Yield;
                 }

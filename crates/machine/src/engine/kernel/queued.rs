@@ -1,4 +1,7 @@
 //! In-stack queued spin locks: KeAcquire/ReleaseInStackQueuedSpinLock and their AtDpcLevel/FromDpcLevel forms.
+//! The ForDpc forms act as the raising form below DISPATCH_LEVEL, else as
+//! the AtDpcLevel form; their release chooses by the IRQL saved in the
+//! handle (contract v2, "Kernel objects").
 
 use super::*;
 
@@ -7,7 +10,9 @@ impl Machine<'_> {
     pub(super) fn kcall_queued(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
         let (irql, name) = (a.irql, a.name);
         match k.kr {
-            Kr::KeAcquireInStackQueuedSpinLock | Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel => {
+            Kr::KeAcquireInStackQueuedSpinLock
+            | Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel
+            | Kr::KeAcquireInStackQueuedSpinLockForDpc => {
                 let l = lock_of(&k.places[0]);
                 let after = match k.places[1] {
                     Place::Local(slot) => After::Handle { slot, old: irql },
@@ -30,7 +35,8 @@ impl Machine<'_> {
                     }
                     _ => return Flow::Next,
                 };
-                let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel;
+                let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel
+                    || (k.kr == Kr::KeAcquireInStackQueuedSpinLockForDpc && irql >= Irql::DISPATCH);
                 if !self.acquire_irql_ok(cpu, at_dpc, l, name) {
                     return Flow::Yield;
                 }
@@ -49,8 +55,9 @@ impl Machine<'_> {
                 };
                 self.acquire(cpu, l, LockFamily::Queued, LockMode::Exclusive, how, after)
             }
-            Kr::KeReleaseInStackQueuedSpinLock | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel => {
-                let from_dpc = k.kr == Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel;
+            Kr::KeReleaseInStackQueuedSpinLock
+            | Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel
+            | Kr::KeReleaseInStackQueuedSpinLockForDpc => {
                 let handle = match k.places[0] {
                     Place::Local(slot) => {
                         let f = self.frame(cpu);
@@ -75,6 +82,9 @@ impl Machine<'_> {
                     return Flow::Yield;
                 };
                 let l = h.lock;
+                let from_dpc = k.kr == Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel
+                    || (k.kr == Kr::KeReleaseInStackQueuedSpinLockForDpc
+                        && h.old_irql >= Irql::DISPATCH);
                 if !self.release_irql_ok(cpu, from_dpc, l, name) {
                     return Flow::Yield;
                 }
