@@ -37,7 +37,10 @@
 //! `--quick` [`BENCH_QUICK=1`]), `--rounds` [`BENCH_ROUNDS`] (default 3),
 //! `--work-in` [`BENCH_WORK_IN`] (default 8), `--work-between`
 //! [`BENCH_WORK_BETWEEN`] (default 32), `--filter` [`BENCH_FILTER`]
-//! (substring of lock names).
+//! (substring of lock names), `--uncontended-only`
+//! [`BENCH_UNCONTENDED_ONLY=1`] (only the `uncontended` row set: about 16 s,
+//! so more rounds fit when the machine is noisy; the JSON then holds only
+//! those rows).
 //!
 //! Results: a table on stdout, and `target/bench-results/locks.json` (under
 //! `CARGO_TARGET_DIR` if set), a JSON list of
@@ -257,6 +260,8 @@ struct Config {
     work_in: u32,
     work_between: u32,
     filter: Option<String>,
+    /// Only the `uncontended` row set.
+    uncontended_only: bool,
     /// Each configuration's time is split into this many rounds.
     rounds: usize,
 }
@@ -401,6 +406,8 @@ fn parse_config() -> Config {
         work_in: env_or("BENCH_WORK_IN", 8),
         work_between: env_or("BENCH_WORK_BETWEEN", 32),
         filter: std::env::var("BENCH_FILTER").ok().filter(|f| !f.is_empty()),
+        uncontended_only: args.iter().any(|a| a == "--uncontended-only")
+            || std::env::var("BENCH_UNCONTENDED_ONLY").is_ok_and(|v| v == "1"),
         rounds: env_or("BENCH_ROUNDS", 3),
     };
     let mut args = args.into_iter();
@@ -412,7 +419,8 @@ fn parse_config() -> Config {
             "--work-between" => cfg.work_between = value().parse().unwrap_or(cfg.work_between),
             "--filter" => cfg.filter = Some(value()),
             "--rounds" => cfg.rounds = value().parse().unwrap_or(cfg.rounds),
-            // `cargo bench` passes `--bench`; `--quick` was handled above.
+            // `cargo bench` passes `--bench`; `--quick` and
+            // `--uncontended-only` were handled above.
             _ => {}
         }
     }
@@ -454,6 +462,9 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     fn case<L: BenchLock>(&mut self) {
+        if self.cfg.uncontended_only {
+            return;
+        }
         if let Some(f) = &self.cfg.filter {
             if !L::NAME.contains(f.as_str()) {
                 return;

@@ -305,22 +305,28 @@ impl<T: ?Sized> QueuedSpinLock<T> {
         let node: &'a QueueNode = &handle.into_ref().get_ref().node;
         assert_idle(node);
         // No `next = null` store: an idle node's `next` is always null (see
-        // `QueueNode`). Claim the node before publishing it (it is ours
-        // until the swap).
-        node.lock.store(LOCK_QUEUE_OWNER, Ordering::Relaxed);
+        // `QueueNode`).
         let me = node as *const QueueNode as *mut QueueNode;
         // AcqRel: Acquire pairs with the previous owner's Release on the tail
         // (if the lock was free); Release publishes our node's `next = null`
         // (from its last release) to the successor that will swap after us
         // and write our `next`.
         let pred = self.tail.swap(me, Ordering::AcqRel);
+        // One store to our `lock` word, after the swap, whichever way it
+        // went (so a queued acquire no longer stores OWNER and then WAIT).
+        // Storing it after publishing the node is fine: no other thread
+        // reads our `lock` word, and the only one that writes it, our
+        // predecessor, does so only after reading our link, which the
+        // waiter's first poll stores with Release (ordering this WAIT store
+        // before it). Nothing runs on this thread between the swap and this
+        // store (no panic, no call), so a leaked guard or waiter still
+        // always leaves the node marked queued for the handle's `Drop`.
         if pred.is_null() {
+            node.lock.store(LOCK_QUEUE_OWNER, Ordering::Relaxed);
             QueuedAcquire::Acquired(QueuedSpinLockGuard::new(self, node))
         } else {
-            // Only the predecessor writes our `lock` word, and only after it
-            // has read our link (the first poll, a Release store), so WAIT
-            // is in place before anyone can clear it. (A successor may
-            // already write our `next` through the tail; that is fine.)
+            // (A successor may already write our `next` through the tail;
+            // that is fine.)
             node.lock.store(LOCK_QUEUE_WAIT, Ordering::Relaxed);
             QueuedAcquire::Waiting(QueuedWaiter {
                 lock: self,
@@ -448,11 +454,19 @@ fn release_wait(node: &QueueNode) {
     }
 }
 
+/// One relaxed load of our own node, inlined into every acquire (it used to
+/// be an out-of-line call on the uncontended path); the panic is out of line.
+#[inline]
 fn assert_idle(node: &QueueNode) {
-    assert!(
-        node.lock.load(Ordering::Relaxed) == LOCK_QUEUE_IDLE,
-        "LockQueueHandle is still queued in a QueuedSpinLock (its guard was leaked)"
-    );
+    if node.lock.load(Ordering::Relaxed) != LOCK_QUEUE_IDLE {
+        handle_still_queued();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn handle_still_queued() -> ! {
+    panic!("LockQueueHandle is still queued in a QueuedSpinLock (its guard was leaked)")
 }
 
 impl<T: Default> Default for QueuedSpinLock<T> {
