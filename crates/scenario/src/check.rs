@@ -3275,6 +3275,12 @@ impl Fn<'_, '_> {
             ));
         }
         let mut places = vec![];
+        if sig.kr == Kr::KeSetEvent && self.c.const_eval(&args[2]).is_ok_and(|v| v != 0) {
+            return Err(self
+                .err(args[2].span, "KeSetEvent's Wait must be FALSE in this version")
+                .label("Wait = TRUE")
+                .help("pass FALSE; a KeSetEvent with Wait = TRUE must be followed at once by a KeWaitXxx call, which scenarios do not model"));
+        }
         let mut deferred: Vec<(P, Expr)> = vec![];
 
         let mut values = 0u8;

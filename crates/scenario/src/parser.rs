@@ -2884,8 +2884,8 @@ thread Worker on cpu 0 { Recurse(1); }
             "expected `(` to start the parameter list of `X`, found `;`"
         );
         assert_eq!(
-            err(&format!("{HDR}KDPC D;")).0,
-            "expected `(` after `D`: a DPC is declared `KDPC D(Routine);`, found `;`"
+            err(&format!("{HDR}KDPC D(R;")).0,
+            "expected `)` after the DPC routine (and its DeferredContext), found `;`"
         );
         assert_eq!(
             err(&format!("{HDR}PAGED PAGED ULONG X;")).0,
@@ -3452,7 +3452,7 @@ thread Worker on cpu 0 { Recurse(1); }
     #[test]
     fn recovers_at_the_next_top_level_line() {
         let text = format!(
-            "{HDR}ULONG X\nKSPIN_LOCK L;\nthread T {{\n    x = ;\n}}\nVOID F() {{ }}\nKDPC D;\n"
+            "{HDR}ULONG X\nKSPIN_LOCK L;\nthread T {{\n    x = ;\n}}\nVOID F() {{ }}\nKDPC D(R;\n"
         );
         let e = errs(&text);
         let got: Vec<(&str, &str)> = e
@@ -3468,8 +3468,8 @@ thread Worker on cpu 0 { Recurse(1); }
                 ),
                 ("expected an expression, found `;`", "t.sim:5:9"),
                 (
-                    "expected `(` after `D`: a DPC is declared `KDPC D(Routine);`, found `;`",
-                    "t.sim:8:7"
+                    "expected `)` after the DPC routine (and its DeferredContext), found `;`",
+                    "t.sim:8:9"
                 ),
             ]
         );

@@ -1122,7 +1122,8 @@ impl<'p> Machine<'p> {
         let p = &self.cpus[c];
         let Some(top) = p.top() else { return true };
         let waiting = self.is_stuck(top) || self.data_waiting(c);
-        !waiting || p.deliverable_interrupt().is_some()
+        // A waiter still takes its interrupts and its requested DPC drain.
+        !waiting || p.deliverable_interrupt().is_some() || (p.dpc_ready() && !self.is_stuck(top))
     }
 
     /// A context that waited on data someone wrote goes on with the
