@@ -1061,6 +1061,7 @@ fn how_name(how: AcquireKind) -> &'static str {
         AcquireKind::IsrEntry => "isr_entry",
         AcquireKind::Synchronize => "synchronize",
         AcquireKind::Interlocked => "interlocked",
+        AcquireKind::Kernel => "kernel",
     }
 }
 

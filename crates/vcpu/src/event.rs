@@ -51,6 +51,10 @@ pub enum AcquireKind {
     Synchronize,
     /// Taken inside an ExInterlocked list routine.
     Interlocked,
+    /// Taken by the kernel itself on the driver's behalf: the cancel spin
+    /// lock inside IoCancelIrp (deadlock detection does not see it;
+    /// contract v2, `deadlock_detection`).
+    Kernel,
 }
 
 /// What kind of execution context runs on a processor.

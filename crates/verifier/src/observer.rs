@@ -165,7 +165,10 @@ impl Verifier {
         // Deadlock detection sees the driver's own acquisitions only, not the
         // locks the kernel takes by itself (an ISR's interrupt lock on entry,
         // the lock inside an ExInterlocked routine): contract v2.
-        let kernel_own = matches!(how, AcquireKind::IsrEntry | AcquireKind::Interlocked);
+        let kernel_own = matches!(
+            how,
+            AcquireKind::IsrEntry | AcquireKind::Interlocked | AcquireKind::Kernel
+        );
         if self.config.deadlock_detection && !kernel_own {
             if let Some(violation) = self.check_order(ev, lock) {
                 return Some(violation);
@@ -186,7 +189,9 @@ impl Verifier {
                 interrupt_lock: il,
             };
             self.inversion.isr_use(lock, u)
-        } else if irql <= Irql::DISPATCH && how != AcquireKind::Interlocked {
+        } else if irql <= Irql::DISPATCH
+            && !matches!(how, AcquireKind::Interlocked | AcquireKind::Kernel)
+        {
             let mut ils: Vec<LockId> = self
                 .machine
                 .held_locks(ev.cpu)

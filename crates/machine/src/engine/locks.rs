@@ -332,7 +332,10 @@ impl Machine<'_> {
         let decl = &self.prog.locks[lock.0 as usize];
         let irql = self.cpus[c].irql;
         let owner = self.owner_of(cpu);
-        let kernel_own = matches!(how, AcquireKind::IsrEntry | AcquireKind::Interlocked);
+        let kernel_own = matches!(
+            how,
+            AcquireKind::IsrEntry | AcquireKind::Interlocked | AcquireKind::Kernel
+        );
         // Deadlock detection first: a lock re-acquired by the thread that owns
         // it, whatever its family (contract v2, 0xC4/0x1000).
         if self.prog.checks.deadlock_detection && !kernel_own {
@@ -606,7 +609,10 @@ impl Machine<'_> {
             line,
             at: clock,
             lowered_at: None,
-            by_kernel: matches!(op.how, AcquireKind::IsrEntry | AcquireKind::Interlocked),
+            by_kernel: matches!(
+                op.how,
+                AcquireKind::IsrEntry | AcquireKind::Interlocked | AcquireKind::Kernel
+            ),
         });
         let spun = clock - op.started;
         self.emit(

@@ -616,7 +616,7 @@ impl Machine<'_> {
                     lock,
                     LockFamily::Ordinary,
                     LockMode::Exclusive,
-                    AcquireKind::Raising,
+                    AcquireKind::Kernel,
                     After::CancelIrp {
                         irp: o,
                         old,
