@@ -895,16 +895,7 @@ impl<'a> Checker<'a> {
             }
             ast::FieldType::Object(kind) => {
                 let address = addr(paged);
-                self.prog.vars.push(VarDecl {
-                    name: name.clone(),
-                    ty: ScalarType::Ulong64,
-                    init: 0,
-                    paged,
-                    guard: None,
-                    address,
-                });
-                let v = self.prog.vars.len() as u32 - 1;
-                self.declare_object(*kind, name, paged, address, v, None);
+                let v = self.declare_object(*kind, name, paged, address, None);
                 let r = self.define(&leaf, Global::Var(v));
                 self.keep(r);
             }
@@ -977,17 +968,27 @@ impl<'a> Checker<'a> {
         self.prog.cancel_lock = Some(LockId(self.prog.locks.len() as u32 - 1));
     }
 
-    /// Record a kernel object whose hidden leaf is `leaf` (a KDPC also
-    /// gets its DPC entry, uninitialized unless `dpc` names one already).
+    /// Declare a kernel object: its hidden leaf variable (returned; a
+    /// reference to it is the object's address) and its entry in
+    /// `objects` (a KDPC also gets its DPC entry, uninitialized unless
+    /// `dpc` names one already).
     fn declare_object(
         &mut self,
         kind: ast::ObjKind,
         name: String,
         paged: bool,
         address: u64,
-        leaf: VarId,
         dpc: Option<u32>,
-    ) {
+    ) -> VarId {
+        self.prog.vars.push(VarDecl {
+            name: name.clone(),
+            ty: ScalarType::Ulong64,
+            init: 0,
+            paged,
+            guard: None,
+            address,
+        });
+        let leaf = self.prog.vars.len() as u32 - 1;
         let index = if kind == ast::ObjKind::Dpc {
             match dpc {
                 Some(d) => d,
@@ -1018,6 +1019,7 @@ impl<'a> Checker<'a> {
             leaf,
             index,
         });
+        leaf
     }
 
     /// Variables and locks in one element of type `t`.
@@ -1202,17 +1204,8 @@ impl<'a> Checker<'a> {
                 let x = &self.prog.dpcs[d];
                 (x.name.clone(), x.paged, x.address)
             };
-            self.prog.vars.push(VarDecl {
-                name: name.clone(),
-                ty: ScalarType::Ulong64,
-                init: 0,
-                paged,
-                guard: None,
-                address,
-            });
-            let v = self.prog.vars.len() as u32 - 1;
+            let v = self.declare_object(ast::ObjKind::Dpc, name, paged, address, Some(d as u32));
             self.prog.dpcs[d].leaf = Some(v);
-            self.declare_object(ast::ObjKind::Dpc, name, paged, address, v, Some(d as u32));
         }
         for (vars, g) in std::mem::take(&mut self.pending_guards) {
             let lock = match self.lookup_global(&g) {
