@@ -630,6 +630,7 @@ impl<'a> Checker<'a> {
                                 initialized: true,
                                 context: 0,
                                 leaf: None,
+                                reference: 0,
                             });
                             Global::Dpc(self.prog.dpcs.len() as u32 - 1)
                         }
@@ -989,6 +990,20 @@ impl<'a> Checker<'a> {
             address,
         });
         let leaf = self.prog.vars.len() as u32 - 1;
+        // A global KDPC's `&D` is its leaf alone; an object in an aggregate
+        // carries the lock base of where it sits, as `&Agg.Field` does.
+        let reference = match dpc {
+            Some(_) => make_ref(leaf, 0),
+            None => make_ref(leaf, self.prog.locks.len() as u32),
+        };
+        // An IRP's object leaf is its hidden first field: name the IRP.
+        let name = match kind {
+            ast::ObjKind::Irp => name
+                .strip_suffix(".Type")
+                .map(str::to_string)
+                .unwrap_or(name),
+            _ => name,
+        };
         let index = if kind == ast::ObjKind::Dpc {
             match dpc {
                 Some(d) => d,
@@ -1001,6 +1016,7 @@ impl<'a> Checker<'a> {
                         initialized: false,
                         context: 0,
                         leaf: Some(leaf),
+                        reference,
                     });
                     self.prog.dpcs.len() as u32 - 1
                 }
@@ -1017,6 +1033,7 @@ impl<'a> Checker<'a> {
             paged,
             address,
             leaf,
+            reference,
             index,
         });
         leaf
@@ -1206,6 +1223,7 @@ impl<'a> Checker<'a> {
             };
             let v = self.declare_object(ast::ObjKind::Dpc, name, paged, address, Some(d as u32));
             self.prog.dpcs[d].leaf = Some(v);
+            self.prog.dpcs[d].reference = make_ref(v, 0);
         }
         for (vars, g) in std::mem::take(&mut self.pending_guards) {
             let lock = match self.lookup_global(&g) {

@@ -8,7 +8,7 @@
 
 use super::*;
 use scenario::ast::ObjKind;
-use scenario::program::{make_ref, IRP_CANCEL, IRP_CANCEL_IRQL, IRP_CANCEL_ROUTINE};
+use scenario::program::{IRP_CANCEL, IRP_CANCEL_IRQL, IRP_CANCEL_ROUTINE};
 
 /// `STATUS_TIMEOUT`.
 const STATUS_TIMEOUT: i64 = 0x102;
@@ -78,7 +78,7 @@ impl Machine<'_> {
                 ..
             } = o
             {
-                if *period == 0 || self.threads_alive > self.waiters.len() {
+                if *period == 0 || self.threads_alive > 0 {
                     consider(*due, *cpu, self);
                 }
             }
@@ -650,7 +650,7 @@ impl Machine<'_> {
         match target {
             Some(r) => {
                 self.write_var(cpu, leaf + IRP_CANCEL_IRQL, old.0 as i64);
-                let irp_ref = make_ref(leaf, 0);
+                let irp_ref = self.prog.objects[irp as usize].reference;
                 self.call(
                     cpu,
                     r as RoutineId,
