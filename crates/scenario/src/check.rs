@@ -13,9 +13,10 @@ use crate::ast::{
 use crate::dbgprint;
 use crate::diag::{did_you_mean, SimError, Source};
 use crate::kernel::{self, Kr, Sig, P};
+use crate::names::{NameMap, NameSet};
 use crate::program::*;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{hash_map::Entry, BTreeMap, HashMap};
 use vcpu::bugcheck::code_of_name;
 use vcpu::LockId;
 
@@ -79,12 +80,12 @@ type R<T> = Result<T, SimError>;
 struct Checker<'a> {
     src: &'a Source,
     /// File-scope names (hashed: a file may declare 100,000 of them).
-    globals: HashMap<String, (Global, Span)>,
+    globals: NameMap<(Global, Span)>,
     /// Declared parameter count of each routine.
-    arity: HashMap<String, usize>,
+    arity: NameMap<usize>,
     /// Declared return type (`None`: VOID or a pointer) and parameter types
     /// (`None`: a pointer or handle) of each routine, for C's conversions.
-    protos: HashMap<String, (Option<ScalarType>, Vec<Option<ScalarType>>)>,
+    protos: NameMap<(Option<ScalarType>, Vec<Option<ScalarType>>)>,
     /// Enumerators declared so far, with their values.
     consts: HashMap<String, (i64, Span)>,
     /// Struct types by name.
@@ -100,7 +101,7 @@ struct Checker<'a> {
     /// the guarded data and the lock's name.
     pending_guards: Vec<(Vec<VarId>, Ident)>,
     /// Names of the threads declared so far.
-    thread_names: HashSet<String>,
+    thread_names: NameSet,
     prog: Program,
     /// Errors recorded so far (independent ones: after each, checking goes
     /// on with the next header entry, declaration, statement or workload
@@ -120,16 +121,16 @@ struct Checker<'a> {
 pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
     let mut c = Checker {
         src,
-        globals: HashMap::new(),
-        arity: HashMap::new(),
-        protos: HashMap::new(),
+        globals: NameMap::new(),
+        arity: NameMap::new(),
+        protos: NameMap::new(),
         consts: HashMap::new(),
         structs: HashMap::new(),
         pool_site_of: HashMap::new(),
         pointers: HashMap::new(),
         aggregates: HashMap::new(),
         pending_guards: vec![],
-        thread_names: HashSet::new(),
+        thread_names: NameSet::new(),
         prog: Program {
             source: src.clone(),
             name: file.header.name.value.clone(),
@@ -493,18 +494,32 @@ impl<'a> Checker<'a> {
                 format!("`{}` is a kernel name and cannot be redeclared", id.name),
             ));
         }
-        if let Some((_, prev)) = self.globals.get(&id.name) {
-            let l = self.line(*prev);
-            return Err(self.err(
-                id.span,
-                format!("`{}` is already declared at line {l}", id.name),
-            ));
-        }
-        self.globals.insert(id.name.clone(), (g, id.span));
-        Ok(())
+        // One search finds an earlier declaration or makes the entry.
+        let prev = match self.globals.entry(&id.name) {
+            Entry::Occupied(o) => o.get().1,
+            Entry::Vacant(v) => {
+                v.insert((g, id.span));
+                return Ok(());
+            }
+        };
+        let l = self.line(prev);
+        Err(self.err(
+            id.span,
+            format!("`{}` is already declared at line {l}", id.name),
+        ))
     }
 
     fn declare(&mut self, file: &ast::File) {
+        // The tables get their room once, not by regrowing (which rehashes
+        // every name each time).
+        let routines = file
+            .items
+            .iter()
+            .filter(|i| matches!(i, Item::Routine(_)))
+            .count();
+        self.globals.reserve(file.items.len());
+        self.arity.reserve(routines);
+        self.protos.reserve(routines);
         let (mut np, mut pg, mut code, mut pcode) = (0u64, 0u64, 0u64, 0u64);
         let mut addr = |paged: bool| {
             if paged {
