@@ -16,7 +16,7 @@ use crate::kernel::{self, Kr, Sig, P};
 use crate::names::{NameMap, NameSet};
 use crate::program::*;
 use std::cell::RefCell;
-use std::collections::{hash_map::Entry, BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use vcpu::bugcheck::code_of_name;
 use vcpu::LockId;
 
@@ -81,10 +81,9 @@ struct Checker<'a> {
     src: &'a Source,
     /// File-scope names (hashed: a file may declare 100,000 of them).
     globals: NameMap<(Global, Span)>,
-    /// Declared parameter count of each routine.
-    arity: NameMap<usize>,
     /// Declared return type (`None`: VOID or a pointer) and parameter types
-    /// (`None`: a pointer or handle) of each routine, for C's conversions.
+    /// (`None`: a pointer or handle) of each routine, for C's conversions
+    /// and argument counts (of the name's last definition).
     protos: NameMap<(Option<ScalarType>, Vec<Option<ScalarType>>)>,
     /// Enumerators declared so far, with their values.
     consts: HashMap<String, (i64, Span)>,
@@ -122,7 +121,6 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
     let mut c = Checker {
         src,
         globals: NameMap::new(),
-        arity: NameMap::new(),
         protos: NameMap::new(),
         consts: HashMap::new(),
         structs: HashMap::new(),
@@ -495,12 +493,12 @@ impl<'a> Checker<'a> {
             ));
         }
         // One search finds an earlier declaration or makes the entry.
-        let prev = match self.globals.entry(&id.name) {
-            Entry::Occupied(o) => o.get().1,
-            Entry::Vacant(v) => {
-                v.insert((g, id.span));
-                return Ok(());
-            }
+        let Some(prev) = self
+            .globals
+            .insert_or_get(&id.name, (g, id.span))
+            .map(|e| e.1)
+        else {
+            return Ok(());
         };
         let l = self.line(prev);
         Err(self.err(
@@ -518,7 +516,6 @@ impl<'a> Checker<'a> {
             .filter(|i| matches!(i, Item::Routine(_)))
             .count();
         self.globals.reserve(file.items.len());
-        self.arity.reserve(routines);
         self.protos.reserve(routines);
         let (mut np, mut pg, mut code, mut pcode) = (0u64, 0u64, 0u64, 0u64);
         let mut addr = |paged: bool| {
@@ -667,7 +664,6 @@ impl<'a> Checker<'a> {
                     let id = self.prog.routines.len() as u32 - 1;
                     let defined = self.define(&r.name, Global::Routine(id));
                     self.keep(defined);
-                    self.arity.insert(r.name.name.clone(), r.params.len());
                     let scalar = |t: &Type| match t {
                         Type::Scalar(s) => Some(*s),
                         _ => None,
@@ -2890,7 +2886,7 @@ impl Fn<'_, '_> {
             }
         };
         let code = &self.c.prog.routines[id as usize];
-        let (returns, name) = (code.returns, code.name.clone());
+        let (returns, name) = (code.returns, code.name.as_str());
         let expected = self.c.routine_arity(&name);
         if args.len() != expected {
             return Err(self
@@ -3239,9 +3235,10 @@ impl Fn<'_, '_> {
 }
 
 impl Checker<'_> {
-    /// Number of declared parameters of a routine.
+    /// Number of declared parameters of a routine (its last definition's,
+    /// as its types in `protos`).
     fn routine_arity(&self, name: &str) -> usize {
-        self.arity.get(name).copied().unwrap_or(0)
+        self.protos.get(name).map_or(0, |(_, params)| params.len())
     }
 }
 

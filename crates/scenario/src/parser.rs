@@ -566,15 +566,18 @@ impl Parser<'_> {
                 errors.push(*e);
             }
         }
-        let defined: std::collections::HashSet<&str> = items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Routine(r) => Some(r.name.name.as_str()),
-                _ => None,
-            })
-            .collect();
-        for proto in std::mem::take(&mut self.prototypes) {
-            if !defined.contains(proto.name.as_str()) && errors.len() < MAX_ERRORS {
+        let prototypes = std::mem::take(&mut self.prototypes);
+        let mut defined = crate::names::NameSet::new();
+        if !prototypes.is_empty() {
+            defined.reserve(items.len());
+            for i in &items {
+                if let Item::Routine(r) = i {
+                    defined.insert(&r.name.name);
+                }
+            }
+        }
+        for proto in prototypes {
+            if !defined.contains(&proto.name) && errors.len() < MAX_ERRORS {
                 errors.push(
                     SimError::new(
                         self.source,
