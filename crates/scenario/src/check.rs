@@ -510,13 +510,14 @@ impl<'a> Checker<'a> {
     fn declare(&mut self, file: &ast::File) {
         // The tables get their room once, not by regrowing (which rehashes
         // every name each time).
-        let routines = file
-            .items
-            .iter()
-            .filter(|i| matches!(i, Item::Routine(_)))
-            .count();
+        let count = |f: fn(&Item) -> bool| file.items.iter().filter(|i| f(i)).count();
+        let routines = count(|i| matches!(i, Item::Routine(_)));
         self.globals.reserve(file.items.len());
         self.protos.reserve(routines);
+        self.prog.routines.reserve(routines);
+        self.prog
+            .vars
+            .reserve(count(|i| matches!(i, Item::Global(_))));
         let (mut np, mut pg, mut code, mut pcode) = (0u64, 0u64, 0u64, 0u64);
         let mut addr = |paged: bool| {
             if paged {
@@ -2887,7 +2888,7 @@ impl Fn<'_, '_> {
         };
         let code = &self.c.prog.routines[id as usize];
         let (returns, name) = (code.returns, code.name.as_str());
-        let expected = self.c.routine_arity(&name);
+        let expected = self.c.routine_arity(name);
         if args.len() != expected {
             return Err(self
                 .err(

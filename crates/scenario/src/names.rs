@@ -356,7 +356,8 @@ mod tests {
     fn short_and_long_names_are_found_by_str_and_string() {
         let long = "A_NAME_LONGER_THAN_TWENTY_TWO_BYTES";
         let mut m = NameMap::new();
-        assert_eq!(m.insert("G0".to_string(), 1), None);
+        let owned = String::from("G0");
+        assert_eq!(m.insert(owned, 1), None);
         assert_eq!(m.insert(long, 2), None);
         assert_eq!(m.insert("é", 3), None);
         assert_eq!(m.insert("", 4), None);
@@ -376,7 +377,8 @@ mod tests {
         assert_eq!(m.get("e"), Some(&9));
         let mut s = NameSet::new();
         assert!(s.insert("T"));
-        assert!(!s.insert("T".to_string()));
+        let owned = String::from("T");
+        assert!(!s.insert(owned));
         assert!(s.contains("T"));
     }
 
