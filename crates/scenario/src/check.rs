@@ -99,6 +99,8 @@ struct Checker<'a> {
     /// Declared return type (`None`: VOID or a pointer) and parameter types
     /// (`None`: a pointer or handle) of each routine, for C's conversions.
     protos: HashMap<String, (Option<ScalarType>, Vec<Option<ScalarType>>)>,
+    /// Routines returning a pointer: the pointer type as written (`PDEV`).
+    ret_ptrs: HashMap<String, String>,
     /// Enumerators declared so far, with their values.
     consts: HashMap<String, (i64, Span)>,
     /// Struct types by name.
@@ -141,6 +143,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         structs: HashMap::new(),
         pool_site_of: HashMap::new(),
         pointers: HashMap::new(),
+        ret_ptrs: HashMap::new(),
         aggregates: HashMap::new(),
         pending_guards: vec![],
         thread_names: HashSet::new(),
@@ -166,6 +169,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             interrupt_lines: vec![],
             handles: vec![],
             pool_sites: vec![],
+            arrays: vec![],
             objects: vec![],
             object_of: Default::default(),
             cancel_lock: None,
@@ -688,6 +692,9 @@ impl<'a> Checker<'a> {
                     let defined = self.define(&r.name, Global::Routine(id));
                     self.keep(defined);
                     self.arity.insert(r.name.name.clone(), r.params.len());
+                    if let Type::Pointer(p) = &r.ret.value {
+                        self.ret_ptrs.insert(r.name.name.clone(), p.clone());
+                    }
                     let scalar = |t: &Type| match t {
                         Type::Scalar(s) => Some(*s),
                         _ => None,
@@ -817,6 +824,14 @@ impl<'a> Checker<'a> {
             return vars;
         }
         if let Some(n) = array {
+            let (ev, el) = self.leaves(ty);
+            self.prog.arrays.push(ArrayDecl {
+                var: self.prog.vars.len() as u32,
+                lock: self.prog.locks.len() as u32,
+                len: n,
+                vars: ev,
+                locks: el,
+            });
             for k in 0..n {
                 vars.extend(self.flatten(
                     at,
@@ -1631,6 +1646,7 @@ impl<'a> Checker<'a> {
                 _ => None,
             },
             ptr_slots: HashMap::new(),
+            ptr_types: HashMap::new(),
         };
         for p in &r.params {
             let slot_ty = match &p.ty.value {
@@ -1655,6 +1671,7 @@ impl<'a> Checker<'a> {
                         if let Some(s) = self.pointers.get(pn) {
                             f.ptr_slots.insert(slot, s.clone());
                         }
+                        f.ptr_types.insert(slot, pn.clone());
                     }
                 }
                 Err(e) => self.record(e),
@@ -1872,7 +1889,10 @@ fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
 fn walk_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);
     match &e.kind {
-        ExprKind::Unary(_, a) | ExprKind::Cast(_, a) | ExprKind::AddrOfPlace(a) => walk_expr(a, f),
+        ExprKind::Unary(_, a)
+        | ExprKind::Cast(_, a)
+        | ExprKind::AddrOfPlace(a)
+        | ExprKind::Deref(a) => walk_expr(a, f),
         ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => {
             walk_expr(a, f);
             walk_expr(b, f);
@@ -1916,6 +1936,8 @@ struct Fn<'c, 'a> {
     ret: Option<ScalarType>,
     /// Local slots holding a pointer to a struct: the struct's name.
     ptr_slots: HashMap<u16, String>,
+    /// Local slots declared with a pointer type: the type as written.
+    ptr_types: HashMap<u16, String>,
 }
 
 struct Loop {
@@ -2089,6 +2111,10 @@ impl Fn<'_, '_> {
                     Type::Pointer(p) => self.c.pointers.get(p).cloned(),
                     _ => None,
                 };
+                let ptr_type = match &ty.value {
+                    Type::Pointer(p) => Some(p.clone()),
+                    _ => None,
+                };
                 self.stmt_boundary(s.span);
                 for (id, init) in vars {
                     // The initializer sees the outer names, as in C it sees the new one
@@ -2105,12 +2131,18 @@ impl Fn<'_, '_> {
                             if let Some(s) = &pointee {
                                 self.ptr_slots.insert(slot, s.clone());
                             }
+                            if let Some(p) = &ptr_type {
+                                self.ptr_types.insert(slot, p.clone());
+                            }
                             self.ops.push(Op::Store(slot, t));
                         }
                         (None, Some(t)) => {
                             let slot = self.declare_local(id, slot_ty)?;
                             if let Some(s) = &pointee {
                                 self.ptr_slots.insert(slot, s.clone());
+                            }
+                            if let Some(p) = &ptr_type {
+                                self.ptr_types.insert(slot, p.clone());
                             }
                             self.ops.push(Op::Push(0));
                             self.ops.push(Op::Store(slot, t));
@@ -2664,6 +2696,46 @@ impl Fn<'_, '_> {
                 }
                 Ok((fd.ty, fd.array))
             }
+            ExprKind::Deref(inner) => {
+                let Some(p) = self.ptr_name(inner) else {
+                    return Err(self
+                        .err(inner.span, "`*` needs a pointer")
+                        .label("not a typed pointer")
+                        .help("dereference a pointer variable, field or routine result (`*p`); a PVOID must be assigned to a typed pointer first"));
+                };
+                let Some(t) = self.pointee(&p) else {
+                    return Err(self
+                        .err(inner.span, format!("a `{p}` cannot be dereferenced"))
+                        .help("assign it to a pointer to a struct or scalar first (`PX p = Context;`)"));
+                };
+                self.expr(inner)?;
+                self.ops.push(Op::AddRef {
+                    offset: 0,
+                    deref: true,
+                });
+                Ok((t, None))
+            }
+            ExprKind::Index(base, index)
+                if !matches!(self.static_type(base), Some((_, Some(_))))
+                    && self.local_element(base).is_none()
+                    && self.ptr_name(base).and_then(|p| self.pointee(&p)).is_some() =>
+            {
+                // `p[i]` on a pointer: the i-th element after the one it
+                // points to, within the same array.
+                let t = self
+                    .ptr_name(base)
+                    .and_then(|p| self.pointee(&p))
+                    .expect("matched above");
+                self.expr(base)?;
+                self.ops.push(Op::AddRef {
+                    offset: 0,
+                    deref: true,
+                });
+                self.expr(index)?;
+                let (vars, locks) = self.c.leaves(&t);
+                self.ops.push(Op::IndexPtr { vars, locks });
+                Ok((t, None))
+            }
             ExprKind::Index(base, index) => {
                 let (t, n) = self.place(base)?;
                 let Some(n) = n else {
@@ -2701,15 +2773,9 @@ impl Fn<'_, '_> {
             }
             ExprKind::Member { base, field, arrow } => {
                 let s = if *arrow {
-                    match &base.kind {
-                        ExprKind::Name(id) => {
-                            let (slot, _) = self.local(&id.name)?;
-                            self.ptr_slots.get(&slot)?.clone()
-                        }
-                        _ => match self.static_type(base)? {
-                            (ast::FieldType::Pointer(p), None) => self.c.pointers.get(&p)?.clone(),
-                            _ => return None,
-                        },
+                    match self.pointee(&self.ptr_name(base)?)? {
+                        ast::FieldType::Struct(s) => s,
+                        _ => return None,
                     }
                 } else {
                     match self.static_type(base)? {
@@ -2720,10 +2786,95 @@ impl Fn<'_, '_> {
                 let (fd, _, _) = self.c.field_of(&s, &field.name)?;
                 Some((fd.ty, fd.array))
             }
-            ExprKind::Index(base, _) => match self.static_type(base)? {
-                (t, Some(_)) => Some((t, None)),
-                _ => None,
+            ExprKind::Index(base, _) => match self.static_type(base) {
+                Some((t, Some(_))) => Some((t, None)),
+                // `p[i]` on a pointer.
+                _ => Some((self.pointee(&self.ptr_name(base)?)?, None)),
             },
+            ExprKind::Deref(inner) => Some((self.pointee(&self.ptr_name(inner)?)?, None)),
+            _ => None,
+        }
+    }
+
+    /// What a pointer type points to: a struct or a scalar (`None` for
+    /// `PVOID`, routine and object pointers).
+    fn pointee(&self, p: &str) -> Option<ast::FieldType> {
+        if let Some(s) = self.c.pointers.get(p) {
+            return Some(ast::FieldType::Struct(s.clone()));
+        }
+        if let Some(t) = crate::parser::scalar_pointer(p) {
+            return Some(ast::FieldType::Scalar(t));
+        }
+        let t = crate::parser::scalar_type(p.strip_suffix(" *")?)?;
+        Some(ast::FieldType::Scalar(t))
+    }
+
+    /// The pointer type (as written: `PDEV`, `DEV *`, `ULONG *`) of an
+    /// expression whose value is a pointer, decided without code; `None`
+    /// when it is not a typed pointer.
+    fn ptr_name(&self, e: &Expr) -> Option<String> {
+        let addr_of = |t: Option<(ast::FieldType, Option<u64>)>| match t? {
+            (ast::FieldType::Struct(s), None) => Some(format!("{s} *")),
+            (ast::FieldType::Scalar(t), None) => Some(format!("{} *", t.name())),
+            _ => None,
+        };
+        match &e.kind {
+            ExprKind::Name(id) => {
+                if let Some((slot, _)) = self.local(&id.name) {
+                    return self
+                        .ptr_types
+                        .get(&slot)
+                        .cloned()
+                        .or_else(|| self.ptr_slots.get(&slot).map(|s| format!("{s} *")));
+                }
+                match self.c.aggregates.get(&id.name) {
+                    Some((ast::FieldType::Pointer(p), None, _, _)) => Some(p.clone()),
+                    _ => None,
+                }
+            }
+            ExprKind::Member { .. } | ExprKind::Index(..) => {
+                if let Some(id) = self.local_element(e) {
+                    let (slot, _) = self.local(&id.name)?;
+                    return self.ptr_slots.get(&slot).map(|s| format!("{s} *"));
+                }
+                match self.static_type(e)? {
+                    (ast::FieldType::Pointer(p), None) => Some(p),
+                    _ => None,
+                }
+            }
+            ExprKind::Call { callee, args } => {
+                if self.local(&callee.name).is_some() {
+                    return None;
+                }
+                match callee.name.as_str() {
+                    "CONTAINING_RECORD" => match &args.get(1)?.kind {
+                        ExprKind::Name(t) => Some(format!("{} *", t.name)),
+                        _ => None,
+                    },
+                    "RemoveHeadList" | "RemoveTailList" => Some("PLIST_ENTRY".into()),
+                    _ => self.c.ret_ptrs.get(&callee.name).cloned(),
+                }
+            }
+            ExprKind::AddrOf(id) => {
+                if self.local(&id.name).is_some() {
+                    return None;
+                }
+                if let Some(t) = self.static_type(&Expr {
+                    kind: ExprKind::Name(id.clone()),
+                    span: id.span,
+                }) {
+                    return addr_of(Some(t));
+                }
+                match self.c.globals.get(&id.name) {
+                    Some((Global::Var(v), _)) => addr_of(Some((
+                        ast::FieldType::Scalar(self.c.prog.vars[*v as usize].ty),
+                        None,
+                    ))),
+                    _ => None,
+                }
+            }
+            ExprKind::AddrOfPlace(p) => addr_of(self.static_type(p)),
+            ExprKind::Cond(_, a, b) => self.ptr_name(a).or_else(|| self.ptr_name(b)),
             _ => None,
         }
     }
@@ -2847,6 +2998,18 @@ impl Fn<'_, '_> {
             let (slot, _) = self.local(&id.name).expect("local_element found it");
             if let Some(s) = self.ptr_slots.get(&slot).cloned() {
                 self.ops.push(Op::Load(slot));
+                return Ok(s);
+            }
+        }
+        if !matches!(e.kind, ExprKind::AddrOf(_) | ExprKind::AddrOfPlace(_)) {
+            if let Some(p) = self.ptr_name(e) {
+                // A global pointer, a routine's result, `*pp`, ...
+                let Some(ast::FieldType::Struct(s)) = self.pointee(&p) else {
+                    return Err(self
+                        .err(e.span, format!("a `{p}` does not point to a struct"))
+                        .help("`->` follows a pointer to a struct"));
+                };
+                self.expr(e)?;
                 return Ok(s);
             }
         }
@@ -3037,7 +3200,7 @@ impl Fn<'_, '_> {
                     span: e.span,
                 });
             }
-            ExprKind::Member { .. } | ExprKind::Index(..) => {
+            ExprKind::Member { .. } | ExprKind::Index(..) | ExprKind::Deref(_) => {
                 let t = self.scalar_place(e)?;
                 self.ops.push(Op::LoadRef);
                 Arith::of(t)
@@ -3203,6 +3366,9 @@ impl Fn<'_, '_> {
             args: args.len() as u8,
             push_result: want_value,
         });
+        if self.c.ret_ptrs.contains_key(&name) {
+            return Ok(Arith::U64);
+        }
         Ok(Arith::of(ret.unwrap_or(ScalarType::Long)))
     }
 

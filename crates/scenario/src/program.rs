@@ -263,6 +263,15 @@ pub enum Op {
         len: u64,
         stride: i64,
     },
+    /// Pop an index and a reference to an element (`p[i]` on a pointer):
+    /// the reference `i` elements of `vars` variables and `locks` locks
+    /// further, within the array the element belongs to (see
+    /// [`Program::arrays`]; an object outside arrays is an array of one);
+    /// out of range ends the run in `assertion_failed`.
+    IndexPtr {
+        vars: u32,
+        locks: u32,
+    },
     /// Pop a reference, push the variable's value (as `LoadVar`).
     LoadRef,
     /// Pop a value, then a reference; store (as `StoreVar`).
@@ -296,6 +305,17 @@ pub struct PoolSite {
     pub line: u32,
     /// Each block: its reference, its variables and its locks.
     pub blocks: Vec<(i64, std::ops::Range<u32>, std::ops::Range<u32>)>,
+}
+
+/// An array in data (global, in a struct, in a pool block): where its
+/// element 0 starts and how many variables and locks each element has.
+#[derive(Clone, Debug)]
+pub struct ArrayDecl {
+    pub var: VarId,
+    pub lock: u32,
+    pub len: u64,
+    pub vars: u32,
+    pub locks: u32,
 }
 
 /// A `thread` line.
@@ -347,6 +367,8 @@ pub struct Program {
     pub handles: Vec<String>,
     /// The `ExAllocatePoolWithTag` call sites and the blocks each can hand out.
     pub pool_sites: Vec<PoolSite>,
+    /// Every array in data, in declaration order (for `p[i]` on a pointer).
+    pub arrays: Vec<ArrayDecl>,
     /// Kernel objects kept in data (contract v2, "Kernel objects").
     pub objects: Vec<ObjectDecl>,
     /// The object (index into `objects`) whose hidden leaf is a variable.
