@@ -3591,7 +3591,7 @@ impl Fn<'_, '_> {
                             };
                             let wanted = specs.len();
                             if wanted != args.len() - 1 {
-                                return Err(self.err(a.span, format!("the format has {wanted} conversion{} but {} value{} follow", plural(wanted), args.len() - 1, plural(args.len() - 1))));
+                                return Err(self.err(a.span, format!("the format has {wanted} conversion{} but {} value{} follow{}", plural(wanted), args.len() - 1, plural(args.len() - 1), if args.len() == 2 { "s" } else { "" })));
                             }
                             literal = vec![None; wanted];
                             text = Some(s.clone());
