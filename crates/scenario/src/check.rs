@@ -1258,15 +1258,24 @@ impl<'a> Checker<'a> {
 
     /// Guard, initial value, ISR and DPC routine of one global.
     fn resolve_global(&mut self, g: &ast::GlobalDecl) -> R<()> {
-        if let ast::GlobalType::Aggregate { .. } = g.ty {
+        if let ast::GlobalType::Aggregate { .. } | ast::GlobalType::ListEntry = g.ty {
             if let Some(guard) = &g.guarded_by {
-                return Err(self
-                    .err(
-                        guard.span,
-                        "_Guarded_by_ on a whole aggregate is not supported",
-                    )
-                    .help("put _Guarded_by_ on the struct's fields"));
+                // Every leaf of a struct, array, pointer or list head (a
+                // field's own `_Guarded_by_` stays).
+                let lock = self.guard_lock(guard)?;
+                let vars = match self.aggregates.get(&g.name.name) {
+                    Some((t, n, v, _)) => {
+                        let k = self.leaves(t).0 as u64 * n.unwrap_or(1);
+                        *v..*v + k as u32
+                    }
+                    None => 0..0,
+                };
+                for v in vars {
+                    self.prog.vars[v as usize].guard.get_or_insert(lock);
+                }
             }
+        }
+        if let ast::GlobalType::Aggregate { .. } = g.ty {
             if let Some(init) = &g.init {
                 return Err(self.err(init.span, "only scalar data can have an initial value"));
             }
@@ -1274,23 +1283,12 @@ impl<'a> Checker<'a> {
         }
         {
             let global = self.lookup_global(&g.name)?;
-            if let Some(guard) = &g.guarded_by {
-                let lock = match self.lookup_global(guard)? {
-                    Global::Lock(l) => l,
-                    Global::Interrupt(i) => self.prog.interrupts[i as usize].lock,
-                    other => {
-                        return Err(self
-                            .err(
-                                guard.span,
-                                format!(
-                                    "_Guarded_by_ needs a lock, but `{}` is {}",
-                                    guard.name,
-                                    kind_name(other, &self.prog)
-                                ),
-                            )
-                            .help("name a KSPIN_LOCK, an EX_SPIN_LOCK or a KINTERRUPT"))
-                    }
-                };
+            if let Some(guard) = g
+                .guarded_by
+                .as_ref()
+                .filter(|_| !matches!(global, Global::List(_)))
+            {
+                let lock = self.guard_lock(guard)?;
                 match global {
                     Global::Var(v) => self.prog.vars[v as usize].guard = Some(lock),
                     _ => {
@@ -1381,6 +1379,24 @@ impl<'a> Checker<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The lock `_Guarded_by_(guard)` names on a global.
+    fn guard_lock(&self, guard: &Ident) -> R<LockId> {
+        match self.lookup_global(guard)? {
+            Global::Lock(l) => Ok(l),
+            Global::Interrupt(i) => Ok(self.prog.interrupts[i as usize].lock),
+            other => Err(self
+                .err(
+                    guard.span,
+                    format!(
+                        "_Guarded_by_ needs a lock, but `{}` is {}",
+                        guard.name,
+                        kind_name(other, &self.prog)
+                    ),
+                )
+                .help("name a KSPIN_LOCK, an EX_SPIN_LOCK or a KINTERRUPT")),
+        }
     }
 
     /// A value known before the run: a constant, `&Global` of data or an
