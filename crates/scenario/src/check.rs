@@ -169,6 +169,18 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             interrupt_lines: vec![],
             handles: vec![],
             pool_sites: vec![],
+            files: {
+                let dir = std::path::Path::new(&src.name)
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                src.included_files()
+                    .map(|n| {
+                        let p = std::path::Path::new(n);
+                        p.strip_prefix(&dir).unwrap_or(p).display().to_string()
+                    })
+                    .collect()
+            },
             arrays: vec![],
             objects: vec![],
             object_of: Default::default(),
@@ -676,6 +688,7 @@ impl<'a> Checker<'a> {
                     };
                     self.prog.routines.push(Code {
                         name: r.name.name.clone(),
+                        file: 0,
                         params: 0,
                         slots: vec![],
                         ops: vec![],
@@ -1701,6 +1714,7 @@ impl<'a> Checker<'a> {
         f.ops.push(Op::Return(f.returns));
         Code {
             name: r.name.name.clone(),
+            file: self.src.file_index(r.span.offset) as u32,
             params,
             slots: f.slots,
             ops: f.ops,

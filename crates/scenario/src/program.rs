@@ -287,6 +287,9 @@ pub struct Code {
     pub slots: Vec<Option<ScalarType>>,
     pub ops: Vec<Op>,
     pub paged: bool,
+    /// The file it is written in: 0 the scenario, else an `#include`d one
+    /// (`Program::files[file - 1]`); its lines count from that file's start.
+    pub file: u32,
     pub returns: bool,
     /// The declared scalar return type: the returned value converts to it.
     pub ret: Option<ScalarType>,
@@ -316,6 +319,30 @@ pub struct ArrayDecl {
     pub len: u64,
     pub vars: u32,
     pub locks: u32,
+}
+
+impl Program {
+    /// `file:line` of a line of routine `routine` (in the scenario or the
+    /// header it is written in); `scenario` is the scenario's name as given.
+    pub fn location(&self, scenario: &str, routine: RoutineId, line: u32) -> String {
+        format!("{}:{line}", self.file_of(scenario, routine))
+    }
+
+    /// The file routine `routine` is written in: `scenario`, or the
+    /// included file's name.
+    pub fn file_of<'a>(&'a self, scenario: &'a str, routine: RoutineId) -> &'a str {
+        self.routines
+            .get(routine as usize)
+            .and_then(|c| c.file.checked_sub(1))
+            .and_then(|f| self.files.get(f as usize))
+            .map_or(scenario, String::as_str)
+    }
+
+    /// The included file routine `routine` is written in, if it is in one.
+    pub fn header_of(&self, routine: RoutineId) -> Option<String> {
+        let c = self.routines.get(routine as usize)?;
+        self.files.get(c.file.checked_sub(1)? as usize).cloned()
+    }
 }
 
 /// A `thread` line.
@@ -367,6 +394,9 @@ pub struct Program {
     pub handles: Vec<String>,
     /// The `ExAllocatePoolWithTag` call sites and the blocks each can hand out.
     pub pool_sites: Vec<PoolSite>,
+    /// The `#include`d files as reports name them: relative to the
+    /// scenario's directory (`include/adapter.h`), in order (file 1, 2, ...).
+    pub files: Vec<String>,
     /// Every array in data, in declaration order (for `p[i]` on a pointer).
     pub arrays: Vec<ArrayDecl>,
     /// Kernel objects kept in data (contract v2, "Kernel objects").

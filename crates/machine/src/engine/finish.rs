@@ -29,7 +29,7 @@ impl Machine<'_> {
                 report::Frame {
                     routine,
                     line: f.line,
-                    location: format!("{file}:{}", f.line),
+                    location: self.prog.location(file, f.routine, f.line),
                 }
             })
             .collect();
@@ -110,6 +110,7 @@ impl Machine<'_> {
                                 .label_of(h.ctx)
                                 .unwrap_or_else(|| "a returned context".into()),
                             line: h.line,
+                            file: h.routine.and_then(|r| self.prog.header_of(r)),
                         })
                         .collect(),
                 }
