@@ -1699,6 +1699,7 @@ impl<'a> Checker<'a> {
             },
             ptr_slots: HashMap::new(),
             ptr_types: HashMap::new(),
+            struct_locals: HashMap::new(),
         };
         for p in &r.params {
             let slot_ty = match &p.ty.value {
@@ -1991,6 +1992,8 @@ struct Fn<'c, 'a> {
     ptr_slots: HashMap<u16, String>,
     /// Local slots declared with a pointer type: the type as written.
     ptr_types: HashMap<u16, String>,
+    /// Struct locals (one local per leaf): their struct type, by name.
+    struct_locals: HashMap<String, String>,
 }
 
 struct Loop {
@@ -2115,6 +2118,143 @@ impl Fn<'_, '_> {
         }
     }
 
+    /// The struct type an expression designates (a struct local, a global
+    /// or element of struct type, `p->Inner`, `*p`), if it is one.
+    fn struct_type_of(&self, e: &Expr) -> Option<String> {
+        match &e.kind {
+            ExprKind::Name(id) if self.local(&id.name).is_none() => {
+                if let Some(s) = self.struct_locals.get(&id.name) {
+                    return Some(s.clone());
+                }
+            }
+            ExprKind::Member {
+                base,
+                field,
+                arrow: false,
+            } if self.struct_type_of(base).is_some() => {
+                let s = self.struct_type_of(base)?;
+                return match self.c.field_of(&s, &field.name)? {
+                    (
+                        ast::FieldDecl {
+                            ty: ast::FieldType::Struct(t),
+                            array: None,
+                            ..
+                        },
+                        _,
+                        _,
+                    ) => Some(t),
+                    _ => None,
+                };
+            }
+            _ => {}
+        }
+        match self.static_type(e)? {
+            (ast::FieldType::Struct(s), None) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// C's struct copy `dst = src` of struct type `s`: every scalar and
+    /// pointer leaf, in field order, in one statement. A struct holding a
+    /// lock, list entry, queue handle or kernel object cannot be copied
+    /// (contract v2: copying a live kernel object is a bug).
+    fn struct_copy(&mut self, s: &str, dst: &Expr, src: &Expr) -> R<()> {
+        match self.struct_type_of(src) {
+            Some(t) if t == s => {}
+            Some(t) => {
+                return Err(self
+                    .err(src.span, format!("a `{t}` cannot be assigned to a `{s}`"))
+                    .label("other struct type"))
+            }
+            None => {
+                return Err(self
+                    .err(src.span, format!("expected a `{s}` to copy"))
+                    .help("a struct is assigned from a struct of the same type: `Copy = *p;`, `Copy = Devices[1];`"))
+            }
+        }
+        let mut pairs = vec![];
+        if let Err(what) = self.copy_leaves(s, dst, src, &mut pairs, 0) {
+            return Err(self
+                .err(dst.span.to(src.span), format!("a `{s}` holds {what} and cannot be copied"))
+                .label("copies a live kernel object")
+                .help("copy the data fields one by one; a lock, list entry or kernel object has one place"));
+        }
+        for (d, v) in pairs {
+            if let Some(id) = self.local_element(&d) {
+                let lv = self.lvalue(&id)?;
+                self.expr(&v)?;
+                self.store_lvalue(&lv);
+            } else {
+                self.scalar_place(&d)?;
+                self.expr(&v)?;
+                self.ops.push(Op::StoreRef);
+            }
+        }
+        Ok(())
+    }
+
+    /// The (destination, source) leaf expressions of a copy of struct `s`;
+    /// `Err` names what cannot be copied.
+    fn copy_leaves(
+        &self,
+        s: &str,
+        dst: &Expr,
+        src: &Expr,
+        out: &mut Vec<(Expr, Expr)>,
+        depth: usize,
+    ) -> Result<(), String> {
+        let def = self
+            .c
+            .structs
+            .get(s)
+            .ok_or_else(|| format!("an unknown type `{s}`"))?;
+        if depth > 16 || out.len() > 4096 {
+            return Err("that many fields".into());
+        }
+        let member = |base: &Expr, f: &ast::FieldDecl, k: Option<u64>| {
+            let m = Expr {
+                kind: ExprKind::Member {
+                    base: Box::new(base.clone()),
+                    field: f.name.clone(),
+                    arrow: false,
+                },
+                span: base.span,
+            };
+            match k {
+                None => m,
+                Some(k) => Expr {
+                    kind: ExprKind::Index(
+                        Box::new(m),
+                        Box::new(Expr {
+                            kind: ExprKind::Int(k as i64),
+                            span: base.span,
+                        }),
+                    ),
+                    span: base.span,
+                },
+            }
+        };
+        for f in &def.fields {
+            let ks: Vec<Option<u64>> = match f.array {
+                Some(n) => (0..n).map(Some).collect(),
+                None => vec![None],
+            };
+            for k in ks {
+                let (d, v) = (member(dst, f, k), member(src, f, k));
+                match &f.ty {
+                    ast::FieldType::Scalar(_) | ast::FieldType::Pointer(_) => out.push((d, v)),
+                    ast::FieldType::Struct(t) => self.copy_leaves(t, &d, &v, out, depth + 1)?,
+                    ast::FieldType::KSpinLock => return Err("a KSPIN_LOCK".into()),
+                    ast::FieldType::ExSpinLock => return Err("an EX_SPIN_LOCK".into()),
+                    ast::FieldType::ListEntry => return Err("a LIST_ENTRY".into()),
+                    ast::FieldType::QueueHandle => return Err("a KLOCK_QUEUE_HANDLE".into()),
+                    ast::FieldType::Object(o) => return Err(format!("a {}", o.name())),
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn stmt(&mut self, s: &Stmt) -> R<()> {
         match &s.kind {
             StmtKind::Empty => {}
@@ -2125,11 +2265,6 @@ impl Fn<'_, '_> {
                 };
                 self.stmt_boundary(s.span);
                 for (id, init) in vars {
-                    if let Some(e) = init {
-                        return Err(self
-                            .err(e.span, "a struct local cannot be initialized")
-                            .help("assign its fields one by one"));
-                    }
                     let mut leaves = vec![];
                     if let Err(what) = self.c.local_leaves(sname, &id.name, &mut leaves, 0) {
                         return Err(self
@@ -2149,6 +2284,15 @@ impl Fn<'_, '_> {
                             self.ops.push(Op::Push(0));
                             self.ops.push(Op::Store(slot, t));
                         }
+                    }
+                    self.struct_locals.insert(id.name.clone(), sname.clone());
+                    if let Some(e) = init {
+                        // `DEV Copy = *p;`: C's struct copy.
+                        let dst = Expr {
+                            kind: ExprKind::Name(id.clone()),
+                            span: id.span,
+                        };
+                        self.struct_copy(sname, &dst, e)?;
                     }
                 }
             }
@@ -2206,6 +2350,25 @@ impl Fn<'_, '_> {
                     }
                 }
             }
+            StmtKind::Assign {
+                target,
+                op: ast::AssignOp::Set,
+                value,
+            } if self
+                .struct_type_of(&Expr {
+                    kind: ExprKind::Name(target.clone()),
+                    span: target.span,
+                })
+                .is_some() =>
+            {
+                self.stmt_boundary(s.span);
+                let dst = Expr {
+                    kind: ExprKind::Name(target.clone()),
+                    span: target.span,
+                };
+                let sname = self.struct_type_of(&dst).expect("checked");
+                self.struct_copy(&sname, &dst, value)?;
+            }
             StmtKind::Assign { target, op, value } => {
                 self.stmt_boundary(s.span);
                 let lv = self.lvalue(target)?;
@@ -2245,6 +2408,15 @@ impl Fn<'_, '_> {
                     },
                     span: s.span,
                 });
+            }
+            StmtKind::AssignPlace {
+                target,
+                op: ast::AssignOp::Set,
+                value,
+            } if self.struct_type_of(target).is_some() => {
+                self.stmt_boundary(s.span);
+                let sname = self.struct_type_of(target).expect("checked");
+                self.struct_copy(&sname, target, value)?;
             }
             StmtKind::AssignPlace { target, op, value } => {
                 self.stmt_boundary(s.span);
