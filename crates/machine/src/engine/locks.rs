@@ -263,10 +263,14 @@ impl Machine<'_> {
 
     /// Deadlock detection's checks of a release (contract v2, in order):
     /// 0x1007 when nobody owns `lock`, 0x1004 when another thread does.
-    /// False if the run stopped.
-    pub(super) fn dd_release_ok(&mut self, cpu: u32, lock: LockId, routine: &str) -> bool {
+    pub(super) fn dd_release_ok(
+        &mut self,
+        cpu: u32,
+        lock: LockId,
+        routine: &str,
+    ) -> Result<(), Halt> {
         if !self.prog.checks.deadlock_detection {
-            return true;
+            return Ok(());
         }
         let owner = self.owner_of(cpu);
         let holds: Vec<Held> = self
@@ -277,11 +281,11 @@ impl Machine<'_> {
             .cloned()
             .collect();
         if holds.iter().any(|h| h.owner == owner) {
-            return true;
+            return Ok(());
         }
         let addr = self.lock_addr(lock);
         let name = self.lock_name(lock).to_string();
-        match holds.first() {
+        Err(match holds.first() {
             None => {
                 let detail = format!(
                     "{routine}(&{name}) released a spin lock that no thread owns (never acquired, or already released)"
@@ -290,7 +294,7 @@ impl Machine<'_> {
                     cpu,
                     Bugcheck::verifier(c4::RELEASED_BEFORE_ACQUIRED, addr, 0, 0),
                     detail,
-                );
+                )
             }
             Some(h) => {
                 let detail = format!(
@@ -305,10 +309,9 @@ impl Machine<'_> {
                     self.thread_addr(h.owner),
                     self.thread_addr(owner),
                 );
-                self.bugcheck(cpu, b, detail);
+                self.bugcheck(cpu, b, detail)
             }
-        }
-        false
+        })
     }
 
     fn held_here(&self, cpu: u32, lock: LockId) -> Option<&Held> {
@@ -327,7 +330,7 @@ impl Machine<'_> {
         mode: LockMode,
         how: AcquireKind,
         then: After,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let c = cpu as usize;
         let decl = &self.prog.locks[lock.0 as usize];
         let irql = self.cpus[c].irql;
@@ -349,12 +352,11 @@ impl Machine<'_> {
                     h.mode_name(),
                     h.line
                 );
-                self.bugcheck(
+                return Err(self.bugcheck(
                     cpu,
                     Bugcheck::verifier(c4::SELF_DEADLOCK, decl.address, 0, 0),
                     detail,
-                );
-                return Flow::Yield;
+                ));
             }
         }
         // The kernel's own check: an ordinary or interrupt spin lock this
@@ -370,12 +372,11 @@ impl Machine<'_> {
                         "processor {cpu} already holds spin lock `{}`, taken at line {} by {by}{lowered}; acquiring it again would spin on its own lock forever",
                         decl.name, h.line
                     );
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(code::SPIN_LOCK_ALREADY_OWNED, [decl.address, 0, 0, 0]),
                         detail,
-                    );
-                    return Flow::Yield;
+                    ));
                 }
             }
         }
@@ -396,12 +397,11 @@ impl Machine<'_> {
                     ("ordinary", "in-stack queued")
                 };
                 let detail = format!("spin lock `{}` is acquired with the {now} routines here but was used with the {before} routines before: one KSPIN_LOCK must use one family", decl.name);
-                self.bugcheck(
+                return Err(self.bugcheck(
                     cpu,
                     Bugcheck::verifier(c4::MIXED_ACQUIRE_API, decl.address, 0, 0),
                     detail,
-                );
-                return Flow::Yield;
+                ));
             }
             if family == LockFamily::Queued {
                 *used_queued = true;
@@ -418,10 +418,7 @@ impl Machine<'_> {
                 how,
                 irql,
             },
-        );
-        if self.stop.is_some() {
-            return Flow::Yield;
-        }
+        )?;
         let (poll, node) = match &mut self.locks[lock.0 as usize] {
             LockState::Spin {
                 ordinary, queued, ..
@@ -456,7 +453,7 @@ impl Machine<'_> {
                 exec.pending = Some(Pending::Acquire(op));
                 exec.stuck_at = None;
                 self.lock_changed(cpu, lock);
-                Flow::Yield
+                Ok(Flow::Yield)
             }
         }
     }
@@ -476,7 +473,7 @@ impl Machine<'_> {
     }
 
     /// One spin iteration of a pending operation.
-    pub(super) fn poll_pending(&mut self, cpu: u32, p: Pending) {
+    pub(super) fn poll_pending(&mut self, cpu: u32, p: Pending) -> Result<(), Halt> {
         let c = cpu as usize;
         match p {
             Pending::Wait { result, push } => {
@@ -548,9 +545,8 @@ impl Machine<'_> {
                 match poll {
                     Poll::Acquired => {
                         self.top_exec(cpu).pending = None;
-                        if let Flow::Next = self.granted(cpu, op) {
-                            // The call is complete; the context goes on next step.
-                        }
+                        // The call is complete; the context goes on next step.
+                        self.granted(cpu, op)?;
                     }
                     Poll::Spinning => {
                         if progress {
@@ -572,16 +568,17 @@ impl Machine<'_> {
                 };
                 if done {
                     self.top_exec(cpu).pending = None;
-                    self.finish_queued_release(cpu, op.lock, op.lower_to);
+                    self.finish_queued_release(cpu, op.lock, op.lower_to)?;
                 } else {
                     self.top_exec(cpu).stuck_at = None;
                 }
             }
         }
+        Ok(())
     }
 
     /// The lock is ours: record the hold, tell the observers, finish the call.
-    pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Flow {
+    pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Result<Flow, Halt> {
         let c = cpu as usize;
         self.lock_changed(cpu, op.lock);
         let (serial, clock, line) = {
@@ -624,24 +621,18 @@ impl Machine<'_> {
                 how: op.how,
                 spun,
             },
-        );
-        if self.stop.is_some() {
-            return Flow::Yield;
-        }
+        )?;
         match op.then {
-            After::Nothing => Flow::Next,
+            After::Nothing => Ok(Flow::Next),
             After::WriteOld { place, old } => {
-                if self.store_place(cpu, place, old.0 as i64) {
-                    Flow::Next
-                } else {
-                    Flow::Yield
-                }
+                self.store_place(cpu, place, old.0 as i64)?;
+                Ok(Flow::Next)
             }
             After::PushOld { old, push } => {
                 if push {
                     self.push(cpu, old.0 as i64);
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
             After::CancelIrp { irp, old, push } => self.cancel_irp_locked(cpu, irp, old, push),
             After::Handle { slot, old } => {
@@ -655,7 +646,7 @@ impl Machine<'_> {
                         acquired: true,
                     }));
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
             After::GlobalHandle { index, old } => {
                 let node = op.node.expect("queued acquire has a node");
@@ -667,7 +658,7 @@ impl Machine<'_> {
                         acquired: true,
                     });
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
             After::FieldHandle { var, old } => {
                 let node = op.node.expect("queued acquire has a node");
@@ -680,14 +671,14 @@ impl Machine<'_> {
                         acquired: true,
                     }),
                 );
-                Flow::Next
+                Ok(Flow::Next)
             }
             After::IsrEntry { interrupt } => {
                 let isr = self.prog.interrupts[interrupt as usize].isr;
                 let mut frame = self.new_frame(isr, vec![], OnReturn::ContextEnd);
                 frame.stack_base = 0;
                 self.top_exec(cpu).frames.push(frame);
-                Flow::Yield
+                Ok(Flow::Yield)
             }
             After::Synchronize {
                 interrupt,
@@ -734,7 +725,7 @@ impl Machine<'_> {
                 if push {
                     self.push(cpu, result);
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
         }
     }
@@ -777,7 +768,7 @@ impl Machine<'_> {
         if let Some(i) = self.held[c].iter().rposition(|h| h.lock == lock) {
             self.held[c].remove(i);
         }
-        self.emit(cpu, EventKind::Released { lock, family, mode });
+        self.notify(cpu, EventKind::Released { lock, family, mode });
     }
 
     /// Lower IRQL after a release (contract v2 order): with the automatic
@@ -785,47 +776,56 @@ impl Machine<'_> {
     /// or (P4 = 1) when a DPC routine drops below DISPATCH_LEVEL; with
     /// the warning IRQL_LOWERED_WHILE_HOLDING when it drops below
     /// DISPATCH_LEVEL while a spin lock is still held (deadlock detection's
-    /// 0x1003 was checked before the release). False if the run stopped.
-    pub(super) fn lower_after_release(&mut self, cpu: u32, released: LockId, to: Irql) -> bool {
+    /// 0x1003 was checked before the release).
+    pub(super) fn lower_after_release(
+        &mut self,
+        cpu: u32,
+        released: LockId,
+        to: Irql,
+    ) -> Result<(), Halt> {
         let c = cpu as usize;
         let cur = self.cpus[c].irql;
         if self.prog.checks.automatic && to > cur {
             let detail = format!("releasing `{}` asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(released));
-            self.bugcheck(
+            return Err(self.bugcheck(
                 cpu,
                 Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0),
                 detail,
-            );
-            return false;
-        }
-        if to < Irql::DISPATCH && self.dpc_lowers_below_dispatch(cpu, to) {
-            return false;
+            ));
         }
         if to < Irql::DISPATCH {
+            self.dpc_lowers_below_dispatch(cpu, to)?;
             self.lowered_while_holding(cpu, to);
         }
         self.set_irql(cpu, to);
-        self.stop.is_none()
+        Ok(())
     }
 
-    pub(super) fn finish_queued_release(&mut self, cpu: u32, lock: LockId, lower_to: Option<Irql>) {
+    pub(super) fn finish_queued_release(
+        &mut self,
+        cpu: u32,
+        lock: LockId,
+        lower_to: Option<Irql>,
+    ) -> Result<(), Halt> {
         self.release_held(cpu, lock, LockFamily::Queued, LockMode::Exclusive);
-        if let Some(to) = lower_to {
-            self.lower_after_release(cpu, lock, to);
+        match lower_to {
+            Some(to) => self.lower_after_release(cpu, lock, to),
+            None => Ok(()),
         }
     }
 
     /// The kernel's acquisition of an interrupt lock before an ISR runs.
-    pub(super) fn begin_isr_lock(&mut self, cpu: u32, interrupt: u32) {
+    pub(super) fn begin_isr_lock(&mut self, cpu: u32, interrupt: u32) -> Result<(), Halt> {
         let lock = self.prog.interrupts[interrupt as usize].lock;
-        let _ = self.acquire(
+        self.acquire(
             cpu,
             lock,
             LockFamily::Interrupt,
             LockMode::Exclusive,
             AcquireKind::IsrEntry,
             After::IsrEntry { interrupt },
-        );
+        )
+        .map(|_| ())
     }
 
     pub(super) fn release_interrupt_lock_for_isr(&mut self, cpu: u32, lock: LockId) {
@@ -835,11 +835,14 @@ impl Machine<'_> {
     }
 
     /// End of a KeSynchronizeExecution callback: release and lower.
-    pub(super) fn end_synchronize(&mut self, cpu: u32, interrupt: u32, old: Irql) {
+    pub(super) fn end_synchronize(
+        &mut self,
+        cpu: u32,
+        interrupt: u32,
+        old: Irql,
+    ) -> Result<(), Halt> {
         let lock = self.prog.interrupts[interrupt as usize].lock;
         self.release_held(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive);
-        if self.stop.is_none() {
-            self.lower_after_release(cpu, lock, old);
-        }
+        self.lower_after_release(cpu, lock, old)
     }
 }

@@ -244,6 +244,13 @@ struct Arrival {
     remaining: Option<u64>,
 }
 
+/// The run has stopped (its [`Stop`] record is in the machine): the error
+/// of every step, kernel routine and check that can end the run, so callers
+/// unwind with `?`.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Halt;
+
 /// How the run ended early.
 #[derive(Clone, Debug)]
 enum Stop {
@@ -604,8 +611,9 @@ impl<'p> Machine<'p> {
     }
 
     /// Emit an event to the verifier and statistics; a verifier violation
-    /// ends the run.
-    fn emit(&mut self, cpu: u32, kind: EventKind) {
+    /// ends the run. `Err(Halt)` when the run has stopped (by this event's
+    /// violation, or earlier in the step on a path that went on).
+    fn emit(&mut self, cpu: u32, kind: EventKind) -> Result<(), Halt> {
         self.visible = true;
         let top = self.cpus[cpu as usize].top();
         let ctx = top.map_or(0, |c| c.serial);
@@ -623,8 +631,18 @@ impl<'p> Machine<'p> {
             o.observe(&ev);
         }
         if let Some(v) = Observer::observe(&mut self.verifier, &ev) {
-            self.bugcheck_with(cpu, v.bugcheck, v.detail, v.analysis);
+            return Err(self.bugcheck_with(cpu, v.bugcheck, v.detail, v.analysis));
         }
+        match self.stop {
+            Some(_) => Err(Halt),
+            None => Ok(()),
+        }
+    }
+
+    /// Emit an event the verifier never ends a run on (IRQL changes,
+    /// releases, prints, queueing, thread switches): nothing to check.
+    fn notify(&mut self, cpu: u32, kind: EventKind) {
+        let _ = self.emit(cpu, kind);
     }
 
     /// A context is stuck when its last poll made no progress and no lock
@@ -646,11 +664,18 @@ impl<'p> Machine<'p> {
         }
     }
 
-    fn bugcheck(&mut self, cpu: u32, b: Bugcheck, detail: impl Into<String>) {
-        self.bugcheck_with(cpu, b, detail.into(), vec![]);
+    /// Stop the run with bugcheck `b` (only the first stop is recorded).
+    fn bugcheck(&mut self, cpu: u32, b: Bugcheck, detail: impl Into<String>) -> Halt {
+        self.bugcheck_with(cpu, b, detail.into(), vec![])
     }
 
-    fn bugcheck_with(&mut self, cpu: u32, b: Bugcheck, detail: String, analysis: Vec<String>) {
+    fn bugcheck_with(
+        &mut self,
+        cpu: u32,
+        b: Bugcheck,
+        detail: String,
+        analysis: Vec<String>,
+    ) -> Halt {
         if self.stop.is_none() {
             info!(cpu, code = format_args!("{:#x}", b.code), detail = %detail, "bugcheck");
             self.stop = Some(Stop::Bugcheck {
@@ -661,6 +686,7 @@ impl<'p> Machine<'p> {
                 rule: None,
             });
         }
+        Halt
     }
 
     /// A bugcheck whose catalog rule is `rule` (several rules share 0x133).
@@ -671,13 +697,14 @@ impl<'p> Machine<'p> {
         detail: String,
         analysis: Vec<String>,
         rule: &'static str,
-    ) {
+    ) -> Halt {
         if self.stop.is_none() {
-            self.bugcheck_with(cpu, b, detail, analysis);
+            let _ = self.bugcheck_with(cpu, b, detail, analysis);
             if let Some(Stop::Bugcheck { rule: r, .. }) = &mut self.stop {
                 *r = Some(rule);
             }
         }
+        Halt
     }
 
     /// One of the tool's own warnings (contract v2, "Warnings"), reported
@@ -741,19 +768,18 @@ impl<'p> Machine<'p> {
     }
 
     /// The automatic check of a DPC routine lowering IRQL below
-    /// DISPATCH_LEVEL (0xC4/0x31, P4 = 1; contract v2). True if the run
-    /// stopped.
-    fn dpc_lowers_below_dispatch(&mut self, cpu: u32, to: Irql) -> bool {
+    /// DISPATCH_LEVEL (0xC4/0x31, P4 = 1; contract v2).
+    fn dpc_lowers_below_dispatch(&mut self, cpu: u32, to: Irql) -> Result<(), Halt> {
         let c = cpu as usize;
         let in_dpc = self.cpus[c]
             .top()
             .is_some_and(|t| t.kind == ContextKind::Dpc);
         if !self.prog.checks.automatic || !in_dpc || to >= Irql::DISPATCH {
-            return false;
+            return Ok(());
         }
         let cur = self.cpus[c].irql;
         let detail = format!("a DPC routine lowered IRQL to {to}: DPC routines run at DISPATCH_LEVEL and must not lower it");
-        self.bugcheck(
+        Err(self.bugcheck(
             cpu,
             Bugcheck::verifier(
                 vcpu::bugcheck::c4::LOWER_TO_HIGHER,
@@ -762,20 +788,21 @@ impl<'p> Machine<'p> {
                 1,
             ),
             detail,
-        );
-        true
+        ))
     }
 
-    fn assertion(&mut self, cpu: u32, message: String) {
+    /// Stop the run with a failed assertion (only the first stop counts).
+    fn assertion(&mut self, cpu: u32, message: String) -> Halt {
         if self.stop.is_none() {
             self.stop = Some(Stop::Assertion { cpu, message });
         }
+        Halt
     }
 
     fn set_irql(&mut self, cpu: u32, to: Irql) {
         let from = self.cpus[cpu as usize].set_irql(to);
         if from != to {
-            self.emit(cpu, EventKind::IrqlChanged { from, to });
+            self.notify(cpu, EventKind::IrqlChanged { from, to });
         }
     }
 
@@ -803,10 +830,11 @@ impl<'p> Machine<'p> {
     }
 
     /// Run `DriverEntry` to completion on processor 0 at PASSIVE_LEVEL
-    /// before anything else starts; its statements take no time.
-    fn driver_entry(&mut self) {
+    /// before anything else starts; its statements take no time. Even when
+    /// it stops the run, the processors are set back for the report.
+    fn driver_entry(&mut self) -> Result<(), Halt> {
         let Some(routine) = self.prog.driver_entry else {
-            return;
+            return Ok(());
         };
         let held: Vec<_> = self
             .cpus
@@ -821,11 +849,15 @@ impl<'p> Machine<'p> {
         self.cpus[0].ready.push_back(ctx);
         self.in_driver_entry = true;
         let mut steps: u64 = 0;
-        while self.stop.is_none() && self.busy(0) {
-            self.step(0);
+        let mut ended = Ok(());
+        while self.busy(0) {
+            ended = self.step(0);
+            if ended.is_err() {
+                break;
+            }
             steps += 1;
             if steps > 50_000_000 {
-                self.assertion(0, "DriverEntry did not return".to_string());
+                ended = Err(self.assertion(0, "DriverEntry did not return".to_string()));
                 break;
             }
         }
@@ -839,19 +871,19 @@ impl<'p> Machine<'p> {
         // Work items queued by DriverEntry start now, on the workers.
         self.threads_alive = alive + self.work_queue.len();
         self.dispatch_work(0);
+        ended
     }
 
     fn main_loop(&mut self) {
-        self.driver_entry();
-        if self.stop.is_some() {
+        if self.driver_entry().is_err() {
             return;
         }
-        if self.lamport {
-            self.main_loop_chosen();
+        let ended = if self.lamport {
+            self.main_loop_chosen()
         } else {
-            self.main_loop_timed();
-        }
-        if self.stop.is_none() && !self.waiters.is_empty() && !self.ended_by_limit() {
+            self.main_loop_timed()
+        };
+        if ended.is_ok() && !self.waiters.is_empty() && !self.ended_by_limit() {
             let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
             self.end_time = now;
             self.cut_off(
@@ -864,14 +896,12 @@ impl<'p> Machine<'p> {
     }
 
     /// Timing: the busy processor with the smallest clock steps (ties: the
-    /// scheduler); arrivals come in virtual-time order.
-    fn main_loop_timed(&mut self) {
+    /// scheduler); arrivals come in virtual-time order. Ends with `Err` when
+    /// the run stopped.
+    fn main_loop_timed(&mut self) -> Result<(), Halt> {
         let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
         info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, "run starts");
         loop {
-            if self.stop.is_some() {
-                break;
-            }
             // The busy processor(s) with the smallest clock, without allocating.
             let mut min_clock: Option<Nanos> = None;
             let mut ties = 0usize;
@@ -907,7 +937,7 @@ impl<'p> Machine<'p> {
                     }
                     let p = &mut self.cpus[tc];
                     p.clock = p.clock.max(t);
-                    self.clock_ticks(tc as u32);
+                    self.clock_ticks(tc as u32)?;
                     continue;
                 }
             }
@@ -946,14 +976,16 @@ impl<'p> Machine<'p> {
             if !self.count_step(min) {
                 break;
             }
-            self.step(cpu as u32);
+            let stepped = self.step(cpu as u32);
             if std::mem::take(&mut self.visible) {
                 self.visible_steps += 1;
             }
-            if self.stop.is_none() && self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
-                self.check_deadlock();
+            stepped?;
+            if self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
+                self.check_deadlock()?;
             }
         }
+        Ok(())
     }
 
     /// Count one scheduling step; past [`MAX_STEPS`] the run is cut off
@@ -973,22 +1005,17 @@ impl<'p> Machine<'p> {
 
     /// Random and pct: the scheduler picks among the processors that can
     /// step, whatever their clocks; each keeps its own clock, and time
-    /// follows causality (contract v2, "The command line").
-    fn main_loop_chosen(&mut self) {
+    /// follows causality (contract v2, "The command line"). Ends with `Err`
+    /// when the run stopped.
+    fn main_loop_chosen(&mut self) -> Result<(), Halt> {
         let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
         info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, strategy = %self.sched.strategy(), "run starts");
         let mut steppable: Vec<u32> = Vec::with_capacity(self.cpus.len());
         loop {
-            if self.stop.is_some() {
-                break;
-            }
             // Timed events happen when their processor's clock reaches them.
             if self.arrivals_matter() {
                 while let Some(ai) = self.due_arrival() {
                     self.deliver_arrival(ai);
-                }
-                if self.stop.is_some() {
-                    break;
                 }
             }
             let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
@@ -1041,7 +1068,7 @@ impl<'p> Machine<'p> {
                     }
                     let p = &mut self.cpus[t];
                     p.clock = p.clock.max(at);
-                    self.clock_ticks(t as u32);
+                    self.clock_ticks(t as u32)?;
                     continue;
                 }
                 if let Some(ai) = arrival {
@@ -1054,10 +1081,7 @@ impl<'p> Machine<'p> {
                     continue;
                 }
                 if (0..self.cpus.len()).any(|c| self.busy(c)) {
-                    self.check_deadlock();
-                    if self.stop.is_some() {
-                        break;
-                    }
+                    self.check_deadlock()?;
                     // Nobody spins on a lock for ever: contexts that only
                     // re-read unchanged data go on (a bounded loop may end).
                     if self.release_data_waits() {
@@ -1076,19 +1100,20 @@ impl<'p> Machine<'p> {
                 break;
             }
             self.wake_from_data_wait(cpu as usize);
-            self.step(cpu);
+            let stepped = self.step(cpu);
             if std::mem::take(&mut self.visible) {
                 self.visible_steps += 1;
                 self.sched.visible_step();
             }
-            if self.stop.is_none()
-                && self.cpus[cpu as usize]
-                    .top()
-                    .is_some_and(|c| self.is_stuck(c))
+            stepped?;
+            if self.cpus[cpu as usize]
+                .top()
+                .is_some_and(|c| self.is_stuck(c))
             {
-                self.check_deadlock();
+                self.check_deadlock()?;
             }
         }
+        Ok(())
     }
 
     /// An arrival whose time its processor's clock has reached.
@@ -1250,7 +1275,7 @@ impl<'p> Machine<'p> {
             irql: Irql(decl.irql),
         });
         let name: Arc<str> = decl.name.as_str().into();
-        self.emit(
+        self.notify(
             a.cpu,
             EventKind::InterruptRaised {
                 name,
@@ -1270,18 +1295,15 @@ impl<'p> Machine<'p> {
     }
 
     /// One step of one processor: safe point, then one statement or spin.
-    fn step(&mut self, cpu: u32) {
+    fn step(&mut self, cpu: u32) -> Result<(), Halt> {
         let c = cpu as usize;
-        self.clock_ticks(cpu);
-        if self.stop.is_some() {
-            return;
-        }
+        self.clock_ticks(cpu)?;
         let mid_statement = self.cpus[c].top().is_some_and(|t| t.payload.mid_statement);
         if !mid_statement {
-            self.safe_point(cpu);
+            self.safe_point(cpu)?;
         }
-        if self.stop.is_some() || self.cpus[c].stack.is_empty() {
-            return;
+        if self.cpus[c].stack.is_empty() {
+            return Ok(());
         }
         let pending = self.cpus[c]
             .stack
@@ -1311,17 +1333,17 @@ impl<'p> Machine<'p> {
     /// and to the running DPC's or ISR's own count; a count above its
     /// allotment ends the run, the single first (0x133, P1 = 0) then the
     /// cumulative (0x133, P1 = 1). Ticks take no virtual time.
-    fn clock_ticks(&mut self, cpu: u32) {
+    fn clock_ticks(&mut self, cpu: u32) -> Result<(), Halt> {
         if self.in_driver_entry {
-            return;
+            return Ok(());
         }
         let c = cpu as usize;
         let clock = self.prog.clock.max(1);
         let (cumulative, single) = self.allotments();
-        while self.stop.is_none() {
+        loop {
             let p = &mut self.cpus[c];
             if p.next_tick > p.clock || p.irql >= Irql::CLOCK {
-                return;
+                return Ok(());
             }
             let tick_at = p.next_tick;
             p.next_tick = p.next_tick.saturating_add(clock);
@@ -1363,14 +1385,13 @@ impl<'p> Machine<'p> {
                     ran / 1000,
                     self.prog.dpc_timeout / 1000
                 );
-                self.bugcheck_rule(
+                return Err(self.bugcheck_rule(
                     cpu,
                     Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [0, ticks, single, 0]),
                     detail,
                     vec![],
                     "DPC_WATCHDOG_TIMEOUT",
-                );
-                return;
+                ));
             }
             if raised > cumulative {
                 let (_, analysis) = self.wait_for_analysis();
@@ -1379,37 +1400,37 @@ impl<'p> Machine<'p> {
                     raised * clock / 1000,
                     self.prog.watchdog / 1000
                 );
-                self.bugcheck_rule(
+                return Err(self.bugcheck_rule(
                     cpu,
                     Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, cumulative, 0, 0]),
                     detail,
                     analysis,
                     "DPC_WATCHDOG_CUMULATIVE",
-                );
-                return;
+                ));
             }
         }
     }
 
-    fn safe_point(&mut self, cpu: u32) {
+    /// The safe point before a statement: deliver an interrupt, drain a DPC
+    /// or switch threads at the end of a slice.
+    fn safe_point(&mut self, cpu: u32) -> Result<(), Halt> {
         let c = cpu as usize;
         if let Some(irq) = self.cpus[c].deliverable_interrupt() {
             self.cpus[c].take_interrupt(irq);
-            self.start_isr(cpu, irq.interrupt);
-            return;
+            return self.start_isr(cpu, irq.interrupt);
         }
         if self.cpus[c].dpc_ready() {
             if let Some(d) = self.cpus[c].dpcs.pop() {
                 self.dpcs[d as usize].queued_on = None;
                 self.start_dpc(cpu, d);
-                return;
+                return Ok(());
             }
         }
         if self.cpus[c].slice_expired(QUANTUM_NS) {
             let clock = self.cpus[c].clock;
             if let Some(name) = self.cpus[c].top().map(|t| t.payload.name.clone()) {
                 debug!(cpu, thread = %name, at = clock, "time slice ends");
-                self.emit(cpu, EventKind::ThreadPreempted { name });
+                self.notify(cpu, EventKind::ThreadPreempted { name });
             }
             let p = &mut self.cpus[c];
             if let Some(mut cur) = p.stack.pop() {
@@ -1436,10 +1457,11 @@ impl<'p> Machine<'p> {
                 .filter(|t| t.payload.started)
                 .map(|t| t.payload.name.clone());
             match resumed {
-                Some(name) => self.emit(cpu, EventKind::ThreadResumed { name }),
+                Some(name) => self.notify(cpu, EventKind::ThreadResumed { name }),
                 None => self.thread_first_run(cpu),
             }
         }
+        Ok(())
     }
 
     fn thread_first_run(&mut self, cpu: u32) {
@@ -1454,7 +1476,7 @@ impl<'p> Machine<'p> {
         top.payload.started = true;
         top.started = clock;
         let name = top.payload.name.clone();
-        self.emit(
+        self.notify(
             cpu,
             EventKind::ContextStart {
                 kind: ContextKind::Thread,
@@ -1498,7 +1520,7 @@ impl<'p> Machine<'p> {
             payload: exec,
         });
         self.set_irql(cpu, Irql::DISPATCH);
-        self.emit(
+        self.notify(
             cpu,
             EventKind::ContextStart {
                 kind: ContextKind::Dpc,
@@ -1509,7 +1531,10 @@ impl<'p> Machine<'p> {
         );
     }
 
-    fn start_isr(&mut self, cpu: u32, interrupt: u32) {
+    /// Start the ISR of `interrupt` on `cpu`: its ContextStart (where the
+    /// verifier may find an inversion) and the kernel's acquisition of its
+    /// interrupt lock, requested even then.
+    fn start_isr(&mut self, cpu: u32, interrupt: u32) -> Result<(), Halt> {
         let c = cpu as usize;
         debug!(cpu, interrupt = %self.prog.interrupts[interrupt as usize].name, at = self.cpus[c].clock, irql = self.cpus[c].irql.0, "interrupt delivered");
         let decl = &self.prog.interrupts[interrupt as usize];
@@ -1528,7 +1553,7 @@ impl<'p> Machine<'p> {
             payload: exec,
         });
         self.set_irql(cpu, Irql(decl.sync_irql));
-        self.emit(
+        let started = self.emit(
             cpu,
             EventKind::ContextStart {
                 kind: ContextKind::Isr,
@@ -1538,14 +1563,15 @@ impl<'p> Machine<'p> {
             },
         );
         // The kernel takes the interrupt spin lock before calling the ISR.
-        self.begin_isr_lock(cpu, interrupt);
+        self.begin_isr_lock(cpu, interrupt)?;
+        started
     }
 
     /// The context on top of `cpu` returned from its routine.
-    fn end_context(&mut self, cpu: u32) {
+    fn end_context(&mut self, cpu: u32) -> Result<(), Halt> {
         let c = cpu as usize;
         let Some(top) = self.cpus[c].stack.last() else {
-            return;
+            return Ok(());
         };
         let (kind, serial, saved, object) =
             (top.kind, top.serial, top.saved_irql, top.payload.object);
@@ -1579,8 +1605,7 @@ impl<'p> Machine<'p> {
                         l.address,
                         0,
                     );
-                    self.bugcheck(cpu, b, detail);
-                    return;
+                    return Err(self.bugcheck(cpu, b, detail));
                 }
             } else {
                 let line = self.line_of(cpu);
@@ -1603,15 +1628,14 @@ impl<'p> Machine<'p> {
                         .find(|r| *r.name == *name.split('#').next().unwrap_or(""))
                         .map_or(0, |r| r.address);
                     let detail = format!("thread {name} returned at IRQL {irql}; a system thread must return at PASSIVE_LEVEL");
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(
                             code::WORKER_THREAD_RETURNED_AT_BAD_IRQL,
                             [addr, irql.0 as u64, 0, 0],
                         ),
                         detail,
-                    );
-                    return;
+                    ));
                 }
                 self.threads_alive -= 1;
             }
@@ -1626,12 +1650,11 @@ impl<'p> Machine<'p> {
                         "DPC routine {name} returned at IRQL {irql} instead of DISPATCH_LEVEL"
                     );
                     let p1 = ((irql.0 as u64) << 16) | (2 << 8);
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(code::IRQL_UNEXPECTED_VALUE, [p1, addr, kdpc, 0]),
                         detail,
-                    );
-                    return;
+                    ));
                 }
             }
             ContextKind::Isr => {
@@ -1642,7 +1665,7 @@ impl<'p> Machine<'p> {
                     let detail = format!(
                         "ISR {name} was called at IRQL {entry_irql} and returned at IRQL {irql}"
                     );
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::verifier(
                             vcpu::bugcheck::c4::ISR_RETURNED_AT_OTHER_IRQL,
@@ -1651,8 +1674,7 @@ impl<'p> Machine<'p> {
                             irql.0 as u64,
                         ),
                         detail,
-                    );
-                    return;
+                    ));
                 }
                 // The kernel releases the interrupt lock after the ISR.
                 if let Some(lock) = own_lock {
@@ -1661,7 +1683,7 @@ impl<'p> Machine<'p> {
             }
         }
         debug!(cpu, ?kind, %name, at = self.cpus[c].clock, "context returns");
-        self.emit(cpu, EventKind::ContextEnd { kind, name });
+        self.notify(cpu, EventKind::ContextEnd { kind, name });
         self.cpus[c].stack.pop();
         if kind == ContextKind::Dpc {
             let st = &mut self.dpcs[object as usize];
@@ -1672,7 +1694,7 @@ impl<'p> Machine<'p> {
             if let Some(d) = self.cpus[c].dpcs.pop() {
                 self.dpcs[d as usize].queued_on = None;
                 self.start_dpc_saved(cpu, d, saved);
-                return;
+                return Ok(());
             }
             self.cpus[c].dpc_requested = false;
             self.set_irql(cpu, saved);
@@ -1687,6 +1709,7 @@ impl<'p> Machine<'p> {
                 self.dispatch_work(cpu);
             }
         }
+        Ok(())
     }
 
     /// Build the wait-for graph of spinning processors. Returns whether it
@@ -1775,7 +1798,7 @@ impl<'p> Machine<'p> {
     /// waiting for its slice) while that spinner keeps the processor at
     /// DISPATCH_LEVEL or above. 0x133, P1 = 1, P2 = the cumulative allotment
     /// in ticks, with the analysis.
-    fn check_deadlock(&mut self) {
+    fn check_deadlock(&mut self) -> Result<(), Halt> {
         let n = self.cpus.len();
         let spinning: Vec<Option<vcpu::LockId>> = self
             .cpus
@@ -1847,7 +1870,7 @@ impl<'p> Machine<'p> {
                 }
             }
         }
-        let Some(cyc) = cycle else { return };
+        let Some(cyc) = cycle else { return Ok(()) };
         let (_, mut analysis) = self.wait_for_analysis();
         analysis.retain(|l| !l.starts_with("wait-for cycle"));
         let chain: Vec<String> = cyc.iter().map(|c| format!("cpu {c}")).collect();
@@ -1874,7 +1897,7 @@ impl<'p> Machine<'p> {
         let (cumulative, _) = self.allotments();
         let b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, cumulative, 0, 0]);
         let detail = "spin-lock deadlock: the processors in the wait-for cycle below spin on locks that only they could release, so none can ever go on; the DPC watchdog would fire".to_string();
-        self.bugcheck_rule(cpu, b, detail, analysis, "SPIN_DEADLOCK");
+        Err(self.bugcheck_rule(cpu, b, detail, analysis, "SPIN_DEADLOCK"))
     }
 }
 

@@ -104,8 +104,7 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     // DriverEntry first, to completion, before any processor thread starts
     // (the same code as deterministic mode).
-    m.driver_entry();
-    if m.stop.is_some() {
+    if m.driver_entry().is_err() {
         let report = finish::report(&m, Schedule::timing(prog.seed));
         return (report, ParallelFacts::empty(n));
     }
@@ -276,6 +275,8 @@ fn processor_thread<'p, L: MachineLock<'p>>(
             if m.stop.is_some() {
                 return Turn::End;
             }
+            // A tick that stops the run leaves this turn's steps no-ops.
+            let mut ticked = Ok(());
             // A timer or timed wait due on this idle processor: its clock
             // jumps to that tick once another clock has passed it, or when
             // nobody else has anything to run (as an arrival's does).
@@ -286,7 +287,7 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                     if passed || !others {
                         let p = &mut m.cpus[c];
                         p.clock = p.clock.max(t);
-                        m.clock_ticks(me);
+                        ticked = m.clock_ticks(me);
                     }
                 }
             }
@@ -309,15 +310,16 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                     m.over = true;
                     return Turn::End;
                 }
-                m.step(me);
+                let stepped = ticked.and_then(|()| m.step(me));
                 m.hold_back_data_waiter(i, before);
                 irql_ns[irql] += m.cpus[i].clock.saturating_sub(before);
                 let top = m.cpus[i].top();
                 let stuck = top.is_some_and(|c| m.is_stuck(c));
                 let stalling =
                     top.is_some_and(|c| matches!(c.payload.pending, Some(Pending::Stall { .. })));
-                if m.stop.is_none() && stuck {
-                    m.check_deadlock();
+                if stepped.is_ok() && stuck {
+                    // A deadlock stops the run: the turn ends below.
+                    let _ = m.check_deadlock();
                 }
                 after = if stuck {
                     After::Spin

@@ -4,14 +4,14 @@ use super::*;
 
 impl Machine<'_> {
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_dpc(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_dpc(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let (c, v) = (cpu as usize, |i| a.v(i));
         match k.kr {
             Kr::KeInsertQueueDpc => {
                 let d = index_of(&k.places[0]);
                 if self.dpcs[d as usize].routine.is_none() {
                     let what = format!("KeInsertQueueDpc(&{}): the KDPC was never initialized (call KeInitializeDpc first)", self.prog.dpcs[d as usize].name);
-                    return self.runtime_error(cpu, what);
+                    return Err(self.runtime_error(cpu, what));
                 }
                 let queued = self.insert_dpc(cpu, d, v(0), v(1));
                 self.finish(cpu, k, queued as i64)
@@ -37,8 +37,7 @@ impl Machine<'_> {
                 let d = index_of(&k.places[0]);
                 let t = v(0);
                 if t < 0 || t >= self.prog.cpus as i64 {
-                    self.assertion(cpu, format!("KeSetTargetProcessorDpc(&{}, {t}): processor {t} does not exist (the scenario has {} processors)", self.prog.dpcs[d as usize].name, self.prog.cpus));
-                    return Flow::Yield;
+                    return Err(self.assertion(cpu, format!("KeSetTargetProcessorDpc(&{}, {t}): processor {t} does not exist (the scenario has {} processors)", self.prog.dpcs[d as usize].name, self.prog.cpus)));
                 }
                 self.dpcs[d as usize].target = Some(t as u32);
                 self.finish(cpu, k, 0)
@@ -56,12 +55,11 @@ impl Machine<'_> {
                         .unwrap_or_default();
                     let thread = self.thread_addr(self.owner_of(cpu));
                     let detail = format!("DPC routine {routine} called KeFlushQueuedDpcs, which waits for DPCs to run: a DPC routine runs at DISPATCH_LEVEL and cannot wait (the switch away from it is ATTEMPTED_SWITCH_FROM_DPC)");
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [thread, 0, 0, 0]),
                         detail,
-                    );
-                    return Flow::Yield;
+                    ));
                 }
                 // A DPC interrupt on every processor whose queue is not
                 // empty; the caller waits for the DPCs queued now.
@@ -77,18 +75,14 @@ impl Machine<'_> {
                         }
                     }
                 }
-                self.finish(cpu, k, 0);
+                let flow = self.finish(cpu, k, 0)?;
                 if wait.is_empty() {
-                    return if self.stop.is_some() {
-                        Flow::Yield
-                    } else {
-                        Flow::Next
-                    };
+                    return Ok(flow);
                 }
                 let exec = self.top_exec(cpu);
                 exec.pending = Some(Pending::Flush { dpcs: wait });
                 exec.stuck_at = None;
-                Flow::Yield
+                Ok(Flow::Yield)
             }
             _ => self.finish(cpu, k, 0),
         }

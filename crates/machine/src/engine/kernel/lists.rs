@@ -34,13 +34,12 @@ impl Machine<'_> {
     }
 
     /// 0x139, P1 = 3: broken list links.
-    fn corrupt_list(&mut self, cpu: u32, name: &str) -> Flow {
+    fn corrupt_list(&mut self, cpu: u32, name: &str) -> Halt {
         self.bugcheck(
             cpu,
             Bugcheck::new(code::KERNEL_SECURITY_CHECK_FAILURE, [3, 0, 0, 0]),
             format!("{name} found a LIST_ENTRY whose neighbours do not point back to it (a double remove, or an entry never inserted)"),
-        );
-        Flow::Yield
+        )
     }
 
     /// The WDK's inline list routines over LIST_ENTRY leaves.
@@ -50,11 +49,11 @@ impl Machine<'_> {
         k: &KernelCall,
         vals: &[i64],
         name: &'static str,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let v = |i: usize| vals.get(i).copied().unwrap_or(0);
         if v(0) == 0 || (vals.len() > 1 && v(1) == 0) {
-            self.null_dereference(cpu);
-            return Flow::Yield;
+            self.null_dereference(cpu)?;
+            return Ok(Flow::Yield);
         }
         match k.kr {
             Kr::InitializeListHead => {
@@ -66,10 +65,10 @@ impl Machine<'_> {
             Kr::InsertTailList => {
                 let (h, e) = (v(0), v(1));
                 let Some(b) = self.blink(h) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if self.flink(b) != Some(h) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 self.set_link(cpu, e, false, h);
                 self.set_link(cpu, e, true, b);
@@ -80,10 +79,10 @@ impl Machine<'_> {
             Kr::InsertHeadList => {
                 let (h, e) = (v(0), v(1));
                 let Some(f) = self.flink(h) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if self.blink(f) != Some(h) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 self.set_link(cpu, e, false, f);
                 self.set_link(cpu, e, true, h);
@@ -94,10 +93,10 @@ impl Machine<'_> {
             Kr::RemoveEntryList => {
                 let e = v(0);
                 let (Some(f), Some(b)) = (self.flink(e), self.blink(e)) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if self.blink(f) != Some(e) || self.flink(b) != Some(e) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 self.set_link(cpu, b, false, f);
                 self.set_link(cpu, f, true, b);
@@ -106,13 +105,13 @@ impl Machine<'_> {
             Kr::RemoveHeadList => {
                 let h = v(0);
                 let Some(e) = self.flink(h) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 let Some(f) = self.flink(e) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if self.blink(e) != Some(h) || self.blink(f) != Some(e) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 self.set_link(cpu, h, false, f);
                 self.set_link(cpu, f, true, h);
@@ -121,13 +120,13 @@ impl Machine<'_> {
             Kr::RemoveTailList => {
                 let h = v(0);
                 let Some(e) = self.blink(h) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 let Some(b) = self.blink(e) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if self.flink(e) != Some(h) || self.flink(b) != Some(e) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 self.set_link(cpu, h, true, b);
                 self.set_link(cpu, b, false, h);
@@ -138,7 +137,7 @@ impl Machine<'_> {
     }
 
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_lists(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_lists(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let (irql, v) = (a.irql, |i| a.v(i));
         match k.kr {
             Kr::ExInterlockedInsertTailList

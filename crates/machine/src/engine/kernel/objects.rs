@@ -32,9 +32,8 @@ impl Machine<'_> {
 
     /// A run-time error of the language: the run ends in `assertion_failed`
     /// naming it (contract v2, "Run-time errors").
-    pub(in crate::engine) fn runtime_error(&mut self, cpu: u32, what: String) -> Flow {
-        self.assertion(cpu, format!("run-time error: {what}"));
-        Flow::Yield
+    pub(in crate::engine) fn runtime_error(&mut self, cpu: u32, what: String) -> Halt {
+        self.assertion(cpu, format!("run-time error: {what}"))
     }
 
     /// Are any timers set (they expire at clock ticks)?
@@ -115,7 +114,7 @@ impl Machine<'_> {
                 *signaled = true;
             }
             let name: Arc<str> = self.prog.objects[o].name.as_str().into();
-            self.emit(cpu, EventKind::TimerExpired { name });
+            self.notify(cpu, EventKind::TimerExpired { name });
             self.signal(cpu, o as u32);
             if let Some(d) = dpc {
                 let t = (tick_at / 100) as i64;
@@ -189,7 +188,7 @@ impl Machine<'_> {
         }
         let name = w.ctx.payload.name.clone();
         let object: Arc<str> = self.prog.objects[w.object as usize].name.as_str().into();
-        self.emit(
+        self.notify(
             by,
             EventKind::ThreadReleased {
                 name,
@@ -202,14 +201,20 @@ impl Machine<'_> {
 
     /// The thread on top of `cpu` blocks on `object`: it keeps its IRQL and
     /// locks; its processor runs another thread or idles.
-    fn block(&mut self, cpu: u32, object: u32, timeout_at: Option<Nanos>, push: bool) -> Flow {
+    fn block(
+        &mut self,
+        cpu: u32,
+        object: u32,
+        timeout_at: Option<Nanos>,
+        push: bool,
+    ) -> Result<Flow, Halt> {
         let c = cpu as usize;
         let name = self.cpus[c]
             .top()
             .map(|t| t.payload.name.clone())
             .unwrap_or_else(|| "?".into());
         let oname: Arc<str> = self.prog.objects[object as usize].name.as_str().into();
-        self.emit(
+        self.notify(
             cpu,
             EventKind::ThreadBlocked {
                 name,
@@ -218,7 +223,7 @@ impl Machine<'_> {
         );
         let irql = self.cpus[c].irql;
         let Some(mut ctx) = self.cpus[c].stack.pop() else {
-            return Flow::Yield;
+            return Ok(Flow::Yield);
         };
         ctx.saved_irql = irql;
         ctx.payload.pending = Some(Pending::Wait { result: None, push });
@@ -230,7 +235,7 @@ impl Machine<'_> {
         });
         self.set_irql(cpu, Irql::PASSIVE);
         self.cpus[c].slice_start = self.cpus[c].clock;
-        Flow::Yield
+        Ok(Flow::Yield)
     }
 
     /// Queue DPC `d` with SystemArgument1/2; false if it was already
@@ -271,7 +276,7 @@ impl Machine<'_> {
             self.cpus[target as usize].clock = now;
         }
         let dname: Arc<str> = self.prog.dpcs[d as usize].name.as_str().into();
-        self.emit(
+        self.notify(
             cpu,
             EventKind::DpcQueued {
                 name: dname,
@@ -316,10 +321,16 @@ impl Machine<'_> {
 
     /// The ddi_compliance IRQL rule of an event or timer routine: above
     /// DISPATCH_LEVEL is 0xC4 with `sub` (0x20016 for KeSetEvent, else
-    /// 0x20011). True if the run stopped.
-    fn ddi_above_dispatch(&mut self, cpu: u32, a: &Args, object: u32, sub: u64) -> bool {
+    /// 0x20011).
+    fn ddi_above_dispatch(
+        &mut self,
+        cpu: u32,
+        a: &Args,
+        object: u32,
+        sub: u64,
+    ) -> Result<(), Halt> {
         if !self.prog.checks.ddi_compliance || a.irql <= Irql::DISPATCH {
-            return false;
+            return Ok(());
         }
         let o = &self.prog.objects[object as usize];
         let rule = if sub == c4::DDI_IRQL_KE_SET_EVENT {
@@ -332,12 +343,11 @@ impl Machine<'_> {
             a.name, o.name, a.irql
         );
         let b = Bugcheck::verifier(sub, a.irql.0 as u64, o.address, 0);
-        self.bugcheck(cpu, b, detail);
-        true
+        Err(self.bugcheck(cpu, b, detail))
     }
 
     /// The object must have been initialized by its routine.
-    fn initialized(&mut self, cpu: u32, a: &Args, object: u32) -> bool {
+    fn initialized(&mut self, cpu: u32, a: &Args, object: u32) -> Result<(), Halt> {
         if matches!(self.objects[object as usize], ObjState::Uninitialized) {
             let o = &self.prog.objects[object as usize];
             let what = format!(
@@ -346,14 +356,18 @@ impl Machine<'_> {
                 o.name,
                 o.kind.name()
             );
-            self.runtime_error(cpu, what);
-            return false;
+            return Err(self.runtime_error(cpu, what));
         }
-        true
+        Ok(())
     }
 
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_objects(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_objects(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        a: &Args,
+    ) -> Result<Flow, Halt> {
         let v = |i| a.v(i);
         match k.kr {
             Kr::KeInitializeDpc => {
@@ -373,7 +387,7 @@ impl Machine<'_> {
                         "KeInitializeEvent(&{}) while a thread waits on it",
                         self.prog.objects[o as usize].name
                     );
-                    return self.runtime_error(cpu, what);
+                    return Err(self.runtime_error(cpu, what));
                 }
                 self.objects[o as usize] = ObjState::Event {
                     notification: v(0) == 0,
@@ -383,14 +397,11 @@ impl Machine<'_> {
             }
             Kr::KeSetEvent => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_SET_EVENT)
-                    || !self.initialized(cpu, a, o)
-                {
-                    return Flow::Yield;
-                }
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_SET_EVENT)?;
+                self.initialized(cpu, a, o)?;
                 if v(1) != 0 {
                     let what = format!("KeSetEvent(&{}, ..., TRUE): this version supports only Wait = FALSE (a KeWaitXxx call must follow a TRUE at once)", self.prog.objects[o as usize].name);
-                    return self.runtime_error(cpu, what);
+                    return Err(self.runtime_error(cpu, what));
                 }
                 let ObjState::Event { signaled, .. } = self.objects[o as usize] else {
                     return self.finish(cpu, k, 0);
@@ -401,11 +412,8 @@ impl Machine<'_> {
             }
             Kr::KeClearEvent | Kr::KeResetEvent | Kr::KeReadStateEvent => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)
-                    || !self.initialized(cpu, a, o)
-                {
-                    return Flow::Yield;
-                }
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
+                self.initialized(cpu, a, o)?;
                 let ObjState::Event { signaled, .. } = self.objects[o as usize] else {
                     return self.finish(cpu, k, 0);
                 };
@@ -417,9 +425,7 @@ impl Machine<'_> {
             Kr::KeWaitForSingleObject => self.wait(cpu, k, a),
             Kr::KeInitializeTimer | Kr::KeInitializeTimerEx => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE) {
-                    return Flow::Yield;
-                }
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
                 let notification = k.kr == Kr::KeInitializeTimer || v(0) == 0;
                 self.objects[o as usize] = ObjState::Timer {
                     notification,
@@ -433,11 +439,8 @@ impl Machine<'_> {
             }
             Kr::KeSetTimer | Kr::KeSetTimerEx => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)
-                    || !self.initialized(cpu, a, o)
-                {
-                    return Flow::Yield;
-                }
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
+                self.initialized(cpu, a, o)?;
                 let due_time = v(0);
                 let period_ms = if k.kr == Kr::KeSetTimerEx { v(1) } else { 0 };
                 let dpc_place = k.places.last().copied().unwrap_or(Place::Null);
@@ -470,11 +473,8 @@ impl Machine<'_> {
             }
             Kr::KeCancelTimer | Kr::KeReadStateTimer => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)
-                    || !self.initialized(cpu, a, o)
-                {
-                    return Flow::Yield;
-                }
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
+                self.initialized(cpu, a, o)?;
                 let ObjState::Timer { due, signaled, .. } = &mut self.objects[o as usize] else {
                     return self.finish(cpu, k, 0);
                 };
@@ -504,7 +504,7 @@ impl Machine<'_> {
                         "ExInitializeWorkItem(&{}) while the item is queued",
                         self.prog.objects[o as usize].name
                     );
-                    return self.runtime_error(cpu, what);
+                    return Err(self.runtime_error(cpu, what));
                 }
                 self.objects[o as usize] = ObjState::WorkItem {
                     routine: r,
@@ -515,20 +515,18 @@ impl Machine<'_> {
             }
             Kr::ExQueueWorkItem => {
                 let o = Self::object_arg(k, 0);
-                if !self.initialized(cpu, a, o) {
-                    return Flow::Yield;
-                }
+                self.initialized(cpu, a, o)?;
                 if let ObjState::WorkItem { queued, .. } = &mut self.objects[o as usize] {
                     if *queued {
                         let what = format!("ExQueueWorkItem(&{}): the item is queued again before its routine started", self.prog.objects[o as usize].name);
-                        return self.runtime_error(cpu, what);
+                        return Err(self.runtime_error(cpu, what));
                     }
                     *queued = true;
                 }
                 self.work_queue.push_back(o);
                 self.threads_alive += 1;
                 let name: Arc<str> = self.prog.objects[o as usize].name.as_str().into();
-                self.emit(cpu, EventKind::WorkItemQueued { name });
+                self.notify(cpu, EventKind::WorkItemQueued { name });
                 self.dispatch_work(cpu);
                 self.finish(cpu, k, 0)
             }
@@ -560,8 +558,7 @@ impl Machine<'_> {
                             code::MULTIPLE_IRP_COMPLETE_REQUESTS,
                             [d.address, 0, 0, 0],
                         );
-                        self.bugcheck(cpu, b, detail);
-                        return Flow::Yield;
+                        return Err(self.bugcheck(cpu, b, detail));
                     }
                     *completed = true;
                 }
@@ -592,8 +589,7 @@ impl Machine<'_> {
                         v(0) as u64,
                         0,
                     );
-                    self.bugcheck(cpu, b, detail);
-                    return Flow::Yield;
+                    return Err(self.bugcheck(cpu, b, detail));
                 }
                 let k2 = KernelCall {
                     kr: Kr::KeReleaseSpinLock,
@@ -637,7 +633,7 @@ impl Machine<'_> {
         irp: u32,
         old: Irql,
         push: bool,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let leaf = self.prog.objects[irp as usize].leaf;
         self.write_var(cpu, leaf + IRP_CANCEL, 1);
         let routine = self.vars[(leaf + IRP_CANCEL_ROUTINE) as usize];
@@ -670,7 +666,7 @@ impl Machine<'_> {
                 if push {
                     self.push(cpu, 0);
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
         }
     }
@@ -683,7 +679,7 @@ impl Machine<'_> {
         irp: u32,
         routine: u64,
         push: bool,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let lock = self.prog.cancel_lock;
         if lock.is_some_and(|l| self.held[cpu as usize].iter().any(|h| h.lock == l)) {
             let d = &self.prog.objects[irp as usize];
@@ -695,13 +691,12 @@ impl Machine<'_> {
                 code::DRIVER_RETURNED_HOLDING_CANCEL_LOCK,
                 [d.address, routine, 0, 0],
             );
-            self.bugcheck(cpu, b, detail);
-            return Flow::Yield;
+            return Err(self.bugcheck(cpu, b, detail));
         }
         if push {
             self.push(cpu, 1);
         }
-        Flow::Next
+        Ok(Flow::Next)
     }
 
     /// KeWaitForSingleObject: the automatic IRQL checks (0x120 above
@@ -710,7 +705,7 @@ impl Machine<'_> {
     /// once (a synchronization object resets); a zero timeout returns
     /// STATUS_TIMEOUT; otherwise the thread blocks (0xB8 in a DPC or an
     /// ISR; a run-time error in DriverEntry).
-    fn wait(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    fn wait(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let o = Self::object_arg(k, 0);
         if !matches!(
             self.prog.objects[o as usize].kind,
@@ -721,7 +716,7 @@ impl Machine<'_> {
                 self.prog.objects[o as usize].name,
                 self.prog.objects[o as usize].kind.name()
             );
-            return self.runtime_error(cpu, what);
+            return Err(self.runtime_error(cpu, what));
         }
         let (given, timeout) = (a.v(3) != 0, a.v(4));
         let irql = a.irql;
@@ -751,13 +746,10 @@ impl Machine<'_> {
                     d.address,
                     if given { TIMEOUT_ADDRESS } else { 0 },
                 );
-                self.bugcheck(cpu, b, detail);
-                return Flow::Yield;
+                return Err(self.bugcheck(cpu, b, detail));
             }
         }
-        if !self.initialized(cpu, a, o) {
-            return Flow::Yield;
-        }
+        self.initialized(cpu, a, o)?;
         let (signaled, notification) = match self.objects[o as usize] {
             ObjState::Event {
                 signaled,
@@ -785,15 +777,14 @@ impl Machine<'_> {
             let detail = format!("KeWaitForSingleObject(&{}) had to block in a {}: a DPC or ISR cannot wait (it runs on whatever thread it interrupted)", d.name, if kind == Some(ContextKind::Dpc) { "DPC routine" } else { "service routine" });
             let thread = self.thread_addr(self.owner_of(cpu));
             let b = Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [thread, 0, 0, 0]);
-            self.bugcheck(cpu, b, detail);
-            return Flow::Yield;
+            return Err(self.bugcheck(cpu, b, detail));
         }
         if self.in_driver_entry {
             let what = format!(
                 "KeWaitForSingleObject(&{}) blocked in DriverEntry, before any thread or interrupt can run to signal it",
                 self.prog.objects[o as usize].name
             );
-            return self.runtime_error(cpu, what);
+            return Err(self.runtime_error(cpu, what));
         }
         let now = self.cpus[cpu as usize].clock;
         let timeout_at = given.then(|| {
