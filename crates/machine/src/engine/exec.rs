@@ -72,7 +72,7 @@ impl Machine<'_> {
                 self.pageable_fault(cpu, code.paged, false, code.address + pc as u64 * 4, EXECUTE, |irql| {
                     format!("a statement of pageable routine {} (line {line}) ran at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name)
                 })?;
-                self.statements += 1;
+                self.out.statements += 1;
                 let cost = self.cost(STATEMENT_NS, STATEMENT_JITTER_NS);
                 self.cpus[cpu as usize].clock += cost;
                 self.frame(cpu).pc += 1;
@@ -104,9 +104,9 @@ impl Machine<'_> {
             }
             Op::LoadVar(v) => {
                 self.touch_var(cpu, *v, false)?;
-                let x = self.vars[*v as usize];
+                let x = self.shared.vars[*v as usize];
                 self.push(cpu, x);
-                if self.lamport || self.parallel {
+                if self.driver.lamport || self.driver.parallel {
                     self.note_read(cpu, *v);
                 }
                 // A read of shared memory is where another processor may get
@@ -225,9 +225,9 @@ impl Machine<'_> {
                     return Ok(Flow::Yield);
                 };
                 self.touch_var(cpu, v, false)?;
-                let x = self.vars[v as usize];
+                let x = self.shared.vars[v as usize];
                 self.push(cpu, x);
-                if self.lamport {
+                if self.driver.lamport {
                     self.note_read(cpu, v);
                 }
                 self.top_exec(cpu).mid_statement = true;
@@ -251,7 +251,7 @@ impl Machine<'_> {
     /// is not a reference to storage (an integer stored in a pointer).
     pub(super) fn var_of_ref(&self, r: i64) -> Option<u32> {
         let v = scenario::program::ref_var(r);
-        (r & scenario::program::REF_TAG != 0 && (v as usize) < self.vars.len()).then_some(v)
+        (r & scenario::program::REF_TAG != 0 && (v as usize) < self.shared.vars.len()).then_some(v)
     }
 
     /// A NULL pointer dereferenced: 0xD1 (P1 = the address, 0) at IRQL >=
@@ -407,7 +407,7 @@ impl Machine<'_> {
     /// Read or write of a global: 0xD1 for pageable data at raised IRQL;
     /// an Access event for guarded data.
     pub(super) fn touch_var(&mut self, cpu: u32, var: u32, write: bool) -> Result<(), Halt> {
-        self.visible = true;
+        self.driver.visible = true;
         let decl = &self.prog.vars[var as usize];
         self.pageable_fault(cpu, decl.paged, false, decl.address, if write { WRITE } else { READ }, |irql| {
             format!(
@@ -417,7 +417,7 @@ impl Machine<'_> {
             )
         })?;
         // DriverEntry runs before anything else can: nothing to guard against.
-        if decl.guard.is_some() && !self.in_driver_entry {
+        if decl.guard.is_some() && !self.driver.in_driver_entry {
             self.emit(cpu, EventKind::Access { var, write })?;
         }
         Ok(())

@@ -127,7 +127,7 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
     let prog = m.prog;
     let mut bugcheck = None;
     let mut assertion = None;
-    let outcome = match &m.stop {
+    let outcome = match &m.out.stop {
         None => Outcome::Clean,
         Some(Stop::Bugcheck {
             bugcheck: b,
@@ -174,10 +174,11 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         }
     };
     let warnings: Vec<WarningReport> = m
+        .out
         .verifier
         .warnings()
         .iter()
-        .chain(m.engine_warnings.iter())
+        .chain(m.out.engine_warnings.iter())
         .map(|w| WarningReport {
             rule: w.rule.to_string(),
             line: w.line,
@@ -189,9 +190,9 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let mut s = m.stats.get(vcpu::LockId(i as u32));
+            let mut s = m.out.stats.get(vcpu::LockId(i as u32));
             m.add_unfinished(vcpu::LockId(i as u32), &mut s);
-            let family = match (l.kind, &m.locks[i]) {
+            let family = match (l.kind, &m.shared.locks[i]) {
                 (
                     scenario::program::LockKind::Spin,
                     locks::LockState::Spin {
@@ -224,11 +225,11 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         scenario: prog.name.clone(),
         title: prog.title.clone(),
         file: prog.source.name.clone(),
-        seed: (!m.parallel).then_some(seed),
-        strategy: (!m.parallel).then(|| schedule.strategy.name().to_string()),
-        depth: (!m.parallel && schedule.strategy == crate::sched::Strategy::Pct)
+        seed: (!m.driver.parallel).then_some(seed),
+        strategy: (!m.driver.parallel).then(|| schedule.strategy.name().to_string()),
+        depth: (!m.driver.parallel && schedule.strategy == crate::sched::Strategy::Pct)
             .then_some(schedule.depth),
-        mode: if m.parallel {
+        mode: if m.driver.parallel {
             "parallel"
         } else {
             "deterministic"
@@ -242,11 +243,11 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         expectations: prog.expects.iter().map(|(_, t)| t.clone()).collect(),
         expectation_met: true,
         expectation_failure: None,
-        output: m.output.clone(),
+        output: m.out.output.clone(),
         locks,
         processors: m.processor_states(),
-        virtual_time_us: us(m.end_time),
-        statements: m.statements,
+        virtual_time_us: us(m.driver.end_time),
+        statements: m.out.statements,
         parallel: None,
     };
     let failure = crate::expect::evaluate(&prog.expects, &r);

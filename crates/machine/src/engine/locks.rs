@@ -384,7 +384,7 @@ impl Machine<'_> {
             used_ordinary,
             used_queued,
             ..
-        } = &mut self.locks[lock.0 as usize]
+        } = &mut self.shared.locks[lock.0 as usize]
         {
             let mixed = match family {
                 LockFamily::Queued => *used_ordinary,
@@ -419,7 +419,7 @@ impl Machine<'_> {
                 irql,
             },
         )?;
-        let (poll, node) = match &mut self.locks[lock.0 as usize] {
+        let (poll, node) = match &mut self.shared.locks[lock.0 as usize] {
             LockState::Spin {
                 ordinary, queued, ..
             } => match family {
@@ -502,10 +502,10 @@ impl Machine<'_> {
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
                 if self.flush_done(&dpcs) {
-                    if self.lamport {
+                    if self.driver.lamport {
                         let seen = dpcs
                             .iter()
-                            .map(|&(d, _)| self.dpcs[d as usize].settled_at)
+                            .map(|&(d, _)| self.shared.dpcs[d as usize].settled_at)
                             .max()
                             .unwrap_or(0);
                         let p = &mut self.cpus[c];
@@ -517,14 +517,14 @@ impl Machine<'_> {
             Pending::Acquire(op) => {
                 // Under random and pct, seeing the lock's state carries the
                 // clock of the processor that last changed it.
-                if self.lamport {
-                    let seen = self.lock_clock[op.lock.0 as usize];
+                if self.driver.lamport {
+                    let seen = self.shared.lock_clock[op.lock.0 as usize];
                     let p = &mut self.cpus[c];
                     p.clock = p.clock.max(seen);
                 }
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
-                let (poll, progress) = match &mut self.locks[op.lock.0 as usize] {
+                let (poll, progress) = match &mut self.shared.locks[op.lock.0 as usize] {
                     LockState::Spin {
                         ordinary, queued, ..
                     } => match op.node {
@@ -552,7 +552,7 @@ impl Machine<'_> {
                         if progress {
                             self.lock_changed(cpu, op.lock);
                         }
-                        let epoch = self.lock_epoch;
+                        let epoch = self.shared.lock_epoch;
                         self.top_exec(cpu).stuck_at = Some(epoch);
                     }
                 }
@@ -560,7 +560,7 @@ impl Machine<'_> {
             Pending::QueuedRelease(op) => {
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
-                let done = match &mut self.locks[op.lock.0 as usize] {
+                let done = match &mut self.shared.locks[op.lock.0 as usize] {
                     LockState::Spin { queued, .. } => {
                         queued.poll_release(op.node) == Poll::Acquired
                     }
@@ -650,7 +650,7 @@ impl Machine<'_> {
             }
             After::GlobalHandle { index, old } => {
                 let node = op.node.expect("queued acquire has a node");
-                if let Some(h) = self.handles.get_mut(index as usize) {
+                if let Some(h) = self.shared.handles.get_mut(index as usize) {
                     *h = Some(QueueHandle {
                         lock: op.lock,
                         node,
@@ -662,7 +662,7 @@ impl Machine<'_> {
             }
             After::FieldHandle { var, old } => {
                 let node = op.node.expect("queued acquire has a node");
-                self.field_handles.insert(
+                self.shared.field_handles.insert(
                     var,
                     Some(QueueHandle {
                         lock: op.lock,
@@ -703,7 +703,7 @@ impl Machine<'_> {
                 old,
                 push,
             } => {
-                let q = &mut self.lists[list as usize];
+                let q = &mut self.shared.lists[list as usize];
                 // Like the WDK: an insert returns the entry that was at that end
                 // before (NULL, 0, when the list was empty); a remove returns the
                 // removed entry or NULL.
@@ -740,7 +740,7 @@ impl Machine<'_> {
     ) {
         let c = cpu as usize;
         self.lock_changed(cpu, lock);
-        match &mut self.locks[lock.0 as usize] {
+        match &mut self.shared.locks[lock.0 as usize] {
             LockState::Spin { ordinary, .. } if family != LockFamily::Queued => {
                 let _ = ordinary.release(cpu);
             }

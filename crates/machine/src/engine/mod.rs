@@ -268,12 +268,28 @@ enum Stop {
     },
 }
 
-/// The machine: processors, shared objects, verifier.
+/// The machine: per-processor state, shared state, the driver that decides
+/// who runs, and the outcome the observers and the report see.
 struct Machine<'p> {
     prog: &'p Program,
+    // Per-processor state: each processor (IRQL, context stack, DPC queue,
+    // pending interrupts, clock) and the locks it holds, by processor.
     cpus: Vec<Processor<Exec>>,
-    locks: Vec<LockState>,
     held: Vec<Vec<Held>>,
+    /// What every processor can see and change.
+    shared: Shared,
+    /// Who runs next, and when the run ends.
+    driver: Driver,
+    /// Observers, output, warnings and how the run stopped.
+    out: Outcome<'p>,
+    /// Scratch buffer for a kernel call's argument values (no allocation
+    /// per call).
+    kernel_args: Vec<i64>,
+}
+
+/// The machine's shared state: data, locks, kernel objects, waiters.
+struct Shared {
+    locks: Vec<LockState>,
     vars: Vec<i64>,
     lists: Vec<VecDeque<i64>>,
     dpcs: Vec<DpcState>,
@@ -285,6 +301,29 @@ struct Machine<'p> {
     /// system worker thread is busy.
     work_queue: VecDeque<u32>,
     workers_busy: Vec<bool>,
+    /// Per shared variable: writes so far, and the clock of the last writer.
+    var_version: Vec<u64>,
+    var_clock: Vec<Nanos>,
+    /// Per lock: the clock of the processor that last changed its state.
+    lock_clock: Vec<Nanos>,
+    /// Bumped on every change of any lock's state (grant, release, link).
+    lock_epoch: u64,
+    /// Global KLOCK_QUEUE_HANDLEs.
+    handles: Vec<Option<locks::QueueHandle>>,
+    /// KLOCK_QUEUE_HANDLEs in struct fields and elements, by their leaf.
+    field_handles: std::collections::BTreeMap<u32, Option<locks::QueueHandle>>,
+    /// Pool: the next block of each call site, and every block handed out.
+    pool_next: Vec<usize>,
+    blocks: std::collections::BTreeMap<i64, kernel::pool::Block>,
+    /// The last context serial handed out.
+    serial: u32,
+    /// Threads (and queued or running work items) not ended yet.
+    threads_alive: usize,
+}
+
+/// The driver: every scheduling choice, the step counts, future interrupt
+/// arrivals, the mode and when the run ended.
+struct Driver {
     arrivals: Vec<Arrival>,
     arrival_seq: u64,
     /// Every choice of the run (which processor steps, costs, placement).
@@ -298,48 +337,35 @@ struct Machine<'p> {
     visible: bool,
     /// Steps so far that were visible.
     visible_steps: u64,
-    /// Per shared variable: writes so far, and the clock of the last writer.
-    var_version: Vec<u64>,
-    var_clock: Vec<Nanos>,
-    /// Per lock: the clock of the processor that last changed its state.
-    lock_clock: Vec<Nanos>,
-    /// Scratch buffer for a kernel call's argument values (no allocation
-    /// per call).
-    kernel_args: Vec<i64>,
     /// Parallel mode: clocks are the processor threads' CPU time and
     /// statements cost nothing of their own.
     parallel: bool,
     /// Parallel mode: the run is over (every thread ended, the duration or
     /// the timeout passed) without a stop.
     over: bool,
-
-    verifier: Verifier,
-    stats: LockStats,
-    output: Vec<String>,
-    serial: u32,
-    statements: u64,
-    threads_alive: usize,
-    stop: Option<Stop>,
     /// DriverEntry is running (before virtual time 0: no clock ticks).
     in_driver_entry: bool,
-    /// Global KLOCK_QUEUE_HANDLEs.
-    handles: Vec<Option<locks::QueueHandle>>,
-    /// KLOCK_QUEUE_HANDLEs in struct fields and elements, by their leaf.
-    field_handles: std::collections::BTreeMap<u32, Option<locks::QueueHandle>>,
-    /// Pool: the next block of each call site, and every block handed out.
-    pool_next: Vec<usize>,
-    blocks: std::collections::BTreeMap<i64, kernel::pool::Block>,
+    end_time: Nanos,
+}
+
+/// What the run produces besides its final state: the observers of its
+/// events, DbgPrint output, the engine's warnings and how it stopped.
+struct Outcome<'p> {
+    verifier: Verifier,
+    stats: LockStats,
+    /// The caller's observers (trace writers, recorders): they see every
+    /// event after the verifier and the statistics.
+    observers: Vec<&'p mut (dyn Observer + Send)>,
+    output: Vec<String>,
+    statements: u64,
+    /// How the run stopped, if it did (the report's record; control flow
+    /// uses [`Halt`]).
+    stop: Option<Stop>,
     /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED,
     /// STALL_TOO_LONG, LOCK_HELD_AT_RETURN, ...).
     engine_warnings: Vec<verifier::Warning>,
     /// (rule, subject, line) of every engine warning so far: each once.
     warned: std::collections::BTreeSet<(&'static str, String, u32)>,
-    end_time: Nanos,
-    /// Bumped on every change of any lock's state (grant, release, link).
-    lock_epoch: u64,
-    /// The caller's observers (trace writers, recorders): they see every
-    /// event after the verifier and the statistics.
-    observers: Vec<&'p mut (dyn Observer + Send)>,
 }
 
 /// What one deterministic run is: the seed and the schedule strategy.
@@ -382,7 +408,7 @@ pub fn run_observed<'a>(
     observers: &'a mut [&mut (dyn Observer + Send)],
 ) -> RunReport {
     let mut m = Machine::new(prog, schedule);
-    m.observers = observers
+    m.out.observers = observers
         .iter_mut()
         .map(|o| &mut **o as &'a mut (dyn Observer + Send))
         .collect();
@@ -397,7 +423,7 @@ pub fn run_observed<'a>(
 pub fn timing_steps(prog: &Program) -> u64 {
     let mut m = Machine::new(prog, Schedule::timing(prog.seed));
     m.main_loop();
-    m.visible_steps.max(1)
+    m.driver.visible_steps.max(1)
 }
 
 impl<'p> Machine<'p> {
@@ -428,10 +454,8 @@ impl<'p> Machine<'p> {
             deadlock_detection: prog.checks.deadlock_detection,
             ..verifier::Config::default()
         };
-        let mut m = Machine {
-            prog,
+        let shared = Shared {
             locks: prog.locks.iter().map(|l| LockState::new(l.kind)).collect(),
-            held: vec![vec![]; prog.cpus as usize],
             vars: prog.vars.iter().map(|v| v.init).collect(),
             lists: vec![VecDeque::new(); prog.lists.len()],
             dpcs: prog
@@ -457,6 +481,18 @@ impl<'p> Machine<'p> {
             waiters: vec![],
             work_queue: VecDeque::new(),
             workers_busy: vec![false; prog.cpus as usize],
+            var_version: vec![0; prog.vars.len()],
+            var_clock: vec![0; prog.vars.len()],
+            lock_clock: vec![0; prog.locks.len()],
+            lock_epoch: 0,
+            handles: vec![None; prog.handles.len()],
+            field_handles: std::collections::BTreeMap::new(),
+            pool_next: vec![0; prog.pool_sites.len()],
+            blocks: std::collections::BTreeMap::new(),
+            serial: 0,
+            threads_alive: 0,
+        };
+        let driver = Driver {
             arrivals: vec![],
             arrival_seq: 0,
             sched: new_scheduler(
@@ -470,31 +506,29 @@ impl<'p> Machine<'p> {
             steps: 0,
             visible: false,
             visible_steps: 0,
-            var_version: vec![0; prog.vars.len()],
-            var_clock: vec![0; prog.vars.len()],
-            lock_clock: vec![0; prog.locks.len()],
-            kernel_args: Vec::with_capacity(8),
             parallel: false,
             over: false,
-
+            in_driver_entry: false,
+            end_time: 0,
+        };
+        let out = Outcome {
             verifier: Verifier::new(config, lock_infos, guards),
             stats: LockStats::new(prog.locks.len()),
+            observers: Vec::new(),
             output: vec![],
-            serial: 0,
             statements: 0,
-            threads_alive: 0,
-            in_driver_entry: false,
-            handles: vec![None; prog.handles.len()],
-            field_handles: std::collections::BTreeMap::new(),
-            pool_next: vec![0; prog.pool_sites.len()],
-            blocks: std::collections::BTreeMap::new(),
             stop: None,
             engine_warnings: vec![],
             warned: Default::default(),
-            end_time: 0,
-            lock_epoch: 0,
-            observers: Vec::new(),
+        };
+        let mut m = Machine {
+            prog,
             cpus,
+            held: vec![vec![]; prog.cpus as usize],
+            shared,
+            driver,
+            out,
+            kernel_args: Vec::with_capacity(8),
         };
         m.place_threads();
         for p in &mut m.cpus {
@@ -532,10 +566,10 @@ impl<'p> Machine<'p> {
         let mut exec = Exec::new(name, 0);
         exec.frames
             .push(self.new_frame(routine, args, OnReturn::ContextEnd));
-        self.serial += 1;
+        self.shared.serial += 1;
         Context {
             kind: ContextKind::Thread,
-            serial: self.serial,
+            serial: self.shared.serial,
             saved_irql: Irql::PASSIVE,
             started: 0,
             ticks: 0,
@@ -554,7 +588,7 @@ impl<'p> Machine<'p> {
                         let min = *load.iter().min().unwrap_or(&0);
                         let cands: Vec<usize> =
                             (0..load.len()).filter(|&i| load[i] == min).collect();
-                        cands[self.sched.place(cands.len())]
+                        cands[self.driver.sched.place(cands.len())]
                     }
                 };
                 load[cpu] += 1;
@@ -565,7 +599,7 @@ impl<'p> Machine<'p> {
                 };
                 let ctx = self.thread_context(name, t.routine);
                 self.cpus[cpu].ready.push_back(ctx);
-                self.threads_alive += 1;
+                self.shared.threads_alive += 1;
             }
         }
     }
@@ -601,20 +635,21 @@ impl<'p> Machine<'p> {
     }
 
     fn schedule_arrival(&mut self, mut a: Arrival) {
-        self.arrival_seq += 1;
-        a.seq = self.arrival_seq;
-        self.arrivals.push(a);
+        self.driver.arrival_seq += 1;
+        a.seq = self.driver.arrival_seq;
+        self.driver.arrivals.push(a);
     }
 
     fn next_arrival(&self) -> Option<usize> {
-        (0..self.arrivals.len()).min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))
+        (0..self.driver.arrivals.len())
+            .min_by_key(|&i| (self.driver.arrivals[i].at, self.driver.arrivals[i].seq))
     }
 
     /// Emit an event to the verifier and statistics; a verifier violation
     /// ends the run. `Err(Halt)` when the run has stopped (by this event's
     /// violation, or earlier in the step on a path that went on).
     fn emit(&mut self, cpu: u32, kind: EventKind) -> Result<(), Halt> {
-        self.visible = true;
+        self.driver.visible = true;
         let top = self.cpus[cpu as usize].top();
         let ctx = top.map_or(0, |c| c.serial);
         let line = top.map_or(0, |c| self.context_line(c));
@@ -626,14 +661,14 @@ impl<'p> Machine<'p> {
             kind,
         };
         trace!(?ev, "event");
-        Observer::observe(&mut self.stats, &ev);
-        for o in &mut self.observers {
+        Observer::observe(&mut self.out.stats, &ev);
+        for o in &mut self.out.observers {
             o.observe(&ev);
         }
-        if let Some(v) = Observer::observe(&mut self.verifier, &ev) {
+        if let Some(v) = Observer::observe(&mut self.out.verifier, &ev) {
             return Err(self.bugcheck_with(cpu, v.bugcheck, v.detail, v.analysis));
         }
-        match self.stop {
+        match self.out.stop {
             Some(_) => Err(Halt),
             None => Ok(()),
         }
@@ -648,7 +683,7 @@ impl<'p> Machine<'p> {
     /// A context is stuck when its last poll made no progress and no lock
     /// has changed since.
     fn is_stuck(&self, c: &Context<Exec>) -> bool {
-        c.payload.pending.is_some() && c.payload.stuck_at == Some(self.lock_epoch)
+        c.payload.pending.is_some() && c.payload.stuck_at == Some(self.shared.lock_epoch)
     }
 
     /// The source line a context is at: its innermost frame's statement, or
@@ -676,9 +711,9 @@ impl<'p> Machine<'p> {
         detail: String,
         analysis: Vec<String>,
     ) -> Halt {
-        if self.stop.is_none() {
+        if self.out.stop.is_none() {
             info!(cpu, code = format_args!("{:#x}", b.code), detail = %detail, "bugcheck");
-            self.stop = Some(Stop::Bugcheck {
+            self.out.stop = Some(Stop::Bugcheck {
                 bugcheck: b,
                 cpu,
                 detail,
@@ -698,9 +733,9 @@ impl<'p> Machine<'p> {
         analysis: Vec<String>,
         rule: &'static str,
     ) -> Halt {
-        if self.stop.is_none() {
+        if self.out.stop.is_none() {
             let _ = self.bugcheck_with(cpu, b, detail, analysis);
-            if let Some(Stop::Bugcheck { rule: r, .. }) = &mut self.stop {
+            if let Some(Stop::Bugcheck { rule: r, .. }) = &mut self.out.stop {
                 *r = Some(rule);
             }
         }
@@ -716,8 +751,8 @@ impl<'p> Machine<'p> {
         line: u32,
         message: impl FnOnce() -> String,
     ) {
-        if self.warned.insert((rule, subject.to_string(), line)) {
-            self.engine_warnings.push(verifier::Warning {
+        if self.out.warned.insert((rule, subject.to_string(), line)) {
+            self.out.engine_warnings.push(verifier::Warning {
                 rule,
                 line,
                 message: message(),
@@ -793,8 +828,8 @@ impl<'p> Machine<'p> {
 
     /// Stop the run with a failed assertion (only the first stop counts).
     fn assertion(&mut self, cpu: u32, message: String) -> Halt {
-        if self.stop.is_none() {
-            self.stop = Some(Stop::Assertion { cpu, message });
+        if self.out.stop.is_none() {
+            self.out.stop = Some(Stop::Assertion { cpu, message });
         }
         Halt
     }
@@ -807,11 +842,11 @@ impl<'p> Machine<'p> {
     }
 
     fn cost(&mut self, base: Nanos, jitter: Nanos) -> Nanos {
-        if self.parallel {
+        if self.driver.parallel {
             // Parallel mode: nominal costs, no jitter (the OS interleaves).
             return base;
         }
-        self.sched.cost(base, jitter)
+        self.driver.sched.cost(base, jitter)
     }
 
     /// Does this processor have anything to run?
@@ -826,7 +861,7 @@ impl<'p> Machine<'p> {
     /// Finite work left in the future (one-shot or counted arrivals), or
     /// any arrival while threads still run.
     fn arrivals_matter(&self) -> bool {
-        self.threads_alive > 0 || self.arrivals.iter().any(|a| a.remaining.is_some())
+        self.shared.threads_alive > 0 || self.driver.arrivals.iter().any(|a| a.remaining.is_some())
     }
 
     /// Run `DriverEntry` to completion on processor 0 at PASSIVE_LEVEL
@@ -841,13 +876,13 @@ impl<'p> Machine<'p> {
             .iter_mut()
             .map(|p| std::mem::take(&mut p.ready))
             .collect();
-        let alive = self.threads_alive;
-        self.threads_alive = 1;
-        let queued = self.work_queue.len();
+        let alive = self.shared.threads_alive;
+        self.shared.threads_alive = 1;
+        let queued = self.shared.work_queue.len();
         debug_assert_eq!(queued, 0);
         let ctx = self.thread_context("DriverEntry".into(), routine);
         self.cpus[0].ready.push_back(ctx);
-        self.in_driver_entry = true;
+        self.driver.in_driver_entry = true;
         let mut steps: u64 = 0;
         let mut ended = Ok(());
         while self.busy(0) {
@@ -861,7 +896,7 @@ impl<'p> Machine<'p> {
                 break;
             }
         }
-        self.in_driver_entry = false;
+        self.driver.in_driver_entry = false;
         for p in self.cpus.iter_mut() {
             p.clock = 0;
         }
@@ -869,7 +904,7 @@ impl<'p> Machine<'p> {
             p.ready = r;
         }
         // Work items queued by DriverEntry start now, on the workers.
-        self.threads_alive = alive + self.work_queue.len();
+        self.shared.threads_alive = alive + self.shared.work_queue.len();
         self.dispatch_work(0);
         ended
     }
@@ -878,20 +913,20 @@ impl<'p> Machine<'p> {
         if self.driver_entry().is_err() {
             return;
         }
-        let ended = if self.lamport {
+        let ended = if self.driver.lamport {
             self.main_loop_chosen()
         } else {
             self.main_loop_timed()
         };
-        if ended.is_ok() && !self.waiters.is_empty() && !self.ended_by_limit() {
+        if ended.is_ok() && !self.shared.waiters.is_empty() && !self.ended_by_limit() {
             let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
-            self.end_time = now;
+            self.driver.end_time = now;
             self.cut_off(
                 "no processor could run any more, with threads blocked for ever: {}".to_string(),
             );
         }
-        if self.end_time == 0 {
-            self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+        if self.driver.end_time == 0 {
+            self.driver.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
         }
     }
 
@@ -928,10 +963,10 @@ impl<'p> Machine<'p> {
             // clock tick (before an arrival at the same time or later).
             if let Some((t, tc)) = self.next_timed_event() {
                 if min_clock.is_none_or(|m| t <= m)
-                    && arrival.is_none_or(|ai| t < self.arrivals[ai].at)
+                    && arrival.is_none_or(|ai| t < self.driver.arrivals[ai].at)
                 {
                     if t > limit {
-                        self.end_time = limit;
+                        self.driver.end_time = limit;
                         self.time_limit(limit);
                         break;
                     }
@@ -943,10 +978,10 @@ impl<'p> Machine<'p> {
             }
             // An arrival comes first if it is no later than every busy clock.
             if let Some(ai) = arrival {
-                let at = self.arrivals[ai].at;
+                let at = self.driver.arrivals[ai].at;
                 if min_clock.is_none_or(|t| at <= t) {
                     if at > limit {
-                        self.end_time = limit;
+                        self.driver.end_time = limit;
                         self.time_limit(limit);
                         break;
                     }
@@ -956,16 +991,16 @@ impl<'p> Machine<'p> {
             }
             let Some(min) = min_clock else {
                 // Nothing runs and nothing will arrive: the run is over.
-                self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+                self.driver.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
                 break;
             };
             if min > limit {
-                self.end_time = limit;
+                self.driver.end_time = limit;
                 self.time_limit(limit);
                 break;
             }
             let pick = if ties > 1 {
-                self.sched.tie_break(ties)
+                self.driver.sched.tie_break(ties)
             } else {
                 0
             };
@@ -977,8 +1012,8 @@ impl<'p> Machine<'p> {
                 break;
             }
             let stepped = self.step(cpu as u32);
-            if std::mem::take(&mut self.visible) {
-                self.visible_steps += 1;
+            if std::mem::take(&mut self.driver.visible) {
+                self.driver.visible_steps += 1;
             }
             stepped?;
             if self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
@@ -991,9 +1026,9 @@ impl<'p> Machine<'p> {
     /// Count one scheduling step; past [`MAX_STEPS`] the run is cut off
     /// (returns false). `now` is the virtual time reported.
     fn count_step(&mut self, now: Nanos) -> bool {
-        self.steps += 1;
-        if self.steps > MAX_STEPS {
-            self.end_time = now;
+        self.driver.steps += 1;
+        if self.driver.steps > MAX_STEPS {
+            self.driver.end_time = now;
             self.cut_off(format!(
                 "the run was cut off after {MAX_STEPS} steps, at {} µs of virtual time, with threads still running: {{}}",
                 now / 1000
@@ -1009,7 +1044,7 @@ impl<'p> Machine<'p> {
     /// when the run stopped.
     fn main_loop_chosen(&mut self) -> Result<(), Halt> {
         let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
-        info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, strategy = %self.sched.strategy(), "run starts");
+        info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, strategy = %self.driver.sched.strategy(), "run starts");
         let mut steppable: Vec<u32> = Vec::with_capacity(self.cpus.len());
         loop {
             // Timed events happen when their processor's clock reaches them.
@@ -1020,7 +1055,7 @@ impl<'p> Machine<'p> {
             }
             let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
             if now > limit {
-                self.end_time = limit;
+                self.driver.end_time = limit;
                 self.time_limit(limit);
                 break;
             }
@@ -1055,14 +1090,14 @@ impl<'p> Machine<'p> {
                     (None, None) => (None, 0),
                 };
                 let tick_first = match (arrival, tick) {
-                    (Some(ai), Some(_)) => tick_time < self.arrivals[ai].at,
+                    (Some(ai), Some(_)) => tick_time < self.driver.arrivals[ai].at,
                     (None, Some(_)) => true,
                     _ => false,
                 };
                 if let (true, Some(t)) = (tick_first, tick) {
                     let at = tick_time;
                     if at > limit {
-                        self.end_time = limit;
+                        self.driver.end_time = limit;
                         self.time_limit(limit);
                         break;
                     }
@@ -1072,8 +1107,8 @@ impl<'p> Machine<'p> {
                     continue;
                 }
                 if let Some(ai) = arrival {
-                    if self.arrivals[ai].at > limit {
-                        self.end_time = limit;
+                    if self.driver.arrivals[ai].at > limit {
+                        self.driver.end_time = limit;
                         self.time_limit(limit);
                         break;
                     }
@@ -1087,7 +1122,7 @@ impl<'p> Machine<'p> {
                     if self.release_data_waits() {
                         continue;
                     }
-                    self.end_time = now;
+                    self.driver.end_time = now;
                     self.cut_off(
                         "no processor could take a step, with threads still running: {}"
                             .to_string(),
@@ -1095,15 +1130,15 @@ impl<'p> Machine<'p> {
                 }
                 break;
             }
-            let cpu = self.sched.pick(&steppable);
+            let cpu = self.driver.sched.pick(&steppable);
             if !self.count_step(now) {
                 break;
             }
             self.wake_from_data_wait(cpu as usize);
             let stepped = self.step(cpu);
-            if std::mem::take(&mut self.visible) {
-                self.visible_steps += 1;
-                self.sched.visible_step();
+            if std::mem::take(&mut self.driver.visible) {
+                self.driver.visible_steps += 1;
+                self.driver.sched.visible_step();
             }
             stepped?;
             if self.cpus[cpu as usize]
@@ -1118,12 +1153,12 @@ impl<'p> Machine<'p> {
 
     /// An arrival whose time its processor's clock has reached.
     fn due_arrival(&self) -> Option<usize> {
-        (0..self.arrivals.len())
+        (0..self.driver.arrivals.len())
             .filter(|&i| {
-                let a = &self.arrivals[i];
+                let a = &self.driver.arrivals[i];
                 a.at <= self.cpus[a.cpu as usize].clock
             })
-            .min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))
+            .min_by_key(|&i| (self.driver.arrivals[i].at, self.driver.arrivals[i].seq))
     }
 
     /// Is the context on top of processor `c` only re-reading data nobody
@@ -1132,7 +1167,7 @@ impl<'p> Machine<'p> {
         self.cpus[c].top().is_some_and(|t| {
             t.payload
                 .data_wait
-                .is_some_and(|(v, ver)| self.var_version[v as usize] == ver)
+                .is_some_and(|(v, ver)| self.shared.var_version[v as usize] == ver)
         })
     }
 
@@ -1158,7 +1193,7 @@ impl<'p> Machine<'p> {
             return;
         };
         if let Some((v, _)) = top.payload.data_wait.take() {
-            let seen = self.var_clock[v as usize];
+            let seen = self.shared.var_clock[v as usize];
             let p = &mut self.cpus[c];
             p.clock = p.clock.max(seen);
         }
@@ -1182,7 +1217,7 @@ impl<'p> Machine<'p> {
     /// Random and pct: remember a shared read; a second read at the same
     /// place with nothing written since makes the context wait for a write.
     fn note_read(&mut self, cpu: u32, var: u32) {
-        let ver = self.var_version[var as usize];
+        let ver = self.shared.var_version[var as usize];
         let c = cpu as usize;
         let Some(top) = self.cpus[c].stack.last_mut() else {
             return;
@@ -1201,23 +1236,23 @@ impl<'p> Machine<'p> {
     /// data waits and its clock for causality.
     fn write_var(&mut self, cpu: u32, var: u32, value: i64) {
         let v = var as usize;
-        self.vars[v] = scenario::check::truncate(self.prog.vars[v].ty, value);
-        self.var_version[v] += 1;
-        self.var_clock[v] = self.cpus[cpu as usize].clock;
+        self.shared.vars[v] = scenario::check::truncate(self.prog.vars[v].ty, value);
+        self.shared.var_version[v] += 1;
+        self.shared.var_clock[v] = self.cpus[cpu as usize].clock;
     }
 
     /// A lock's state changed (request, grant, release, link, convert).
     fn lock_changed(&mut self, cpu: u32, lock: vcpu::LockId) {
-        self.lock_epoch += 1;
+        self.shared.lock_epoch += 1;
         let clock = self.cpus[cpu as usize].clock;
-        let l = &mut self.lock_clock[lock.0 as usize];
+        let l = &mut self.shared.lock_clock[lock.0 as usize];
         *l = (*l).max(clock);
     }
 
     /// The run reached its virtual-time limit: without `duration`, warn
     /// when threads are still running.
     fn time_limit(&mut self, limit: Nanos) {
-        if self.prog.duration.is_some() || self.threads_alive == 0 {
+        if self.prog.duration.is_some() || self.shared.threads_alive == 0 {
             return;
         }
         self.cut_off(format!(
@@ -1238,7 +1273,7 @@ impl<'p> Machine<'p> {
                 }
             }
         }
-        for w in &self.waiters {
+        for w in &self.shared.waiters {
             let line = w.ctx.payload.frames.last().map_or(0, |f| f.line);
             running.push(format!(
                 "{} (cpu {}, line {line}, waiting for `{}`)",
@@ -1255,7 +1290,7 @@ impl<'p> Machine<'p> {
         } else {
             running.join(", ")
         };
-        self.engine_warnings.push(verifier::Warning {
+        self.out.engine_warnings.push(verifier::Warning {
             rule: "TIME_LIMIT_REACHED",
             line,
             message: what.replace("{}", &running),
@@ -1263,7 +1298,7 @@ impl<'p> Machine<'p> {
     }
 
     fn deliver_arrival(&mut self, ai: usize) {
-        let a = self.arrivals.remove(ai);
+        let a = self.driver.arrivals.remove(ai);
         let decl = &self.prog.interrupts[a.interrupt as usize];
         let p = &mut self.cpus[a.cpu as usize];
         if p.clock < a.at {
@@ -1334,7 +1369,7 @@ impl<'p> Machine<'p> {
     /// allotment ends the run, the single first (0x133, P1 = 0) then the
     /// cumulative (0x133, P1 = 1). Ticks take no virtual time.
     fn clock_ticks(&mut self, cpu: u32) -> Result<(), Halt> {
-        if self.in_driver_entry {
+        if self.driver.in_driver_entry {
             return Ok(());
         }
         let c = cpu as usize;
@@ -1348,7 +1383,7 @@ impl<'p> Machine<'p> {
             let tick_at = p.next_tick;
             p.next_tick = p.next_tick.saturating_add(clock);
             // The tick expires due timers and timed-out waits first.
-            if !self.waiters.is_empty() || self.timers_set() {
+            if !self.shared.waiters.is_empty() || self.timers_set() {
                 self.tick_objects(cpu, tick_at);
             }
             let p = &mut self.cpus[c];
@@ -1421,7 +1456,7 @@ impl<'p> Machine<'p> {
         }
         if self.cpus[c].dpc_ready() {
             if let Some(d) = self.cpus[c].dpcs.pop() {
-                self.dpcs[d as usize].queued_on = None;
+                self.shared.dpcs[d as usize].queued_on = None;
                 self.start_dpc(cpu, d);
                 return Ok(());
             }
@@ -1498,7 +1533,7 @@ impl<'p> Machine<'p> {
         let c = cpu as usize;
         debug!(cpu, dpc = %self.prog.dpcs[dpc as usize].name, at = self.cpus[c].clock, "DPC starts");
         let decl = &self.prog.dpcs[dpc as usize];
-        let st = &self.dpcs[dpc as usize];
+        let st = &self.shared.dpcs[dpc as usize];
         let routine_id = st.routine.unwrap_or(decl.routine);
         let routine = &self.prog.routines[routine_id as usize];
         let name: Arc<str> = routine.name.as_str().into();
@@ -1509,11 +1544,11 @@ impl<'p> Machine<'p> {
         let args = vec![me, st.context, st.args.0, st.args.1];
         exec.frames
             .push(self.new_frame(routine_id, args, OnReturn::ContextEnd));
-        self.serial += 1;
+        self.shared.serial += 1;
         let clock = self.cpus[c].clock;
         self.cpus[c].stack.push(Context {
             kind: ContextKind::Dpc,
-            serial: self.serial,
+            serial: self.shared.serial,
             saved_irql: saved,
             started: clock,
             ticks: 0,
@@ -1541,12 +1576,12 @@ impl<'p> Machine<'p> {
         let name: Arc<str> = self.prog.routines[decl.isr as usize].name.as_str().into();
         let mut exec = Exec::new(name.clone(), interrupt);
         exec.entry_irql = Irql(decl.sync_irql);
-        self.serial += 1;
+        self.shared.serial += 1;
         let saved = self.cpus[c].irql;
         let clock = self.cpus[c].clock;
         self.cpus[c].stack.push(Context {
             kind: ContextKind::Isr,
-            serial: self.serial,
+            serial: self.shared.serial,
             saved_irql: saved,
             started: clock,
             ticks: 0,
@@ -1637,11 +1672,11 @@ impl<'p> Machine<'p> {
                         detail,
                     ));
                 }
-                self.threads_alive -= 1;
+                self.shared.threads_alive -= 1;
             }
             ContextKind::Dpc => {
                 if irql != Irql::DISPATCH {
-                    let routine = self.dpcs[object as usize]
+                    let routine = self.shared.dpcs[object as usize]
                         .routine
                         .unwrap_or(self.prog.dpcs[object as usize].routine);
                     let addr = self.prog.routines[routine as usize].address;
@@ -1686,13 +1721,13 @@ impl<'p> Machine<'p> {
         self.notify(cpu, EventKind::ContextEnd { kind, name });
         self.cpus[c].stack.pop();
         if kind == ContextKind::Dpc {
-            let st = &mut self.dpcs[object as usize];
+            let st = &mut self.shared.dpcs[object as usize];
             st.runs += 1;
             st.settled_at = st.settled_at.max(self.cpus[c].clock);
             // One pass at DISPATCH_LEVEL: the next queued DPC (those queued
             // meanwhile included) runs without IRQL dropping in between.
             if let Some(d) = self.cpus[c].dpcs.pop() {
-                self.dpcs[d as usize].queued_on = None;
+                self.shared.dpcs[d as usize].queued_on = None;
                 self.start_dpc_saved(cpu, d, saved);
                 return Ok(());
             }
@@ -1705,7 +1740,7 @@ impl<'p> Machine<'p> {
             self.cpus[c].slice_start = self.cpus[c].clock;
             if let Some(w) = worker {
                 // The worker takes the next queued item, or waits idle.
-                self.workers_busy[w as usize] = false;
+                self.shared.workers_busy[w as usize] = false;
                 self.dispatch_work(cpu);
             }
         }

@@ -9,7 +9,7 @@ impl Machine<'_> {
         match k.kr {
             Kr::KeInsertQueueDpc => {
                 let d = index_of(&k.places[0]);
-                if self.dpcs[d as usize].routine.is_none() {
+                if self.shared.dpcs[d as usize].routine.is_none() {
                     let what = format!("KeInsertQueueDpc(&{}): the KDPC was never initialized (call KeInitializeDpc first)", self.prog.dpcs[d as usize].name);
                     return Err(self.runtime_error(cpu, what));
                 }
@@ -18,19 +18,19 @@ impl Machine<'_> {
             }
             Kr::KeRemoveQueueDpc => {
                 let d = index_of(&k.places[0]);
-                let removed = match self.dpcs[d as usize].queued_on.take() {
+                let removed = match self.shared.dpcs[d as usize].queued_on.take() {
                     Some(t) => self.cpus[t as usize].dpcs.remove(d),
                     None => false,
                 };
                 if removed {
-                    let st = &mut self.dpcs[d as usize];
+                    let st = &mut self.shared.dpcs[d as usize];
                     st.settled_at = st.settled_at.max(self.cpus[c].clock);
                 }
                 self.finish(cpu, k, removed as i64)
             }
             Kr::KeSetImportanceDpc => {
                 let d = index_of(&k.places[0]);
-                self.dpcs[d as usize].importance = Importance::from_value(v(0));
+                self.shared.dpcs[d as usize].importance = Importance::from_value(v(0));
                 self.finish(cpu, k, 0)
             }
             Kr::KeSetTargetProcessorDpc => {
@@ -39,7 +39,7 @@ impl Machine<'_> {
                 if t < 0 || t >= self.prog.cpus as i64 {
                     return Err(self.assertion(cpu, format!("KeSetTargetProcessorDpc(&{}, {t}): processor {t} does not exist (the scenario has {} processors)", self.prog.dpcs[d as usize].name, self.prog.cpus)));
                 }
-                self.dpcs[d as usize].target = Some(t as u32);
+                self.shared.dpcs[d as usize].target = Some(t as u32);
                 self.finish(cpu, k, 0)
             }
             Kr::KeFlushQueuedDpcs => {
@@ -69,7 +69,7 @@ impl Machine<'_> {
                         continue;
                     }
                     self.cpus[p].dpc_requested = true;
-                    for (d, st) in self.dpcs.iter().enumerate() {
+                    for (d, st) in self.shared.dpcs.iter().enumerate() {
                         if st.queued_on == Some(p as u32) {
                             wait.push((d as u32, st.runs));
                         }
@@ -94,7 +94,7 @@ impl Machine<'_> {
     /// wait up once it has run.
     pub(in crate::engine) fn flush_done(&self, wait: &[(u32, u64)]) -> bool {
         wait.iter().all(|&(d, runs)| {
-            let st = &self.dpcs[d as usize];
+            let st = &self.shared.dpcs[d as usize];
             st.runs > runs
                 || (st.queued_on.is_none()
                     && !self.cpus.iter().any(|p| {

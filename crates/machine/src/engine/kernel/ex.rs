@@ -80,7 +80,7 @@ impl Machine<'_> {
             }
             Kr::ExTryConvertSharedSpinLockExclusive => {
                 let l = lock_of(&k.places[0]);
-                let (holds_shared, holds_excl) = match &self.locks[l.0 as usize] {
+                let (holds_shared, holds_excl) = match &self.shared.locks[l.0 as usize] {
                     LockState::Ex(x) => (x.holds_shared(cpu), x.holds_exclusive(cpu)),
                     _ => (false, false),
                 };
@@ -109,7 +109,7 @@ impl Machine<'_> {
                     }
                     return self.finish(cpu, k, 0);
                 }
-                let ok = match &mut self.locks[l.0 as usize] {
+                let ok = match &mut self.shared.locks[l.0 as usize] {
                     LockState::Ex(x) => x.try_convert(cpu),
                     _ => false,
                 };

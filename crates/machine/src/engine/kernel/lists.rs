@@ -17,17 +17,17 @@ fn links(r: i64) -> Option<(usize, usize)> {
 impl Machine<'_> {
     /// Flink of the entry `r` (None: not an entry, or out of the table).
     fn flink(&self, r: i64) -> Option<i64> {
-        links(r).and_then(|(f, _)| self.vars.get(f).copied())
+        links(r).and_then(|(f, _)| self.shared.vars.get(f).copied())
     }
 
     fn blink(&self, r: i64) -> Option<i64> {
-        links(r).and_then(|(_, b)| self.vars.get(b).copied())
+        links(r).and_then(|(_, b)| self.shared.vars.get(b).copied())
     }
 
     fn set_link(&mut self, cpu: u32, r: i64, blink: bool, to: i64) {
         if let Some((f, b)) = links(r) {
             let v = if blink { b } else { f };
-            if v < self.vars.len() {
+            if v < self.shared.vars.len() {
                 self.write_var(cpu, v as u32, to);
             }
         }
@@ -170,13 +170,13 @@ impl Machine<'_> {
                 // A head of LIST_ENTRY leaves is empty when Flink points at
                 // itself; a version 1 head when it holds no integer.
                 let points_at_itself = |m: &Self, fv: u32| {
-                    m.vars.get(fv as usize).is_some_and(|&f| {
+                    m.shared.vars.get(fv as usize).is_some_and(|&f| {
                         f & scenario::program::REF_TAG != 0 && scenario::program::ref_var(f) == fv
                     })
                 };
                 let empty = match k.places[0] {
                     Place::List(list) => {
-                        self.lists[list as usize].is_empty()
+                        self.shared.lists[list as usize].is_empty()
                             && self.prog.lists[list as usize]
                                 .entry_head
                                 .is_none_or(|fv| points_at_itself(self, fv))

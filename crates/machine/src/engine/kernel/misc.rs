@@ -35,10 +35,10 @@ impl Machine<'_> {
             Kr::DbgPrint => {
                 let text = scenario::dbgprint::format(k.text.as_deref().unwrap_or(""), vals);
                 for line in text.trim_end_matches('\n').split('\n') {
-                    if self.output.len() < MAX_OUTPUT_LINES {
-                        self.output.push(line.to_string());
-                    } else if self.output.len() == MAX_OUTPUT_LINES {
-                        self.output.push(format!(
+                    if self.out.output.len() < MAX_OUTPUT_LINES {
+                        self.out.output.push(line.to_string());
+                    } else if self.out.output.len() == MAX_OUTPUT_LINES {
+                        self.out.output.push(format!(
                             "... DbgPrint output truncated after {MAX_OUTPUT_LINES} lines"
                         ));
                     }

@@ -212,7 +212,7 @@ impl Machine<'_> {
 
     /// Run one kernel call: pop its argument values, dispatch by family.
     pub(super) fn kernel(&mut self, cpu: u32, k: &KernelCall) -> Result<Flow, Halt> {
-        self.visible = true;
+        self.driver.visible = true;
         if k.places
             .iter()
             .any(|p| matches!(p, Place::Ref(_) | Place::Obj { .. }))
@@ -527,7 +527,7 @@ impl Machine<'_> {
         routine: &str,
         family: LockFamily,
     ) -> Result<(), Halt> {
-        let holder = match &self.locks[lock.0 as usize] {
+        let holder = match &self.shared.locks[lock.0 as usize] {
             LockState::Spin { ordinary, .. } => ordinary.holder(),
             LockState::Interrupt(l) => l.holder(),
             LockState::Ex(_) => None,

@@ -38,7 +38,8 @@ impl Machine<'_> {
 
     /// Are any timers set (they expire at clock ticks)?
     pub(in crate::engine) fn timers_set(&self) -> bool {
-        self.objects
+        self.shared
+            .objects
             .iter()
             .any(|o| matches!(o, ObjState::Timer { due: Some(_), .. }))
     }
@@ -46,10 +47,14 @@ impl Machine<'_> {
     /// Did the run end at its time limit or duration (the waiters left are
     /// then no finding of their own)?
     pub(in crate::engine) fn ended_by_limit(&self) -> bool {
-        self.engine_warnings
+        self.out
+            .engine_warnings
             .iter()
             .any(|w| w.rule == "TIME_LIMIT_REACHED")
-            || self.prog.duration.is_some_and(|d| self.end_time >= d)
+            || self
+                .prog
+                .duration
+                .is_some_and(|d| self.driver.end_time >= d)
     }
 
     /// The earliest clock tick of an idle processor that will expire a
@@ -69,7 +74,7 @@ impl Machine<'_> {
                 best = Some((t, c));
             }
         };
-        for o in &self.objects {
+        for o in &self.shared.objects {
             if let ObjState::Timer {
                 due: Some(due),
                 period,
@@ -77,12 +82,12 @@ impl Machine<'_> {
                 ..
             } = o
             {
-                if *period == 0 || self.threads_alive > self.waiters.len() {
+                if *period == 0 || self.shared.threads_alive > self.shared.waiters.len() {
                     consider(*due, *cpu, self);
                 }
             }
         }
-        for w in &self.waiters {
+        for w in &self.shared.waiters {
             if let Some(t) = w.timeout_at {
                 consider(t, w.cpu, self);
             }
@@ -95,21 +100,21 @@ impl Machine<'_> {
     /// the tick's time in 100 ns units as SystemArgument1/2) and the timed
     /// waits of threads of that processor (they return STATUS_TIMEOUT).
     pub(in crate::engine) fn tick_objects(&mut self, cpu: u32, tick_at: Nanos) {
-        for o in 0..self.objects.len() {
+        for o in 0..self.shared.objects.len() {
             let ObjState::Timer {
                 due: Some(due),
                 period,
                 dpc,
                 cpu: on,
                 ..
-            } = self.objects[o]
+            } = self.shared.objects[o]
             else {
                 continue;
             };
             if on != cpu || due > tick_at {
                 continue;
             }
-            if let ObjState::Timer { due, signaled, .. } = &mut self.objects[o] {
+            if let ObjState::Timer { due, signaled, .. } = &mut self.shared.objects[o] {
                 *due = (period > 0).then(|| tick_at.saturating_add(period));
                 *signaled = true;
             }
@@ -122,8 +127,8 @@ impl Machine<'_> {
             }
         }
         let mut i = 0;
-        while i < self.waiters.len() {
-            let w = &self.waiters[i];
+        while i < self.shared.waiters.len() {
+            let w = &self.shared.waiters[i];
             if w.cpu == cpu && w.timeout_at.is_some_and(|t| t <= tick_at) {
                 self.release_waiter(i, STATUS_TIMEOUT, cpu, true);
             } else {
@@ -136,27 +141,27 @@ impl Machine<'_> {
     /// type says (notification: every waiter, and it stays signaled;
     /// synchronization: one waiter, chosen by the Scheduler, and it resets).
     fn signal(&mut self, cpu: u32, object: u32) {
-        let notification = match self.objects[object as usize] {
+        let notification = match self.shared.objects[object as usize] {
             ObjState::Event { notification, .. } | ObjState::Timer { notification, .. } => {
                 notification
             }
             _ => return,
         };
-        let waiting: Vec<usize> = (0..self.waiters.len())
-            .filter(|&i| self.waiters[i].object == object)
+        let waiting: Vec<usize> = (0..self.shared.waiters.len())
+            .filter(|&i| self.shared.waiters[i].object == object)
             .collect();
         if waiting.is_empty() {
             return;
         }
         if notification {
             // Every waiter, in the order they blocked.
-            while let Some(i) = self.waiters.iter().position(|w| w.object == object) {
+            while let Some(i) = self.shared.waiters.iter().position(|w| w.object == object) {
                 self.release_waiter(i, 0, cpu, false);
             }
             return;
         }
         let pick = if waiting.len() > 1 {
-            self.sched.place(waiting.len())
+            self.driver.sched.place(waiting.len())
         } else {
             0
         };
@@ -166,7 +171,7 @@ impl Machine<'_> {
 
     fn set_signaled(&mut self, object: u32, to: bool) {
         if let ObjState::Event { signaled, .. } | ObjState::Timer { signaled, .. } =
-            &mut self.objects[object as usize]
+            &mut self.shared.objects[object as usize]
         {
             *signaled = to;
         }
@@ -177,13 +182,13 @@ impl Machine<'_> {
     /// before the release (the releaser's clock carries over to an idle
     /// processor, and to any under random and pct).
     fn release_waiter(&mut self, i: usize, status: i64, by: u32, timed_out: bool) {
-        let mut w = self.waiters.remove(i);
+        let mut w = self.shared.waiters.remove(i);
         if let Some(Pending::Wait { result, .. }) = &mut w.ctx.payload.pending {
             *result = Some(status);
         }
         let c = w.cpu as usize;
         let now = self.cpus[by as usize].clock;
-        if (self.lamport || self.cpus[c].stack.is_empty()) && self.cpus[c].clock < now {
+        if (self.driver.lamport || self.cpus[c].stack.is_empty()) && self.cpus[c].clock < now {
             self.cpus[c].clock = now;
         }
         let name = w.ctx.payload.name.clone();
@@ -227,7 +232,7 @@ impl Machine<'_> {
         };
         ctx.saved_irql = irql;
         ctx.payload.pending = Some(Pending::Wait { result: None, push });
-        self.waiters.push(Waiter {
+        self.shared.waiters.push(Waiter {
             cpu,
             ctx,
             object,
@@ -243,15 +248,15 @@ impl Machine<'_> {
     /// delivery table says.
     pub(in crate::engine) fn insert_dpc(&mut self, cpu: u32, d: u32, a1: i64, a2: i64) -> bool {
         let c = cpu as usize;
-        let st = &self.dpcs[d as usize];
+        let st = &self.shared.dpcs[d as usize];
         if st.queued_on.is_some() {
             return false;
         }
         let target = st.target.unwrap_or(cpu);
         let imp = st.importance;
-        self.dpcs[d as usize].args = (a1, a2);
+        self.shared.dpcs[d as usize].args = (a1, a2);
         self.cpus[target as usize].dpcs.insert(d, imp);
-        self.dpcs[d as usize].queued_on = Some(target);
+        self.shared.dpcs[d as usize].queued_on = Some(target);
         // Whether the insert requests a DPC interrupt on the target
         // (contract v2 delivery table); otherwise the DPC waits for the
         // target's next clock tick.
@@ -269,7 +274,7 @@ impl Machine<'_> {
         // An idle target processor catches up to now before running it.
         let now = self.cpus[c].clock;
         if target != cpu
-            && !self.parallel
+            && !self.driver.parallel
             && self.cpus[target as usize].stack.is_empty()
             && self.cpus[target as usize].clock < now
         {
@@ -290,29 +295,32 @@ impl Machine<'_> {
     /// first, in FIFO order; each runs `Routine(Parameter)` at
     /// PASSIVE_LEVEL on its processor (contract v2, ExQueueWorkItem).
     pub(in crate::engine) fn dispatch_work(&mut self, from: u32) {
-        if self.in_driver_entry {
+        if self.driver.in_driver_entry {
             return;
         }
-        while !self.work_queue.is_empty() {
-            let Some(w) = (0..self.workers_busy.len()).find(|&w| !self.workers_busy[w]) else {
+        while !self.shared.work_queue.is_empty() {
+            let Some(w) =
+                (0..self.shared.workers_busy.len()).find(|&w| !self.shared.workers_busy[w])
+            else {
                 return;
             };
-            let Some(item) = self.work_queue.pop_front() else {
+            let Some(item) = self.shared.work_queue.pop_front() else {
                 return;
             };
-            let ObjState::WorkItem { routine, param, .. } = self.objects[item as usize] else {
+            let ObjState::WorkItem { routine, param, .. } = self.shared.objects[item as usize]
+            else {
                 continue;
             };
-            if let ObjState::WorkItem { queued, .. } = &mut self.objects[item as usize] {
+            if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[item as usize] {
                 *queued = false;
             }
-            self.workers_busy[w] = true;
+            self.shared.workers_busy[w] = true;
             let name: Arc<str> = self.prog.routines[routine as usize].name.as_str().into();
             let mut ctx = self.thread_context_args(name, routine, vec![param]);
             ctx.payload.worker = Some(w as u32);
             let now = self.cpus[from as usize].clock;
             let p = &mut self.cpus[w];
-            if (self.lamport || p.stack.is_empty()) && p.clock < now {
+            if (self.driver.lamport || p.stack.is_empty()) && p.clock < now {
                 p.clock = now;
             }
             p.ready.push_back(ctx);
@@ -348,7 +356,10 @@ impl Machine<'_> {
 
     /// The object must have been initialized by its routine.
     fn initialized(&mut self, cpu: u32, a: &Args, object: u32) -> Result<(), Halt> {
-        if matches!(self.objects[object as usize], ObjState::Uninitialized) {
+        if matches!(
+            self.shared.objects[object as usize],
+            ObjState::Uninitialized
+        ) {
             let o = &self.prog.objects[object as usize];
             let what = format!(
                 "{}(&{}): the {} was never initialized (call its KeInitialize/ExInitialize routine first)",
@@ -375,21 +386,21 @@ impl Machine<'_> {
                 let Place::Routine(r) = k.places[1] else {
                     return self.finish(cpu, k, 0);
                 };
-                let st = &mut self.dpcs[d as usize];
+                let st = &mut self.shared.dpcs[d as usize];
                 st.routine = Some(r);
                 st.context = v(0);
                 self.finish(cpu, k, 0)
             }
             Kr::KeInitializeEvent => {
                 let o = Self::object_arg(k, 0);
-                if self.waiters.iter().any(|w| w.object == o) {
+                if self.shared.waiters.iter().any(|w| w.object == o) {
                     let what = format!(
                         "KeInitializeEvent(&{}) while a thread waits on it",
                         self.prog.objects[o as usize].name
                     );
                     return Err(self.runtime_error(cpu, what));
                 }
-                self.objects[o as usize] = ObjState::Event {
+                self.shared.objects[o as usize] = ObjState::Event {
                     notification: v(0) == 0,
                     signaled: v(1) != 0,
                 };
@@ -403,7 +414,7 @@ impl Machine<'_> {
                     let what = format!("KeSetEvent(&{}, ..., TRUE): this version supports only Wait = FALSE (a KeWaitXxx call must follow a TRUE at once)", self.prog.objects[o as usize].name);
                     return Err(self.runtime_error(cpu, what));
                 }
-                let ObjState::Event { signaled, .. } = self.objects[o as usize] else {
+                let ObjState::Event { signaled, .. } = self.shared.objects[o as usize] else {
                     return self.finish(cpu, k, 0);
                 };
                 self.set_signaled(o, true);
@@ -414,7 +425,7 @@ impl Machine<'_> {
                 let o = Self::object_arg(k, 0);
                 self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
                 self.initialized(cpu, a, o)?;
-                let ObjState::Event { signaled, .. } = self.objects[o as usize] else {
+                let ObjState::Event { signaled, .. } = self.shared.objects[o as usize] else {
                     return self.finish(cpu, k, 0);
                 };
                 if k.kr != Kr::KeReadStateEvent {
@@ -427,7 +438,7 @@ impl Machine<'_> {
                 let o = Self::object_arg(k, 0);
                 self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
                 let notification = k.kr == Kr::KeInitializeTimer || v(0) == 0;
-                self.objects[o as usize] = ObjState::Timer {
+                self.shared.objects[o as usize] = ObjState::Timer {
                     notification,
                     signaled: false,
                     due: None,
@@ -456,11 +467,11 @@ impl Machine<'_> {
                 };
                 let period = (period_ms.max(0) as u64).saturating_mul(1_000_000);
                 let was = matches!(
-                    self.objects[o as usize],
+                    self.shared.objects[o as usize],
                     ObjState::Timer { due: Some(_), .. }
                 );
-                if let ObjState::Timer { notification, .. } = self.objects[o as usize] {
-                    self.objects[o as usize] = ObjState::Timer {
+                if let ObjState::Timer { notification, .. } = self.shared.objects[o as usize] {
+                    self.shared.objects[o as usize] = ObjState::Timer {
                         notification,
                         signaled: false,
                         due: Some(due),
@@ -475,7 +486,8 @@ impl Machine<'_> {
                 let o = Self::object_arg(k, 0);
                 self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
                 self.initialized(cpu, a, o)?;
-                let ObjState::Timer { due, signaled, .. } = &mut self.objects[o as usize] else {
+                let ObjState::Timer { due, signaled, .. } = &mut self.shared.objects[o as usize]
+                else {
                     return self.finish(cpu, k, 0);
                 };
                 let result = if k.kr == Kr::KeCancelTimer {
@@ -488,7 +500,7 @@ impl Machine<'_> {
             Kr::KeQueryInterruptTime => {
                 let p = &self.cpus[cpu as usize];
                 let last = p.next_tick.saturating_sub(self.prog.clock).min(p.clock);
-                let last = if self.in_driver_entry { 0 } else { last };
+                let last = if self.driver.in_driver_entry { 0 } else { last };
                 self.finish(cpu, k, (last / 100) as i64)
             }
             Kr::ExInitializeWorkItem => {
@@ -497,7 +509,7 @@ impl Machine<'_> {
                     return self.finish(cpu, k, 0);
                 };
                 if matches!(
-                    self.objects[o as usize],
+                    self.shared.objects[o as usize],
                     ObjState::WorkItem { queued: true, .. }
                 ) {
                     let what = format!(
@@ -506,7 +518,7 @@ impl Machine<'_> {
                     );
                     return Err(self.runtime_error(cpu, what));
                 }
-                self.objects[o as usize] = ObjState::WorkItem {
+                self.shared.objects[o as usize] = ObjState::WorkItem {
                     routine: r,
                     param: v(0),
                     queued: false,
@@ -516,15 +528,15 @@ impl Machine<'_> {
             Kr::ExQueueWorkItem => {
                 let o = Self::object_arg(k, 0);
                 self.initialized(cpu, a, o)?;
-                if let ObjState::WorkItem { queued, .. } = &mut self.objects[o as usize] {
+                if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[o as usize] {
                     if *queued {
                         let what = format!("ExQueueWorkItem(&{}): the item is queued again before its routine started", self.prog.objects[o as usize].name);
                         return Err(self.runtime_error(cpu, what));
                     }
                     *queued = true;
                 }
-                self.work_queue.push_back(o);
-                self.threads_alive += 1;
+                self.shared.work_queue.push_back(o);
+                self.shared.threads_alive += 1;
                 let name: Arc<str> = self.prog.objects[o as usize].name.as_str().into();
                 self.notify(cpu, EventKind::WorkItemQueued { name });
                 self.dispatch_work(cpu);
@@ -534,20 +546,20 @@ impl Machine<'_> {
                 let o = Self::object_arg(k, 0);
                 let leaf = self.prog.objects[o as usize].leaf;
                 let slot = leaf + IRP_CANCEL_ROUTINE;
-                let old = self.vars[slot as usize];
+                let old = self.shared.vars[slot as usize];
                 self.write_var(cpu, slot, v(0));
                 self.finish(cpu, k, old)
             }
             Kr::IoMarkIrpPending => {
                 let o = Self::object_arg(k, 0);
-                if let ObjState::Irp { pending, .. } = &mut self.objects[o as usize] {
+                if let ObjState::Irp { pending, .. } = &mut self.shared.objects[o as usize] {
                     *pending = true;
                 }
                 self.finish(cpu, k, 0)
             }
             Kr::IoCompleteRequest => {
                 let o = Self::object_arg(k, 0);
-                if let ObjState::Irp { completed, .. } = &mut self.objects[o as usize] {
+                if let ObjState::Irp { completed, .. } = &mut self.shared.objects[o as usize] {
                     if *completed {
                         let d = &self.prog.objects[o as usize];
                         let detail = format!(
@@ -636,7 +648,7 @@ impl Machine<'_> {
     ) -> Result<Flow, Halt> {
         let leaf = self.prog.objects[irp as usize].leaf;
         self.write_var(cpu, leaf + IRP_CANCEL, 1);
-        let routine = self.vars[(leaf + IRP_CANCEL_ROUTINE) as usize];
+        let routine = self.shared.vars[(leaf + IRP_CANCEL_ROUTINE) as usize];
         self.write_var(cpu, leaf + IRP_CANCEL_ROUTINE, 0);
         let target = self
             .prog
@@ -750,7 +762,7 @@ impl Machine<'_> {
             }
         }
         self.initialized(cpu, a, o)?;
-        let (signaled, notification) = match self.objects[o as usize] {
+        let (signaled, notification) = match self.shared.objects[o as usize] {
             ObjState::Event {
                 signaled,
                 notification,
@@ -779,7 +791,7 @@ impl Machine<'_> {
             let b = Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [thread, 0, 0, 0]);
             return Err(self.bugcheck(cpu, b, detail));
         }
-        if self.in_driver_entry {
+        if self.driver.in_driver_entry {
             let what = format!(
                 "KeWaitForSingleObject(&{}) blocked in DriverEntry, before any thread or interrupt can run to signal it",
                 self.prog.objects[o as usize].name

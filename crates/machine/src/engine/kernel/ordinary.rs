@@ -18,7 +18,8 @@ impl Machine<'_> {
             Kr::KeInitializeSpinLock => {
                 let l = lock_of(&k.places[0]);
                 if self.lock_holders(l).is_empty() {
-                    self.locks[l.0 as usize] = LockState::new(self.prog.locks[l.0 as usize].kind);
+                    self.shared.locks[l.0 as usize] =
+                        LockState::new(self.prog.locks[l.0 as usize].kind);
                 }
                 self.finish(cpu, k, 0)
             }
@@ -96,7 +97,7 @@ impl Machine<'_> {
             Kr::KeTryToAcquireSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
                 self.acquire_irql_ok(cpu, true, l, name)?;
-                let got = match &mut self.locks[l.0 as usize] {
+                let got = match &mut self.shared.locks[l.0 as usize] {
                     LockState::Spin {
                         ordinary,
                         used_ordinary,
@@ -126,7 +127,7 @@ impl Machine<'_> {
             }
             Kr::KeTestSpinLock => {
                 let l = lock_of(&k.places[0]);
-                let free = match &self.locks[l.0 as usize] {
+                let free = match &self.shared.locks[l.0 as usize] {
                     LockState::Spin {
                         ordinary, queued, ..
                     } => ordinary.is_free() && queued.is_free(),

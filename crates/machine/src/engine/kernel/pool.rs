@@ -99,7 +99,12 @@ impl Machine<'_> {
                 let Some(s) = self.prog.pool_sites.get(site as usize) else {
                     return self.finish(cpu, k, 0);
                 };
-                let next = self.pool_next.get(site as usize).copied().unwrap_or(0);
+                let next = self
+                    .shared
+                    .pool_next
+                    .get(site as usize)
+                    .copied()
+                    .unwrap_or(0);
                 let Some((r, vars, _)) = s.blocks.get(next).cloned() else {
                     return Err(self.assertion(
                         cpu,
@@ -110,13 +115,13 @@ impl Machine<'_> {
                         ),
                     ));
                 };
-                if let Some(n) = self.pool_next.get_mut(site as usize) {
+                if let Some(n) = self.shared.pool_next.get_mut(site as usize) {
                     *n += 1;
                 }
                 for var in vars {
-                    self.vars[var as usize] = 0;
+                    self.shared.vars[var as usize] = 0;
                 }
-                self.blocks.insert(
+                self.shared.blocks.insert(
                     r,
                     Block {
                         tag: v(2) as u32,
@@ -137,7 +142,7 @@ impl Machine<'_> {
                 } else {
                     p as u64
                 };
-                let block = self.blocks.get(&p).copied();
+                let block = self.shared.blocks.get(&p).copied();
                 let paged = block.is_some_and(|b| b.paged);
                 let limit = if paged { Irql::APC } else { Irql::DISPATCH };
                 if irql > limit {
@@ -195,7 +200,7 @@ impl Machine<'_> {
                         format!("{name} with tag {tag:#010x}, but the block was allocated with tag {:#010x}", b.tag),
                     ));
                 }
-                if let Some(b) = self.blocks.get_mut(&p) {
+                if let Some(b) = self.shared.blocks.get_mut(&p) {
                     b.freed = true;
                 }
                 self.finish(cpu, k, 0)

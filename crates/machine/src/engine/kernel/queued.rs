@@ -26,14 +26,14 @@ impl Machine<'_> {
                         // before the acquire waits: a second acquirer sharing
                         // the handle overwrites the holder's (windows-facts,
                         // "In-stack queued spin lock").
-                        if let Some(Some(h)) = self.handles.get_mut(index as usize) {
+                        if let Some(Some(h)) = self.shared.handles.get_mut(index as usize) {
                             h.old_irql = irql;
                         }
                         After::GlobalHandle { index, old: irql }
                     }
                     Place::Var(var) => {
                         // A handle in a struct field or array element.
-                        if let Some(Some(h)) = self.field_handles.get_mut(&var) {
+                        if let Some(Some(h)) = self.shared.field_handles.get_mut(&var) {
                             h.old_irql = irql;
                         }
                         After::FieldHandle { var, old: irql }
@@ -69,10 +69,16 @@ impl Machine<'_> {
                             _ => None,
                         }
                     }
-                    Place::GlobalHandle(index) => {
-                        self.handles.get_mut(index as usize).and_then(Option::take)
-                    }
-                    Place::Var(var) => self.field_handles.get_mut(&var).and_then(Option::take),
+                    Place::GlobalHandle(index) => self
+                        .shared
+                        .handles
+                        .get_mut(index as usize)
+                        .and_then(Option::take),
+                    Place::Var(var) => self
+                        .shared
+                        .field_handles
+                        .get_mut(&var)
+                        .and_then(Option::take),
                     _ => return Ok(Flow::Next),
                 };
                 let Some(h) = handle.filter(|h| h.acquired) else {
@@ -90,7 +96,7 @@ impl Machine<'_> {
                 self.release_irql_ok(cpu, from_dpc, l, name)?;
                 let lower_to = (!from_dpc).then_some(h.old_irql);
                 self.release_checks(cpu, l, lower_to, None, name)?;
-                let poll = match &mut self.locks[l.0 as usize] {
+                let poll = match &mut self.shared.locks[l.0 as usize] {
                     LockState::Spin { queued, .. } => queued.begin_release(h.node),
                     _ => Poll::Acquired,
                 };
