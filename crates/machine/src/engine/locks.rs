@@ -139,11 +139,11 @@ pub(super) enum After {
     },
     /// Run the ISR routine.
     IsrEntry {
-        interrupt: u32,
+        interrupt: InterruptId,
     },
     /// Run the KeSynchronizeExecution callback.
     Synchronize {
-        interrupt: u32,
+        interrupt: InterruptId,
         routine: RoutineId,
         context: i64,
         old: Irql,
@@ -151,14 +151,14 @@ pub(super) enum After {
     },
     /// IoCancelIrp holds the cancel spin lock: cancel IRP object `irp`.
     CancelIrp {
-        irp: u32,
+        irp: ObjectId,
         old: Irql,
         push: bool,
     },
     /// Do the list operation, release, restore IRQL.
     List {
         op: ListOp,
-        list: u32,
+        list: ListId,
         value: i64,
         old: Irql,
         push: bool,
@@ -505,7 +505,7 @@ impl Machine<'_> {
                     if self.driver.lamport {
                         let seen = dpcs
                             .iter()
-                            .map(|&(d, _)| self.shared.dpcs[d as usize].settled_at)
+                            .map(|&(d, _)| self.shared.dpcs[d.ix()].settled_at)
                             .max()
                             .unwrap_or(0);
                         let p = &mut self.cpus[c];
@@ -674,7 +674,7 @@ impl Machine<'_> {
                 Ok(Flow::Next)
             }
             After::IsrEntry { interrupt } => {
-                let isr = self.prog.interrupts[interrupt as usize].isr;
+                let isr = self.prog.interrupts[interrupt.ix()].isr;
                 let mut frame = self.new_frame(isr, vec![], OnReturn::ContextEnd);
                 frame.stack_base = 0;
                 self.top_exec(cpu).frames.push(frame);
@@ -703,7 +703,7 @@ impl Machine<'_> {
                 old,
                 push,
             } => {
-                let q = &mut self.shared.lists[list as usize];
+                let q = &mut self.shared.lists[list.ix()];
                 // Like the WDK: an insert returns the entry that was at that end
                 // before (NULL, 0, when the list was empty); a remove returns the
                 // removed entry or NULL.
@@ -815,8 +815,8 @@ impl Machine<'_> {
     }
 
     /// The kernel's acquisition of an interrupt lock before an ISR runs.
-    pub(super) fn begin_isr_lock(&mut self, cpu: u32, interrupt: u32) -> Result<(), Halt> {
-        let lock = self.prog.interrupts[interrupt as usize].lock;
+    pub(super) fn begin_isr_lock(&mut self, cpu: u32, interrupt: InterruptId) -> Result<(), Halt> {
+        let lock = self.prog.interrupts[interrupt.ix()].lock;
         self.acquire(
             cpu,
             lock,
@@ -838,10 +838,10 @@ impl Machine<'_> {
     pub(super) fn end_synchronize(
         &mut self,
         cpu: u32,
-        interrupt: u32,
+        interrupt: InterruptId,
         old: Irql,
     ) -> Result<(), Halt> {
-        let lock = self.prog.interrupts[interrupt as usize].lock;
+        let lock = self.prog.interrupts[interrupt.ix()].lock;
         self.release_held(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive);
         self.lower_after_release(cpu, lock, old)
     }

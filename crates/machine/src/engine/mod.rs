@@ -15,12 +15,14 @@
 
 mod exec;
 mod finish;
+mod ids;
 mod kernel;
 mod locks;
 pub mod parallel;
 
 use crate::report::RunReport;
 use crate::sched::{new_scheduler, Scheduler, Strategy};
+use ids::{CpuId, DpcId, InterruptId, ListId, ObjectId};
 use locks::{Held, LockState};
 use scenario::program::{Program, RoutineId};
 use std::collections::VecDeque;
@@ -71,14 +73,14 @@ enum OnReturn {
     ContextEnd,
     /// End of a KeSynchronizeExecution callback.
     Synchronize {
-        interrupt: u32,
+        interrupt: InterruptId,
         old_irql: Irql,
         push_result: bool,
     },
     /// End of a cancel routine IoCancelIrp called (object `irp`, the
     /// routine's address): 0x11B if it still holds the cancel spin lock.
     CancelRoutine {
-        irp: u32,
+        irp: ObjectId,
         routine: u64,
         push_result: bool,
     },
@@ -116,7 +118,7 @@ enum Pending {
     /// KeFlushQueuedDpcs: waits until each DPC object queued at the call
     /// (with its count of completed runs then) has run since, or is neither
     /// queued nor running (removed).
-    Flush { dpcs: Vec<(u32, u64)> },
+    Flush { dpcs: Vec<(DpcId, u64)> },
 }
 
 /// The interpreter state of one context (the processor's context payload).
@@ -147,7 +149,7 @@ struct Exec {
     /// IRQL the ISR was entered at (SynchronizeIrql).
     entry_irql: Irql,
     /// A system worker thread running a work item: its processor.
-    worker: Option<u32>,
+    worker: Option<CpuId>,
 }
 
 impl Exec {
@@ -174,8 +176,8 @@ impl Exec {
 #[derive(Clone, Debug, Default)]
 struct DpcState {
     importance: Importance,
-    target: Option<u32>,
-    queued_on: Option<u32>,
+    target: Option<CpuId>,
+    queued_on: Option<CpuId>,
     /// Its routine (None until KeInitializeDpc for a KDPC in data).
     routine: Option<RoutineId>,
     /// DeferredContext, and SystemArgument1/2 of the last insert.
@@ -205,8 +207,8 @@ enum ObjState {
         signaled: bool,
         due: Option<Nanos>,
         period: Nanos,
-        dpc: Option<u32>,
-        cpu: u32,
+        dpc: Option<DpcId>,
+        cpu: CpuId,
     },
     /// A WORK_QUEUE_ITEM: routine, parameter, and queued but not started.
     WorkItem {
@@ -224,10 +226,10 @@ enum ObjState {
 /// A thread blocked in KeWaitForSingleObject.
 #[derive(Debug)]
 struct Waiter {
-    cpu: u32,
+    cpu: CpuId,
     ctx: Context<Exec>,
-    /// The object (index into `Program::objects`).
-    object: u32,
+    /// The object it waits on.
+    object: ObjectId,
     /// When the wait times out (absolute virtual ns).
     timeout_at: Option<Nanos>,
 }
@@ -237,8 +239,8 @@ struct Waiter {
 struct Arrival {
     at: Nanos,
     seq: u64,
-    interrupt: u32,
-    cpu: u32,
+    interrupt: InterruptId,
+    cpu: CpuId,
     every: Option<Nanos>,
     /// Arrivals left after this one (None = unbounded).
     remaining: Option<u64>,
@@ -299,7 +301,7 @@ struct Shared {
     waiters: Vec<Waiter>,
     /// Work items queued for a worker, FIFO, and which processor's
     /// system worker thread is busy.
-    work_queue: VecDeque<u32>,
+    work_queue: VecDeque<ObjectId>,
     workers_busy: Vec<bool>,
     /// Per shared variable: writes so far, and the clock of the last writer.
     var_version: Vec<u64>,
@@ -541,8 +543,8 @@ impl<'p> Machine<'p> {
             m.schedule_arrival(Arrival {
                 at: l.at,
                 seq: 0,
-                interrupt: l.interrupt,
-                cpu: l.cpu,
+                interrupt: InterruptId(l.interrupt),
+                cpu: CpuId(l.cpu),
                 every: l.every,
                 remaining: l.count.map(|c| c - 1),
             });
@@ -1156,7 +1158,7 @@ impl<'p> Machine<'p> {
         (0..self.driver.arrivals.len())
             .filter(|&i| {
                 let a = &self.driver.arrivals[i];
-                a.at <= self.cpus[a.cpu as usize].clock
+                a.at <= self.cpus[a.cpu.ix()].clock
             })
             .min_by_key(|&i| (self.driver.arrivals[i].at, self.driver.arrivals[i].seq))
     }
@@ -1277,7 +1279,9 @@ impl<'p> Machine<'p> {
             let line = w.ctx.payload.frames.last().map_or(0, |f| f.line);
             running.push(format!(
                 "{} (cpu {}, line {line}, waiting for `{}`)",
-                w.ctx.payload.name, w.cpu, self.prog.objects[w.object as usize].name
+                w.ctx.payload.name,
+                w.cpu,
+                self.prog.objects[w.object.ix()].name
             ));
         }
         let line = self
@@ -1299,19 +1303,19 @@ impl<'p> Machine<'p> {
 
     fn deliver_arrival(&mut self, ai: usize) {
         let a = self.driver.arrivals.remove(ai);
-        let decl = &self.prog.interrupts[a.interrupt as usize];
-        let p = &mut self.cpus[a.cpu as usize];
+        let decl = &self.prog.interrupts[a.interrupt.ix()];
+        let p = &mut self.cpus[a.cpu.ix()];
         if p.clock < a.at {
             // An idle processor wakes up at the arrival.
             p.clock = a.at;
         }
         p.raise_interrupt(PendingInterrupt {
-            interrupt: a.interrupt,
+            interrupt: a.interrupt.0,
             irql: Irql(decl.irql),
         });
         let name: Arc<str> = decl.name.as_str().into();
         self.notify(
-            a.cpu,
+            a.cpu.0,
             EventKind::InterruptRaised {
                 name,
                 irql: Irql(decl.irql),
@@ -1452,12 +1456,12 @@ impl<'p> Machine<'p> {
         let c = cpu as usize;
         if let Some(irq) = self.cpus[c].deliverable_interrupt() {
             self.cpus[c].take_interrupt(irq);
-            return self.start_isr(cpu, irq.interrupt);
+            return self.start_isr(cpu, InterruptId(irq.interrupt));
         }
         if self.cpus[c].dpc_ready() {
             if let Some(d) = self.cpus[c].dpcs.pop() {
                 self.shared.dpcs[d as usize].queued_on = None;
-                self.start_dpc(cpu, d);
+                self.start_dpc(cpu, DpcId(d));
                 return Ok(());
             }
         }
@@ -1522,22 +1526,22 @@ impl<'p> Machine<'p> {
         );
     }
 
-    fn start_dpc(&mut self, cpu: u32, dpc: u32) {
+    fn start_dpc(&mut self, cpu: u32, dpc: DpcId) {
         let saved = self.cpus[cpu as usize].irql;
         self.start_dpc_saved(cpu, dpc, saved);
     }
 
     /// Start DPC `dpc` on `cpu` at DISPATCH_LEVEL; `saved` is the IRQL the
     /// drain returns to when the queue is empty.
-    fn start_dpc_saved(&mut self, cpu: u32, dpc: u32, saved: Irql) {
+    fn start_dpc_saved(&mut self, cpu: u32, dpc: DpcId, saved: Irql) {
         let c = cpu as usize;
-        debug!(cpu, dpc = %self.prog.dpcs[dpc as usize].name, at = self.cpus[c].clock, "DPC starts");
-        let decl = &self.prog.dpcs[dpc as usize];
-        let st = &self.shared.dpcs[dpc as usize];
+        debug!(cpu, dpc = %self.prog.dpcs[dpc.ix()].name, at = self.cpus[c].clock, "DPC starts");
+        let decl = &self.prog.dpcs[dpc.ix()];
+        let st = &self.shared.dpcs[dpc.ix()];
         let routine_id = st.routine.unwrap_or(decl.routine);
         let routine = &self.prog.routines[routine_id as usize];
         let name: Arc<str> = routine.name.as_str().into();
-        let mut exec = Exec::new(name.clone(), dpc);
+        let mut exec = Exec::new(name.clone(), dpc.0);
         // VOID Routine(PKDPC Dpc, PVOID DeferredContext, PVOID
         // SystemArgument1, PVOID SystemArgument2).
         let me = decl.leaf.map_or(0, |v| scenario::program::make_ref(v, 0));
@@ -1569,12 +1573,12 @@ impl<'p> Machine<'p> {
     /// Start the ISR of `interrupt` on `cpu`: its ContextStart (where the
     /// verifier may find an inversion) and the kernel's acquisition of its
     /// interrupt lock, requested even then.
-    fn start_isr(&mut self, cpu: u32, interrupt: u32) -> Result<(), Halt> {
+    fn start_isr(&mut self, cpu: u32, interrupt: InterruptId) -> Result<(), Halt> {
         let c = cpu as usize;
-        debug!(cpu, interrupt = %self.prog.interrupts[interrupt as usize].name, at = self.cpus[c].clock, irql = self.cpus[c].irql.0, "interrupt delivered");
-        let decl = &self.prog.interrupts[interrupt as usize];
+        debug!(cpu, interrupt = %self.prog.interrupts[interrupt.ix()].name, at = self.cpus[c].clock, irql = self.cpus[c].irql.0, "interrupt delivered");
+        let decl = &self.prog.interrupts[interrupt.ix()];
         let name: Arc<str> = self.prog.routines[decl.isr as usize].name.as_str().into();
-        let mut exec = Exec::new(name.clone(), interrupt);
+        let mut exec = Exec::new(name.clone(), interrupt.0);
         exec.entry_irql = Irql(decl.sync_irql);
         self.shared.serial += 1;
         let saved = self.cpus[c].irql;
@@ -1728,7 +1732,7 @@ impl<'p> Machine<'p> {
             // meanwhile included) runs without IRQL dropping in between.
             if let Some(d) = self.cpus[c].dpcs.pop() {
                 self.shared.dpcs[d as usize].queued_on = None;
-                self.start_dpc_saved(cpu, d, saved);
+                self.start_dpc_saved(cpu, DpcId(d), saved);
                 return Ok(());
             }
             self.cpus[c].dpc_requested = false;
@@ -1740,7 +1744,7 @@ impl<'p> Machine<'p> {
             self.cpus[c].slice_start = self.cpus[c].clock;
             if let Some(w) = worker {
                 // The worker takes the next queued item, or waits idle.
-                self.shared.workers_busy[w as usize] = false;
+                self.shared.workers_busy[w.ix()] = false;
                 self.dispatch_work(cpu);
             }
         }

@@ -391,7 +391,7 @@ impl Machine<'_> {
     fn due_arrival_for(&self, cpu: u32) -> Option<usize> {
         let c = cpu as usize;
         let next = (0..self.driver.arrivals.len())
-            .filter(|&i| self.driver.arrivals[i].cpu == cpu)
+            .filter(|&i| self.driver.arrivals[i].cpu == CpuId(cpu))
             .min_by_key(|&i| (self.driver.arrivals[i].at, self.driver.arrivals[i].seq))?;
         let at = self.driver.arrivals[next].at;
         if at <= self.cpus[c].clock {

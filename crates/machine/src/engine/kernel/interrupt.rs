@@ -13,8 +13,8 @@ impl Machine<'_> {
         let (irql, name, v) = (a.irql, a.name, |i| a.v(i));
         match k.kr {
             Kr::KeAcquireInterruptSpinLock | Kr::KeSynchronizeExecution => {
-                let i = index_of(&k.places[0]);
-                let decl = &self.prog.interrupts[i as usize];
+                let i = interrupt_of(&k.places[0]);
+                let decl = &self.prog.interrupts[i.ix()];
                 let sync = Irql(decl.sync_irql);
                 let lock = decl.lock;
                 if irql > sync && self.prog.checks.automatic {
@@ -28,7 +28,7 @@ impl Machine<'_> {
                     self.set_irql(cpu, sync);
                 }
                 let then = if k.kr == Kr::KeSynchronizeExecution {
-                    let routine = index_of(&k.places[1]);
+                    let routine = routine_of(&k.places[1]);
                     After::Synchronize {
                         interrupt: i,
                         routine,
@@ -52,8 +52,8 @@ impl Machine<'_> {
                 )
             }
             Kr::KeReleaseInterruptSpinLock => {
-                let i = index_of(&k.places[0]);
-                let lock = self.prog.interrupts[i as usize].lock;
+                let i = interrupt_of(&k.places[0]);
+                let lock = self.prog.interrupts[i.ix()].lock;
                 let lower_to = Some(Irql(v(0).clamp(0, 15) as u8));
                 self.release_checks(cpu, lock, lower_to, None, name)?;
                 self.check_owned(cpu, lock, name, LockFamily::Interrupt)?;

@@ -143,7 +143,7 @@ impl Machine<'_> {
             Kr::ExInterlockedInsertTailList
             | Kr::ExInterlockedInsertHeadList
             | Kr::ExInterlockedRemoveHeadList => {
-                let list = index_of(&k.places[0]);
+                let list = list_of(&k.places[0]);
                 let lock = lock_of(&k.places[1]);
                 let (op, value) = match k.kr {
                     Kr::ExInterlockedInsertTailList => (ListOp::InsertTail, v(0)),

@@ -60,12 +60,12 @@ impl Machine<'_> {
                 self.finish(cpu, k, 0)
             }
             Kr::SimFireInterrupt => {
-                let i = index_of(&k.places[0]);
+                let i = interrupt_of(&k.places[0]);
                 let target = self
                     .prog
                     .interrupt_lines
                     .iter()
-                    .find(|l| l.interrupt == i)
+                    .find(|l| l.interrupt == i.0)
                     .map_or(cpu, |l| l.cpu);
                 let at = self.cpus[c]
                     .clock
@@ -74,7 +74,7 @@ impl Machine<'_> {
                     at,
                     seq: 0,
                     interrupt: i,
-                    cpu: target,
+                    cpu: CpuId(target),
                     every: None,
                     remaining: Some(0),
                 });

@@ -36,18 +36,43 @@ fn lock_of(p: &Place) -> LockId {
     }
 }
 
-fn index_of(p: &Place) -> u32 {
+/// The DPC a resolved place designates (the checker typed the argument).
+fn dpc_of(p: &Place) -> DpcId {
     match p {
-        Place::Interrupt(i)
-        | Place::Dpc(i)
-        | Place::List(i)
-        | Place::Var(i)
-        | Place::Routine(i) => *i,
-        Place::Local(s) => *s as u32,
-        Place::Lock(l) => l.0,
-        Place::Object(o) => *o,
-        Place::Ref(_) | Place::Obj { .. } | Place::Null => 0,
-        Place::GlobalHandle(h) | Place::PoolSite(h) => *h,
+        Place::Dpc(d) => DpcId(*d),
+        _ => DpcId(0),
+    }
+}
+
+/// The interrupt a place designates.
+fn interrupt_of(p: &Place) -> InterruptId {
+    match p {
+        Place::Interrupt(i) => InterruptId(*i),
+        _ => InterruptId(0),
+    }
+}
+
+/// The ExInterlocked list a place designates.
+fn list_of(p: &Place) -> ListId {
+    match p {
+        Place::List(q) => ListId(*q),
+        _ => ListId(0),
+    }
+}
+
+/// The routine a place designates.
+fn routine_of(p: &Place) -> RoutineId {
+    match p {
+        Place::Routine(r) => *r,
+        _ => 0,
+    }
+}
+
+/// The kernel object a resolved place designates.
+fn object_of(p: Option<&Place>) -> ObjectId {
+    match p {
+        Some(Place::Object(o)) => ObjectId(*o),
+        _ => ObjectId(0),
     }
 }
 
@@ -178,7 +203,7 @@ impl Machine<'_> {
             return Ok(None);
         }
         if let Some(o) = self.object_at(r) {
-            let d = &self.prog.objects[o as usize];
+            let d = &self.prog.objects[o.ix()];
             let ok = d.kind == kind
                 || (kr == Kr::KeWaitForSingleObject
                     && matches!(d.kind, ObjKind::Event | ObjKind::Timer));
@@ -186,7 +211,7 @@ impl Machine<'_> {
                 return Ok(Some(if d.kind == ObjKind::Dpc {
                     Place::Dpc(d.index)
                 } else {
-                    Place::Object(o)
+                    Place::Object(o.0)
                 }));
             }
         }

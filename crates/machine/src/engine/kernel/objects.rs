@@ -17,17 +17,14 @@ const TIMEOUT_ADDRESS: u64 = 0xFFFF_D000_0000_1000;
 
 impl Machine<'_> {
     /// The object argument `i` of a call (resolved before the dispatch).
-    fn object_arg(k: &KernelCall, i: usize) -> u32 {
-        match k.places.get(i) {
-            Some(Place::Object(o)) => *o,
-            _ => 0,
-        }
+    fn object_arg(k: &KernelCall, i: usize) -> ObjectId {
+        object_of(k.places.get(i))
     }
 
     /// A reference's kernel object (index into `Program::objects`).
-    pub(in crate::engine) fn object_at(&self, r: i64) -> Option<u32> {
+    pub(in crate::engine) fn object_at(&self, r: i64) -> Option<ObjectId> {
         let v = self.var_of_ref(r)?;
-        self.prog.object_of.get(&v).copied()
+        self.prog.object_of.get(&v).copied().map(ObjectId)
     }
 
     /// A run-time error of the language: the run ends in `assertion_failed`
@@ -83,13 +80,13 @@ impl Machine<'_> {
             } = o
             {
                 if *period == 0 || self.shared.threads_alive > self.shared.waiters.len() {
-                    consider(*due, *cpu, self);
+                    consider(*due, cpu.0, self);
                 }
             }
         }
         for w in &self.shared.waiters {
             if let Some(t) = w.timeout_at {
-                consider(t, w.cpu, self);
+                consider(t, w.cpu.0, self);
             }
         }
         best
@@ -111,7 +108,7 @@ impl Machine<'_> {
             else {
                 continue;
             };
-            if on != cpu || due > tick_at {
+            if on != CpuId(cpu) || due > tick_at {
                 continue;
             }
             if let ObjState::Timer { due, signaled, .. } = &mut self.shared.objects[o] {
@@ -120,7 +117,7 @@ impl Machine<'_> {
             }
             let name: Arc<str> = self.prog.objects[o].name.as_str().into();
             self.notify(cpu, EventKind::TimerExpired { name });
-            self.signal(cpu, o as u32);
+            self.signal(cpu, ObjectId(o as u32));
             if let Some(d) = dpc {
                 let t = (tick_at / 100) as i64;
                 self.insert_dpc(cpu, d, t & 0xFFFF_FFFF, t >> 32);
@@ -129,7 +126,7 @@ impl Machine<'_> {
         let mut i = 0;
         while i < self.shared.waiters.len() {
             let w = &self.shared.waiters[i];
-            if w.cpu == cpu && w.timeout_at.is_some_and(|t| t <= tick_at) {
+            if w.cpu == CpuId(cpu) && w.timeout_at.is_some_and(|t| t <= tick_at) {
                 self.release_waiter(i, STATUS_TIMEOUT, cpu, true);
             } else {
                 i += 1;
@@ -140,8 +137,8 @@ impl Machine<'_> {
     /// A dispatcher object became signaled: release its waiters as its
     /// type says (notification: every waiter, and it stays signaled;
     /// synchronization: one waiter, chosen by the Scheduler, and it resets).
-    fn signal(&mut self, cpu: u32, object: u32) {
-        let notification = match self.shared.objects[object as usize] {
+    fn signal(&mut self, cpu: u32, object: ObjectId) {
+        let notification = match self.shared.objects[object.ix()] {
             ObjState::Event { notification, .. } | ObjState::Timer { notification, .. } => {
                 notification
             }
@@ -169,9 +166,9 @@ impl Machine<'_> {
         self.set_signaled(object, false);
     }
 
-    fn set_signaled(&mut self, object: u32, to: bool) {
+    fn set_signaled(&mut self, object: ObjectId, to: bool) {
         if let ObjState::Event { signaled, .. } | ObjState::Timer { signaled, .. } =
-            &mut self.shared.objects[object as usize]
+            &mut self.shared.objects[object.ix()]
         {
             *signaled = to;
         }
@@ -186,13 +183,13 @@ impl Machine<'_> {
         if let Some(Pending::Wait { result, .. }) = &mut w.ctx.payload.pending {
             *result = Some(status);
         }
-        let c = w.cpu as usize;
+        let c = w.cpu.ix();
         let now = self.cpus[by as usize].clock;
         if (self.driver.lamport || self.cpus[c].stack.is_empty()) && self.cpus[c].clock < now {
             self.cpus[c].clock = now;
         }
         let name = w.ctx.payload.name.clone();
-        let object: Arc<str> = self.prog.objects[w.object as usize].name.as_str().into();
+        let object: Arc<str> = self.prog.objects[w.object.ix()].name.as_str().into();
         self.notify(
             by,
             EventKind::ThreadReleased {
@@ -209,7 +206,7 @@ impl Machine<'_> {
     fn block(
         &mut self,
         cpu: u32,
-        object: u32,
+        object: ObjectId,
         timeout_at: Option<Nanos>,
         push: bool,
     ) -> Result<Flow, Halt> {
@@ -218,7 +215,7 @@ impl Machine<'_> {
             .top()
             .map(|t| t.payload.name.clone())
             .unwrap_or_else(|| "?".into());
-        let oname: Arc<str> = self.prog.objects[object as usize].name.as_str().into();
+        let oname: Arc<str> = self.prog.objects[object.ix()].name.as_str().into();
         self.notify(
             cpu,
             EventKind::ThreadBlocked {
@@ -233,7 +230,7 @@ impl Machine<'_> {
         ctx.saved_irql = irql;
         ctx.payload.pending = Some(Pending::Wait { result: None, push });
         self.shared.waiters.push(Waiter {
-            cpu,
+            cpu: CpuId(cpu),
             ctx,
             object,
             timeout_at,
@@ -246,46 +243,46 @@ impl Machine<'_> {
     /// Queue DPC `d` with SystemArgument1/2; false if it was already
     /// queued. Requests a DPC interrupt on the target as the contract's
     /// delivery table says.
-    pub(in crate::engine) fn insert_dpc(&mut self, cpu: u32, d: u32, a1: i64, a2: i64) -> bool {
+    pub(in crate::engine) fn insert_dpc(&mut self, cpu: u32, d: DpcId, a1: i64, a2: i64) -> bool {
         let c = cpu as usize;
-        let st = &self.shared.dpcs[d as usize];
+        let st = &self.shared.dpcs[d.ix()];
         if st.queued_on.is_some() {
             return false;
         }
-        let target = st.target.unwrap_or(cpu);
+        let target = st.target.unwrap_or(CpuId(cpu));
         let imp = st.importance;
-        self.shared.dpcs[d as usize].args = (a1, a2);
-        self.cpus[target as usize].dpcs.insert(d, imp);
-        self.shared.dpcs[d as usize].queued_on = Some(target);
+        self.shared.dpcs[d.ix()].args = (a1, a2);
+        self.cpus[target.ix()].dpcs.insert(d.0, imp);
+        self.shared.dpcs[d.ix()].queued_on = Some(target);
         // Whether the insert requests a DPC interrupt on the target
         // (contract v2 delivery table); otherwise the DPC waits for the
         // target's next clock tick.
-        let tp = &self.cpus[target as usize];
+        let tp = &self.cpus[target.ix()];
         let deep = tp.dpcs.len() >= 4;
         let idle = tp.stack.is_empty() && tp.ready.is_empty();
-        let request = if target == cpu {
+        let request = if target == CpuId(cpu) {
             imp != Importance::Low || deep
         } else {
             matches!(imp, Importance::High | Importance::MediumHigh) || deep || idle
         };
         if request {
-            self.cpus[target as usize].dpc_requested = true;
+            self.cpus[target.ix()].dpc_requested = true;
         }
         // An idle target processor catches up to now before running it.
         let now = self.cpus[c].clock;
-        if target != cpu
+        if target != CpuId(cpu)
             && !self.driver.parallel
-            && self.cpus[target as usize].stack.is_empty()
-            && self.cpus[target as usize].clock < now
+            && self.cpus[target.ix()].stack.is_empty()
+            && self.cpus[target.ix()].clock < now
         {
-            self.cpus[target as usize].clock = now;
+            self.cpus[target.ix()].clock = now;
         }
-        let dname: Arc<str> = self.prog.dpcs[d as usize].name.as_str().into();
+        let dname: Arc<str> = self.prog.dpcs[d.ix()].name.as_str().into();
         self.notify(
             cpu,
             EventKind::DpcQueued {
                 name: dname,
-                target,
+                target: target.0,
             },
         );
         true
@@ -307,17 +304,16 @@ impl Machine<'_> {
             let Some(item) = self.shared.work_queue.pop_front() else {
                 return;
             };
-            let ObjState::WorkItem { routine, param, .. } = self.shared.objects[item as usize]
-            else {
+            let ObjState::WorkItem { routine, param, .. } = self.shared.objects[item.ix()] else {
                 continue;
             };
-            if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[item as usize] {
+            if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[item.ix()] {
                 *queued = false;
             }
             self.shared.workers_busy[w] = true;
             let name: Arc<str> = self.prog.routines[routine as usize].name.as_str().into();
             let mut ctx = self.thread_context_args(name, routine, vec![param]);
-            ctx.payload.worker = Some(w as u32);
+            ctx.payload.worker = Some(CpuId(w as u32));
             let now = self.cpus[from as usize].clock;
             let p = &mut self.cpus[w];
             if (self.driver.lamport || p.stack.is_empty()) && p.clock < now {
@@ -334,13 +330,13 @@ impl Machine<'_> {
         &mut self,
         cpu: u32,
         a: &Args,
-        object: u32,
+        object: ObjectId,
         sub: u64,
     ) -> Result<(), Halt> {
         if !self.prog.checks.ddi_compliance || a.irql <= Irql::DISPATCH {
             return Ok(());
         }
-        let o = &self.prog.objects[object as usize];
+        let o = &self.prog.objects[object.ix()];
         let rule = if sub == c4::DDI_IRQL_KE_SET_EVENT {
             "IrqlKeSetEvent"
         } else {
@@ -355,12 +351,9 @@ impl Machine<'_> {
     }
 
     /// The object must have been initialized by its routine.
-    fn initialized(&mut self, cpu: u32, a: &Args, object: u32) -> Result<(), Halt> {
-        if matches!(
-            self.shared.objects[object as usize],
-            ObjState::Uninitialized
-        ) {
-            let o = &self.prog.objects[object as usize];
+    fn initialized(&mut self, cpu: u32, a: &Args, object: ObjectId) -> Result<(), Halt> {
+        if matches!(self.shared.objects[object.ix()], ObjState::Uninitialized) {
+            let o = &self.prog.objects[object.ix()];
             let what = format!(
                 "{}(&{}): the {} was never initialized (call its KeInitialize/ExInitialize routine first)",
                 a.name,
@@ -382,11 +375,11 @@ impl Machine<'_> {
         let v = |i| a.v(i);
         match k.kr {
             Kr::KeInitializeDpc => {
-                let d = index_of(&k.places[0]);
+                let d = dpc_of(&k.places[0]);
                 let Place::Routine(r) = k.places[1] else {
                     return self.finish(cpu, k, 0);
                 };
-                let st = &mut self.shared.dpcs[d as usize];
+                let st = &mut self.shared.dpcs[d.ix()];
                 st.routine = Some(r);
                 st.context = v(0);
                 self.finish(cpu, k, 0)
@@ -396,11 +389,11 @@ impl Machine<'_> {
                 if self.shared.waiters.iter().any(|w| w.object == o) {
                     let what = format!(
                         "KeInitializeEvent(&{}) while a thread waits on it",
-                        self.prog.objects[o as usize].name
+                        self.prog.objects[o.ix()].name
                     );
                     return Err(self.runtime_error(cpu, what));
                 }
-                self.shared.objects[o as usize] = ObjState::Event {
+                self.shared.objects[o.ix()] = ObjState::Event {
                     notification: v(0) == 0,
                     signaled: v(1) != 0,
                 };
@@ -411,10 +404,10 @@ impl Machine<'_> {
                 self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_SET_EVENT)?;
                 self.initialized(cpu, a, o)?;
                 if v(1) != 0 {
-                    let what = format!("KeSetEvent(&{}, ..., TRUE): this version supports only Wait = FALSE (a KeWaitXxx call must follow a TRUE at once)", self.prog.objects[o as usize].name);
+                    let what = format!("KeSetEvent(&{}, ..., TRUE): this version supports only Wait = FALSE (a KeWaitXxx call must follow a TRUE at once)", self.prog.objects[o.ix()].name);
                     return Err(self.runtime_error(cpu, what));
                 }
-                let ObjState::Event { signaled, .. } = self.shared.objects[o as usize] else {
+                let ObjState::Event { signaled, .. } = self.shared.objects[o.ix()] else {
                     return self.finish(cpu, k, 0);
                 };
                 self.set_signaled(o, true);
@@ -425,7 +418,7 @@ impl Machine<'_> {
                 let o = Self::object_arg(k, 0);
                 self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
                 self.initialized(cpu, a, o)?;
-                let ObjState::Event { signaled, .. } = self.shared.objects[o as usize] else {
+                let ObjState::Event { signaled, .. } = self.shared.objects[o.ix()] else {
                     return self.finish(cpu, k, 0);
                 };
                 if k.kr != Kr::KeReadStateEvent {
@@ -438,13 +431,13 @@ impl Machine<'_> {
                 let o = Self::object_arg(k, 0);
                 self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
                 let notification = k.kr == Kr::KeInitializeTimer || v(0) == 0;
-                self.shared.objects[o as usize] = ObjState::Timer {
+                self.shared.objects[o.ix()] = ObjState::Timer {
                     notification,
                     signaled: false,
                     due: None,
                     period: 0,
                     dpc: None,
-                    cpu,
+                    cpu: CpuId(cpu),
                 };
                 self.finish(cpu, k, 0)
             }
@@ -456,7 +449,7 @@ impl Machine<'_> {
                 let period_ms = if k.kr == Kr::KeSetTimerEx { v(1) } else { 0 };
                 let dpc_place = k.places.last().copied().unwrap_or(Place::Null);
                 let dpc = match dpc_place {
-                    Place::Dpc(d) => Some(d),
+                    Place::Dpc(d) => Some(DpcId(d)),
                     _ => None,
                 };
                 let now = self.cpus[cpu as usize].clock;
@@ -467,17 +460,17 @@ impl Machine<'_> {
                 };
                 let period = (period_ms.max(0) as u64).saturating_mul(1_000_000);
                 let was = matches!(
-                    self.shared.objects[o as usize],
+                    self.shared.objects[o.ix()],
                     ObjState::Timer { due: Some(_), .. }
                 );
-                if let ObjState::Timer { notification, .. } = self.shared.objects[o as usize] {
-                    self.shared.objects[o as usize] = ObjState::Timer {
+                if let ObjState::Timer { notification, .. } = self.shared.objects[o.ix()] {
+                    self.shared.objects[o.ix()] = ObjState::Timer {
                         notification,
                         signaled: false,
                         due: Some(due),
                         period,
                         dpc,
-                        cpu,
+                        cpu: CpuId(cpu),
                     };
                 }
                 self.finish(cpu, k, was as i64)
@@ -486,8 +479,7 @@ impl Machine<'_> {
                 let o = Self::object_arg(k, 0);
                 self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
                 self.initialized(cpu, a, o)?;
-                let ObjState::Timer { due, signaled, .. } = &mut self.shared.objects[o as usize]
-                else {
+                let ObjState::Timer { due, signaled, .. } = &mut self.shared.objects[o.ix()] else {
                     return self.finish(cpu, k, 0);
                 };
                 let result = if k.kr == Kr::KeCancelTimer {
@@ -509,16 +501,16 @@ impl Machine<'_> {
                     return self.finish(cpu, k, 0);
                 };
                 if matches!(
-                    self.shared.objects[o as usize],
+                    self.shared.objects[o.ix()],
                     ObjState::WorkItem { queued: true, .. }
                 ) {
                     let what = format!(
                         "ExInitializeWorkItem(&{}) while the item is queued",
-                        self.prog.objects[o as usize].name
+                        self.prog.objects[o.ix()].name
                     );
                     return Err(self.runtime_error(cpu, what));
                 }
-                self.shared.objects[o as usize] = ObjState::WorkItem {
+                self.shared.objects[o.ix()] = ObjState::WorkItem {
                     routine: r,
                     param: v(0),
                     queued: false,
@@ -528,23 +520,23 @@ impl Machine<'_> {
             Kr::ExQueueWorkItem => {
                 let o = Self::object_arg(k, 0);
                 self.initialized(cpu, a, o)?;
-                if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[o as usize] {
+                if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[o.ix()] {
                     if *queued {
-                        let what = format!("ExQueueWorkItem(&{}): the item is queued again before its routine started", self.prog.objects[o as usize].name);
+                        let what = format!("ExQueueWorkItem(&{}): the item is queued again before its routine started", self.prog.objects[o.ix()].name);
                         return Err(self.runtime_error(cpu, what));
                     }
                     *queued = true;
                 }
                 self.shared.work_queue.push_back(o);
                 self.shared.threads_alive += 1;
-                let name: Arc<str> = self.prog.objects[o as usize].name.as_str().into();
+                let name: Arc<str> = self.prog.objects[o.ix()].name.as_str().into();
                 self.notify(cpu, EventKind::WorkItemQueued { name });
                 self.dispatch_work(cpu);
                 self.finish(cpu, k, 0)
             }
             Kr::IoSetCancelRoutine => {
                 let o = Self::object_arg(k, 0);
-                let leaf = self.prog.objects[o as usize].leaf;
+                let leaf = self.prog.objects[o.ix()].leaf;
                 let slot = leaf + IRP_CANCEL_ROUTINE;
                 let old = self.shared.vars[slot as usize];
                 self.write_var(cpu, slot, v(0));
@@ -552,16 +544,16 @@ impl Machine<'_> {
             }
             Kr::IoMarkIrpPending => {
                 let o = Self::object_arg(k, 0);
-                if let ObjState::Irp { pending, .. } = &mut self.shared.objects[o as usize] {
+                if let ObjState::Irp { pending, .. } = &mut self.shared.objects[o.ix()] {
                     *pending = true;
                 }
                 self.finish(cpu, k, 0)
             }
             Kr::IoCompleteRequest => {
                 let o = Self::object_arg(k, 0);
-                if let ObjState::Irp { completed, .. } = &mut self.shared.objects[o as usize] {
+                if let ObjState::Irp { completed, .. } = &mut self.shared.objects[o.ix()] {
                     if *completed {
-                        let d = &self.prog.objects[o as usize];
+                        let d = &self.prog.objects[o.ix()];
                         let detail = format!(
                             "IoCompleteRequest({}) completed an IRP that was already completed",
                             d.name
@@ -642,11 +634,11 @@ impl Machine<'_> {
     pub(in crate::engine) fn cancel_irp_locked(
         &mut self,
         cpu: u32,
-        irp: u32,
+        irp: ObjectId,
         old: Irql,
         push: bool,
     ) -> Result<Flow, Halt> {
-        let leaf = self.prog.objects[irp as usize].leaf;
+        let leaf = self.prog.objects[irp.ix()].leaf;
         self.write_var(cpu, leaf + IRP_CANCEL, 1);
         let routine = self.shared.vars[(leaf + IRP_CANCEL_ROUTINE) as usize];
         self.write_var(cpu, leaf + IRP_CANCEL_ROUTINE, 0);
@@ -688,13 +680,13 @@ impl Machine<'_> {
     pub(in crate::engine) fn end_cancel_routine(
         &mut self,
         cpu: u32,
-        irp: u32,
+        irp: ObjectId,
         routine: u64,
         push: bool,
     ) -> Result<Flow, Halt> {
         let lock = self.prog.cancel_lock;
         if lock.is_some_and(|l| self.held[cpu as usize].iter().any(|h| h.lock == l)) {
-            let d = &self.prog.objects[irp as usize];
+            let d = &self.prog.objects[irp.ix()];
             let detail = format!(
                 "the cancel routine of {} returned still holding the cancel spin lock: it must call IoReleaseCancelSpinLock(Irp->CancelIrql)",
                 d.name
@@ -720,13 +712,13 @@ impl Machine<'_> {
     fn wait(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let o = Self::object_arg(k, 0);
         if !matches!(
-            self.prog.objects[o as usize].kind,
+            self.prog.objects[o.ix()].kind,
             ObjKind::Event | ObjKind::Timer
         ) {
             let what = format!(
                 "KeWaitForSingleObject(&{}): a {} is not an object a thread can wait on (a KEVENT or KTIMER)",
-                self.prog.objects[o as usize].name,
-                self.prog.objects[o as usize].kind.name()
+                self.prog.objects[o.ix()].name,
+                self.prog.objects[o.ix()].kind.name()
             );
             return Err(self.runtime_error(cpu, what));
         }
@@ -743,7 +735,7 @@ impl Machine<'_> {
                 None
             };
             if let Some(sub) = sub {
-                let d = &self.prog.objects[o as usize];
+                let d = &self.prog.objects[o.ix()];
                 let how = if !given {
                     "without a timeout".to_string()
                 } else if timeout == 0 {
@@ -762,7 +754,7 @@ impl Machine<'_> {
             }
         }
         self.initialized(cpu, a, o)?;
-        let (signaled, notification) = match self.shared.objects[o as usize] {
+        let (signaled, notification) = match self.shared.objects[o.ix()] {
             ObjState::Event {
                 signaled,
                 notification,
@@ -785,7 +777,7 @@ impl Machine<'_> {
         }
         let kind = self.cpus[cpu as usize].top().map(|t| t.kind);
         if kind != Some(ContextKind::Thread) {
-            let d = &self.prog.objects[o as usize];
+            let d = &self.prog.objects[o.ix()];
             let detail = format!("KeWaitForSingleObject(&{}) had to block in a {}: a DPC or ISR cannot wait (it runs on whatever thread it interrupted)", d.name, if kind == Some(ContextKind::Dpc) { "DPC routine" } else { "service routine" });
             let thread = self.thread_addr(self.owner_of(cpu));
             let b = Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [thread, 0, 0, 0]);
@@ -794,7 +786,7 @@ impl Machine<'_> {
         if self.driver.in_driver_entry {
             let what = format!(
                 "KeWaitForSingleObject(&{}) blocked in DriverEntry, before any thread or interrupt can run to signal it",
-                self.prog.objects[o as usize].name
+                self.prog.objects[o.ix()].name
             );
             return Err(self.runtime_error(cpu, what));
         }
