@@ -9,9 +9,20 @@
 //! ChaCha RNG seeded by the scenario seed, so a file and a seed give the same
 //! run, byte for byte.
 //!
+//! The state comes in groups: per-processor state (`cpus`, and `held`, the
+//! locks each processor holds), [`Shared`] state every processor sees (data,
+//! locks, kernel objects, waiters, work queue, handles, pool), the
+//! [`Driver`] that decides who runs (scheduler, arrivals, step counts, mode,
+//! end time) and the [`Outcome`] (verifier, statistics, observers, output,
+//! warnings, the `Stop` record). A run that stops — a bugcheck, a failed
+//! assertion, a run-time error — is `Err(`[`Halt`]`)`: the stop is recorded
+//! once for the report and every caller unwinds with `?`.
+//!
 //! Submodules: [`exec`] interprets compiled code, [`kernel`] implements the
 //! kernel routines, [`locks`] keeps the lock table and per-processor holds,
-//! [`finish`] turns the final state into a [`RunReport`](crate::RunReport).
+//! [`ids`] the typed ids of the machine's tables, [`finish`] turns the final
+//! state into a [`RunReport`](crate::RunReport), [`parallel`] drives one OS
+//! thread per processor.
 
 mod exec;
 mod finish;
