@@ -10,12 +10,12 @@
 //! run, byte for byte.
 //!
 //! The state comes in groups: per-processor state (`cpus`, and `held`, the
-//! locks each processor holds), [`Shared`] state every processor sees (data,
+//! locks each processor holds), `Shared` state every processor sees (data,
 //! locks, kernel objects, waiters, work queue, handles, pool), the
-//! [`Driver`] that decides who runs (scheduler, arrivals, step counts, mode,
-//! end time) and the [`Outcome`] (verifier, statistics, observers, output,
+//! `Driver` that decides who runs (scheduler, arrivals, step counts, mode,
+//! end time) and the `Outcome` (verifier, statistics, observers, output,
 //! warnings, the `Stop` record). A run that stops — a bugcheck, a failed
-//! assertion, a run-time error — is `Err(`[`Halt`]`)`: the stop is recorded
+//! assertion, a run-time error — is `Err(Halt)`: the stop is recorded
 //! once for the report and every caller unwinds with `?`.
 //!
 //! Submodules: [`exec`] interprets compiled code, [`kernel`] implements the
