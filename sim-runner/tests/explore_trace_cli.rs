@@ -76,6 +76,45 @@ fn run_trace_writes_a_chrome_trace() {
     assert_eq!(fs::read(&out).unwrap(), fs::read(&again).unwrap());
 }
 
+/// Waits, releases, timers and work items are instants of their own
+/// categories; a blocked thread's slice ends when it blocks and a new one
+/// starts when it runs again.
+#[test]
+fn run_trace_shows_waits_timers_and_work_items() {
+    let dir = scratch("trace-objects");
+    let mut names = vec![];
+    for (file, i) in [
+        ("language/event-synchronization-one-waiter.sim", 0),
+        ("language/timer-periodic-dpc.sim", 1),
+        ("language/work-item-from-dpc.sim", 2),
+    ] {
+        let out = dir.join(format!("t{i}.json"));
+        let o = bin()
+            .arg("run")
+            .arg(scenario(file))
+            .arg("--trace")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", stderr(&o));
+        let trace: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+        for e in trace["traceEvents"].as_array().expect("traceEvents") {
+            if e["ph"] == "i" {
+                names.push(format!("{} {}", e["cat"], e["name"]));
+            }
+        }
+    }
+    let has = |want: &str| names.iter().any(|n| n.contains(want));
+    assert!(
+        has("\"wait\" \"A waits for Ready\"") || has("\"wait\" \"B waits for Ready\""),
+        "{names:?}"
+    );
+    assert!(has("released from Ready"), "{names:?}");
+    assert!(has("\"timer\" \"timer Poll expired\""), "{names:?}");
+    assert!(has("\"work_item\" \"work item W queued\""), "{names:?}");
+}
+
 /// `--trace-limit`: the trace stops at the limit with a mark and a
 /// warning; the run, its report and its exit status are unchanged.
 #[test]

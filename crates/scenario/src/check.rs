@@ -13,9 +13,10 @@ use crate::ast::{
 use crate::dbgprint;
 use crate::diag::{did_you_mean, SimError, Source};
 use crate::kernel::{self, Kr, Sig, P};
+use crate::names::{NameMap, NameSet};
 use crate::program::*;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use vcpu::bugcheck::code_of_name;
 use vcpu::LockId;
 
@@ -93,12 +94,11 @@ type R<T> = Result<T, SimError>;
 struct Checker<'a> {
     src: &'a Source,
     /// File-scope names (hashed: a file may declare 100,000 of them).
-    globals: HashMap<String, (Global, Span)>,
-    /// Declared parameter count of each routine.
-    arity: HashMap<String, usize>,
+    globals: NameMap<(Global, Span)>,
     /// Declared return type (`None`: VOID or a pointer) and parameter types
-    /// (`None`: a pointer or handle) of each routine, for C's conversions.
-    protos: HashMap<String, (Option<ScalarType>, Vec<Option<ScalarType>>)>,
+    /// (`None`: a pointer or handle) of each routine, for C's conversions
+    /// and argument counts (of the name's last definition).
+    protos: NameMap<(Option<ScalarType>, Vec<Option<ScalarType>>)>,
     /// Enumerators declared so far, with their values.
     consts: HashMap<String, (i64, Span)>,
     /// Struct types by name.
@@ -114,7 +114,7 @@ struct Checker<'a> {
     /// the guarded data and the lock's name.
     pending_guards: Vec<(Vec<VarId>, Ident)>,
     /// Names of the threads declared so far.
-    thread_names: HashSet<String>,
+    thread_names: NameSet,
     prog: Program,
     /// Errors recorded so far (independent ones: after each, checking goes
     /// on with the next header entry, declaration, statement or workload
@@ -134,16 +134,15 @@ struct Checker<'a> {
 pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
     let mut c = Checker {
         src,
-        globals: HashMap::new(),
-        arity: HashMap::new(),
-        protos: HashMap::new(),
+        globals: NameMap::new(),
+        protos: NameMap::new(),
         consts: HashMap::new(),
         structs: HashMap::new(),
         pool_site_of: HashMap::new(),
         pointers: HashMap::new(),
         aggregates: HashMap::new(),
         pending_guards: vec![],
-        thread_names: HashSet::new(),
+        thread_names: NameSet::new(),
         prog: Program {
             source: src.clone(),
             name: file.header.name.value.clone(),
@@ -510,18 +509,32 @@ impl<'a> Checker<'a> {
                 format!("`{}` is a kernel name and cannot be redeclared", id.name),
             ));
         }
-        if let Some((_, prev)) = self.globals.get(&id.name) {
-            let l = self.line(*prev);
-            return Err(self.err(
-                id.span,
-                format!("`{}` is already declared at line {l}", id.name),
-            ));
-        }
-        self.globals.insert(id.name.clone(), (g, id.span));
-        Ok(())
+        // One search finds an earlier declaration or makes the entry.
+        let Some(prev) = self
+            .globals
+            .insert_or_get(&id.name, (g, id.span))
+            .map(|e| e.1)
+        else {
+            return Ok(());
+        };
+        let l = self.line(prev);
+        Err(self.err(
+            id.span,
+            format!("`{}` is already declared at line {l}", id.name),
+        ))
     }
 
     fn declare(&mut self, file: &ast::File) {
+        // The tables get their room once, not by regrowing (which rehashes
+        // every name each time).
+        let count = |f: fn(&Item) -> bool| file.items.iter().filter(|i| f(i)).count();
+        let routines = count(|i| matches!(i, Item::Routine(_)));
+        self.globals.reserve(file.items.len());
+        self.protos.reserve(routines);
+        self.prog.routines.reserve(routines);
+        self.prog
+            .vars
+            .reserve(count(|i| matches!(i, Item::Global(_))));
         let (mut np, mut pg, mut code, mut pcode) = (0u64, 0u64, 0u64, 0u64);
         // KINTERRUPTs naming a shared spin lock: (interrupt, lock name,
         // paged, address, line).
@@ -597,7 +610,7 @@ impl<'a> Checker<'a> {
                             // interrupt has a lock of its own.
                             let lock = match spin_lock {
                                 Some(id) => {
-                                    shared.push((idx, id.clone(), g.paged, address, line));
+                                    shared.push((idx, (**id).clone(), g.paged, address, line));
                                     LockId(u32::MAX)
                                 }
                                 None => {
@@ -630,6 +643,7 @@ impl<'a> Checker<'a> {
                                 initialized: true,
                                 context: 0,
                                 leaf: None,
+                                reference: 0,
                             });
                             Global::Dpc(self.prog.dpcs.len() as u32 - 1)
                         }
@@ -687,7 +701,6 @@ impl<'a> Checker<'a> {
                     let id = self.prog.routines.len() as u32 - 1;
                     let defined = self.define(&r.name, Global::Routine(id));
                     self.keep(defined);
-                    self.arity.insert(r.name.name.clone(), r.params.len());
                     let scalar = |t: &Type| match t {
                         Type::Scalar(s) => Some(*s),
                         _ => None,
@@ -989,6 +1002,20 @@ impl<'a> Checker<'a> {
             address,
         });
         let leaf = self.prog.vars.len() as u32 - 1;
+        // A global KDPC's `&D` is its leaf alone; an object in an aggregate
+        // carries the lock base of where it sits, as `&Agg.Field` does.
+        let reference = match dpc {
+            Some(_) => make_ref(leaf, 0),
+            None => make_ref(leaf, self.prog.locks.len() as u32),
+        };
+        // An IRP's object leaf is its hidden first field: name the IRP.
+        let name = match kind {
+            ast::ObjKind::Irp => name
+                .strip_suffix(".Type")
+                .map(str::to_string)
+                .unwrap_or(name),
+            _ => name,
+        };
         let index = if kind == ast::ObjKind::Dpc {
             match dpc {
                 Some(d) => d,
@@ -1001,6 +1028,7 @@ impl<'a> Checker<'a> {
                         initialized: false,
                         context: 0,
                         leaf: Some(leaf),
+                        reference,
                     });
                     self.prog.dpcs.len() as u32 - 1
                 }
@@ -1017,6 +1045,7 @@ impl<'a> Checker<'a> {
             paged,
             address,
             leaf,
+            reference,
             index,
         });
         leaf
@@ -1206,6 +1235,7 @@ impl<'a> Checker<'a> {
             };
             let v = self.declare_object(ast::ObjKind::Dpc, name, paged, address, Some(d as u32));
             self.prog.dpcs[d].leaf = Some(v);
+            self.prog.dpcs[d].reference = make_ref(v, 0);
         }
         for (vars, g) in std::mem::take(&mut self.pending_guards) {
             let lock = match self.lookup_global(&g) {
@@ -3167,8 +3197,8 @@ impl Fn<'_, '_> {
             }
         };
         let code = &self.c.prog.routines[id as usize];
-        let (returns, name) = (code.returns, code.name.clone());
-        let expected = self.c.routine_arity(&name);
+        let (returns, name) = (code.returns, code.name.as_str());
+        let expected = self.c.routine_arity(name);
         if args.len() != expected {
             return Err(self
                 .err(
@@ -3693,9 +3723,10 @@ impl Fn<'_, '_> {
 }
 
 impl Checker<'_> {
-    /// Number of declared parameters of a routine.
+    /// Number of declared parameters of a routine (its last definition's,
+    /// as its types in `protos`).
     fn routine_arity(&self, name: &str) -> usize {
-        self.arity.get(name).copied().unwrap_or(0)
+        self.protos.get(name).map_or(0, |(_, params)| params.len())
     }
 }
 

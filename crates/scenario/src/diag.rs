@@ -4,6 +4,7 @@
 
 use crate::ast::Span;
 use miette::{Diagnostic, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A scenario file's text and name, shared by all its diagnostics.
@@ -24,6 +25,20 @@ pub struct Source {
     /// `text` (after a line ending), starting at the offset given; offsets
     /// from there on belong to that file, with lines counted from its start.
     segments: Arc<[(usize, String)]>,
+    /// The line [`Source::line_col`] found last: tried first, since the
+    /// checker asks for lines in file order (a search of the line starts
+    /// of a 100,000-line file reads far apart places of them).
+    last_line: LineHint,
+}
+
+/// A line index, shared by clones only as a starting value.
+#[derive(Debug, Default)]
+struct LineHint(AtomicUsize);
+
+impl Clone for LineHint {
+    fn clone(&self) -> Self {
+        LineHint(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 /// The UTF-8 byte-order mark.
@@ -46,6 +61,7 @@ impl Source {
             text,
             line_starts,
             segments: Arc::from(vec![]),
+            last_line: LineHint::default(),
         }
     }
 
@@ -91,9 +107,12 @@ impl Source {
     /// 1-based line and column (in bytes) of a byte offset, in its file.
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.text.len());
-        let line = self.line_index(offset);
+        let line = self.line_index_near_last(offset);
         let col = offset - self.line_starts[line];
-        let first = self.line_index(self.file_of(offset).1);
+        let first = match self.file_of(offset).1 {
+            0 => 0,
+            start => self.line_index(start),
+        };
         (
             u32::try_from(line - first + 1).unwrap_or(u32::MAX),
             u32::try_from(col + 1).unwrap_or(u32::MAX),
@@ -110,6 +129,28 @@ impl Source {
     pub fn line_text(&self, line: u32) -> &str {
         let (start, end) = self.line_range(line.saturating_sub(1) as usize);
         self.text.get(start..end).unwrap_or("")
+    }
+
+    /// [`Source::line_index`], trying the line found last and the one
+    /// after it before searching.
+    fn line_index_near_last(&self, offset: usize) -> usize {
+        let last = self.last_line.0.load(Ordering::Relaxed);
+        let holds = |i: usize| {
+            self.line_starts.get(i).is_some_and(|&s| s <= offset)
+                && self
+                    .line_starts
+                    .get(i + 1)
+                    .is_none_or(|&next| offset < next)
+        };
+        let line = if holds(last) {
+            last
+        } else if holds(last + 1) {
+            last + 1
+        } else {
+            self.line_index(offset)
+        };
+        self.last_line.0.store(line, Ordering::Relaxed);
+        line
     }
 
     /// 0-based index of the line holding `offset` (already clamped).
@@ -362,6 +403,19 @@ pub fn did_you_mean<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_col_in_any_order() {
+        let text = "a\nbb\n\nccc\r\nd\re";
+        let s = Source::new("f.sim", text);
+        let fresh = |o: usize| Source::new("f.sim", text).line_col(o);
+        for o in (0..=text.len())
+            .chain((0..=text.len()).rev())
+            .chain([7, 0, 12, 3, 3, 99])
+        {
+            assert_eq!(s.line_col(o), fresh(o), "offset {o}");
+        }
+    }
 
     #[test]
     fn line_col_counts_from_one() {

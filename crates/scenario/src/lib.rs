@@ -15,6 +15,7 @@ pub mod dbgprint;
 pub mod diag;
 pub mod kernel;
 pub mod lexer;
+mod names;
 pub mod parser;
 pub mod preprocess;
 pub mod program;

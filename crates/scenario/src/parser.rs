@@ -597,15 +597,18 @@ impl Parser<'_> {
                 errors.push(*e);
             }
         }
-        let defined: std::collections::HashSet<&str> = items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Routine(r) => Some(r.name.name.as_str()),
-                _ => None,
-            })
-            .collect();
-        for proto in std::mem::take(&mut self.prototypes) {
-            if !defined.contains(proto.name.as_str()) && errors.len() < MAX_ERRORS {
+        let prototypes = std::mem::take(&mut self.prototypes);
+        let mut defined = crate::names::NameSet::new();
+        if !prototypes.is_empty() {
+            defined.reserve(items.len());
+            for i in &items {
+                if let Item::Routine(r) = i {
+                    defined.insert(&r.name.name);
+                }
+            }
+        }
+        for proto in prototypes {
+            if !defined.contains(&proto.name) && errors.len() < MAX_ERRORS {
                 errors.push(
                     SimError::new(
                         self.source,
@@ -1392,10 +1395,10 @@ impl Parser<'_> {
         for (ty, name, init) in decls {
             items.push(Item::Global(Box::new(GlobalDecl {
                 paged: paged.is_some(),
-                guarded_by: guarded_by.as_ref().map(|(i, _)| i.clone()),
+                guarded_by: guarded_by.as_ref().map(|(i, _)| Box::new(i.clone())),
                 ty,
                 name,
-                init,
+                init: init.map(Box::new),
                 span,
             })));
         }
@@ -1422,9 +1425,9 @@ impl Parser<'_> {
                 self.expect(TokenKind::LParen, &ctx)?;
                 let isr = self.ident("the name of the interrupt service routine")?;
                 self.expect(TokenKind::Comma, "after the service routine")?;
-                let irql = self.expr()?;
+                let irql = Box::new(self.expr()?);
                 let sync_irql = if self.eat(&TokenKind::Comma).is_some() {
-                    Some(self.expr()?)
+                    Some(Box::new(self.expr()?))
                 } else {
                     None
                 };
@@ -1442,7 +1445,7 @@ impl Parser<'_> {
                     isr,
                     irql,
                     sync_irql,
-                    spin_lock,
+                    spin_lock: spin_lock.map(Box::new),
                 }
             }
             w if self.structs.contains_key(w) => GlobalType::Aggregate {
@@ -1453,7 +1456,7 @@ impl Parser<'_> {
                 self.bump();
                 let routine = self.ident("the name of the DPC routine")?;
                 let context = if self.eat(&TokenKind::Comma).is_some() {
-                    Some(self.expr()?)
+                    Some(Box::new(self.expr()?))
                 } else {
                     None
                 };
@@ -1698,6 +1701,10 @@ impl Parser<'_> {
             }
             stmts.push(self.stmt()?);
         }
+        // A statement is large and a growing vector keeps room for four:
+        // give the room back (100,000 one-line routines would keep 300,000
+        // empty statements otherwise).
+        stmts.shrink_to_fit();
         Ok(Block {
             stmts,
             span: self.span_from(open.offset),

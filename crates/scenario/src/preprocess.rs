@@ -135,6 +135,17 @@ pub fn preprocess(name: &str, text: &str) -> Preprocessed {
         Source::with_files(name, text, &rest)
     };
     let (tokens, lex_error) = tokenize_partial(&source);
+    // One file and no `#` anywhere: no directive, so no macro either, and
+    // walking the tokens would copy every one of them unchanged. The
+    // lexer's tokens are the result as they are.
+    if files.len() == 1 && !tokens.iter().any(|t| t.kind == TokenKind::Hash) {
+        return Preprocessed {
+            source,
+            tokens,
+            lex_error,
+            errors: vec![],
+        };
+    }
     // The token range of every file.
     let starts: Vec<usize> = (0..files.len())
         .map(|f| if f == 0 { 0 } else { source.file_of_index(f) })
@@ -159,7 +170,7 @@ pub fn preprocess(name: &str, text: &str) -> Preprocessed {
         ranges,
         resolved,
         macros: HashMap::new(),
-        out: vec![],
+        out: Vec::with_capacity(tokens.len()),
         errors: vec![],
         included: vec![false; files.len()],
         stack: vec![],
@@ -284,8 +295,9 @@ impl Pp<'_> {
     /// Expand (or copy) the token at `i` of the file stream; the index after
     /// what it consumed.
     fn expand_at(&mut self, i: usize, end: usize) -> usize {
-        let toks: Vec<Token> = self.tokens[i..end.min(i + 1)].to_vec();
-        let tok = &toks[0];
+        // The token stream outlives `self`'s borrows: no copy to look at it.
+        let tokens = self.tokens;
+        let tok = &tokens[i];
         let TokenKind::Ident(name) = &tok.kind else {
             self.out.push(tok.clone());
             return i + 1;
@@ -294,7 +306,7 @@ impl Pp<'_> {
             self.out.push(tok.clone());
             return i + 1;
         };
-        let stream = &self.tokens[i..end];
+        let stream = &tokens[i..end];
         let mut hidden = vec![];
         match self.invoke(&m, name, stream, &mut hidden, 0) {
             Ok(Some((used, mut produced))) => {

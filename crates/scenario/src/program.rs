@@ -101,6 +101,9 @@ pub struct DpcDecl {
     pub context: i64,
     /// The hidden leaf whose reference is the KDPC's address (`&D`).
     pub leaf: Option<VarId>,
+    /// That reference (0 until the leaf exists): what the routine's `Dpc`
+    /// parameter receives.
+    pub reference: i64,
 }
 
 /// A kernel object kept in data: a KEVENT, KTIMER, WORK_QUEUE_ITEM or IRP
@@ -115,6 +118,10 @@ pub struct ObjectDecl {
     pub address: u64,
     /// The hidden leaf: a reference to it is the object's address.
     pub leaf: VarId,
+    /// The object's address as the scenario sees it: the reference `&X`
+    /// evaluates to (its variable and lock parts; a field's lock part is
+    /// its instance's lock base plus the locks before it).
+    pub reference: i64,
     /// For a KDPC, its index in [`Program::dpcs`].
     pub index: u32,
 }

@@ -465,11 +465,24 @@ impl Machine<'_> {
 
     /// "thread Worker", "DPC SlowDpc"... of a live context, by serial.
     pub(super) fn label_of(&self, serial: u32) -> Option<String> {
-        self.cpus
+        let running = self
+            .cpus
             .iter()
             .flat_map(|p| p.stack.iter().chain(p.ready.iter()))
             .find(|ctx| ctx.serial == serial)
-            .map(|ctx| context_label(ctx.kind, &ctx.payload.name))
+            .map(|ctx| context_label(ctx.kind, &ctx.payload.name));
+        running.or_else(|| {
+            self.shared
+                .waiters
+                .iter()
+                .find(|w| w.ctx.serial == serial)
+                .map(|w| {
+                    format!(
+                        "{} (blocked)",
+                        context_label(w.ctx.kind, &w.ctx.payload.name)
+                    )
+                })
+        })
     }
 
     /// One spin iteration of a pending operation.

@@ -1555,7 +1555,7 @@ impl<'p> Machine<'p> {
         let mut exec = Exec::new(name.clone(), dpc.0);
         // VOID Routine(PKDPC Dpc, PVOID DeferredContext, PVOID
         // SystemArgument1, PVOID SystemArgument2).
-        let me = decl.leaf.map_or(0, |v| scenario::program::make_ref(v, 0));
+        let me = decl.reference;
         let args = vec![me, st.context, st.args.0, st.args.1];
         exec.frames
             .push(self.new_frame(routine_id, args, OnReturn::ContextEnd));

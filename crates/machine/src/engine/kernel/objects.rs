@@ -8,7 +8,7 @@
 
 use super::*;
 use scenario::ast::ObjKind;
-use scenario::program::{make_ref, IRP_CANCEL, IRP_CANCEL_IRQL, IRP_CANCEL_ROUTINE};
+use scenario::program::{IRP_CANCEL, IRP_CANCEL_IRQL, IRP_CANCEL_ROUTINE};
 
 /// `STATUS_TIMEOUT`.
 const STATUS_TIMEOUT: i64 = 0x102;
@@ -79,7 +79,7 @@ impl Machine<'_> {
                 ..
             } = o
             {
-                if *period == 0 || self.shared.threads_alive > self.shared.waiters.len() {
+                if *period == 0 || self.shared.threads_alive > 0 {
                     consider(*due, cpu.0, self);
                 }
             }
@@ -650,7 +650,7 @@ impl Machine<'_> {
         match target {
             Some(r) => {
                 self.write_var(cpu, leaf + IRP_CANCEL_IRQL, old.0 as i64);
-                let irp_ref = make_ref(leaf, 0);
+                let irp_ref = self.prog.objects[irp.ix()].reference;
                 self.call(
                     cpu,
                     r as RoutineId,
