@@ -174,7 +174,7 @@ fn bugcheck_section(out: &mut String, report: &RunReport, b: &BugcheckReport) {
     }
     out.push('\n');
     let _ = writeln!(out, "BUGCHECK_CODE:  {}", code_text(b));
-    where_it_happened(out, report, b.cpu, b.irql, &b.context, b.line);
+    where_it_happened(out, report, b.cpu, b.irql, &b.context, b.line, &b.backtrace);
     let _ = writeln!(out, "STOPPED_AT:  {}", run_length(report));
     stack(out, &b.backtrace);
     if !b.analysis.is_empty() {
@@ -208,7 +208,7 @@ fn assertion_section(out: &mut String, report: &RunReport, a: &AssertionReport) 
     out.push_str("ASSERTION FAILED\n");
     paragraph(out, &a.message);
     out.push('\n');
-    where_it_happened(out, report, a.cpu, a.irql, &a.context, a.line);
+    where_it_happened(out, report, a.cpu, a.irql, &a.context, a.line, &a.backtrace);
     let _ = writeln!(out, "STOPPED_AT:  {}", run_length(report));
     stack(out, &a.backtrace);
     let rule = if a.message.starts_with("PAGED_CODE()") {
@@ -232,13 +232,23 @@ fn where_it_happened(
     irql: u8,
     context: &str,
     line: u32,
+    backtrace: &[Frame],
 ) {
     let _ = writeln!(
         out,
         "PROCESSOR: {cpu}   IRQL: {}   CONTEXT: {context}",
         Irql(irql)
     );
-    let _ = writeln!(out, "FAULTING_SOURCE_LINE:  {}:{line}", report.file);
+    // The innermost frame names the file the line is in (a header the
+    // scenario includes, or the scenario itself).
+    match backtrace.first().filter(|f| f.line == line && f.line != 0) {
+        Some(f) => {
+            let _ = writeln!(out, "FAULTING_SOURCE_LINE:  {}", f.location);
+        }
+        None => {
+            let _ = writeln!(out, "FAULTING_SOURCE_LINE:  {}:{line}", report.file);
+        }
+    }
 }
 
 fn stack(out: &mut String, frames: &[Frame]) {
@@ -288,10 +298,14 @@ fn processors_section(out: &mut String, cpus: &[CpuState]) {
         let _ = writeln!(out, "{line}");
         let indent = 2 + w[0] + 2;
         for h in &c.held {
+            let at = match &h.file {
+                Some(f) => format!("{f}:{}", h.line),
+                None => format!("line {}", h.line),
+            };
             let _ = writeln!(
                 out,
-                "{:indent$}holds {} ({}, taken at line {} by {})",
-                "", h.lock, h.mode, h.line, h.by
+                "{:indent$}holds {} ({}, taken at {at} by {})",
+                "", h.lock, h.mode, h.by
             );
         }
     }

@@ -30,6 +30,9 @@ pub struct HeldLock {
     /// Context (thread, DPC, ISR) that took it.
     pub by: String,
     pub line: u32,
+    /// The `#include`d file `line` is in (absent: the scenario file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// One processor's state when the run stopped.

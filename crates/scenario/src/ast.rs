@@ -554,6 +554,8 @@ pub enum ExprKind {
     },
     /// `a[i]`
     Index(Box<Expr>, Box<Expr>),
+    /// `*p`
+    Deref(Box<Expr>),
     /// `sizeof(T)` of a struct type: its name and size in bytes.
     SizeOf(Ident, u64),
     Unary(UnOp, Box<Expr>),

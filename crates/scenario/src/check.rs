@@ -99,6 +99,8 @@ struct Checker<'a> {
     /// (`None`: a pointer or handle) of each routine, for C's conversions
     /// and argument counts (of the name's last definition).
     protos: NameMap<(Option<ScalarType>, Vec<Option<ScalarType>>)>,
+    /// Routines returning a pointer: the pointer type as written (`PDEV`).
+    ret_ptrs: HashMap<String, String>,
     /// Enumerators declared so far, with their values.
     consts: HashMap<String, (i64, Span)>,
     /// Struct types by name.
@@ -140,6 +142,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         structs: HashMap::new(),
         pool_site_of: HashMap::new(),
         pointers: HashMap::new(),
+        ret_ptrs: HashMap::new(),
         aggregates: HashMap::new(),
         pending_guards: vec![],
         thread_names: NameSet::new(),
@@ -165,6 +168,19 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             interrupt_lines: vec![],
             handles: vec![],
             pool_sites: vec![],
+            files: {
+                let dir = std::path::Path::new(&src.name)
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                src.included_files()
+                    .map(|n| {
+                        let p = std::path::Path::new(n);
+                        p.strip_prefix(&dir).unwrap_or(p).display().to_string()
+                    })
+                    .collect()
+            },
+            arrays: vec![],
             objects: vec![],
             object_of: Default::default(),
             cancel_lock: None,
@@ -686,6 +702,7 @@ impl<'a> Checker<'a> {
                     };
                     self.prog.routines.push(Code {
                         name: r.name.name.clone(),
+                        file: 0,
                         params: 0,
                         slots: vec![],
                         ops: vec![],
@@ -701,6 +718,9 @@ impl<'a> Checker<'a> {
                     let id = self.prog.routines.len() as u32 - 1;
                     let defined = self.define(&r.name, Global::Routine(id));
                     self.keep(defined);
+                    if let Type::Pointer(p) = &r.ret.value {
+                        self.ret_ptrs.insert(r.name.name.clone(), p.clone());
+                    }
                     let scalar = |t: &Type| match t {
                         Type::Scalar(s) => Some(*s),
                         _ => None,
@@ -830,6 +850,14 @@ impl<'a> Checker<'a> {
             return vars;
         }
         if let Some(n) = array {
+            let (ev, el) = self.leaves(ty);
+            self.prog.arrays.push(ArrayDecl {
+                var: self.prog.vars.len() as u32,
+                lock: self.prog.locks.len() as u32,
+                len: n,
+                vars: ev,
+                locks: el,
+            });
             for k in 0..n {
                 vars.extend(self.flatten(
                     at,
@@ -1266,15 +1294,24 @@ impl<'a> Checker<'a> {
 
     /// Guard, initial value, ISR and DPC routine of one global.
     fn resolve_global(&mut self, g: &ast::GlobalDecl) -> R<()> {
-        if let ast::GlobalType::Aggregate { .. } = g.ty {
+        if let ast::GlobalType::Aggregate { .. } | ast::GlobalType::ListEntry = g.ty {
             if let Some(guard) = &g.guarded_by {
-                return Err(self
-                    .err(
-                        guard.span,
-                        "_Guarded_by_ on a whole aggregate is not supported",
-                    )
-                    .help("put _Guarded_by_ on the struct's fields"));
+                // Every leaf of a struct, array, pointer or list head (a
+                // field's own `_Guarded_by_` stays).
+                let lock = self.guard_lock(guard)?;
+                let vars = match self.aggregates.get(&g.name.name) {
+                    Some((t, n, v, _)) => {
+                        let k = self.leaves(t).0 as u64 * n.unwrap_or(1);
+                        *v..*v + k as u32
+                    }
+                    None => 0..0,
+                };
+                for v in vars {
+                    self.prog.vars[v as usize].guard.get_or_insert(lock);
+                }
             }
+        }
+        if let ast::GlobalType::Aggregate { .. } = g.ty {
             if let Some(init) = &g.init {
                 return Err(self.err(init.span, "only scalar data can have an initial value"));
             }
@@ -1282,23 +1319,12 @@ impl<'a> Checker<'a> {
         }
         {
             let global = self.lookup_global(&g.name)?;
-            if let Some(guard) = &g.guarded_by {
-                let lock = match self.lookup_global(guard)? {
-                    Global::Lock(l) => l,
-                    Global::Interrupt(i) => self.prog.interrupts[i as usize].lock,
-                    other => {
-                        return Err(self
-                            .err(
-                                guard.span,
-                                format!(
-                                    "_Guarded_by_ needs a lock, but `{}` is {}",
-                                    guard.name,
-                                    kind_name(other, &self.prog)
-                                ),
-                            )
-                            .help("name a KSPIN_LOCK, an EX_SPIN_LOCK or a KINTERRUPT"))
-                    }
-                };
+            if let Some(guard) = g
+                .guarded_by
+                .as_ref()
+                .filter(|_| !matches!(global, Global::List(_)))
+            {
+                let lock = self.guard_lock(guard)?;
                 match global {
                     Global::Var(v) => self.prog.vars[v as usize].guard = Some(lock),
                     _ => {
@@ -1389,6 +1415,24 @@ impl<'a> Checker<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The lock `_Guarded_by_(guard)` names on a global.
+    fn guard_lock(&self, guard: &Ident) -> R<LockId> {
+        match self.lookup_global(guard)? {
+            Global::Lock(l) => Ok(l),
+            Global::Interrupt(i) => Ok(self.prog.interrupts[i as usize].lock),
+            other => Err(self
+                .err(
+                    guard.span,
+                    format!(
+                        "_Guarded_by_ needs a lock, but `{}` is {}",
+                        guard.name,
+                        kind_name(other, &self.prog)
+                    ),
+                )
+                .help("name a KSPIN_LOCK, an EX_SPIN_LOCK or a KINTERRUPT")),
+        }
     }
 
     /// A value known before the run: a constant, `&Global` of data or an
@@ -1654,6 +1698,7 @@ impl<'a> Checker<'a> {
                 _ => None,
             },
             ptr_slots: HashMap::new(),
+            ptr_types: HashMap::new(),
         };
         for p in &r.params {
             let slot_ty = match &p.ty.value {
@@ -1678,6 +1723,7 @@ impl<'a> Checker<'a> {
                         if let Some(s) = self.pointers.get(pn) {
                             f.ptr_slots.insert(slot, s.clone());
                         }
+                        f.ptr_types.insert(slot, pn.clone());
                     }
                 }
                 Err(e) => self.record(e),
@@ -1691,6 +1737,7 @@ impl<'a> Checker<'a> {
         f.ops.push(Op::Return(f.returns));
         Code {
             name: r.name.name.clone(),
+            file: self.src.file_index(r.span.offset) as u32,
             params,
             slots: f.slots,
             ops: f.ops,
@@ -1895,7 +1942,10 @@ fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
 fn walk_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);
     match &e.kind {
-        ExprKind::Unary(_, a) | ExprKind::Cast(_, a) | ExprKind::AddrOfPlace(a) => walk_expr(a, f),
+        ExprKind::Unary(_, a)
+        | ExprKind::Cast(_, a)
+        | ExprKind::AddrOfPlace(a)
+        | ExprKind::Deref(a) => walk_expr(a, f),
         ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => {
             walk_expr(a, f);
             walk_expr(b, f);
@@ -1939,6 +1989,8 @@ struct Fn<'c, 'a> {
     ret: Option<ScalarType>,
     /// Local slots holding a pointer to a struct: the struct's name.
     ptr_slots: HashMap<u16, String>,
+    /// Local slots declared with a pointer type: the type as written.
+    ptr_types: HashMap<u16, String>,
 }
 
 struct Loop {
@@ -2112,6 +2164,10 @@ impl Fn<'_, '_> {
                     Type::Pointer(p) => self.c.pointers.get(p).cloned(),
                     _ => None,
                 };
+                let ptr_type = match &ty.value {
+                    Type::Pointer(p) => Some(p.clone()),
+                    _ => None,
+                };
                 self.stmt_boundary(s.span);
                 for (id, init) in vars {
                     // The initializer sees the outer names, as in C it sees the new one
@@ -2128,12 +2184,18 @@ impl Fn<'_, '_> {
                             if let Some(s) = &pointee {
                                 self.ptr_slots.insert(slot, s.clone());
                             }
+                            if let Some(p) = &ptr_type {
+                                self.ptr_types.insert(slot, p.clone());
+                            }
                             self.ops.push(Op::Store(slot, t));
                         }
                         (None, Some(t)) => {
                             let slot = self.declare_local(id, slot_ty)?;
                             if let Some(s) = &pointee {
                                 self.ptr_slots.insert(slot, s.clone());
+                            }
+                            if let Some(p) = &ptr_type {
+                                self.ptr_types.insert(slot, p.clone());
                             }
                             self.ops.push(Op::Push(0));
                             self.ops.push(Op::Store(slot, t));
@@ -2687,6 +2749,46 @@ impl Fn<'_, '_> {
                 }
                 Ok((fd.ty, fd.array))
             }
+            ExprKind::Deref(inner) => {
+                let Some(p) = self.ptr_name(inner) else {
+                    return Err(self
+                        .err(inner.span, "`*` needs a pointer")
+                        .label("not a typed pointer")
+                        .help("dereference a pointer variable, field or routine result (`*p`); a PVOID must be assigned to a typed pointer first"));
+                };
+                let Some(t) = self.pointee(&p) else {
+                    return Err(self
+                        .err(inner.span, format!("a `{p}` cannot be dereferenced"))
+                        .help("assign it to a pointer to a struct or scalar first (`PX p = Context;`)"));
+                };
+                self.expr(inner)?;
+                self.ops.push(Op::AddRef {
+                    offset: 0,
+                    deref: true,
+                });
+                Ok((t, None))
+            }
+            ExprKind::Index(base, index)
+                if !matches!(self.static_type(base), Some((_, Some(_))))
+                    && self.local_element(base).is_none()
+                    && self.ptr_name(base).and_then(|p| self.pointee(&p)).is_some() =>
+            {
+                // `p[i]` on a pointer: the i-th element after the one it
+                // points to, within the same array.
+                let t = self
+                    .ptr_name(base)
+                    .and_then(|p| self.pointee(&p))
+                    .expect("matched above");
+                self.expr(base)?;
+                self.ops.push(Op::AddRef {
+                    offset: 0,
+                    deref: true,
+                });
+                self.expr(index)?;
+                let (vars, locks) = self.c.leaves(&t);
+                self.ops.push(Op::IndexPtr { vars, locks });
+                Ok((t, None))
+            }
             ExprKind::Index(base, index) => {
                 let (t, n) = self.place(base)?;
                 let Some(n) = n else {
@@ -2724,15 +2826,9 @@ impl Fn<'_, '_> {
             }
             ExprKind::Member { base, field, arrow } => {
                 let s = if *arrow {
-                    match &base.kind {
-                        ExprKind::Name(id) => {
-                            let (slot, _) = self.local(&id.name)?;
-                            self.ptr_slots.get(&slot)?.clone()
-                        }
-                        _ => match self.static_type(base)? {
-                            (ast::FieldType::Pointer(p), None) => self.c.pointers.get(&p)?.clone(),
-                            _ => return None,
-                        },
+                    match self.pointee(&self.ptr_name(base)?)? {
+                        ast::FieldType::Struct(s) => s,
+                        _ => return None,
                     }
                 } else {
                     match self.static_type(base)? {
@@ -2743,10 +2839,95 @@ impl Fn<'_, '_> {
                 let (fd, _, _) = self.c.field_of(&s, &field.name)?;
                 Some((fd.ty, fd.array))
             }
-            ExprKind::Index(base, _) => match self.static_type(base)? {
-                (t, Some(_)) => Some((t, None)),
-                _ => None,
+            ExprKind::Index(base, _) => match self.static_type(base) {
+                Some((t, Some(_))) => Some((t, None)),
+                // `p[i]` on a pointer.
+                _ => Some((self.pointee(&self.ptr_name(base)?)?, None)),
             },
+            ExprKind::Deref(inner) => Some((self.pointee(&self.ptr_name(inner)?)?, None)),
+            _ => None,
+        }
+    }
+
+    /// What a pointer type points to: a struct or a scalar (`None` for
+    /// `PVOID`, routine and object pointers).
+    fn pointee(&self, p: &str) -> Option<ast::FieldType> {
+        if let Some(s) = self.c.pointers.get(p) {
+            return Some(ast::FieldType::Struct(s.clone()));
+        }
+        if let Some(t) = crate::parser::scalar_pointer(p) {
+            return Some(ast::FieldType::Scalar(t));
+        }
+        let t = crate::parser::scalar_type(p.strip_suffix(" *")?)?;
+        Some(ast::FieldType::Scalar(t))
+    }
+
+    /// The pointer type (as written: `PDEV`, `DEV *`, `ULONG *`) of an
+    /// expression whose value is a pointer, decided without code; `None`
+    /// when it is not a typed pointer.
+    fn ptr_name(&self, e: &Expr) -> Option<String> {
+        let addr_of = |t: Option<(ast::FieldType, Option<u64>)>| match t? {
+            (ast::FieldType::Struct(s), None) => Some(format!("{s} *")),
+            (ast::FieldType::Scalar(t), None) => Some(format!("{} *", t.name())),
+            _ => None,
+        };
+        match &e.kind {
+            ExprKind::Name(id) => {
+                if let Some((slot, _)) = self.local(&id.name) {
+                    return self
+                        .ptr_types
+                        .get(&slot)
+                        .cloned()
+                        .or_else(|| self.ptr_slots.get(&slot).map(|s| format!("{s} *")));
+                }
+                match self.c.aggregates.get(&id.name) {
+                    Some((ast::FieldType::Pointer(p), None, _, _)) => Some(p.clone()),
+                    _ => None,
+                }
+            }
+            ExprKind::Member { .. } | ExprKind::Index(..) => {
+                if let Some(id) = self.local_element(e) {
+                    let (slot, _) = self.local(&id.name)?;
+                    return self.ptr_slots.get(&slot).map(|s| format!("{s} *"));
+                }
+                match self.static_type(e)? {
+                    (ast::FieldType::Pointer(p), None) => Some(p),
+                    _ => None,
+                }
+            }
+            ExprKind::Call { callee, args } => {
+                if self.local(&callee.name).is_some() {
+                    return None;
+                }
+                match callee.name.as_str() {
+                    "CONTAINING_RECORD" => match &args.get(1)?.kind {
+                        ExprKind::Name(t) => Some(format!("{} *", t.name)),
+                        _ => None,
+                    },
+                    "RemoveHeadList" | "RemoveTailList" => Some("PLIST_ENTRY".into()),
+                    _ => self.c.ret_ptrs.get(&callee.name).cloned(),
+                }
+            }
+            ExprKind::AddrOf(id) => {
+                if self.local(&id.name).is_some() {
+                    return None;
+                }
+                if let Some(t) = self.static_type(&Expr {
+                    kind: ExprKind::Name(id.clone()),
+                    span: id.span,
+                }) {
+                    return addr_of(Some(t));
+                }
+                match self.c.globals.get(&id.name) {
+                    Some((Global::Var(v), _)) => addr_of(Some((
+                        ast::FieldType::Scalar(self.c.prog.vars[*v as usize].ty),
+                        None,
+                    ))),
+                    _ => None,
+                }
+            }
+            ExprKind::AddrOfPlace(p) => addr_of(self.static_type(p)),
+            ExprKind::Cond(_, a, b) => self.ptr_name(a).or_else(|| self.ptr_name(b)),
             _ => None,
         }
     }
@@ -2870,6 +3051,18 @@ impl Fn<'_, '_> {
             let (slot, _) = self.local(&id.name).expect("local_element found it");
             if let Some(s) = self.ptr_slots.get(&slot).cloned() {
                 self.ops.push(Op::Load(slot));
+                return Ok(s);
+            }
+        }
+        if !matches!(e.kind, ExprKind::AddrOf(_) | ExprKind::AddrOfPlace(_)) {
+            if let Some(p) = self.ptr_name(e) {
+                // A global pointer, a routine's result, `*pp`, ...
+                let Some(ast::FieldType::Struct(s)) = self.pointee(&p) else {
+                    return Err(self
+                        .err(e.span, format!("a `{p}` does not point to a struct"))
+                        .help("`->` follows a pointer to a struct"));
+                };
+                self.expr(e)?;
                 return Ok(s);
             }
         }
@@ -3060,7 +3253,7 @@ impl Fn<'_, '_> {
                     span: e.span,
                 });
             }
-            ExprKind::Member { .. } | ExprKind::Index(..) => {
+            ExprKind::Member { .. } | ExprKind::Index(..) | ExprKind::Deref(_) => {
                 let t = self.scalar_place(e)?;
                 self.ops.push(Op::LoadRef);
                 Arith::of(t)
@@ -3226,6 +3419,9 @@ impl Fn<'_, '_> {
             args: args.len() as u8,
             push_result: want_value,
         });
+        if self.c.ret_ptrs.contains_key(name) {
+            return Ok(Arith::U64);
+        }
         Ok(Arith::of(ret.unwrap_or(ScalarType::Long)))
     }
 
@@ -3448,7 +3644,7 @@ impl Fn<'_, '_> {
                             };
                             let wanted = specs.len();
                             if wanted != args.len() - 1 {
-                                return Err(self.err(a.span, format!("the format has {wanted} conversion{} but {} value{} follow", plural(wanted), args.len() - 1, plural(args.len() - 1))));
+                                return Err(self.err(a.span, format!("the format has {wanted} conversion{} but {} value{} follow{}", plural(wanted), args.len() - 1, plural(args.len() - 1), if args.len() == 2 { "s" } else { "" })));
                             }
                             literal = vec![None; wanted];
                             text = Some(s.clone());

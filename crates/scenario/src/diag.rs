@@ -91,6 +91,20 @@ impl Source {
         }
     }
 
+    /// Index of the file holding `offset`: 0 for the first file, then the
+    /// appended (`#include`d) ones in order.
+    pub fn file_index(&self, offset: usize) -> usize {
+        self.segments
+            .iter()
+            .rposition(|(start, _)| *start <= offset)
+            .map_or(0, |i| i + 1)
+    }
+
+    /// Names of the appended (`#include`d) files, in order (file 1, 2, ...).
+    pub fn included_files(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(|(_, n)| n.as_str())
+    }
+
     /// The file holding `offset`: its name, and the offset its text starts at.
     pub fn file_of(&self, offset: usize) -> (&str, usize) {
         match self

@@ -200,6 +200,22 @@ fn object_kind(word: &str) -> Option<crate::ast::ObjKind> {
     })
 }
 
+/// The scalar a WDK pointer name points to (`PULONG`, `PKIRQL`, ...), if
+/// it is one (contract v2, "P_NAME").
+pub fn scalar_pointer(word: &str) -> Option<ScalarType> {
+    Some(match word {
+        "PULONG" => ScalarType::Ulong,
+        "PLONG" | "PNTSTATUS" => ScalarType::Long,
+        "PBOOLEAN" => ScalarType::Boolean,
+        "PKIRQL" => ScalarType::Kirql,
+        "PUCHAR" => ScalarType::Uchar,
+        "PUSHORT" => ScalarType::Ushort,
+        "PULONG64" | "PULONGLONG" | "PULONG_PTR" | "PSIZE_T" => ScalarType::Ulong64,
+        "PLONG64" | "PLONGLONG" => ScalarType::Long64,
+        _ => return None,
+    })
+}
+
 /// `PKINTERRUPT`, `PVOID`, ...: `P` followed by an uppercase letter.
 fn is_pointer_type(word: &str) -> bool {
     let b = word.as_bytes();
@@ -838,10 +854,26 @@ impl Parser<'_> {
         scalar_type(word).or_else(|| self.typedefs.get(word).copied())
     }
 
+    /// The pointer type `w *` as the checker names it: a scalar by its
+    /// WDK name (a `typedef` of `ULONG` gives `ULONG *`), a struct by its own.
+    fn pointer_to(&self, w: &str) -> String {
+        match self.scalar_of(w) {
+            Some(t) if !self.structs.contains_key(w) => format!("{} *", t.name()),
+            _ => format!("{w} *"),
+        }
+    }
+
+    /// A pointer type word usable for a global or a return type: a
+    /// struct's pointer name, a WDK pointer name of a scalar or object.
+    fn is_pointer_word(&self, w: &str) -> bool {
+        self.pointer_names.contains(w) || LOCAL_POINTERS.contains(&w) || scalar_pointer(w).is_some()
+    }
+
     /// May a local declaration start with this word?
     fn is_local_type(&self, word: &str) -> bool {
         LOCAL_TYPES.contains(&word)
             || LOCAL_POINTERS.contains(&word)
+            || scalar_pointer(word).is_some()
             || self.structs.contains_key(word)
             || self.typedefs.contains_key(word)
             || self.pointer_names.contains(word)
@@ -1132,7 +1164,7 @@ impl Parser<'_> {
                         && (self.structs.contains_key(w) || self.scalar_of(w).is_some()) =>
                 {
                     self.bump();
-                    FieldType::Pointer(format!("{w} *"))
+                    FieldType::Pointer(self.pointer_to(w))
                 }
                 TokenKind::Ident(w) if is_pointer_type(w) && self.field_type(w).is_none() => {
                     FieldType::Pointer(w.clone())
@@ -1233,10 +1265,15 @@ impl Parser<'_> {
     /// A name and its `.field`, `->field` and `[index]` selectors.
     fn postfix_from_ident(&mut self) -> PResult<Expr> {
         let id = self.ident("a name")?;
-        let mut e = Expr {
+        let e = Expr {
             span: id.span,
             kind: ExprKind::Name(id),
         };
+        self.postfix_rest(e)
+    }
+
+    /// The `.field`, `->field` and `[index]` selectors after `e`.
+    fn postfix_rest(&mut self, mut e: Expr) -> PResult<Expr> {
         loop {
             match self.kind() {
                 TokenKind::Dot | TokenKind::Arrow => {
@@ -1330,6 +1367,8 @@ impl Parser<'_> {
             w if self.scalar_of(w).is_some() => false,
             w if self.structs.contains_key(w) => true,
             "KLOCK_QUEUE_HANDLE" => true,
+            // A pointer: global data or a routine's return type.
+            w if self.is_pointer_word(w) => false,
             _ if paged.is_some() || guarded_by.is_some() => {
                 let mut err = self.expected("a type", "after the prefix");
                 if let Some(help) = did_you_mean(&word, ITEM_STARTS[5..].iter().copied()) {
@@ -1347,6 +1386,24 @@ impl Parser<'_> {
             }
         };
         self.bump();
+        // `T *Name`, `VOID *Name`: a pointer to a struct or scalar.
+        let star = self.at(&TokenKind::Star)
+            && (word == "VOID"
+                || self.structs.contains_key(&word)
+                || self.scalar_of(&word).is_some());
+        if star {
+            self.bump();
+        }
+        let pointer = if star && word == "VOID" {
+            Some("PVOID".to_string())
+        } else if star {
+            Some(self.pointer_to(&word))
+        } else if self.is_pointer_word(&word) {
+            Some(word.clone())
+        } else {
+            None
+        };
+        let object = object && pointer.is_none();
         let name = self.ident("a name after the type")?;
         if !object && self.at(&TokenKind::LParen) {
             if let Some((_, gspan)) = &guarded_by {
@@ -1354,9 +1411,10 @@ impl Parser<'_> {
                     .error(*gspan, "`_Guarded_by_` applies to data, not to routines")
                     .label("not allowed on a routine"));
             }
-            let ret_ty = match self.scalar_of(&word) {
-                Some(s) => Type::Scalar(s),
-                None => Type::Void,
+            let ret_ty = match (&pointer, self.scalar_of(&word)) {
+                (Some(p), _) => Type::Pointer(p.clone()),
+                (None, Some(s)) => Type::Scalar(s),
+                (None, None) => Type::Void,
             };
             let ret = Spanned {
                 value: ret_ty,
@@ -1371,7 +1429,7 @@ impl Parser<'_> {
             }
             return Ok(());
         }
-        if word == "VOID" {
+        if word == "VOID" && pointer.is_none() {
             return Err(self
                 .expected(
                     "`(`",
@@ -1383,10 +1441,23 @@ impl Parser<'_> {
         let mut decls = Vec::new();
         let mut name = name;
         loop {
-            let (ty, init) = self.global_declarator(&word, ty_span, &name)?;
+            let (ty, init) = match &pointer {
+                // A pointer global: one 64-bit leaf (or an array of them).
+                Some(p) => (
+                    GlobalType::Aggregate {
+                        ty: FieldType::Pointer(p.clone()),
+                        array: self.array_size()?,
+                    },
+                    None,
+                ),
+                None => self.global_declarator(&word, ty_span, &name)?,
+            };
             decls.push((ty, name, init));
             if self.eat(&TokenKind::Comma).is_none() {
                 break;
+            }
+            if star {
+                self.expect(TokenKind::Star, "before the next pointer's name")?;
             }
             name = self.ident("a name after `,`")?;
         }
@@ -1534,7 +1605,11 @@ impl Parser<'_> {
         let tok = self.peek().clone();
         let ty = match &tok.kind {
             TokenKind::Ident(w) => {
-                if let Some(s) = self.scalar_of(w) {
+                if self.scalar_of(w).is_some() && self.peek_at(1).kind == TokenKind::Star {
+                    // `ULONG *Name`: a pointer to a scalar.
+                    self.bump();
+                    Type::Pointer(self.pointer_to(w))
+                } else if let Some(s) = self.scalar_of(w) {
                     Type::Scalar(s)
                 } else if self.structs.contains_key(w) && self.peek_at(1).kind == TokenKind::Star {
                     // `T *Name`: a pointer to a struct.
@@ -1974,7 +2049,8 @@ impl Parser<'_> {
             }
             TokenKind::Ident(w)
                 if self.is_local_type(w)
-                    || (self.structs.contains_key(w) && *next == TokenKind::Star) =>
+                    || ((self.structs.contains_key(w) || self.scalar_of(w).is_some())
+                        && *next == TokenKind::Star) =>
             {
                 if !allow_decl {
                     return Err(self.expected("an assignment, `++`, `--` or a call", ""));
@@ -2026,7 +2102,30 @@ impl Parser<'_> {
             _ => {}
         }
         let value = self.expr()?;
+        let place = matches!(
+            value.kind,
+            ExprKind::Deref(_) | ExprKind::Member { .. } | ExprKind::Index(..)
+        );
         match self.kind() {
+            // `*p = 5;`, `F()->Count += 1;`
+            k if place && assign_op(k).is_some() => {
+                let op = assign_op(k).expect("matched");
+                self.bump();
+                let v = self.expr()?;
+                Ok(StmtKind::AssignPlace {
+                    target: value,
+                    op,
+                    value: v,
+                })
+            }
+            // `(*p)++;`
+            TokenKind::PlusPlus | TokenKind::MinusMinus if place => {
+                let increment = self.bump().kind == TokenKind::PlusPlus;
+                Ok(StmtKind::IncDecPlace {
+                    target: value,
+                    increment,
+                })
+            }
             TokenKind::Assign
             | TokenKind::PlusEq
             | TokenKind::MinusEq
@@ -2104,7 +2203,9 @@ impl Parser<'_> {
         let ty = match &tok.kind {
             TokenKind::Ident(w) if w == "KLOCK_QUEUE_HANDLE" => Type::QueueHandle,
             TokenKind::Ident(w)
-                if self.pointer_names.contains(w) || LOCAL_POINTERS.contains(&w.as_str()) =>
+                if self.pointer_names.contains(w)
+                    || LOCAL_POINTERS.contains(&w.as_str())
+                    || scalar_pointer(w).is_some() =>
             {
                 Type::Pointer(w.clone())
             }
@@ -2112,11 +2213,15 @@ impl Parser<'_> {
             TokenKind::Ident(w) => Type::Scalar(self.scalar_of(w).unwrap_or(ScalarType::Ulong)),
             _ => Type::Scalar(ScalarType::Ulong),
         };
-        // `T *p;`: a pointer to a struct.
+        // `T *p;`: a pointer to a struct or a scalar.
         let ty = match (&tok.kind, self.kind()) {
             (TokenKind::Ident(w), TokenKind::Star) if self.structs.contains_key(w) => {
                 self.bump();
                 Type::Pointer(format!("{w} *"))
+            }
+            (TokenKind::Ident(w), TokenKind::Star) if self.scalar_of(w).is_some() => {
+                self.bump();
+                Type::Pointer(self.pointer_to(w))
             }
             _ => ty,
         };
@@ -2242,6 +2347,19 @@ impl Parser<'_> {
             TokenKind::Bang => self.prefix(UnOp::Not),
             TokenKind::Tilde => self.prefix(UnOp::BitNot),
             TokenKind::Amp => self.addr_of(),
+            TokenKind::Star => {
+                let op_span = self.bump().span;
+                let (inner, d) = self.unary()?;
+                let span = op_span.to(inner.span);
+                self.check_tree_depth(d + 1, span)?;
+                Ok((
+                    Expr {
+                        kind: ExprKind::Deref(Box::new(inner)),
+                        span,
+                    },
+                    d + 1,
+                ))
+            }
             TokenKind::PlusPlus | TokenKind::MinusMinus => Err(self.incdec_in_expression(None)),
             TokenKind::LParen => self.paren_or_cast(),
             _ => self.primary(),
@@ -2339,6 +2457,13 @@ impl Parser<'_> {
         let (mut inner, d) = self.ternary()?;
         let close = self.expect(TokenKind::RParen, "to close `(`")?;
         inner.span = open.to(close);
+        if matches!(
+            self.kind(),
+            TokenKind::Dot | TokenKind::LBracket | TokenKind::Arrow
+        ) {
+            // `(*p).Field`, `(p)->Field`.
+            return Ok((self.postfix_rest(inner)?, d + 1));
+        }
         Ok((inner, d))
     }
 
@@ -2372,7 +2497,17 @@ impl Parser<'_> {
                 }
                 self.bump();
                 return match self.kind() {
-                    TokenKind::LParen => self.call(name),
+                    TokenKind::LParen => {
+                        let (call, d) = self.call(name)?;
+                        if matches!(
+                            self.kind(),
+                            TokenKind::Dot | TokenKind::LBracket | TokenKind::Arrow
+                        ) {
+                            // `F()->Field`: a routine returning a pointer.
+                            return Ok((self.postfix_rest(call)?, d + 1));
+                        }
+                        Ok((call, d))
+                    }
                     TokenKind::PlusPlus | TokenKind::MinusMinus => {
                         Err(self.incdec_in_expression(Some(&name.name)))
                     }
@@ -2595,6 +2730,7 @@ mod tests {
                 )
             }
             ExprKind::Index(a, i) => format!("{}[{}]", show(a), show(i)),
+            ExprKind::Deref(x) => format!("(*{})", show(x)),
             ExprKind::SizeOf(t, _) => format!("sizeof({})", t.name),
             ExprKind::Unary(op, x) => format!("({op:?} {})", show(x)),
             ExprKind::Binary(op, a, b) => format!("({} {op:?} {})", show(a), show(b)),
@@ -2859,6 +2995,42 @@ thread Worker on cpu 0 { Recurse(1); }
         assert!(g[13].paged && g[13].guarded_by.is_some());
         assert_eq!(g[14].name.name, "A1");
         assert!(g[15].init.is_some());
+    }
+
+    #[test]
+    fn pointer_globals_and_routines() {
+        let src = format!(
+            "{HDR}typedef struct _D {{ ULONG X; }} D, *PD;\nPD A;\nD *B, *C;\nPVOID V;\nPD T[4];\nPULONG U;\nULONG *W;\n\
+             PD F(VOID) {{ return NULL; }}\nD *G(VOID) {{ return NULL; }}\nVOID *H(VOID) {{ return NULL; }}"
+        );
+        let items = ok(&src).items;
+        let ptr = |i: &Item| match i {
+            Item::Global(g) => match &g.ty {
+                GlobalType::Aggregate {
+                    ty: FieldType::Pointer(p),
+                    array,
+                } => format!("{} {p} {array:?}", g.name.name),
+                other => panic!("not a pointer: {other:?}"),
+            },
+            Item::Routine(r) => format!("{} {:?}", r.name.name, r.ret.value),
+            other => panic!("unexpected {other:?}"),
+        };
+        let got: Vec<String> = items.iter().skip(1).map(ptr).collect();
+        assert_eq!(
+            got,
+            [
+                "A PD None",
+                "B D * None",
+                "C D * None",
+                "V PVOID None",
+                "T PD Some(4)",
+                "U PULONG None",
+                "W ULONG * None",
+                "F Pointer(\"PD\")",
+                "G Pointer(\"D *\")",
+                "H Pointer(\"PVOID\")",
+            ]
+        );
     }
 
     #[test]
@@ -3323,6 +3495,11 @@ thread Worker on cpu 0 { Recurse(1); }
             ("0xC0000005", "3221225477"),
             ("TRUE && !FALSE", "(TRUE And (Not FALSE))"),
             ("\"a\" \"b\"", "\"ab\""),
+            ("*p + 1", "((*p) Add 1)"),
+            ("*p * *q", "((*p) Mul (*q))"),
+            ("F(1)->Count", "F(1)->Count"),
+            ("(*p).Count", "(*p).Count"),
+            ("p[i]", "p[i]"),
         ];
         for (text, want) in cases {
             assert_eq!(show(&expr(text)), want, "{text}");

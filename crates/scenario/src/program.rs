@@ -270,6 +270,15 @@ pub enum Op {
         len: u64,
         stride: i64,
     },
+    /// Pop an index and a reference to an element (`p[i]` on a pointer):
+    /// the reference `i` elements of `vars` variables and `locks` locks
+    /// further, within the array the element belongs to (see
+    /// [`Program::arrays`]; an object outside arrays is an array of one);
+    /// out of range ends the run in `assertion_failed`.
+    IndexPtr {
+        vars: u32,
+        locks: u32,
+    },
     /// Pop a reference, push the variable's value (as `LoadVar`).
     LoadRef,
     /// Pop a value, then a reference; store (as `StoreVar`).
@@ -285,6 +294,9 @@ pub struct Code {
     pub slots: Vec<Option<ScalarType>>,
     pub ops: Vec<Op>,
     pub paged: bool,
+    /// The file it is written in: 0 the scenario, else an `#include`d one
+    /// (`Program::files[file - 1]`); its lines count from that file's start.
+    pub file: u32,
     pub returns: bool,
     /// The declared scalar return type: the returned value converts to it.
     pub ret: Option<ScalarType>,
@@ -303,6 +315,41 @@ pub struct PoolSite {
     pub line: u32,
     /// Each block: its reference, its variables and its locks.
     pub blocks: Vec<(i64, std::ops::Range<u32>, std::ops::Range<u32>)>,
+}
+
+/// An array in data (global, in a struct, in a pool block): where its
+/// element 0 starts and how many variables and locks each element has.
+#[derive(Clone, Debug)]
+pub struct ArrayDecl {
+    pub var: VarId,
+    pub lock: u32,
+    pub len: u64,
+    pub vars: u32,
+    pub locks: u32,
+}
+
+impl Program {
+    /// `file:line` of a line of routine `routine` (in the scenario or the
+    /// header it is written in); `scenario` is the scenario's name as given.
+    pub fn location(&self, scenario: &str, routine: RoutineId, line: u32) -> String {
+        format!("{}:{line}", self.file_of(scenario, routine))
+    }
+
+    /// The file routine `routine` is written in: `scenario`, or the
+    /// included file's name.
+    pub fn file_of<'a>(&'a self, scenario: &'a str, routine: RoutineId) -> &'a str {
+        self.routines
+            .get(routine as usize)
+            .and_then(|c| c.file.checked_sub(1))
+            .and_then(|f| self.files.get(f as usize))
+            .map_or(scenario, String::as_str)
+    }
+
+    /// The included file routine `routine` is written in, if it is in one.
+    pub fn header_of(&self, routine: RoutineId) -> Option<String> {
+        let c = self.routines.get(routine as usize)?;
+        self.files.get(c.file.checked_sub(1)? as usize).cloned()
+    }
 }
 
 /// A `thread` line.
@@ -354,6 +401,11 @@ pub struct Program {
     pub handles: Vec<String>,
     /// The `ExAllocatePoolWithTag` call sites and the blocks each can hand out.
     pub pool_sites: Vec<PoolSite>,
+    /// The `#include`d files as reports name them: relative to the
+    /// scenario's directory (`include/adapter.h`), in order (file 1, 2, ...).
+    pub files: Vec<String>,
+    /// Every array in data, in declaration order (for `p[i]` on a pointer).
+    pub arrays: Vec<ArrayDecl>,
     /// Kernel objects kept in data (contract v2, "Kernel objects").
     pub objects: Vec<ObjectDecl>,
     /// The object (index into `objects`) whose hidden leaf is a variable.

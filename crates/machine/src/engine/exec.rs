@@ -218,6 +218,14 @@ impl Machine<'_> {
                 }
                 self.push(cpu, r.wrapping_add(i.wrapping_mul(*stride)));
             }
+            Op::IndexPtr { vars, locks } => {
+                let i = self.pop(cpu);
+                let r = self.pop(cpu);
+                match self.index_pointer(r, i, *vars, *locks) {
+                    Ok(r) => self.push(cpu, r),
+                    Err(detail) => return Err(self.assertion(cpu, detail)),
+                }
+            }
             Op::LoadRef => {
                 let r = self.pop(cpu);
                 let Some(v) = self.var_of_ref(r) else {
@@ -245,6 +253,55 @@ impl Machine<'_> {
             }
         }
         Ok(Flow::Next)
+    }
+
+    /// `p[i]` on a pointer `r` to an element of `vars` variables and
+    /// `locks` locks: the reference `i` elements further within the
+    /// innermost array holding `r` at an element's start (an object
+    /// outside arrays is an array of one); out of range is an error.
+    fn index_pointer(&self, r: i64, i: i64, vars: u32, locks: u32) -> Result<i64, String> {
+        use scenario::program::{ref_lock, ref_offset, ref_var};
+        let (v, l) = (ref_var(r) as i64, ref_lock(r).0 as i64);
+        let (sv, sl) = (vars as i64, locks as i64);
+        let mut found: Option<(i64, u64)> = None; // (element index, array size)
+        for a in &self.prog.arrays {
+            if a.vars != vars || a.locks != locks {
+                continue;
+            }
+            let (dv, dl) = (v - a.var as i64, l - a.lock as i64);
+            let k = if sv > 0 {
+                if dv < 0 || dv % sv != 0 {
+                    continue;
+                }
+                dv / sv
+            } else if sl > 0 {
+                if dl < 0 || dl % sl != 0 {
+                    continue;
+                }
+                dl / sl
+            } else {
+                continue;
+            };
+            if k as u64 >= a.len || dv != k * sv || dl != k * sl {
+                continue;
+            }
+            if found.is_none_or(|(_, n)| a.len < n) {
+                found = Some((k, a.len));
+            }
+        }
+        let (k, len) = found.unwrap_or((0, 1));
+        let j = k.wrapping_add(i);
+        if j < 0 || j as u64 >= len {
+            return Err(match found {
+                Some(_) => format!(
+                    "index {i} through a pointer to element {k} of an array of {len} elements is out of range"
+                ),
+                None => format!(
+                    "index {i} through a pointer to a single object (not an array element) is out of range"
+                ),
+            });
+        }
+        Ok(r.wrapping_add(i.wrapping_mul(ref_offset(vars, locks))))
     }
 
     /// The variable a reference designates; `None` for NULL or a value that

@@ -29,7 +29,7 @@ impl Machine<'_> {
                 report::Frame {
                     routine,
                     line: f.line,
-                    location: format!("{file}:{}", f.line),
+                    location: self.prog.location(file, f.routine, f.line),
                 }
             })
             .collect();
@@ -110,6 +110,7 @@ impl Machine<'_> {
                                 .label_of(h.ctx)
                                 .unwrap_or_else(|| "a returned context".into()),
                             line: h.line,
+                            file: h.routine.and_then(|r| self.prog.header_of(r)),
                         })
                         .collect(),
                 }
@@ -185,13 +186,25 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
             message: w.message.clone(),
         })
         .collect();
+    // A pool block's locks are listed only when used: every call site has
+    // pre-made blocks, most of them never allocated.
+    let in_pool_block = |i: usize| {
+        prog.pool_sites.iter().any(|site| {
+            site.blocks
+                .iter()
+                .any(|(_, _, locks)| locks.contains(&(i as u32)))
+        })
+    };
     let locks = prog
         .locks
         .iter()
         .enumerate()
-        .map(|(i, l)| {
+        .filter_map(|(i, l)| {
             let mut s = m.out.stats.get(vcpu::LockId(i as u32));
             m.add_unfinished(vcpu::LockId(i as u32), &mut s);
+            if s.acquisitions == 0 && s.contended == 0 && in_pool_block(i) {
+                return None;
+            }
             let family = match (l.kind, &m.shared.locks[i]) {
                 (
                     scenario::program::LockKind::Spin,
@@ -211,14 +224,14 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
                 }
                 (scenario::program::LockKind::Interrupt(_), _) => "KINTERRUPT",
             };
-            LockStatsReport {
+            Some(LockStatsReport {
                 name: l.name.clone(),
                 family: family.to_string(),
                 acquisitions: s.acquisitions,
                 contended: s.contended,
                 longest_hold_us: us(s.longest_hold_ns),
                 longest_spin_us: us(s.longest_spin_ns),
-            }
+            })
         })
         .collect();
     let mut r = RunReport {

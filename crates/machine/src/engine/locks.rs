@@ -80,6 +80,8 @@ pub(super) struct Held {
     /// The IRQL a `KeAcquireSpinLock` saved (ddi_compliance's
     /// IrqlKeReleaseSpinLock compares the release's NewIrql with it).
     pub saved_irql: Option<Irql>,
+    /// The routine that took it (reports name the file of `line`).
+    pub routine: Option<u32>,
     /// The line where IRQL was lowered below DISPATCH_LEVEL during the hold.
     pub lowered_at: Option<u32>,
     pub line: u32,
@@ -594,12 +596,13 @@ impl Machine<'_> {
     pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Result<Flow, Halt> {
         let c = cpu as usize;
         self.lock_changed(cpu, op.lock);
-        let (serial, clock, line) = {
+        let (serial, clock, line, routine) = {
             let p = &self.cpus[c];
             (
                 p.top().map_or(0, |t| t.serial),
                 p.clock,
                 p.top().map_or(0, |t| self.context_line(t)),
+                p.top().and_then(|t| self.context_routine(t)),
             )
         };
         let owner = self.owner_of(cpu);
@@ -617,6 +620,7 @@ impl Machine<'_> {
             owner,
             saved_irql,
             line,
+            routine,
             at: clock,
             lowered_at: None,
             by_kernel: matches!(

@@ -701,6 +701,17 @@ impl<'p> Machine<'p> {
 
     /// The source line a context is at: its innermost frame's statement, or
     /// for an ISR still waiting for its interrupt lock, the ISR's declaration.
+    /// The routine a context is running (for the file its line is in).
+    fn context_routine(&self, c: &Context<Exec>) -> Option<u32> {
+        match c.payload.frames.last() {
+            Some(f) => Some(f.routine),
+            None if c.kind == ContextKind::Isr => {
+                Some(self.prog.interrupts[c.payload.object as usize].isr)
+            }
+            None => None,
+        }
+    }
+
     fn context_line(&self, c: &Context<Exec>) -> u32 {
         match c.payload.frames.last() {
             Some(f) => f.line,

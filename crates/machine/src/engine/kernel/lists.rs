@@ -15,22 +15,50 @@ fn links(r: i64) -> Option<(usize, usize)> {
 }
 
 impl Machine<'_> {
-    /// Flink of the entry `r` (None: not an entry, or out of the table).
-    fn flink(&self, r: i64) -> Option<i64> {
-        links(r).and_then(|(f, _)| self.shared.vars.get(f).copied())
+    /// Flink (or Blink) of the entry `r`, read as an access to shared data
+    /// (None: not an entry, or out of the table); `Err` when the run stopped
+    /// (pageable data at raised IRQL).
+    fn read_link(&mut self, cpu: u32, r: i64, blink: bool) -> Result<Option<i64>, Halt> {
+        let Some((f, b)) = links(r) else {
+            return Ok(None);
+        };
+        let v = if blink { b } else { f };
+        if v >= self.shared.vars.len() {
+            return Ok(None);
+        }
+        self.touch_var(cpu, v as u32, false)?;
+        Ok(Some(self.shared.vars[v]))
     }
 
-    fn blink(&self, r: i64) -> Option<i64> {
-        links(r).and_then(|(_, b)| self.shared.vars.get(b).copied())
-    }
-
-    fn set_link(&mut self, cpu: u32, r: i64, blink: bool, to: i64) {
+    /// Write Flink (or Blink) of `r` as an access.
+    fn set_link(&mut self, cpu: u32, r: i64, blink: bool, to: i64) -> Result<(), Halt> {
         if let Some((f, b)) = links(r) {
             let v = if blink { b } else { f };
             if v < self.shared.vars.len() {
+                self.touch_var(cpu, v as u32, true)?;
                 self.write_var(cpu, v as u32, to);
             }
         }
+        Ok(())
+    }
+
+    /// A head whose Flink and Blink are both still 0 was never initialized
+    /// (contract v2, "Run-time errors"): the run ends in assertion_failed.
+    fn uninitialized_head(&mut self, cpu: u32, h: i64, name: &str) -> Result<(), Halt> {
+        let Some((f, b)) = links(h) else {
+            return Ok(());
+        };
+        if self.shared.vars.get(f) != Some(&0) || self.shared.vars.get(b) != Some(&0) {
+            return Ok(());
+        }
+        let head = self.prog.vars[f]
+            .name
+            .trim_end_matches(".Flink")
+            .to_string();
+        Err(self.runtime_error(
+            cpu,
+            format!("{name}(&{head}): use of a list head never initialized (call InitializeListHead first)"),
+        ))
     }
 
     /// 0x139, P1 = 3: broken list links.
@@ -55,81 +83,100 @@ impl Machine<'_> {
             self.null_dereference(cpu)?;
             return Ok(Flow::Yield);
         }
+        // Each routine is one step: it reads and writes the links it
+        // touches as accesses to shared data (the lockset verifier sees
+        // them), then finishes.
+        macro_rules! read {
+            ($r:expr, $blink:expr) => {
+                self.read_link(cpu, $r, $blink)?
+            };
+        }
+        macro_rules! write {
+            ($r:expr, $blink:expr, $to:expr) => {
+                self.set_link(cpu, $r, $blink, $to)?
+            };
+        }
+        if matches!(
+            k.kr,
+            Kr::InsertTailList | Kr::InsertHeadList | Kr::RemoveHeadList | Kr::RemoveTailList
+        ) {
+            self.uninitialized_head(cpu, v(0), name)?;
+        }
         match k.kr {
             Kr::InitializeListHead => {
                 let h = v(0);
-                self.set_link(cpu, h, false, h);
-                self.set_link(cpu, h, true, h);
+                write!(h, false, h);
+                write!(h, true, h);
                 self.finish(cpu, k, 0)
             }
             Kr::InsertTailList => {
                 let (h, e) = (v(0), v(1));
-                let Some(b) = self.blink(h) else {
+                let Some(b) = read!(h, true) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
-                if self.flink(b) != Some(h) {
+                if read!(b, false) != Some(h) {
                     return Err(self.corrupt_list(cpu, name));
                 }
-                self.set_link(cpu, e, false, h);
-                self.set_link(cpu, e, true, b);
-                self.set_link(cpu, b, false, e);
-                self.set_link(cpu, h, true, e);
+                write!(e, false, h);
+                write!(e, true, b);
+                write!(b, false, e);
+                write!(h, true, e);
                 self.finish(cpu, k, 0)
             }
             Kr::InsertHeadList => {
                 let (h, e) = (v(0), v(1));
-                let Some(f) = self.flink(h) else {
+                let Some(f) = read!(h, false) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
-                if self.blink(f) != Some(h) {
+                if read!(f, true) != Some(h) {
                     return Err(self.corrupt_list(cpu, name));
                 }
-                self.set_link(cpu, e, false, f);
-                self.set_link(cpu, e, true, h);
-                self.set_link(cpu, f, true, e);
-                self.set_link(cpu, h, false, e);
+                write!(e, false, f);
+                write!(e, true, h);
+                write!(f, true, e);
+                write!(h, false, e);
                 self.finish(cpu, k, 0)
             }
             Kr::RemoveEntryList => {
                 let e = v(0);
-                let (Some(f), Some(b)) = (self.flink(e), self.blink(e)) else {
+                let (Some(f), Some(b)) = (read!(e, false), read!(e, true)) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
-                if self.blink(f) != Some(e) || self.flink(b) != Some(e) {
+                if read!(f, true) != Some(e) || read!(b, false) != Some(e) {
                     return Err(self.corrupt_list(cpu, name));
                 }
-                self.set_link(cpu, b, false, f);
-                self.set_link(cpu, f, true, b);
+                write!(b, false, f);
+                write!(f, true, b);
                 self.finish(cpu, k, (f == b) as i64)
             }
             Kr::RemoveHeadList => {
                 let h = v(0);
-                let Some(e) = self.flink(h) else {
+                let Some(e) = read!(h, false) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
-                let Some(f) = self.flink(e) else {
+                let Some(f) = read!(e, false) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
-                if self.blink(e) != Some(h) || self.blink(f) != Some(e) {
+                if read!(e, true) != Some(h) || read!(f, true) != Some(e) {
                     return Err(self.corrupt_list(cpu, name));
                 }
-                self.set_link(cpu, h, false, f);
-                self.set_link(cpu, f, true, h);
+                write!(h, false, f);
+                write!(f, true, h);
                 self.finish(cpu, k, e)
             }
             Kr::RemoveTailList => {
                 let h = v(0);
-                let Some(e) = self.blink(h) else {
+                let Some(e) = read!(h, true) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
-                let Some(b) = self.blink(e) else {
+                let Some(b) = read!(e, true) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
-                if self.flink(e) != Some(h) || self.flink(b) != Some(e) {
+                if read!(e, false) != Some(h) || read!(b, false) != Some(e) {
                     return Err(self.corrupt_list(cpu, name));
                 }
-                self.set_link(cpu, h, true, b);
-                self.set_link(cpu, b, false, h);
+                write!(h, true, b);
+                write!(b, false, h);
                 self.finish(cpu, k, e)
             }
             _ => self.finish(cpu, k, 0),
@@ -174,6 +221,21 @@ impl Machine<'_> {
                         f & scenario::program::REF_TAG != 0 && scenario::program::ref_var(f) == fv
                     })
                 };
+                // The head's Flink is read as an access to shared data.
+                let head = match k.places[0] {
+                    Place::List(list) => self.prog.lists[list as usize].entry_head,
+                    Place::Var(fv) => Some(fv),
+                    _ => None,
+                };
+                if let Some(fv) = head {
+                    if matches!(k.places[0], Place::Var(_)) {
+                        let head = scenario::program::make_ref(fv, 0);
+                        self.uninitialized_head(cpu, head, a.name)?;
+                    }
+                    if (fv as usize) < self.shared.vars.len() {
+                        self.touch_var(cpu, fv, false)?;
+                    }
+                }
                 let empty = match k.places[0] {
                     Place::List(list) => {
                         self.shared.lists[list as usize].is_empty()
