@@ -9,7 +9,8 @@ use vcpu::bugcheck::status;
 /// What executing one op asks the loop to do next.
 pub(super) enum Flow {
     Next,
-    /// Stop this step (blocked, context ended, run stopped).
+    /// Stop this step (blocked, context ended, a shared read mid-statement);
+    /// a stopped run is `Err(Halt)` instead.
     Yield,
 }
 
@@ -41,7 +42,7 @@ impl Machine<'_> {
     }
 
     /// Run the top context until its next statement boundary.
-    pub(super) fn exec(&mut self, cpu: u32) {
+    pub(super) fn exec(&mut self, cpu: u32) -> Result<(), Halt> {
         let prog = self.prog;
         // Resuming inside a statement: the next boundary ends this step.
         let mut boundaries = if std::mem::take(&mut self.top_exec(cpu).mid_statement) {
@@ -50,20 +51,17 @@ impl Machine<'_> {
             0
         };
         for _ in 0..MAX_OPS_PER_STEP {
-            if self.stop.is_some() {
-                return;
-            }
             let (routine, pc) = {
                 let f = self.frame(cpu);
                 (f.routine, f.pc)
             };
             let Some(op) = prog.routines[routine as usize].ops.get(pc as usize) else {
                 // Falling off the end cannot happen (every body ends in Return).
-                return;
+                return Ok(());
             };
             if let Op::Stmt(line) = op {
                 if boundaries > 0 {
-                    return;
+                    return Ok(());
                 }
                 boundaries += 1;
                 self.frame(cpu).line = *line;
@@ -71,26 +69,25 @@ impl Machine<'_> {
                 // from a pageable page; at raised IRQL (also after the
                 // routine raised it itself) that page is trimmed: 0xD1.
                 let code = &prog.routines[routine as usize];
-                if self.pageable_fault(cpu, code.paged, false, code.address + pc as u64 * 4, EXECUTE, |irql| {
+                self.pageable_fault(cpu, code.paged, false, code.address + pc as u64 * 4, EXECUTE, |irql| {
                     format!("a statement of pageable routine {} (line {line}) ran at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name)
-                }) {
-                    return;
-                }
-                self.statements += 1;
+                })?;
+                self.out.statements += 1;
                 let cost = self.cost(STATEMENT_NS, STATEMENT_JITTER_NS);
                 self.cpus[cpu as usize].clock += cost;
                 self.frame(cpu).pc += 1;
                 continue;
             }
             self.frame(cpu).pc += 1;
-            match self.op(cpu, op) {
+            match self.op(cpu, op)? {
                 Flow::Next => {}
-                Flow::Yield => return,
+                Flow::Yield => return Ok(()),
             }
         }
+        Ok(())
     }
 
-    fn op(&mut self, cpu: u32, op: &Op) -> Flow {
+    fn op(&mut self, cpu: u32, op: &Op) -> Result<Flow, Halt> {
         match op {
             Op::Stmt(_) => {}
             Op::Push(v) => self.push(cpu, *v),
@@ -106,24 +103,20 @@ impl Machine<'_> {
                 self.frame(cpu).locals[*s as usize] = Value::Int(v);
             }
             Op::LoadVar(v) => {
-                if !self.touch_var(cpu, *v, false) {
-                    return Flow::Yield;
-                }
-                let x = self.vars[*v as usize];
+                self.touch_var(cpu, *v, false)?;
+                let x = self.shared.vars[*v as usize];
                 self.push(cpu, x);
-                if self.lamport || self.parallel {
+                if self.driver.lamport || self.driver.parallel {
                     self.note_read(cpu, *v);
                 }
                 // A read of shared memory is where another processor may get
                 // in before this statement writes: let the others catch up.
                 self.top_exec(cpu).mid_statement = true;
-                return Flow::Yield;
+                return Ok(Flow::Yield);
             }
             Op::StoreVar(v) => {
                 let x = self.pop(cpu);
-                if !self.touch_var(cpu, *v, true) {
-                    return Flow::Yield;
-                }
+                self.touch_var(cpu, *v, true)?;
                 self.write_var(cpu, *v, x);
             }
             Op::Unary(u, t) => {
@@ -140,8 +133,8 @@ impl Machine<'_> {
                             cpu,
                             status::INTEGER_DIVIDE_BY_ZERO,
                             "integer division by zero",
-                        );
-                        return Flow::Yield;
+                        )?;
+                        return Ok(Flow::Yield);
                     }
                 }
             }
@@ -209,8 +202,8 @@ impl Machine<'_> {
             Op::AddRef { offset, deref } => {
                 let r = self.pop(cpu);
                 if *deref && r == 0 {
-                    self.null_dereference(cpu);
-                    return Flow::Yield;
+                    self.null_dereference(cpu)?;
+                    return Ok(Flow::Yield);
                 }
                 self.push(cpu, r.wrapping_add(*offset));
             }
@@ -218,11 +211,10 @@ impl Machine<'_> {
                 let i = self.pop(cpu);
                 let r = self.pop(cpu);
                 if i < 0 || i as u64 >= *len {
-                    self.assertion(
+                    return Err(self.assertion(
                         cpu,
                         format!("array index {i} out of range (the array has {len} elements)"),
-                    );
-                    return Flow::Yield;
+                    ));
                 }
                 self.push(cpu, r.wrapping_add(i.wrapping_mul(*stride)));
             }
@@ -231,43 +223,36 @@ impl Machine<'_> {
                 let r = self.pop(cpu);
                 match self.index_pointer(r, i, *vars, *locks) {
                     Ok(r) => self.push(cpu, r),
-                    Err(detail) => {
-                        self.assertion(cpu, detail);
-                        return Flow::Yield;
-                    }
+                    Err(detail) => return Err(self.assertion(cpu, detail)),
                 }
             }
             Op::LoadRef => {
                 let r = self.pop(cpu);
                 let Some(v) = self.var_of_ref(r) else {
-                    self.null_dereference(cpu);
-                    return Flow::Yield;
+                    self.null_dereference(cpu)?;
+                    return Ok(Flow::Yield);
                 };
-                if !self.touch_var(cpu, v, false) {
-                    return Flow::Yield;
-                }
-                let x = self.vars[v as usize];
+                self.touch_var(cpu, v, false)?;
+                let x = self.shared.vars[v as usize];
                 self.push(cpu, x);
-                if self.lamport {
+                if self.driver.lamport {
                     self.note_read(cpu, v);
                 }
                 self.top_exec(cpu).mid_statement = true;
-                return Flow::Yield;
+                return Ok(Flow::Yield);
             }
             Op::StoreRef => {
                 let x = self.pop(cpu);
                 let r = self.pop(cpu);
                 let Some(v) = self.var_of_ref(r) else {
-                    self.null_dereference(cpu);
-                    return Flow::Yield;
+                    self.null_dereference(cpu)?;
+                    return Ok(Flow::Yield);
                 };
-                if !self.touch_var(cpu, v, true) {
-                    return Flow::Yield;
-                }
+                self.touch_var(cpu, v, true)?;
                 self.write_var(cpu, v, x);
             }
         }
-        Flow::Next
+        Ok(Flow::Next)
     }
 
     /// `p[i]` on a pointer `r` to an element of `vars` variables and
@@ -323,22 +308,23 @@ impl Machine<'_> {
     /// is not a reference to storage (an integer stored in a pointer).
     pub(super) fn var_of_ref(&self, r: i64) -> Option<u32> {
         let v = scenario::program::ref_var(r);
-        (r & scenario::program::REF_TAG != 0 && (v as usize) < self.vars.len()).then_some(v)
+        (r & scenario::program::REF_TAG != 0 && (v as usize) < self.shared.vars.len()).then_some(v)
     }
 
     /// A NULL pointer dereferenced: 0xD1 (P1 = the address, 0) at IRQL >=
     /// DISPATCH_LEVEL, else the exception STATUS_ACCESS_VIOLATION.
-    pub(super) fn null_dereference(&mut self, cpu: u32) {
+    /// `Ok` when a `__try` handled the exception.
+    pub(super) fn null_dereference(&mut self, cpu: u32) -> Result<(), Halt> {
         let irql = self.cpus[cpu as usize].irql;
         if irql.is_raised() {
-            self.page_fault(
+            Err(self.page_fault(
                 cpu,
                 0,
                 0,
                 format!("a NULL pointer was dereferenced at IRQL {irql}"),
-            );
+            ))
         } else {
-            self.exception(cpu, status::ACCESS_VIOLATION, "NULL pointer dereference");
+            self.exception(cpu, status::ACCESS_VIOLATION, "NULL pointer dereference")
         }
     }
 
@@ -349,29 +335,26 @@ impl Machine<'_> {
         routine: RoutineId,
         args: Vec<i64>,
         on_return: OnReturn,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let code = &self.prog.routines[routine as usize];
-        if self.pageable_fault(cpu, code.paged, false, code.address, EXECUTE, |irql| {
+        self.pageable_fault(cpu, code.paged, false, code.address, EXECUTE, |irql| {
             format!("pageable routine {} was called at IRQL {irql}; its code may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above", code.name)
-        }) {
-            return Flow::Yield;
-        }
+        })?;
         if self.top_exec(cpu).frames.len() >= MAX_CALL_DEPTH {
             let detail = format!(
                 "calls nested {MAX_CALL_DEPTH} deep (calling {}): the kernel stack overflowed",
                 code.name
             );
-            self.bugcheck(
+            return Err(self.bugcheck(
                 cpu,
                 Bugcheck::new(code::UNEXPECTED_KERNEL_MODE_TRAP, [8, 0, 0, 0]),
                 detail,
-            );
-            return Flow::Yield;
+            ));
         }
         let mut frame = self.new_frame(routine, args, on_return);
         frame.stack_base = self.top_exec(cpu).stack.len();
         self.top_exec(cpu).frames.push(frame);
-        Flow::Next
+        Ok(Flow::Next)
     }
 
     /// The `force_irql_checking` rule, written once: pageable memory (`paged`)
@@ -379,7 +362,7 @@ impl Machine<'_> {
     /// `at_any_irql` (a lock or list head whose use raises IRQL itself) — is
     /// 0xD1 ([`page_fault`](Self::page_fault)); `access` is [`READ`],
     /// [`WRITE`] or [`EXECUTE`]. Without the option paged memory is
-    /// resident and nothing happens. Returns true when the run stopped.
+    /// resident and nothing happens.
     /// Source: contract v2 outcome table; windows-facts (Driver Verifier
     /// "Force IRQL checking" trims pageable memory at DISPATCH_LEVEL).
     pub(super) fn pageable_fault(
@@ -390,19 +373,24 @@ impl Machine<'_> {
         address: u64,
         access: u64,
         detail: impl FnOnce(Irql) -> String,
-    ) -> bool {
+    ) -> Result<(), Halt> {
         let irql = self.cpus[cpu as usize].irql;
         if !paged || !self.prog.checks.force_irql_checking || !(at_any_irql || irql.is_raised()) {
-            return false;
+            return Ok(());
         }
         let detail = detail(irql);
-        self.page_fault(cpu, address, access, detail);
-        true
+        Err(self.page_fault(cpu, address, access, detail))
     }
 
     /// 0xD1: pageable memory at `address` touched at raised IRQL; `access`
     /// is 0 read, 1 write, 8 execute; P4 is the current instruction.
-    pub(super) fn page_fault(&mut self, cpu: u32, address: u64, access: u64, detail: String) {
+    pub(super) fn page_fault(
+        &mut self,
+        cpu: u32,
+        address: u64,
+        access: u64,
+        detail: String,
+    ) -> Halt {
         let irql = self.cpus[cpu as usize].irql;
         let pc = self.caller_address(cpu);
         let params = [address, irql.0 as u64, access, pc];
@@ -410,7 +398,7 @@ impl Machine<'_> {
             cpu,
             Bugcheck::new(code::DRIVER_IRQL_NOT_LESS_OR_EQUAL, params),
             detail,
-        );
+        )
     }
 
     /// An address standing for the current instruction (routine + pc).
@@ -424,13 +412,13 @@ impl Machine<'_> {
         })
     }
 
-    fn ret(&mut self, cpu: u32, value: Option<i64>) -> Flow {
+    fn ret(&mut self, cpu: u32, value: Option<i64>) -> Result<Flow, Halt> {
         let exec = self.top_exec(cpu);
         if exec.frames.len() == 1 && matches!(exec.frames[0].on_return, OnReturn::ContextEnd) {
             // The context's routine returns: its checks (0x100A, 0xE1, 0xC8,
             // 0x111) see the frame, so a report points at the return.
-            self.end_context(cpu);
-            return Flow::Yield;
+            self.end_context(cpu)?;
+            return Ok(Flow::Yield);
         }
         // C converts the returned value to the routine's return type.
         let routine = self.frame(cpu).routine;
@@ -448,11 +436,11 @@ impl Machine<'_> {
                 if push_result {
                     self.push(cpu, value.unwrap_or(0));
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
             OnReturn::ContextEnd => {
-                self.end_context(cpu);
-                Flow::Yield
+                self.end_context(cpu)?;
+                Ok(Flow::Yield)
             }
             OnReturn::CancelRoutine {
                 irp,
@@ -464,37 +452,32 @@ impl Machine<'_> {
                 old_irql,
                 push_result,
             } => {
-                self.end_synchronize(cpu, interrupt, old_irql);
-                if self.stop.is_some() {
-                    return Flow::Yield;
-                }
+                self.end_synchronize(cpu, interrupt, old_irql)?;
                 if push_result {
                     self.push(cpu, value.unwrap_or(0));
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
         }
     }
 
     /// Read or write of a global: 0xD1 for pageable data at raised IRQL;
-    /// an Access event for guarded data. False if the run stopped.
-    pub(super) fn touch_var(&mut self, cpu: u32, var: u32, write: bool) -> bool {
-        self.visible = true;
+    /// an Access event for guarded data.
+    pub(super) fn touch_var(&mut self, cpu: u32, var: u32, write: bool) -> Result<(), Halt> {
+        self.driver.visible = true;
         let decl = &self.prog.vars[var as usize];
-        if self.pageable_fault(cpu, decl.paged, false, decl.address, if write { WRITE } else { READ }, |irql| {
+        self.pageable_fault(cpu, decl.paged, false, decl.address, if write { WRITE } else { READ }, |irql| {
             format!(
                 "pageable data `{}` was {} at IRQL {irql}; it may be paged out, and a page fault cannot be serviced at DISPATCH_LEVEL or above",
                 decl.name,
                 if write { "written" } else { "read" }
             )
-        }) {
-            return false;
-        }
+        })?;
         // DriverEntry runs before anything else can: nothing to guard against.
-        if decl.guard.is_some() && !self.in_driver_entry {
-            self.emit(cpu, EventKind::Access { var, write });
+        if decl.guard.is_some() && !self.driver.in_driver_entry {
+            self.emit(cpu, EventKind::Access { var, write })?;
         }
-        self.stop.is_none()
+        Ok(())
     }
 
     /// Raise an exception on `cpu` (contract v2, "Exceptions"): the
@@ -502,8 +485,8 @@ impl Machine<'_> {
     /// ISR activation) handles it at any IRQL, IRQL and locks staying as they
     /// were, with the warning EXCEPTION_UNDER_SPIN_LOCK when a lock is held
     /// or IRQL is >= DISPATCH_LEVEL. Unhandled: 0x1E in a DPC or ISR, at
-    /// raised IRQL or holding a spin lock; else 0x7E.
-    pub(super) fn exception(&mut self, cpu: u32, status: u64, what: &str) {
+    /// raised IRQL or holding a spin lock; else 0x7E. `Ok` when handled.
+    pub(super) fn exception(&mut self, cpu: u32, status: u64, what: &str) -> Result<(), Halt> {
         let c = cpu as usize;
         let irql = self.cpus[c].irql;
         let addr = self.caller_address(cpu);
@@ -538,7 +521,7 @@ impl Machine<'_> {
                     format!("{what} (status {status:#010X}) raised at line {line} in {subject} {why} was handled by a __try/__except: code that can raise must not run under a spin lock or at raised IRQL, and the handler runs {still}")
                 });
             }
-            return;
+            return Ok(());
         }
         if kind != ContextKind::Thread || irql.is_raised() || holding.is_some() {
             let detail = format!(
@@ -546,25 +529,24 @@ impl Machine<'_> {
                 context_label(kind, &name),
                 if kind == ContextKind::Thread { "thread" } else { "routine" }
             );
-            self.bugcheck(
+            return Err(self.bugcheck(
                 cpu,
                 Bugcheck::new(code::KMODE_EXCEPTION_NOT_HANDLED, [status, addr, 0, 0]),
                 detail,
-            );
-            return;
+            ));
         }
         let detail = format!(
             "{what} (status {status:#010X}) in {} was not handled by any __try/__except",
             context_label(kind, &name)
         );
-        self.bugcheck(
+        Err(self.bugcheck(
             cpu,
             Bugcheck::new(
                 code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED,
                 [status, addr, 0, 0],
             ),
             detail,
-        );
+        ))
     }
 
     /// Write a value to a `&place` output argument.
@@ -573,7 +555,7 @@ impl Machine<'_> {
         cpu: u32,
         place: scenario::program::Place,
         v: i64,
-    ) -> bool {
+    ) -> Result<(), Halt> {
         use scenario::program::Place;
         match place {
             Place::Local(s) => {
@@ -581,16 +563,14 @@ impl Machine<'_> {
                 if let Some(Value::Int(x)) = f.locals.get_mut(s as usize) {
                     *x = v;
                 }
-                true
+                Ok(())
             }
             Place::Var(var) => {
-                if !self.touch_var(cpu, var, true) {
-                    return false;
-                }
+                self.touch_var(cpu, var, true)?;
                 self.write_var(cpu, var, v);
-                true
+                Ok(())
             }
-            _ => true,
+            _ => Ok(()),
         }
     }
 }

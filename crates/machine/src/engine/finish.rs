@@ -128,7 +128,7 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
     let prog = m.prog;
     let mut bugcheck = None;
     let mut assertion = None;
-    let outcome = match &m.stop {
+    let outcome = match &m.out.stop {
         None => Outcome::Clean,
         Some(Stop::Bugcheck {
             bugcheck: b,
@@ -175,10 +175,11 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         }
     };
     let warnings: Vec<WarningReport> = m
+        .out
         .verifier
         .warnings()
         .iter()
-        .chain(m.engine_warnings.iter())
+        .chain(m.out.engine_warnings.iter())
         .map(|w| WarningReport {
             rule: w.rule.to_string(),
             line: w.line,
@@ -199,12 +200,12 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         .iter()
         .enumerate()
         .filter_map(|(i, l)| {
-            let mut s = m.stats.get(vcpu::LockId(i as u32));
+            let mut s = m.out.stats.get(vcpu::LockId(i as u32));
             m.add_unfinished(vcpu::LockId(i as u32), &mut s);
             if s.acquisitions == 0 && s.contended == 0 && in_pool_block(i) {
                 return None;
             }
-            let family = match (l.kind, &m.locks[i]) {
+            let family = match (l.kind, &m.shared.locks[i]) {
                 (
                     scenario::program::LockKind::Spin,
                     locks::LockState::Spin {
@@ -237,11 +238,11 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         scenario: prog.name.clone(),
         title: prog.title.clone(),
         file: prog.source.name.clone(),
-        seed: (!m.parallel).then_some(seed),
-        strategy: (!m.parallel).then(|| schedule.strategy.name().to_string()),
-        depth: (!m.parallel && schedule.strategy == crate::sched::Strategy::Pct)
+        seed: (!m.driver.parallel).then_some(seed),
+        strategy: (!m.driver.parallel).then(|| schedule.strategy.name().to_string()),
+        depth: (!m.driver.parallel && schedule.strategy == crate::sched::Strategy::Pct)
             .then_some(schedule.depth),
-        mode: if m.parallel {
+        mode: if m.driver.parallel {
             "parallel"
         } else {
             "deterministic"
@@ -255,11 +256,11 @@ pub(super) fn report(m: &Machine<'_>, schedule: Schedule) -> RunReport {
         expectations: prog.expects.iter().map(|(_, t)| t.clone()).collect(),
         expectation_met: true,
         expectation_failure: None,
-        output: m.output.clone(),
+        output: m.out.output.clone(),
         locks,
         processors: m.processor_states(),
-        virtual_time_us: us(m.end_time),
-        statements: m.statements,
+        virtual_time_us: us(m.driver.end_time),
+        statements: m.out.statements,
         parallel: None,
     };
     let failure = crate::expect::evaluate(&prog.expects, &r);

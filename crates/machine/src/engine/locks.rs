@@ -141,11 +141,11 @@ pub(super) enum After {
     },
     /// Run the ISR routine.
     IsrEntry {
-        interrupt: u32,
+        interrupt: InterruptId,
     },
     /// Run the KeSynchronizeExecution callback.
     Synchronize {
-        interrupt: u32,
+        interrupt: InterruptId,
         routine: RoutineId,
         context: i64,
         old: Irql,
@@ -153,14 +153,14 @@ pub(super) enum After {
     },
     /// IoCancelIrp holds the cancel spin lock: cancel IRP object `irp`.
     CancelIrp {
-        irp: u32,
+        irp: ObjectId,
         old: Irql,
         push: bool,
     },
     /// Do the list operation, release, restore IRQL.
     List {
         op: ListOp,
-        list: u32,
+        list: ListId,
         value: i64,
         old: Irql,
         push: bool,
@@ -265,10 +265,14 @@ impl Machine<'_> {
 
     /// Deadlock detection's checks of a release (contract v2, in order):
     /// 0x1007 when nobody owns `lock`, 0x1004 when another thread does.
-    /// False if the run stopped.
-    pub(super) fn dd_release_ok(&mut self, cpu: u32, lock: LockId, routine: &str) -> bool {
+    pub(super) fn dd_release_ok(
+        &mut self,
+        cpu: u32,
+        lock: LockId,
+        routine: &str,
+    ) -> Result<(), Halt> {
         if !self.prog.checks.deadlock_detection {
-            return true;
+            return Ok(());
         }
         let owner = self.owner_of(cpu);
         let holds: Vec<Held> = self
@@ -279,11 +283,11 @@ impl Machine<'_> {
             .cloned()
             .collect();
         if holds.iter().any(|h| h.owner == owner) {
-            return true;
+            return Ok(());
         }
         let addr = self.lock_addr(lock);
         let name = self.lock_name(lock).to_string();
-        match holds.first() {
+        Err(match holds.first() {
             None => {
                 let detail = format!(
                     "{routine}(&{name}) released a spin lock that no thread owns (never acquired, or already released)"
@@ -292,7 +296,7 @@ impl Machine<'_> {
                     cpu,
                     Bugcheck::verifier(c4::RELEASED_BEFORE_ACQUIRED, addr, 0, 0),
                     detail,
-                );
+                )
             }
             Some(h) => {
                 let detail = format!(
@@ -307,10 +311,9 @@ impl Machine<'_> {
                     self.thread_addr(h.owner),
                     self.thread_addr(owner),
                 );
-                self.bugcheck(cpu, b, detail);
+                self.bugcheck(cpu, b, detail)
             }
-        }
-        false
+        })
     }
 
     fn held_here(&self, cpu: u32, lock: LockId) -> Option<&Held> {
@@ -329,7 +332,7 @@ impl Machine<'_> {
         mode: LockMode,
         how: AcquireKind,
         then: After,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let c = cpu as usize;
         let decl = &self.prog.locks[lock.0 as usize];
         let irql = self.cpus[c].irql;
@@ -351,12 +354,11 @@ impl Machine<'_> {
                     h.mode_name(),
                     h.line
                 );
-                self.bugcheck(
+                return Err(self.bugcheck(
                     cpu,
                     Bugcheck::verifier(c4::SELF_DEADLOCK, decl.address, 0, 0),
                     detail,
-                );
-                return Flow::Yield;
+                ));
             }
         }
         // The kernel's own check: an ordinary or interrupt spin lock this
@@ -372,12 +374,11 @@ impl Machine<'_> {
                         "processor {cpu} already holds spin lock `{}`, taken at line {} by {by}{lowered}; acquiring it again would spin on its own lock forever",
                         decl.name, h.line
                     );
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(code::SPIN_LOCK_ALREADY_OWNED, [decl.address, 0, 0, 0]),
                         detail,
-                    );
-                    return Flow::Yield;
+                    ));
                 }
             }
         }
@@ -385,7 +386,7 @@ impl Machine<'_> {
             used_ordinary,
             used_queued,
             ..
-        } = &mut self.locks[lock.0 as usize]
+        } = &mut self.shared.locks[lock.0 as usize]
         {
             let mixed = match family {
                 LockFamily::Queued => *used_ordinary,
@@ -398,12 +399,11 @@ impl Machine<'_> {
                     ("ordinary", "in-stack queued")
                 };
                 let detail = format!("spin lock `{}` is acquired with the {now} routines here but was used with the {before} routines before: one KSPIN_LOCK must use one family", decl.name);
-                self.bugcheck(
+                return Err(self.bugcheck(
                     cpu,
                     Bugcheck::verifier(c4::MIXED_ACQUIRE_API, decl.address, 0, 0),
                     detail,
-                );
-                return Flow::Yield;
+                ));
             }
             if family == LockFamily::Queued {
                 *used_queued = true;
@@ -420,11 +420,8 @@ impl Machine<'_> {
                 how,
                 irql,
             },
-        );
-        if self.stop.is_some() {
-            return Flow::Yield;
-        }
-        let (poll, node) = match &mut self.locks[lock.0 as usize] {
+        )?;
+        let (poll, node) = match &mut self.shared.locks[lock.0 as usize] {
             LockState::Spin {
                 ordinary, queued, ..
             } => match family {
@@ -458,7 +455,7 @@ impl Machine<'_> {
                 exec.pending = Some(Pending::Acquire(op));
                 exec.stuck_at = None;
                 self.lock_changed(cpu, lock);
-                Flow::Yield
+                Ok(Flow::Yield)
             }
         }
     }
@@ -477,7 +474,8 @@ impl Machine<'_> {
             .find(|ctx| ctx.serial == serial)
             .map(|ctx| context_label(ctx.kind, &ctx.payload.name));
         running.or_else(|| {
-            self.waiters
+            self.shared
+                .waiters
                 .iter()
                 .find(|w| w.ctx.serial == serial)
                 .map(|w| {
@@ -490,7 +488,7 @@ impl Machine<'_> {
     }
 
     /// One spin iteration of a pending operation.
-    pub(super) fn poll_pending(&mut self, cpu: u32, p: Pending) {
+    pub(super) fn poll_pending(&mut self, cpu: u32, p: Pending) -> Result<(), Halt> {
         let c = cpu as usize;
         match p {
             Pending::Wait { result, push } => {
@@ -519,10 +517,10 @@ impl Machine<'_> {
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
                 if self.flush_done(&dpcs) {
-                    if self.lamport {
+                    if self.driver.lamport {
                         let seen = dpcs
                             .iter()
-                            .map(|&(d, _)| self.dpcs[d as usize].settled_at)
+                            .map(|&(d, _)| self.shared.dpcs[d.ix()].settled_at)
                             .max()
                             .unwrap_or(0);
                         let p = &mut self.cpus[c];
@@ -534,14 +532,14 @@ impl Machine<'_> {
             Pending::Acquire(op) => {
                 // Under random and pct, seeing the lock's state carries the
                 // clock of the processor that last changed it.
-                if self.lamport {
-                    let seen = self.lock_clock[op.lock.0 as usize];
+                if self.driver.lamport {
+                    let seen = self.shared.lock_clock[op.lock.0 as usize];
                     let p = &mut self.cpus[c];
                     p.clock = p.clock.max(seen);
                 }
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
-                let (poll, progress) = match &mut self.locks[op.lock.0 as usize] {
+                let (poll, progress) = match &mut self.shared.locks[op.lock.0 as usize] {
                     LockState::Spin {
                         ordinary, queued, ..
                     } => match op.node {
@@ -562,15 +560,14 @@ impl Machine<'_> {
                 match poll {
                     Poll::Acquired => {
                         self.top_exec(cpu).pending = None;
-                        if let Flow::Next = self.granted(cpu, op) {
-                            // The call is complete; the context goes on next step.
-                        }
+                        // The call is complete; the context goes on next step.
+                        self.granted(cpu, op)?;
                     }
                     Poll::Spinning => {
                         if progress {
                             self.lock_changed(cpu, op.lock);
                         }
-                        let epoch = self.lock_epoch;
+                        let epoch = self.shared.lock_epoch;
                         self.top_exec(cpu).stuck_at = Some(epoch);
                     }
                 }
@@ -578,7 +575,7 @@ impl Machine<'_> {
             Pending::QueuedRelease(op) => {
                 let cost = self.cost(SPIN_NS, SPIN_JITTER_NS);
                 self.cpus[c].clock += cost;
-                let done = match &mut self.locks[op.lock.0 as usize] {
+                let done = match &mut self.shared.locks[op.lock.0 as usize] {
                     LockState::Spin { queued, .. } => {
                         queued.poll_release(op.node) == Poll::Acquired
                     }
@@ -586,16 +583,17 @@ impl Machine<'_> {
                 };
                 if done {
                     self.top_exec(cpu).pending = None;
-                    self.finish_queued_release(cpu, op.lock, op.lower_to);
+                    self.finish_queued_release(cpu, op.lock, op.lower_to)?;
                 } else {
                     self.top_exec(cpu).stuck_at = None;
                 }
             }
         }
+        Ok(())
     }
 
     /// The lock is ours: record the hold, tell the observers, finish the call.
-    pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Flow {
+    pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Result<Flow, Halt> {
         let c = cpu as usize;
         self.lock_changed(cpu, op.lock);
         let (serial, clock, line, routine) = {
@@ -640,24 +638,18 @@ impl Machine<'_> {
                 how: op.how,
                 spun,
             },
-        );
-        if self.stop.is_some() {
-            return Flow::Yield;
-        }
+        )?;
         match op.then {
-            After::Nothing => Flow::Next,
+            After::Nothing => Ok(Flow::Next),
             After::WriteOld { place, old } => {
-                if self.store_place(cpu, place, old.0 as i64) {
-                    Flow::Next
-                } else {
-                    Flow::Yield
-                }
+                self.store_place(cpu, place, old.0 as i64)?;
+                Ok(Flow::Next)
             }
             After::PushOld { old, push } => {
                 if push {
                     self.push(cpu, old.0 as i64);
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
             After::CancelIrp { irp, old, push } => self.cancel_irp_locked(cpu, irp, old, push),
             After::Handle { slot, old } => {
@@ -671,11 +663,11 @@ impl Machine<'_> {
                         acquired: true,
                     }));
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
             After::GlobalHandle { index, old } => {
                 let node = op.node.expect("queued acquire has a node");
-                if let Some(h) = self.handles.get_mut(index as usize) {
+                if let Some(h) = self.shared.handles.get_mut(index as usize) {
                     *h = Some(QueueHandle {
                         lock: op.lock,
                         node,
@@ -683,11 +675,11 @@ impl Machine<'_> {
                         acquired: true,
                     });
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
             After::FieldHandle { var, old } => {
                 let node = op.node.expect("queued acquire has a node");
-                self.field_handles.insert(
+                self.shared.field_handles.insert(
                     var,
                     Some(QueueHandle {
                         lock: op.lock,
@@ -696,14 +688,14 @@ impl Machine<'_> {
                         acquired: true,
                     }),
                 );
-                Flow::Next
+                Ok(Flow::Next)
             }
             After::IsrEntry { interrupt } => {
-                let isr = self.prog.interrupts[interrupt as usize].isr;
+                let isr = self.prog.interrupts[interrupt.ix()].isr;
                 let mut frame = self.new_frame(isr, vec![], OnReturn::ContextEnd);
                 frame.stack_base = 0;
                 self.top_exec(cpu).frames.push(frame);
-                Flow::Yield
+                Ok(Flow::Yield)
             }
             After::Synchronize {
                 interrupt,
@@ -728,7 +720,7 @@ impl Machine<'_> {
                 old,
                 push,
             } => {
-                let q = &mut self.lists[list as usize];
+                let q = &mut self.shared.lists[list.ix()];
                 // Like the WDK: an insert returns the entry that was at that end
                 // before (NULL, 0, when the list was empty); a remove returns the
                 // removed entry or NULL.
@@ -750,7 +742,7 @@ impl Machine<'_> {
                 if push {
                     self.push(cpu, result);
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
         }
     }
@@ -765,7 +757,7 @@ impl Machine<'_> {
     ) {
         let c = cpu as usize;
         self.lock_changed(cpu, lock);
-        match &mut self.locks[lock.0 as usize] {
+        match &mut self.shared.locks[lock.0 as usize] {
             LockState::Spin { ordinary, .. } if family != LockFamily::Queued => {
                 let _ = ordinary.release(cpu);
             }
@@ -793,7 +785,7 @@ impl Machine<'_> {
         if let Some(i) = self.held[c].iter().rposition(|h| h.lock == lock) {
             self.held[c].remove(i);
         }
-        self.emit(cpu, EventKind::Released { lock, family, mode });
+        self.notify(cpu, EventKind::Released { lock, family, mode });
     }
 
     /// Lower IRQL after a release (contract v2 order): with the automatic
@@ -801,47 +793,56 @@ impl Machine<'_> {
     /// or (P4 = 1) when a DPC routine drops below DISPATCH_LEVEL; with
     /// the warning IRQL_LOWERED_WHILE_HOLDING when it drops below
     /// DISPATCH_LEVEL while a spin lock is still held (deadlock detection's
-    /// 0x1003 was checked before the release). False if the run stopped.
-    pub(super) fn lower_after_release(&mut self, cpu: u32, released: LockId, to: Irql) -> bool {
+    /// 0x1003 was checked before the release).
+    pub(super) fn lower_after_release(
+        &mut self,
+        cpu: u32,
+        released: LockId,
+        to: Irql,
+    ) -> Result<(), Halt> {
         let c = cpu as usize;
         let cur = self.cpus[c].irql;
         if self.prog.checks.automatic && to > cur {
             let detail = format!("releasing `{}` asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(released));
-            self.bugcheck(
+            return Err(self.bugcheck(
                 cpu,
                 Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0),
                 detail,
-            );
-            return false;
-        }
-        if to < Irql::DISPATCH && self.dpc_lowers_below_dispatch(cpu, to) {
-            return false;
+            ));
         }
         if to < Irql::DISPATCH {
+            self.dpc_lowers_below_dispatch(cpu, to)?;
             self.lowered_while_holding(cpu, to);
         }
         self.set_irql(cpu, to);
-        self.stop.is_none()
+        Ok(())
     }
 
-    pub(super) fn finish_queued_release(&mut self, cpu: u32, lock: LockId, lower_to: Option<Irql>) {
+    pub(super) fn finish_queued_release(
+        &mut self,
+        cpu: u32,
+        lock: LockId,
+        lower_to: Option<Irql>,
+    ) -> Result<(), Halt> {
         self.release_held(cpu, lock, LockFamily::Queued, LockMode::Exclusive);
-        if let Some(to) = lower_to {
-            self.lower_after_release(cpu, lock, to);
+        match lower_to {
+            Some(to) => self.lower_after_release(cpu, lock, to),
+            None => Ok(()),
         }
     }
 
     /// The kernel's acquisition of an interrupt lock before an ISR runs.
-    pub(super) fn begin_isr_lock(&mut self, cpu: u32, interrupt: u32) {
-        let lock = self.prog.interrupts[interrupt as usize].lock;
-        let _ = self.acquire(
+    pub(super) fn begin_isr_lock(&mut self, cpu: u32, interrupt: InterruptId) -> Result<(), Halt> {
+        let lock = self.prog.interrupts[interrupt.ix()].lock;
+        self.acquire(
             cpu,
             lock,
             LockFamily::Interrupt,
             LockMode::Exclusive,
             AcquireKind::IsrEntry,
             After::IsrEntry { interrupt },
-        );
+        )
+        .map(|_| ())
     }
 
     pub(super) fn release_interrupt_lock_for_isr(&mut self, cpu: u32, lock: LockId) {
@@ -851,11 +852,14 @@ impl Machine<'_> {
     }
 
     /// End of a KeSynchronizeExecution callback: release and lower.
-    pub(super) fn end_synchronize(&mut self, cpu: u32, interrupt: u32, old: Irql) {
-        let lock = self.prog.interrupts[interrupt as usize].lock;
+    pub(super) fn end_synchronize(
+        &mut self,
+        cpu: u32,
+        interrupt: InterruptId,
+        old: Irql,
+    ) -> Result<(), Halt> {
+        let lock = self.prog.interrupts[interrupt.ix()].lock;
         self.release_held(cpu, lock, LockFamily::Interrupt, LockMode::Exclusive);
-        if self.stop.is_none() {
-            self.lower_after_release(cpu, lock, old);
-        }
+        self.lower_after_release(cpu, lock, old)
     }
 }

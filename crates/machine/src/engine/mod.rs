@@ -9,18 +9,31 @@
 //! ChaCha RNG seeded by the scenario seed, so a file and a seed give the same
 //! run, byte for byte.
 //!
+//! The state comes in groups: per-processor state (`cpus`, and `held`, the
+//! locks each processor holds), `Shared` state every processor sees (data,
+//! locks, kernel objects, waiters, work queue, handles, pool), the
+//! `Driver` that decides who runs (scheduler, arrivals, step counts, mode,
+//! end time) and the `Outcome` (verifier, statistics, observers, output,
+//! warnings, the `Stop` record). A run that stops — a bugcheck, a failed
+//! assertion, a run-time error — is `Err(Halt)`: the stop is recorded
+//! once for the report and every caller unwinds with `?`.
+//!
 //! Submodules: [`exec`] interprets compiled code, [`kernel`] implements the
 //! kernel routines, [`locks`] keeps the lock table and per-processor holds,
-//! [`finish`] turns the final state into a [`RunReport`](crate::RunReport).
+//! [`ids`] the typed ids of the machine's tables, [`finish`] turns the final
+//! state into a [`RunReport`](crate::RunReport), [`parallel`] drives one OS
+//! thread per processor.
 
 mod exec;
 mod finish;
+mod ids;
 mod kernel;
 mod locks;
 pub mod parallel;
 
 use crate::report::RunReport;
 use crate::sched::{new_scheduler, Scheduler, Strategy};
+use ids::{CpuId, DpcId, InterruptId, ListId, ObjectId};
 use locks::{Held, LockState};
 use scenario::program::{Program, RoutineId};
 use std::collections::VecDeque;
@@ -71,14 +84,14 @@ enum OnReturn {
     ContextEnd,
     /// End of a KeSynchronizeExecution callback.
     Synchronize {
-        interrupt: u32,
+        interrupt: InterruptId,
         old_irql: Irql,
         push_result: bool,
     },
     /// End of a cancel routine IoCancelIrp called (object `irp`, the
     /// routine's address): 0x11B if it still holds the cancel spin lock.
     CancelRoutine {
-        irp: u32,
+        irp: ObjectId,
         routine: u64,
         push_result: bool,
     },
@@ -116,7 +129,7 @@ enum Pending {
     /// KeFlushQueuedDpcs: waits until each DPC object queued at the call
     /// (with its count of completed runs then) has run since, or is neither
     /// queued nor running (removed).
-    Flush { dpcs: Vec<(u32, u64)> },
+    Flush { dpcs: Vec<(DpcId, u64)> },
 }
 
 /// The interpreter state of one context (the processor's context payload).
@@ -147,7 +160,7 @@ struct Exec {
     /// IRQL the ISR was entered at (SynchronizeIrql).
     entry_irql: Irql,
     /// A system worker thread running a work item: its processor.
-    worker: Option<u32>,
+    worker: Option<CpuId>,
 }
 
 impl Exec {
@@ -174,8 +187,8 @@ impl Exec {
 #[derive(Clone, Debug, Default)]
 struct DpcState {
     importance: Importance,
-    target: Option<u32>,
-    queued_on: Option<u32>,
+    target: Option<CpuId>,
+    queued_on: Option<CpuId>,
     /// Its routine (None until KeInitializeDpc for a KDPC in data).
     routine: Option<RoutineId>,
     /// DeferredContext, and SystemArgument1/2 of the last insert.
@@ -205,8 +218,8 @@ enum ObjState {
         signaled: bool,
         due: Option<Nanos>,
         period: Nanos,
-        dpc: Option<u32>,
-        cpu: u32,
+        dpc: Option<DpcId>,
+        cpu: CpuId,
     },
     /// A WORK_QUEUE_ITEM: routine, parameter, and queued but not started.
     WorkItem {
@@ -224,10 +237,10 @@ enum ObjState {
 /// A thread blocked in KeWaitForSingleObject.
 #[derive(Debug)]
 struct Waiter {
-    cpu: u32,
+    cpu: CpuId,
     ctx: Context<Exec>,
-    /// The object (index into `Program::objects`).
-    object: u32,
+    /// The object it waits on.
+    object: ObjectId,
     /// When the wait times out (absolute virtual ns).
     timeout_at: Option<Nanos>,
 }
@@ -237,12 +250,19 @@ struct Waiter {
 struct Arrival {
     at: Nanos,
     seq: u64,
-    interrupt: u32,
-    cpu: u32,
+    interrupt: InterruptId,
+    cpu: CpuId,
     every: Option<Nanos>,
     /// Arrivals left after this one (None = unbounded).
     remaining: Option<u64>,
 }
+
+/// The run has stopped (its [`Stop`] record is in the machine): the error
+/// of every step, kernel routine and check that can end the run, so callers
+/// unwind with `?`.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Halt;
 
 /// How the run ended early.
 #[derive(Clone, Debug)]
@@ -261,12 +281,28 @@ enum Stop {
     },
 }
 
-/// The machine: processors, shared objects, verifier.
+/// The machine: per-processor state, shared state, the driver that decides
+/// who runs, and the outcome the observers and the report see.
 struct Machine<'p> {
     prog: &'p Program,
+    // Per-processor state: each processor (IRQL, context stack, DPC queue,
+    // pending interrupts, clock) and the locks it holds, by processor.
     cpus: Vec<Processor<Exec>>,
-    locks: Vec<LockState>,
     held: Vec<Vec<Held>>,
+    /// What every processor can see and change.
+    shared: Shared,
+    /// Who runs next, and when the run ends.
+    driver: Driver,
+    /// Observers, output, warnings and how the run stopped.
+    out: Outcome<'p>,
+    /// Scratch buffer for a kernel call's argument values (no allocation
+    /// per call).
+    kernel_args: Vec<i64>,
+}
+
+/// The machine's shared state: data, locks, kernel objects, waiters.
+struct Shared {
+    locks: Vec<LockState>,
     vars: Vec<i64>,
     lists: Vec<VecDeque<i64>>,
     dpcs: Vec<DpcState>,
@@ -276,8 +312,31 @@ struct Machine<'p> {
     waiters: Vec<Waiter>,
     /// Work items queued for a worker, FIFO, and which processor's
     /// system worker thread is busy.
-    work_queue: VecDeque<u32>,
+    work_queue: VecDeque<ObjectId>,
     workers_busy: Vec<bool>,
+    /// Per shared variable: writes so far, and the clock of the last writer.
+    var_version: Vec<u64>,
+    var_clock: Vec<Nanos>,
+    /// Per lock: the clock of the processor that last changed its state.
+    lock_clock: Vec<Nanos>,
+    /// Bumped on every change of any lock's state (grant, release, link).
+    lock_epoch: u64,
+    /// Global KLOCK_QUEUE_HANDLEs.
+    handles: Vec<Option<locks::QueueHandle>>,
+    /// KLOCK_QUEUE_HANDLEs in struct fields and elements, by their leaf.
+    field_handles: std::collections::BTreeMap<u32, Option<locks::QueueHandle>>,
+    /// Pool: the next block of each call site, and every block handed out.
+    pool_next: Vec<usize>,
+    blocks: std::collections::BTreeMap<i64, kernel::pool::Block>,
+    /// The last context serial handed out.
+    serial: u32,
+    /// Threads (and queued or running work items) not ended yet.
+    threads_alive: usize,
+}
+
+/// The driver: every scheduling choice, the step counts, future interrupt
+/// arrivals, the mode and when the run ended.
+struct Driver {
     arrivals: Vec<Arrival>,
     arrival_seq: u64,
     /// Every choice of the run (which processor steps, costs, placement).
@@ -291,48 +350,35 @@ struct Machine<'p> {
     visible: bool,
     /// Steps so far that were visible.
     visible_steps: u64,
-    /// Per shared variable: writes so far, and the clock of the last writer.
-    var_version: Vec<u64>,
-    var_clock: Vec<Nanos>,
-    /// Per lock: the clock of the processor that last changed its state.
-    lock_clock: Vec<Nanos>,
-    /// Scratch buffer for a kernel call's argument values (no allocation
-    /// per call).
-    kernel_args: Vec<i64>,
     /// Parallel mode: clocks are the processor threads' CPU time and
     /// statements cost nothing of their own.
     parallel: bool,
     /// Parallel mode: the run is over (every thread ended, the duration or
     /// the timeout passed) without a stop.
     over: bool,
-
-    verifier: Verifier,
-    stats: LockStats,
-    output: Vec<String>,
-    serial: u32,
-    statements: u64,
-    threads_alive: usize,
-    stop: Option<Stop>,
     /// DriverEntry is running (before virtual time 0: no clock ticks).
     in_driver_entry: bool,
-    /// Global KLOCK_QUEUE_HANDLEs.
-    handles: Vec<Option<locks::QueueHandle>>,
-    /// KLOCK_QUEUE_HANDLEs in struct fields and elements, by their leaf.
-    field_handles: std::collections::BTreeMap<u32, Option<locks::QueueHandle>>,
-    /// Pool: the next block of each call site, and every block handed out.
-    pool_next: Vec<usize>,
-    blocks: std::collections::BTreeMap<i64, kernel::pool::Block>,
+    end_time: Nanos,
+}
+
+/// What the run produces besides its final state: the observers of its
+/// events, DbgPrint output, the engine's warnings and how it stopped.
+struct Outcome<'p> {
+    verifier: Verifier,
+    stats: LockStats,
+    /// The caller's observers (trace writers, recorders): they see every
+    /// event after the verifier and the statistics.
+    observers: Vec<&'p mut (dyn Observer + Send)>,
+    output: Vec<String>,
+    statements: u64,
+    /// How the run stopped, if it did (the report's record; control flow
+    /// uses [`Halt`]).
+    stop: Option<Stop>,
     /// Extra warnings raised by the engine itself (TIME_LIMIT_REACHED,
     /// STALL_TOO_LONG, LOCK_HELD_AT_RETURN, ...).
     engine_warnings: Vec<verifier::Warning>,
     /// (rule, subject, line) of every engine warning so far: each once.
     warned: std::collections::BTreeSet<(&'static str, String, u32)>,
-    end_time: Nanos,
-    /// Bumped on every change of any lock's state (grant, release, link).
-    lock_epoch: u64,
-    /// The caller's observers (trace writers, recorders): they see every
-    /// event after the verifier and the statistics.
-    observers: Vec<&'p mut (dyn Observer + Send)>,
 }
 
 /// What one deterministic run is: the seed and the schedule strategy.
@@ -375,7 +421,7 @@ pub fn run_observed<'a>(
     observers: &'a mut [&mut (dyn Observer + Send)],
 ) -> RunReport {
     let mut m = Machine::new(prog, schedule);
-    m.observers = observers
+    m.out.observers = observers
         .iter_mut()
         .map(|o| &mut **o as &'a mut (dyn Observer + Send))
         .collect();
@@ -390,7 +436,7 @@ pub fn run_observed<'a>(
 pub fn timing_steps(prog: &Program) -> u64 {
     let mut m = Machine::new(prog, Schedule::timing(prog.seed));
     m.main_loop();
-    m.visible_steps.max(1)
+    m.driver.visible_steps.max(1)
 }
 
 impl<'p> Machine<'p> {
@@ -421,10 +467,8 @@ impl<'p> Machine<'p> {
             deadlock_detection: prog.checks.deadlock_detection,
             ..verifier::Config::default()
         };
-        let mut m = Machine {
-            prog,
+        let shared = Shared {
             locks: prog.locks.iter().map(|l| LockState::new(l.kind)).collect(),
-            held: vec![vec![]; prog.cpus as usize],
             vars: prog.vars.iter().map(|v| v.init).collect(),
             lists: vec![VecDeque::new(); prog.lists.len()],
             dpcs: prog
@@ -450,6 +494,18 @@ impl<'p> Machine<'p> {
             waiters: vec![],
             work_queue: VecDeque::new(),
             workers_busy: vec![false; prog.cpus as usize],
+            var_version: vec![0; prog.vars.len()],
+            var_clock: vec![0; prog.vars.len()],
+            lock_clock: vec![0; prog.locks.len()],
+            lock_epoch: 0,
+            handles: vec![None; prog.handles.len()],
+            field_handles: std::collections::BTreeMap::new(),
+            pool_next: vec![0; prog.pool_sites.len()],
+            blocks: std::collections::BTreeMap::new(),
+            serial: 0,
+            threads_alive: 0,
+        };
+        let driver = Driver {
             arrivals: vec![],
             arrival_seq: 0,
             sched: new_scheduler(
@@ -463,31 +519,29 @@ impl<'p> Machine<'p> {
             steps: 0,
             visible: false,
             visible_steps: 0,
-            var_version: vec![0; prog.vars.len()],
-            var_clock: vec![0; prog.vars.len()],
-            lock_clock: vec![0; prog.locks.len()],
-            kernel_args: Vec::with_capacity(8),
             parallel: false,
             over: false,
-
+            in_driver_entry: false,
+            end_time: 0,
+        };
+        let out = Outcome {
             verifier: Verifier::new(config, lock_infos, guards),
             stats: LockStats::new(prog.locks.len()),
+            observers: Vec::new(),
             output: vec![],
-            serial: 0,
             statements: 0,
-            threads_alive: 0,
-            in_driver_entry: false,
-            handles: vec![None; prog.handles.len()],
-            field_handles: std::collections::BTreeMap::new(),
-            pool_next: vec![0; prog.pool_sites.len()],
-            blocks: std::collections::BTreeMap::new(),
             stop: None,
             engine_warnings: vec![],
             warned: Default::default(),
-            end_time: 0,
-            lock_epoch: 0,
-            observers: Vec::new(),
+        };
+        let mut m = Machine {
+            prog,
             cpus,
+            held: vec![vec![]; prog.cpus as usize],
+            shared,
+            driver,
+            out,
+            kernel_args: Vec::with_capacity(8),
         };
         m.place_threads();
         for p in &mut m.cpus {
@@ -500,8 +554,8 @@ impl<'p> Machine<'p> {
             m.schedule_arrival(Arrival {
                 at: l.at,
                 seq: 0,
-                interrupt: l.interrupt,
-                cpu: l.cpu,
+                interrupt: InterruptId(l.interrupt),
+                cpu: CpuId(l.cpu),
                 every: l.every,
                 remaining: l.count.map(|c| c - 1),
             });
@@ -525,10 +579,10 @@ impl<'p> Machine<'p> {
         let mut exec = Exec::new(name, 0);
         exec.frames
             .push(self.new_frame(routine, args, OnReturn::ContextEnd));
-        self.serial += 1;
+        self.shared.serial += 1;
         Context {
             kind: ContextKind::Thread,
-            serial: self.serial,
+            serial: self.shared.serial,
             saved_irql: Irql::PASSIVE,
             started: 0,
             ticks: 0,
@@ -547,7 +601,7 @@ impl<'p> Machine<'p> {
                         let min = *load.iter().min().unwrap_or(&0);
                         let cands: Vec<usize> =
                             (0..load.len()).filter(|&i| load[i] == min).collect();
-                        cands[self.sched.place(cands.len())]
+                        cands[self.driver.sched.place(cands.len())]
                     }
                 };
                 load[cpu] += 1;
@@ -558,7 +612,7 @@ impl<'p> Machine<'p> {
                 };
                 let ctx = self.thread_context(name, t.routine);
                 self.cpus[cpu].ready.push_back(ctx);
-                self.threads_alive += 1;
+                self.shared.threads_alive += 1;
             }
         }
     }
@@ -594,19 +648,21 @@ impl<'p> Machine<'p> {
     }
 
     fn schedule_arrival(&mut self, mut a: Arrival) {
-        self.arrival_seq += 1;
-        a.seq = self.arrival_seq;
-        self.arrivals.push(a);
+        self.driver.arrival_seq += 1;
+        a.seq = self.driver.arrival_seq;
+        self.driver.arrivals.push(a);
     }
 
     fn next_arrival(&self) -> Option<usize> {
-        (0..self.arrivals.len()).min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))
+        (0..self.driver.arrivals.len())
+            .min_by_key(|&i| (self.driver.arrivals[i].at, self.driver.arrivals[i].seq))
     }
 
     /// Emit an event to the verifier and statistics; a verifier violation
-    /// ends the run.
-    fn emit(&mut self, cpu: u32, kind: EventKind) {
-        self.visible = true;
+    /// ends the run. `Err(Halt)` when the run has stopped (by this event's
+    /// violation, or earlier in the step on a path that went on).
+    fn emit(&mut self, cpu: u32, kind: EventKind) -> Result<(), Halt> {
+        self.driver.visible = true;
         let top = self.cpus[cpu as usize].top();
         let ctx = top.map_or(0, |c| c.serial);
         let line = top.map_or(0, |c| self.context_line(c));
@@ -618,19 +674,29 @@ impl<'p> Machine<'p> {
             kind,
         };
         trace!(?ev, "event");
-        Observer::observe(&mut self.stats, &ev);
-        for o in &mut self.observers {
+        Observer::observe(&mut self.out.stats, &ev);
+        for o in &mut self.out.observers {
             o.observe(&ev);
         }
-        if let Some(v) = Observer::observe(&mut self.verifier, &ev) {
-            self.bugcheck_with(cpu, v.bugcheck, v.detail, v.analysis);
+        if let Some(v) = Observer::observe(&mut self.out.verifier, &ev) {
+            return Err(self.bugcheck_with(cpu, v.bugcheck, v.detail, v.analysis));
         }
+        match self.out.stop {
+            Some(_) => Err(Halt),
+            None => Ok(()),
+        }
+    }
+
+    /// Emit an event the verifier never ends a run on (IRQL changes,
+    /// releases, prints, queueing, thread switches): nothing to check.
+    fn notify(&mut self, cpu: u32, kind: EventKind) {
+        let _ = self.emit(cpu, kind);
     }
 
     /// A context is stuck when its last poll made no progress and no lock
     /// has changed since.
     fn is_stuck(&self, c: &Context<Exec>) -> bool {
-        c.payload.pending.is_some() && c.payload.stuck_at == Some(self.lock_epoch)
+        c.payload.pending.is_some() && c.payload.stuck_at == Some(self.shared.lock_epoch)
     }
 
     /// The source line a context is at: its innermost frame's statement, or
@@ -657,14 +723,21 @@ impl<'p> Machine<'p> {
         }
     }
 
-    fn bugcheck(&mut self, cpu: u32, b: Bugcheck, detail: impl Into<String>) {
-        self.bugcheck_with(cpu, b, detail.into(), vec![]);
+    /// Stop the run with bugcheck `b` (only the first stop is recorded).
+    fn bugcheck(&mut self, cpu: u32, b: Bugcheck, detail: impl Into<String>) -> Halt {
+        self.bugcheck_with(cpu, b, detail.into(), vec![])
     }
 
-    fn bugcheck_with(&mut self, cpu: u32, b: Bugcheck, detail: String, analysis: Vec<String>) {
-        if self.stop.is_none() {
+    fn bugcheck_with(
+        &mut self,
+        cpu: u32,
+        b: Bugcheck,
+        detail: String,
+        analysis: Vec<String>,
+    ) -> Halt {
+        if self.out.stop.is_none() {
             info!(cpu, code = format_args!("{:#x}", b.code), detail = %detail, "bugcheck");
-            self.stop = Some(Stop::Bugcheck {
+            self.out.stop = Some(Stop::Bugcheck {
                 bugcheck: b,
                 cpu,
                 detail,
@@ -672,6 +745,7 @@ impl<'p> Machine<'p> {
                 rule: None,
             });
         }
+        Halt
     }
 
     /// A bugcheck whose catalog rule is `rule` (several rules share 0x133).
@@ -682,13 +756,14 @@ impl<'p> Machine<'p> {
         detail: String,
         analysis: Vec<String>,
         rule: &'static str,
-    ) {
-        if self.stop.is_none() {
-            self.bugcheck_with(cpu, b, detail, analysis);
-            if let Some(Stop::Bugcheck { rule: r, .. }) = &mut self.stop {
+    ) -> Halt {
+        if self.out.stop.is_none() {
+            let _ = self.bugcheck_with(cpu, b, detail, analysis);
+            if let Some(Stop::Bugcheck { rule: r, .. }) = &mut self.out.stop {
                 *r = Some(rule);
             }
         }
+        Halt
     }
 
     /// One of the tool's own warnings (contract v2, "Warnings"), reported
@@ -700,8 +775,8 @@ impl<'p> Machine<'p> {
         line: u32,
         message: impl FnOnce() -> String,
     ) {
-        if self.warned.insert((rule, subject.to_string(), line)) {
-            self.engine_warnings.push(verifier::Warning {
+        if self.out.warned.insert((rule, subject.to_string(), line)) {
+            self.out.engine_warnings.push(verifier::Warning {
                 rule,
                 line,
                 message: message(),
@@ -752,19 +827,18 @@ impl<'p> Machine<'p> {
     }
 
     /// The automatic check of a DPC routine lowering IRQL below
-    /// DISPATCH_LEVEL (0xC4/0x31, P4 = 1; contract v2). True if the run
-    /// stopped.
-    fn dpc_lowers_below_dispatch(&mut self, cpu: u32, to: Irql) -> bool {
+    /// DISPATCH_LEVEL (0xC4/0x31, P4 = 1; contract v2).
+    fn dpc_lowers_below_dispatch(&mut self, cpu: u32, to: Irql) -> Result<(), Halt> {
         let c = cpu as usize;
         let in_dpc = self.cpus[c]
             .top()
             .is_some_and(|t| t.kind == ContextKind::Dpc);
         if !self.prog.checks.automatic || !in_dpc || to >= Irql::DISPATCH {
-            return false;
+            return Ok(());
         }
         let cur = self.cpus[c].irql;
         let detail = format!("a DPC routine lowered IRQL to {to}: DPC routines run at DISPATCH_LEVEL and must not lower it");
-        self.bugcheck(
+        Err(self.bugcheck(
             cpu,
             Bugcheck::verifier(
                 vcpu::bugcheck::c4::LOWER_TO_HIGHER,
@@ -773,29 +847,30 @@ impl<'p> Machine<'p> {
                 1,
             ),
             detail,
-        );
-        true
+        ))
     }
 
-    fn assertion(&mut self, cpu: u32, message: String) {
-        if self.stop.is_none() {
-            self.stop = Some(Stop::Assertion { cpu, message });
+    /// Stop the run with a failed assertion (only the first stop counts).
+    fn assertion(&mut self, cpu: u32, message: String) -> Halt {
+        if self.out.stop.is_none() {
+            self.out.stop = Some(Stop::Assertion { cpu, message });
         }
+        Halt
     }
 
     fn set_irql(&mut self, cpu: u32, to: Irql) {
         let from = self.cpus[cpu as usize].set_irql(to);
         if from != to {
-            self.emit(cpu, EventKind::IrqlChanged { from, to });
+            self.notify(cpu, EventKind::IrqlChanged { from, to });
         }
     }
 
     fn cost(&mut self, base: Nanos, jitter: Nanos) -> Nanos {
-        if self.parallel {
+        if self.driver.parallel {
             // Parallel mode: nominal costs, no jitter (the OS interleaves).
             return base;
         }
-        self.sched.cost(base, jitter)
+        self.driver.sched.cost(base, jitter)
     }
 
     /// Does this processor have anything to run?
@@ -810,37 +885,42 @@ impl<'p> Machine<'p> {
     /// Finite work left in the future (one-shot or counted arrivals), or
     /// any arrival while threads still run.
     fn arrivals_matter(&self) -> bool {
-        self.threads_alive > 0 || self.arrivals.iter().any(|a| a.remaining.is_some())
+        self.shared.threads_alive > 0 || self.driver.arrivals.iter().any(|a| a.remaining.is_some())
     }
 
     /// Run `DriverEntry` to completion on processor 0 at PASSIVE_LEVEL
-    /// before anything else starts; its statements take no time.
-    fn driver_entry(&mut self) {
+    /// before anything else starts; its statements take no time. Even when
+    /// it stops the run, the processors are set back for the report.
+    fn driver_entry(&mut self) -> Result<(), Halt> {
         let Some(routine) = self.prog.driver_entry else {
-            return;
+            return Ok(());
         };
         let held: Vec<_> = self
             .cpus
             .iter_mut()
             .map(|p| std::mem::take(&mut p.ready))
             .collect();
-        let alive = self.threads_alive;
-        self.threads_alive = 1;
-        let queued = self.work_queue.len();
+        let alive = self.shared.threads_alive;
+        self.shared.threads_alive = 1;
+        let queued = self.shared.work_queue.len();
         debug_assert_eq!(queued, 0);
         let ctx = self.thread_context("DriverEntry".into(), routine);
         self.cpus[0].ready.push_back(ctx);
-        self.in_driver_entry = true;
+        self.driver.in_driver_entry = true;
         let mut steps: u64 = 0;
-        while self.stop.is_none() && self.busy(0) {
-            self.step(0);
+        let mut ended = Ok(());
+        while self.busy(0) {
+            ended = self.step(0);
+            if ended.is_err() {
+                break;
+            }
             steps += 1;
             if steps > 50_000_000 {
-                self.assertion(0, "DriverEntry did not return".to_string());
+                ended = Err(self.assertion(0, "DriverEntry did not return".to_string()));
                 break;
             }
         }
-        self.in_driver_entry = false;
+        self.driver.in_driver_entry = false;
         for p in self.cpus.iter_mut() {
             p.clock = 0;
         }
@@ -848,41 +928,39 @@ impl<'p> Machine<'p> {
             p.ready = r;
         }
         // Work items queued by DriverEntry start now, on the workers.
-        self.threads_alive = alive + self.work_queue.len();
+        self.shared.threads_alive = alive + self.shared.work_queue.len();
         self.dispatch_work(0);
+        ended
     }
 
     fn main_loop(&mut self) {
-        self.driver_entry();
-        if self.stop.is_some() {
+        if self.driver_entry().is_err() {
             return;
         }
-        if self.lamport {
-            self.main_loop_chosen();
+        let ended = if self.driver.lamport {
+            self.main_loop_chosen()
         } else {
-            self.main_loop_timed();
-        }
-        if self.stop.is_none() && !self.waiters.is_empty() && !self.ended_by_limit() {
+            self.main_loop_timed()
+        };
+        if ended.is_ok() && !self.shared.waiters.is_empty() && !self.ended_by_limit() {
             let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
-            self.end_time = now;
+            self.driver.end_time = now;
             self.cut_off(
                 "no processor could run any more, with threads blocked for ever: {}".to_string(),
             );
         }
-        if self.end_time == 0 {
-            self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+        if self.driver.end_time == 0 {
+            self.driver.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
         }
     }
 
     /// Timing: the busy processor with the smallest clock steps (ties: the
-    /// scheduler); arrivals come in virtual-time order.
-    fn main_loop_timed(&mut self) {
+    /// scheduler); arrivals come in virtual-time order. Ends with `Err` when
+    /// the run stopped.
+    fn main_loop_timed(&mut self) -> Result<(), Halt> {
         let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
         info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, "run starts");
         loop {
-            if self.stop.is_some() {
-                break;
-            }
             // The busy processor(s) with the smallest clock, without allocating.
             let mut min_clock: Option<Nanos> = None;
             let mut ties = 0usize;
@@ -909,25 +987,25 @@ impl<'p> Machine<'p> {
             // clock tick (before an arrival at the same time or later).
             if let Some((t, tc)) = self.next_timed_event() {
                 if min_clock.is_none_or(|m| t <= m)
-                    && arrival.is_none_or(|ai| t < self.arrivals[ai].at)
+                    && arrival.is_none_or(|ai| t < self.driver.arrivals[ai].at)
                 {
                     if t > limit {
-                        self.end_time = limit;
+                        self.driver.end_time = limit;
                         self.time_limit(limit);
                         break;
                     }
                     let p = &mut self.cpus[tc];
                     p.clock = p.clock.max(t);
-                    self.clock_ticks(tc as u32);
+                    self.clock_ticks(tc as u32)?;
                     continue;
                 }
             }
             // An arrival comes first if it is no later than every busy clock.
             if let Some(ai) = arrival {
-                let at = self.arrivals[ai].at;
+                let at = self.driver.arrivals[ai].at;
                 if min_clock.is_none_or(|t| at <= t) {
                     if at > limit {
-                        self.end_time = limit;
+                        self.driver.end_time = limit;
                         self.time_limit(limit);
                         break;
                     }
@@ -937,16 +1015,16 @@ impl<'p> Machine<'p> {
             }
             let Some(min) = min_clock else {
                 // Nothing runs and nothing will arrive: the run is over.
-                self.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+                self.driver.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
                 break;
             };
             if min > limit {
-                self.end_time = limit;
+                self.driver.end_time = limit;
                 self.time_limit(limit);
                 break;
             }
             let pick = if ties > 1 {
-                self.sched.tie_break(ties)
+                self.driver.sched.tie_break(ties)
             } else {
                 0
             };
@@ -957,22 +1035,24 @@ impl<'p> Machine<'p> {
             if !self.count_step(min) {
                 break;
             }
-            self.step(cpu as u32);
-            if std::mem::take(&mut self.visible) {
-                self.visible_steps += 1;
+            let stepped = self.step(cpu as u32);
+            if std::mem::take(&mut self.driver.visible) {
+                self.driver.visible_steps += 1;
             }
-            if self.stop.is_none() && self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
-                self.check_deadlock();
+            stepped?;
+            if self.cpus[cpu].top().is_some_and(|c| self.is_stuck(c)) {
+                self.check_deadlock()?;
             }
         }
+        Ok(())
     }
 
     /// Count one scheduling step; past [`MAX_STEPS`] the run is cut off
     /// (returns false). `now` is the virtual time reported.
     fn count_step(&mut self, now: Nanos) -> bool {
-        self.steps += 1;
-        if self.steps > MAX_STEPS {
-            self.end_time = now;
+        self.driver.steps += 1;
+        if self.driver.steps > MAX_STEPS {
+            self.driver.end_time = now;
             self.cut_off(format!(
                 "the run was cut off after {MAX_STEPS} steps, at {} µs of virtual time, with threads still running: {{}}",
                 now / 1000
@@ -984,27 +1064,22 @@ impl<'p> Machine<'p> {
 
     /// Random and pct: the scheduler picks among the processors that can
     /// step, whatever their clocks; each keeps its own clock, and time
-    /// follows causality (contract v2, "The command line").
-    fn main_loop_chosen(&mut self) {
+    /// follows causality (contract v2, "The command line"). Ends with `Err`
+    /// when the run stopped.
+    fn main_loop_chosen(&mut self) -> Result<(), Halt> {
         let limit = self.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
-        info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, strategy = %self.sched.strategy(), "run starts");
+        info!(scenario = %self.prog.name, cpus = self.cpus.len(), limit, strategy = %self.driver.sched.strategy(), "run starts");
         let mut steppable: Vec<u32> = Vec::with_capacity(self.cpus.len());
         loop {
-            if self.stop.is_some() {
-                break;
-            }
             // Timed events happen when their processor's clock reaches them.
             if self.arrivals_matter() {
                 while let Some(ai) = self.due_arrival() {
                     self.deliver_arrival(ai);
                 }
-                if self.stop.is_some() {
-                    break;
-                }
             }
             let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
             if now > limit {
-                self.end_time = limit;
+                self.driver.end_time = limit;
                 self.time_limit(limit);
                 break;
             }
@@ -1039,25 +1114,25 @@ impl<'p> Machine<'p> {
                     (None, None) => (None, 0),
                 };
                 let tick_first = match (arrival, tick) {
-                    (Some(ai), Some(_)) => tick_time < self.arrivals[ai].at,
+                    (Some(ai), Some(_)) => tick_time < self.driver.arrivals[ai].at,
                     (None, Some(_)) => true,
                     _ => false,
                 };
                 if let (true, Some(t)) = (tick_first, tick) {
                     let at = tick_time;
                     if at > limit {
-                        self.end_time = limit;
+                        self.driver.end_time = limit;
                         self.time_limit(limit);
                         break;
                     }
                     let p = &mut self.cpus[t];
                     p.clock = p.clock.max(at);
-                    self.clock_ticks(t as u32);
+                    self.clock_ticks(t as u32)?;
                     continue;
                 }
                 if let Some(ai) = arrival {
-                    if self.arrivals[ai].at > limit {
-                        self.end_time = limit;
+                    if self.driver.arrivals[ai].at > limit {
+                        self.driver.end_time = limit;
                         self.time_limit(limit);
                         break;
                     }
@@ -1065,16 +1140,13 @@ impl<'p> Machine<'p> {
                     continue;
                 }
                 if (0..self.cpus.len()).any(|c| self.busy(c)) {
-                    self.check_deadlock();
-                    if self.stop.is_some() {
-                        break;
-                    }
+                    self.check_deadlock()?;
                     // Nobody spins on a lock for ever: contexts that only
                     // re-read unchanged data go on (a bounded loop may end).
                     if self.release_data_waits() {
                         continue;
                     }
-                    self.end_time = now;
+                    self.driver.end_time = now;
                     self.cut_off(
                         "no processor could take a step, with threads still running: {}"
                             .to_string(),
@@ -1082,34 +1154,35 @@ impl<'p> Machine<'p> {
                 }
                 break;
             }
-            let cpu = self.sched.pick(&steppable);
+            let cpu = self.driver.sched.pick(&steppable);
             if !self.count_step(now) {
                 break;
             }
             self.wake_from_data_wait(cpu as usize);
-            self.step(cpu);
-            if std::mem::take(&mut self.visible) {
-                self.visible_steps += 1;
-                self.sched.visible_step();
+            let stepped = self.step(cpu);
+            if std::mem::take(&mut self.driver.visible) {
+                self.driver.visible_steps += 1;
+                self.driver.sched.visible_step();
             }
-            if self.stop.is_none()
-                && self.cpus[cpu as usize]
-                    .top()
-                    .is_some_and(|c| self.is_stuck(c))
+            stepped?;
+            if self.cpus[cpu as usize]
+                .top()
+                .is_some_and(|c| self.is_stuck(c))
             {
-                self.check_deadlock();
+                self.check_deadlock()?;
             }
         }
+        Ok(())
     }
 
     /// An arrival whose time its processor's clock has reached.
     fn due_arrival(&self) -> Option<usize> {
-        (0..self.arrivals.len())
+        (0..self.driver.arrivals.len())
             .filter(|&i| {
-                let a = &self.arrivals[i];
-                a.at <= self.cpus[a.cpu as usize].clock
+                let a = &self.driver.arrivals[i];
+                a.at <= self.cpus[a.cpu.ix()].clock
             })
-            .min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))
+            .min_by_key(|&i| (self.driver.arrivals[i].at, self.driver.arrivals[i].seq))
     }
 
     /// Is the context on top of processor `c` only re-reading data nobody
@@ -1118,7 +1191,7 @@ impl<'p> Machine<'p> {
         self.cpus[c].top().is_some_and(|t| {
             t.payload
                 .data_wait
-                .is_some_and(|(v, ver)| self.var_version[v as usize] == ver)
+                .is_some_and(|(v, ver)| self.shared.var_version[v as usize] == ver)
         })
     }
 
@@ -1144,7 +1217,7 @@ impl<'p> Machine<'p> {
             return;
         };
         if let Some((v, _)) = top.payload.data_wait.take() {
-            let seen = self.var_clock[v as usize];
+            let seen = self.shared.var_clock[v as usize];
             let p = &mut self.cpus[c];
             p.clock = p.clock.max(seen);
         }
@@ -1168,7 +1241,7 @@ impl<'p> Machine<'p> {
     /// Random and pct: remember a shared read; a second read at the same
     /// place with nothing written since makes the context wait for a write.
     fn note_read(&mut self, cpu: u32, var: u32) {
-        let ver = self.var_version[var as usize];
+        let ver = self.shared.var_version[var as usize];
         let c = cpu as usize;
         let Some(top) = self.cpus[c].stack.last_mut() else {
             return;
@@ -1187,23 +1260,23 @@ impl<'p> Machine<'p> {
     /// data waits and its clock for causality.
     fn write_var(&mut self, cpu: u32, var: u32, value: i64) {
         let v = var as usize;
-        self.vars[v] = scenario::check::truncate(self.prog.vars[v].ty, value);
-        self.var_version[v] += 1;
-        self.var_clock[v] = self.cpus[cpu as usize].clock;
+        self.shared.vars[v] = scenario::check::truncate(self.prog.vars[v].ty, value);
+        self.shared.var_version[v] += 1;
+        self.shared.var_clock[v] = self.cpus[cpu as usize].clock;
     }
 
     /// A lock's state changed (request, grant, release, link, convert).
     fn lock_changed(&mut self, cpu: u32, lock: vcpu::LockId) {
-        self.lock_epoch += 1;
+        self.shared.lock_epoch += 1;
         let clock = self.cpus[cpu as usize].clock;
-        let l = &mut self.lock_clock[lock.0 as usize];
+        let l = &mut self.shared.lock_clock[lock.0 as usize];
         *l = (*l).max(clock);
     }
 
     /// The run reached its virtual-time limit: without `duration`, warn
     /// when threads are still running.
     fn time_limit(&mut self, limit: Nanos) {
-        if self.prog.duration.is_some() || self.threads_alive == 0 {
+        if self.prog.duration.is_some() || self.shared.threads_alive == 0 {
             return;
         }
         self.cut_off(format!(
@@ -1224,11 +1297,13 @@ impl<'p> Machine<'p> {
                 }
             }
         }
-        for w in &self.waiters {
+        for w in &self.shared.waiters {
             let line = w.ctx.payload.frames.last().map_or(0, |f| f.line);
             running.push(format!(
                 "{} (cpu {}, line {line}, waiting for `{}`)",
-                w.ctx.payload.name, w.cpu, self.prog.objects[w.object as usize].name
+                w.ctx.payload.name,
+                w.cpu,
+                self.prog.objects[w.object.ix()].name
             ));
         }
         let line = self
@@ -1241,7 +1316,7 @@ impl<'p> Machine<'p> {
         } else {
             running.join(", ")
         };
-        self.engine_warnings.push(verifier::Warning {
+        self.out.engine_warnings.push(verifier::Warning {
             rule: "TIME_LIMIT_REACHED",
             line,
             message: what.replace("{}", &running),
@@ -1249,20 +1324,20 @@ impl<'p> Machine<'p> {
     }
 
     fn deliver_arrival(&mut self, ai: usize) {
-        let a = self.arrivals.remove(ai);
-        let decl = &self.prog.interrupts[a.interrupt as usize];
-        let p = &mut self.cpus[a.cpu as usize];
+        let a = self.driver.arrivals.remove(ai);
+        let decl = &self.prog.interrupts[a.interrupt.ix()];
+        let p = &mut self.cpus[a.cpu.ix()];
         if p.clock < a.at {
             // An idle processor wakes up at the arrival.
             p.clock = a.at;
         }
         p.raise_interrupt(PendingInterrupt {
-            interrupt: a.interrupt,
+            interrupt: a.interrupt.0,
             irql: Irql(decl.irql),
         });
         let name: Arc<str> = decl.name.as_str().into();
-        self.emit(
-            a.cpu,
+        self.notify(
+            a.cpu.0,
             EventKind::InterruptRaised {
                 name,
                 irql: Irql(decl.irql),
@@ -1281,18 +1356,15 @@ impl<'p> Machine<'p> {
     }
 
     /// One step of one processor: safe point, then one statement or spin.
-    fn step(&mut self, cpu: u32) {
+    fn step(&mut self, cpu: u32) -> Result<(), Halt> {
         let c = cpu as usize;
-        self.clock_ticks(cpu);
-        if self.stop.is_some() {
-            return;
-        }
+        self.clock_ticks(cpu)?;
         let mid_statement = self.cpus[c].top().is_some_and(|t| t.payload.mid_statement);
         if !mid_statement {
-            self.safe_point(cpu);
+            self.safe_point(cpu)?;
         }
-        if self.stop.is_some() || self.cpus[c].stack.is_empty() {
-            return;
+        if self.cpus[c].stack.is_empty() {
+            return Ok(());
         }
         let pending = self.cpus[c]
             .stack
@@ -1322,22 +1394,22 @@ impl<'p> Machine<'p> {
     /// and to the running DPC's or ISR's own count; a count above its
     /// allotment ends the run, the single first (0x133, P1 = 0) then the
     /// cumulative (0x133, P1 = 1). Ticks take no virtual time.
-    fn clock_ticks(&mut self, cpu: u32) {
-        if self.in_driver_entry {
-            return;
+    fn clock_ticks(&mut self, cpu: u32) -> Result<(), Halt> {
+        if self.driver.in_driver_entry {
+            return Ok(());
         }
         let c = cpu as usize;
         let clock = self.prog.clock.max(1);
         let (cumulative, single) = self.allotments();
-        while self.stop.is_none() {
+        loop {
             let p = &mut self.cpus[c];
             if p.next_tick > p.clock || p.irql >= Irql::CLOCK {
-                return;
+                return Ok(());
             }
             let tick_at = p.next_tick;
             p.next_tick = p.next_tick.saturating_add(clock);
             // The tick expires due timers and timed-out waits first.
-            if !self.waiters.is_empty() || self.timers_set() {
+            if !self.shared.waiters.is_empty() || self.timers_set() {
                 self.tick_objects(cpu, tick_at);
             }
             let p = &mut self.cpus[c];
@@ -1374,14 +1446,13 @@ impl<'p> Machine<'p> {
                     ran / 1000,
                     self.prog.dpc_timeout / 1000
                 );
-                self.bugcheck_rule(
+                return Err(self.bugcheck_rule(
                     cpu,
                     Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [0, ticks, single, 0]),
                     detail,
                     vec![],
                     "DPC_WATCHDOG_TIMEOUT",
-                );
-                return;
+                ));
             }
             if raised > cumulative {
                 let (_, analysis) = self.wait_for_analysis();
@@ -1390,37 +1461,37 @@ impl<'p> Machine<'p> {
                     raised * clock / 1000,
                     self.prog.watchdog / 1000
                 );
-                self.bugcheck_rule(
+                return Err(self.bugcheck_rule(
                     cpu,
                     Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, cumulative, 0, 0]),
                     detail,
                     analysis,
                     "DPC_WATCHDOG_CUMULATIVE",
-                );
-                return;
+                ));
             }
         }
     }
 
-    fn safe_point(&mut self, cpu: u32) {
+    /// The safe point before a statement: deliver an interrupt, drain a DPC
+    /// or switch threads at the end of a slice.
+    fn safe_point(&mut self, cpu: u32) -> Result<(), Halt> {
         let c = cpu as usize;
         if let Some(irq) = self.cpus[c].deliverable_interrupt() {
             self.cpus[c].take_interrupt(irq);
-            self.start_isr(cpu, irq.interrupt);
-            return;
+            return self.start_isr(cpu, InterruptId(irq.interrupt));
         }
         if self.cpus[c].dpc_ready() {
             if let Some(d) = self.cpus[c].dpcs.pop() {
-                self.dpcs[d as usize].queued_on = None;
-                self.start_dpc(cpu, d);
-                return;
+                self.shared.dpcs[d as usize].queued_on = None;
+                self.start_dpc(cpu, DpcId(d));
+                return Ok(());
             }
         }
         if self.cpus[c].slice_expired(QUANTUM_NS) {
             let clock = self.cpus[c].clock;
             if let Some(name) = self.cpus[c].top().map(|t| t.payload.name.clone()) {
                 debug!(cpu, thread = %name, at = clock, "time slice ends");
-                self.emit(cpu, EventKind::ThreadPreempted { name });
+                self.notify(cpu, EventKind::ThreadPreempted { name });
             }
             let p = &mut self.cpus[c];
             if let Some(mut cur) = p.stack.pop() {
@@ -1447,10 +1518,11 @@ impl<'p> Machine<'p> {
                 .filter(|t| t.payload.started)
                 .map(|t| t.payload.name.clone());
             match resumed {
-                Some(name) => self.emit(cpu, EventKind::ThreadResumed { name }),
+                Some(name) => self.notify(cpu, EventKind::ThreadResumed { name }),
                 None => self.thread_first_run(cpu),
             }
         }
+        Ok(())
     }
 
     fn thread_first_run(&mut self, cpu: u32) {
@@ -1465,7 +1537,7 @@ impl<'p> Machine<'p> {
         top.payload.started = true;
         top.started = clock;
         let name = top.payload.name.clone();
-        self.emit(
+        self.notify(
             cpu,
             EventKind::ContextStart {
                 kind: ContextKind::Thread,
@@ -1476,40 +1548,40 @@ impl<'p> Machine<'p> {
         );
     }
 
-    fn start_dpc(&mut self, cpu: u32, dpc: u32) {
+    fn start_dpc(&mut self, cpu: u32, dpc: DpcId) {
         let saved = self.cpus[cpu as usize].irql;
         self.start_dpc_saved(cpu, dpc, saved);
     }
 
     /// Start DPC `dpc` on `cpu` at DISPATCH_LEVEL; `saved` is the IRQL the
     /// drain returns to when the queue is empty.
-    fn start_dpc_saved(&mut self, cpu: u32, dpc: u32, saved: Irql) {
+    fn start_dpc_saved(&mut self, cpu: u32, dpc: DpcId, saved: Irql) {
         let c = cpu as usize;
-        debug!(cpu, dpc = %self.prog.dpcs[dpc as usize].name, at = self.cpus[c].clock, "DPC starts");
-        let decl = &self.prog.dpcs[dpc as usize];
-        let st = &self.dpcs[dpc as usize];
+        debug!(cpu, dpc = %self.prog.dpcs[dpc.ix()].name, at = self.cpus[c].clock, "DPC starts");
+        let decl = &self.prog.dpcs[dpc.ix()];
+        let st = &self.shared.dpcs[dpc.ix()];
         let routine_id = st.routine.unwrap_or(decl.routine);
         let routine = &self.prog.routines[routine_id as usize];
         let name: Arc<str> = routine.name.as_str().into();
-        let mut exec = Exec::new(name.clone(), dpc);
+        let mut exec = Exec::new(name.clone(), dpc.0);
         // VOID Routine(PKDPC Dpc, PVOID DeferredContext, PVOID
         // SystemArgument1, PVOID SystemArgument2).
         let me = decl.reference;
         let args = vec![me, st.context, st.args.0, st.args.1];
         exec.frames
             .push(self.new_frame(routine_id, args, OnReturn::ContextEnd));
-        self.serial += 1;
+        self.shared.serial += 1;
         let clock = self.cpus[c].clock;
         self.cpus[c].stack.push(Context {
             kind: ContextKind::Dpc,
-            serial: self.serial,
+            serial: self.shared.serial,
             saved_irql: saved,
             started: clock,
             ticks: 0,
             payload: exec,
         });
         self.set_irql(cpu, Irql::DISPATCH);
-        self.emit(
+        self.notify(
             cpu,
             EventKind::ContextStart {
                 kind: ContextKind::Dpc,
@@ -1520,26 +1592,29 @@ impl<'p> Machine<'p> {
         );
     }
 
-    fn start_isr(&mut self, cpu: u32, interrupt: u32) {
+    /// Start the ISR of `interrupt` on `cpu`: its ContextStart (where the
+    /// verifier may find an inversion) and the kernel's acquisition of its
+    /// interrupt lock, requested even then.
+    fn start_isr(&mut self, cpu: u32, interrupt: InterruptId) -> Result<(), Halt> {
         let c = cpu as usize;
-        debug!(cpu, interrupt = %self.prog.interrupts[interrupt as usize].name, at = self.cpus[c].clock, irql = self.cpus[c].irql.0, "interrupt delivered");
-        let decl = &self.prog.interrupts[interrupt as usize];
+        debug!(cpu, interrupt = %self.prog.interrupts[interrupt.ix()].name, at = self.cpus[c].clock, irql = self.cpus[c].irql.0, "interrupt delivered");
+        let decl = &self.prog.interrupts[interrupt.ix()];
         let name: Arc<str> = self.prog.routines[decl.isr as usize].name.as_str().into();
-        let mut exec = Exec::new(name.clone(), interrupt);
+        let mut exec = Exec::new(name.clone(), interrupt.0);
         exec.entry_irql = Irql(decl.sync_irql);
-        self.serial += 1;
+        self.shared.serial += 1;
         let saved = self.cpus[c].irql;
         let clock = self.cpus[c].clock;
         self.cpus[c].stack.push(Context {
             kind: ContextKind::Isr,
-            serial: self.serial,
+            serial: self.shared.serial,
             saved_irql: saved,
             started: clock,
             ticks: 0,
             payload: exec,
         });
         self.set_irql(cpu, Irql(decl.sync_irql));
-        self.emit(
+        let started = self.emit(
             cpu,
             EventKind::ContextStart {
                 kind: ContextKind::Isr,
@@ -1549,14 +1624,15 @@ impl<'p> Machine<'p> {
             },
         );
         // The kernel takes the interrupt spin lock before calling the ISR.
-        self.begin_isr_lock(cpu, interrupt);
+        self.begin_isr_lock(cpu, interrupt)?;
+        started
     }
 
     /// The context on top of `cpu` returned from its routine.
-    fn end_context(&mut self, cpu: u32) {
+    fn end_context(&mut self, cpu: u32) -> Result<(), Halt> {
         let c = cpu as usize;
         let Some(top) = self.cpus[c].stack.last() else {
-            return;
+            return Ok(());
         };
         let (kind, serial, saved, object) =
             (top.kind, top.serial, top.saved_irql, top.payload.object);
@@ -1590,8 +1666,7 @@ impl<'p> Machine<'p> {
                         l.address,
                         0,
                     );
-                    self.bugcheck(cpu, b, detail);
-                    return;
+                    return Err(self.bugcheck(cpu, b, detail));
                 }
             } else {
                 let line = self.line_of(cpu);
@@ -1614,21 +1689,20 @@ impl<'p> Machine<'p> {
                         .find(|r| *r.name == *name.split('#').next().unwrap_or(""))
                         .map_or(0, |r| r.address);
                     let detail = format!("thread {name} returned at IRQL {irql}; a system thread must return at PASSIVE_LEVEL");
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(
                             code::WORKER_THREAD_RETURNED_AT_BAD_IRQL,
                             [addr, irql.0 as u64, 0, 0],
                         ),
                         detail,
-                    );
-                    return;
+                    ));
                 }
-                self.threads_alive -= 1;
+                self.shared.threads_alive -= 1;
             }
             ContextKind::Dpc => {
                 if irql != Irql::DISPATCH {
-                    let routine = self.dpcs[object as usize]
+                    let routine = self.shared.dpcs[object as usize]
                         .routine
                         .unwrap_or(self.prog.dpcs[object as usize].routine);
                     let addr = self.prog.routines[routine as usize].address;
@@ -1637,12 +1711,11 @@ impl<'p> Machine<'p> {
                         "DPC routine {name} returned at IRQL {irql} instead of DISPATCH_LEVEL"
                     );
                     let p1 = ((irql.0 as u64) << 16) | (2 << 8);
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(code::IRQL_UNEXPECTED_VALUE, [p1, addr, kdpc, 0]),
                         detail,
-                    );
-                    return;
+                    ));
                 }
             }
             ContextKind::Isr => {
@@ -1653,7 +1726,7 @@ impl<'p> Machine<'p> {
                     let detail = format!(
                         "ISR {name} was called at IRQL {entry_irql} and returned at IRQL {irql}"
                     );
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::verifier(
                             vcpu::bugcheck::c4::ISR_RETURNED_AT_OTHER_IRQL,
@@ -1662,8 +1735,7 @@ impl<'p> Machine<'p> {
                             irql.0 as u64,
                         ),
                         detail,
-                    );
-                    return;
+                    ));
                 }
                 // The kernel releases the interrupt lock after the ISR.
                 if let Some(lock) = own_lock {
@@ -1672,18 +1744,18 @@ impl<'p> Machine<'p> {
             }
         }
         debug!(cpu, ?kind, %name, at = self.cpus[c].clock, "context returns");
-        self.emit(cpu, EventKind::ContextEnd { kind, name });
+        self.notify(cpu, EventKind::ContextEnd { kind, name });
         self.cpus[c].stack.pop();
         if kind == ContextKind::Dpc {
-            let st = &mut self.dpcs[object as usize];
+            let st = &mut self.shared.dpcs[object as usize];
             st.runs += 1;
             st.settled_at = st.settled_at.max(self.cpus[c].clock);
             // One pass at DISPATCH_LEVEL: the next queued DPC (those queued
             // meanwhile included) runs without IRQL dropping in between.
             if let Some(d) = self.cpus[c].dpcs.pop() {
-                self.dpcs[d as usize].queued_on = None;
-                self.start_dpc_saved(cpu, d, saved);
-                return;
+                self.shared.dpcs[d as usize].queued_on = None;
+                self.start_dpc_saved(cpu, DpcId(d), saved);
+                return Ok(());
             }
             self.cpus[c].dpc_requested = false;
             self.set_irql(cpu, saved);
@@ -1694,10 +1766,11 @@ impl<'p> Machine<'p> {
             self.cpus[c].slice_start = self.cpus[c].clock;
             if let Some(w) = worker {
                 // The worker takes the next queued item, or waits idle.
-                self.workers_busy[w as usize] = false;
+                self.shared.workers_busy[w.ix()] = false;
                 self.dispatch_work(cpu);
             }
         }
+        Ok(())
     }
 
     /// Build the wait-for graph of spinning processors. Returns whether it
@@ -1786,7 +1859,7 @@ impl<'p> Machine<'p> {
     /// waiting for its slice) while that spinner keeps the processor at
     /// DISPATCH_LEVEL or above. 0x133, P1 = 1, P2 = the cumulative allotment
     /// in ticks, with the analysis.
-    fn check_deadlock(&mut self) {
+    fn check_deadlock(&mut self) -> Result<(), Halt> {
         let n = self.cpus.len();
         let spinning: Vec<Option<vcpu::LockId>> = self
             .cpus
@@ -1858,7 +1931,7 @@ impl<'p> Machine<'p> {
                 }
             }
         }
-        let Some(cyc) = cycle else { return };
+        let Some(cyc) = cycle else { return Ok(()) };
         let (_, mut analysis) = self.wait_for_analysis();
         analysis.retain(|l| !l.starts_with("wait-for cycle"));
         let chain: Vec<String> = cyc.iter().map(|c| format!("cpu {c}")).collect();
@@ -1885,7 +1958,7 @@ impl<'p> Machine<'p> {
         let (cumulative, _) = self.allotments();
         let b = Bugcheck::new(code::DPC_WATCHDOG_VIOLATION, [1, cumulative, 0, 0]);
         let detail = "spin-lock deadlock: the processors in the wait-for cycle below spin on locks that only they could release, so none can ever go on; the DPC watchdog would fire".to_string();
-        self.bugcheck_rule(cpu, b, detail, analysis, "SPIN_DEADLOCK");
+        Err(self.bugcheck_rule(cpu, b, detail, analysis, "SPIN_DEADLOCK"))
     }
 }
 

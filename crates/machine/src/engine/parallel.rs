@@ -99,13 +99,12 @@ impl ParallelFacts {
 /// Run `prog` in parallel mode; `timeout` bounds its wall time.
 pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFacts) {
     let mut m = Machine::new(prog, Schedule::timing(prog.seed));
-    m.parallel = true;
+    m.driver.parallel = true;
     let n = m.cpus.len();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     // DriverEntry first, to completion, before any processor thread starts
     // (the same code as deterministic mode).
-    m.driver_entry();
-    if m.stop.is_some() {
+    if m.driver_entry().is_err() {
         let report = finish::report(&m, Schedule::timing(prog.seed));
         return (report, ParallelFacts::empty(n));
     }
@@ -119,8 +118,8 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
         (lock.into_inner(), facts)
     };
     let mut m = m;
-    if m.end_time == 0 {
-        m.end_time = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+    if m.driver.end_time == 0 {
+        m.driver.end_time = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
     }
     let report = finish::report(&m, Schedule::timing(prog.seed));
     (report, facts)
@@ -174,14 +173,14 @@ fn drive<'p>(
             std::thread::sleep(Duration::from_millis(1));
             if start.elapsed() > timeout {
                 machine.with(|m| {
-                    if m.stop.is_none() && !m.over {
+                    if m.out.stop.is_none() && !m.driver.over {
                         let now = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
-                        m.end_time = now;
+                        m.driver.end_time = now;
                         m.cut_off(format!(
                             "the parallel run was cut off by --timeout after {} ms of wall time, with threads still running: {{}}",
                             timeout.as_millis()
                         ));
-                        m.over = true;
+                        m.driver.over = true;
                     }
                 });
                 done.store(true, Ordering::Release);
@@ -251,7 +250,7 @@ fn processor_thread<'p, L: MachineLock<'p>>(
     let mut idle = 0u32;
     while !done.load(Ordering::Acquire) {
         let turn = machine.with(|m| {
-            if m.stop.is_some() || m.over {
+            if m.out.stop.is_some() || m.driver.over {
                 return Turn::End;
             }
             // `duration` and the 100 ms limit are measured on the largest
@@ -259,9 +258,9 @@ fn processor_thread<'p, L: MachineLock<'p>>(
             let limit = m.prog.duration.unwrap_or(DEFAULT_LIMIT_NS);
             let now = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
             if now >= limit {
-                m.end_time = limit;
+                m.driver.end_time = limit;
                 m.time_limit(limit);
-                m.over = true;
+                m.driver.over = true;
                 return Turn::End;
             }
             // Interrupt lines and SimFireInterrupt follow the processor's
@@ -273,9 +272,11 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                     m.deliver_arrival(ai);
                 }
             }
-            if m.stop.is_some() {
+            if m.out.stop.is_some() {
                 return Turn::End;
             }
+            // A tick that stops the run leaves this turn's steps no-ops.
+            let mut ticked = Ok(());
             // A timer or timed wait due on this idle processor: its clock
             // jumps to that tick once another clock has passed it, or when
             // nobody else has anything to run (as an arrival's does).
@@ -286,13 +287,13 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                     if passed || !others {
                         let p = &mut m.cpus[c];
                         p.clock = p.clock.max(t);
-                        m.clock_ticks(me);
+                        ticked = m.clock_ticks(me);
                     }
                 }
             }
             if !m.busy(i) {
                 if m.parallel_run_over() {
-                    m.over = true;
+                    m.driver.over = true;
                     return Turn::End;
                 }
                 return Turn::Idle;
@@ -306,18 +307,19 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 let before = m.cpus[i].clock;
                 let irql = m.cpus[i].irql.0.min(15) as usize;
                 if !m.count_step(before) {
-                    m.over = true;
+                    m.driver.over = true;
                     return Turn::End;
                 }
-                m.step(me);
+                let stepped = ticked.and_then(|()| m.step(me));
                 m.hold_back_data_waiter(i, before);
                 irql_ns[irql] += m.cpus[i].clock.saturating_sub(before);
                 let top = m.cpus[i].top();
                 let stuck = top.is_some_and(|c| m.is_stuck(c));
                 let stalling =
                     top.is_some_and(|c| matches!(c.payload.pending, Some(Pending::Stall { .. })));
-                if m.stop.is_none() && stuck {
-                    m.check_deadlock();
+                if stepped.is_ok() && stuck {
+                    // A deadlock stops the run: the turn ends below.
+                    let _ = m.check_deadlock();
                 }
                 after = if stuck {
                     After::Spin
@@ -329,7 +331,7 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 let mid_read = m.cpus[i].top().is_some_and(|c| c.payload.mid_statement);
                 if after != After::Next
                     || mid_read
-                    || m.stop.is_some()
+                    || m.out.stop.is_some()
                     || !m.busy(i)
                     || m.data_waiting(i)
                 {
@@ -388,10 +390,10 @@ impl Machine<'_> {
     /// anything to run.
     fn due_arrival_for(&self, cpu: u32) -> Option<usize> {
         let c = cpu as usize;
-        let next = (0..self.arrivals.len())
-            .filter(|&i| self.arrivals[i].cpu == cpu)
-            .min_by_key(|&i| (self.arrivals[i].at, self.arrivals[i].seq))?;
-        let at = self.arrivals[next].at;
+        let next = (0..self.driver.arrivals.len())
+            .filter(|&i| self.driver.arrivals[i].cpu == CpuId(cpu))
+            .min_by_key(|&i| (self.driver.arrivals[i].at, self.driver.arrivals[i].seq))?;
+        let at = self.driver.arrivals[next].at;
         if at <= self.cpus[c].clock {
             return Some(next);
         }

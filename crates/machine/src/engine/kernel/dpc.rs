@@ -4,43 +4,42 @@ use super::*;
 
 impl Machine<'_> {
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_dpc(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_dpc(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let (c, v) = (cpu as usize, |i| a.v(i));
         match k.kr {
             Kr::KeInsertQueueDpc => {
-                let d = index_of(&k.places[0]);
-                if self.dpcs[d as usize].routine.is_none() {
-                    let what = format!("KeInsertQueueDpc(&{}): the KDPC was never initialized (call KeInitializeDpc first)", self.prog.dpcs[d as usize].name);
-                    return self.runtime_error(cpu, what);
+                let d = dpc_of(&k.places[0]);
+                if self.shared.dpcs[d.ix()].routine.is_none() {
+                    let what = format!("KeInsertQueueDpc(&{}): the KDPC was never initialized (call KeInitializeDpc first)", self.prog.dpcs[d.ix()].name);
+                    return Err(self.runtime_error(cpu, what));
                 }
                 let queued = self.insert_dpc(cpu, d, v(0), v(1));
                 self.finish(cpu, k, queued as i64)
             }
             Kr::KeRemoveQueueDpc => {
-                let d = index_of(&k.places[0]);
-                let removed = match self.dpcs[d as usize].queued_on.take() {
-                    Some(t) => self.cpus[t as usize].dpcs.remove(d),
+                let d = dpc_of(&k.places[0]);
+                let removed = match self.shared.dpcs[d.ix()].queued_on.take() {
+                    Some(t) => self.cpus[t.ix()].dpcs.remove(d.0),
                     None => false,
                 };
                 if removed {
-                    let st = &mut self.dpcs[d as usize];
+                    let st = &mut self.shared.dpcs[d.ix()];
                     st.settled_at = st.settled_at.max(self.cpus[c].clock);
                 }
                 self.finish(cpu, k, removed as i64)
             }
             Kr::KeSetImportanceDpc => {
-                let d = index_of(&k.places[0]);
-                self.dpcs[d as usize].importance = Importance::from_value(v(0));
+                let d = dpc_of(&k.places[0]);
+                self.shared.dpcs[d.ix()].importance = Importance::from_value(v(0));
                 self.finish(cpu, k, 0)
             }
             Kr::KeSetTargetProcessorDpc => {
-                let d = index_of(&k.places[0]);
+                let d = dpc_of(&k.places[0]);
                 let t = v(0);
                 if t < 0 || t >= self.prog.cpus as i64 {
-                    self.assertion(cpu, format!("KeSetTargetProcessorDpc(&{}, {t}): processor {t} does not exist (the scenario has {} processors)", self.prog.dpcs[d as usize].name, self.prog.cpus));
-                    return Flow::Yield;
+                    return Err(self.assertion(cpu, format!("KeSetTargetProcessorDpc(&{}, {t}): processor {t} does not exist (the scenario has {} processors)", self.prog.dpcs[d.ix()].name, self.prog.cpus)));
                 }
-                self.dpcs[d as usize].target = Some(t as u32);
+                self.shared.dpcs[d.ix()].target = Some(CpuId(t as u32));
                 self.finish(cpu, k, 0)
             }
             Kr::KeFlushQueuedDpcs => {
@@ -56,12 +55,11 @@ impl Machine<'_> {
                         .unwrap_or_default();
                     let thread = self.thread_addr(self.owner_of(cpu));
                     let detail = format!("DPC routine {routine} called KeFlushQueuedDpcs, which waits for DPCs to run: a DPC routine runs at DISPATCH_LEVEL and cannot wait (the switch away from it is ATTEMPTED_SWITCH_FROM_DPC)");
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [thread, 0, 0, 0]),
                         detail,
-                    );
-                    return Flow::Yield;
+                    ));
                 }
                 // A DPC interrupt on every processor whose queue is not
                 // empty; the caller waits for the DPCs queued now.
@@ -71,24 +69,20 @@ impl Machine<'_> {
                         continue;
                     }
                     self.cpus[p].dpc_requested = true;
-                    for (d, st) in self.dpcs.iter().enumerate() {
-                        if st.queued_on == Some(p as u32) {
-                            wait.push((d as u32, st.runs));
+                    for (d, st) in self.shared.dpcs.iter().enumerate() {
+                        if st.queued_on == Some(CpuId(p as u32)) {
+                            wait.push((DpcId(d as u32), st.runs));
                         }
                     }
                 }
-                self.finish(cpu, k, 0);
+                let flow = self.finish(cpu, k, 0)?;
                 if wait.is_empty() {
-                    return if self.stop.is_some() {
-                        Flow::Yield
-                    } else {
-                        Flow::Next
-                    };
+                    return Ok(flow);
                 }
                 let exec = self.top_exec(cpu);
                 exec.pending = Some(Pending::Flush { dpcs: wait });
                 exec.stuck_at = None;
-                Flow::Yield
+                Ok(Flow::Yield)
             }
             _ => self.finish(cpu, k, 0),
         }
@@ -98,15 +92,15 @@ impl Machine<'_> {
     /// run since the call, or is neither queued nor running (it was removed
     /// before it ran). A DPC that queues itself again does not hold the
     /// wait up once it has run.
-    pub(in crate::engine) fn flush_done(&self, wait: &[(u32, u64)]) -> bool {
+    pub(in crate::engine) fn flush_done(&self, wait: &[(DpcId, u64)]) -> bool {
         wait.iter().all(|&(d, runs)| {
-            let st = &self.dpcs[d as usize];
+            let st = &self.shared.dpcs[d.ix()];
             st.runs > runs
                 || (st.queued_on.is_none()
                     && !self.cpus.iter().any(|p| {
                         p.stack
                             .iter()
-                            .any(|t| t.kind == ContextKind::Dpc && t.payload.object == d)
+                            .any(|t| t.kind == ContextKind::Dpc && t.payload.object == d.0)
                     }))
         })
     }

@@ -4,7 +4,7 @@ use super::*;
 
 impl Machine<'_> {
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_ex(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_ex(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let (c, irql, name, v) = (cpu as usize, a.irql, a.name, |i| a.v(i));
         match k.kr {
             Kr::ExAcquireSpinLockShared
@@ -26,9 +26,7 @@ impl Machine<'_> {
                 } else {
                     LockMode::Exclusive
                 };
-                if !self.acquire_irql_ok(cpu, at_dpc, l, name) {
-                    return Flow::Yield;
-                }
+                self.acquire_irql_ok(cpu, at_dpc, l, name)?;
                 let then = if at_dpc {
                     After::Nothing
                 } else {
@@ -64,9 +62,7 @@ impl Machine<'_> {
                     Kr::ExReleaseSpinLockSharedFromDpcLevel
                         | Kr::ExReleaseSpinLockExclusiveFromDpcLevel
                 );
-                if !self.release_irql_ok(cpu, from_dpc, l, name) {
-                    return Flow::Yield;
-                }
+                self.release_irql_ok(cpu, from_dpc, l, name)?;
                 let mode = if shared {
                     LockMode::Shared
                 } else {
@@ -75,18 +71,16 @@ impl Machine<'_> {
                 let lower_to = (!from_dpc).then(|| Irql(v(0).clamp(0, 15) as u8));
                 // Deadlock detection's 0x1007, 0x1004, 0x1009 and 0x1003; a
                 // retail kernel has no check: the lock word changes.
-                if !self.release_checks(cpu, l, lower_to, Some(mode), name) {
-                    return Flow::Yield;
-                }
+                self.release_checks(cpu, l, lower_to, Some(mode), name)?;
                 self.release_held(cpu, l, LockFamily::ReaderWriter, mode);
-                if !from_dpc && !self.lower_after_release(cpu, l, Irql(v(0).clamp(0, 15) as u8)) {
-                    return Flow::Yield;
+                if !from_dpc {
+                    self.lower_after_release(cpu, l, Irql(v(0).clamp(0, 15) as u8))?;
                 }
                 self.finish(cpu, k, 0)
             }
             Kr::ExTryConvertSharedSpinLockExclusive => {
                 let l = lock_of(&k.places[0]);
-                let (holds_shared, holds_excl) = match &self.locks[l.0 as usize] {
+                let (holds_shared, holds_excl) = match &self.shared.locks[l.0 as usize] {
                     LockState::Ex(x) => (x.holds_shared(cpu), x.holds_exclusive(cpu)),
                     _ => (false, false),
                 };
@@ -96,28 +90,26 @@ impl Machine<'_> {
                             "{name}(&{}) by processor {cpu}, which holds it exclusive, not shared",
                             self.lock_name(l)
                         );
-                        self.bugcheck(
+                        return Err(self.bugcheck(
                             cpu,
                             Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(l), 0, 0),
                             detail,
-                        );
-                        return Flow::Yield;
+                        ));
                     }
                     if !holds_excl {
                         let detail = format!(
                             "{name}(&{}) by processor {cpu}, which does not hold it",
                             self.lock_name(l)
                         );
-                        self.bugcheck(
+                        return Err(self.bugcheck(
                             cpu,
                             Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(l), 0, 0, 0]),
                             detail,
-                        );
-                        return Flow::Yield;
+                        ));
                     }
                     return self.finish(cpu, k, 0);
                 }
-                let ok = match &mut self.locks[l.0 as usize] {
+                let ok = match &mut self.shared.locks[l.0 as usize] {
                     LockState::Ex(x) => x.try_convert(cpu),
                     _ => false,
                 };
@@ -126,7 +118,7 @@ impl Machine<'_> {
                     if let Some(h) = self.held[c].iter_mut().rev().find(|h| h.lock == l) {
                         h.mode = LockMode::Exclusive;
                     }
-                    self.emit(cpu, EventKind::Converted { lock: l });
+                    self.notify(cpu, EventKind::Converted { lock: l });
                 }
                 self.finish(cpu, k, ok as i64)
             }

@@ -5,7 +5,12 @@ use super::*;
 
 impl Machine<'_> {
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_interlocked(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_interlocked(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        a: &Args,
+    ) -> Result<Flow, Halt> {
         let (c, name, v) = (cpu as usize, a.name, |i| a.v(i));
         match k.kr {
             Kr::InterlockedIncrement
@@ -21,15 +26,13 @@ impl Machine<'_> {
                 let (old, ty) = match place {
                     Place::Var(x) => {
                         let d = &self.prog.vars[x as usize];
-                        if self.pageable_fault(cpu, d.paged, false, d.address, WRITE, |irql| {
+                        self.pageable_fault(cpu, d.paged, false, d.address, WRITE, |irql| {
                             format!(
                                 "pageable data `{}` was touched by {name} at IRQL {irql}",
                                 d.name
                             )
-                        }) {
-                            return Flow::Yield;
-                        }
-                        (self.vars[x as usize], d.ty)
+                        })?;
+                        (self.shared.vars[x as usize], d.ty)
                     }
                     Place::Local(s) => {
                         let f = self.cpus[c]

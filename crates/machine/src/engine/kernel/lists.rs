@@ -18,63 +18,56 @@ impl Machine<'_> {
     /// Flink (or Blink) of the entry `r`, read as an access to shared data
     /// (None: not an entry, or out of the table); `Err` when the run stopped
     /// (pageable data at raised IRQL).
-    fn read_link(&mut self, cpu: u32, r: i64, blink: bool) -> Result<Option<i64>, ()> {
+    fn read_link(&mut self, cpu: u32, r: i64, blink: bool) -> Result<Option<i64>, Halt> {
         let Some((f, b)) = links(r) else {
             return Ok(None);
         };
         let v = if blink { b } else { f };
-        if v >= self.vars.len() {
+        if v >= self.shared.vars.len() {
             return Ok(None);
         }
-        if !self.touch_var(cpu, v as u32, false) {
-            return Err(());
-        }
-        Ok(Some(self.vars[v]))
+        self.touch_var(cpu, v as u32, false)?;
+        Ok(Some(self.shared.vars[v]))
     }
 
-    /// Write Flink (or Blink) of `r` as an access; false when the run stopped.
-    fn set_link(&mut self, cpu: u32, r: i64, blink: bool, to: i64) -> bool {
+    /// Write Flink (or Blink) of `r` as an access.
+    fn set_link(&mut self, cpu: u32, r: i64, blink: bool, to: i64) -> Result<(), Halt> {
         if let Some((f, b)) = links(r) {
             let v = if blink { b } else { f };
-            if v < self.vars.len() {
-                if !self.touch_var(cpu, v as u32, true) {
-                    return false;
-                }
+            if v < self.shared.vars.len() {
+                self.touch_var(cpu, v as u32, true)?;
                 self.write_var(cpu, v as u32, to);
             }
         }
-        true
+        Ok(())
     }
 
     /// A head whose Flink and Blink are both still 0 was never initialized
     /// (contract v2, "Run-time errors"): the run ends in assertion_failed.
-    /// True when the run stopped.
-    fn uninitialized_head(&mut self, cpu: u32, h: i64, name: &str) -> bool {
+    fn uninitialized_head(&mut self, cpu: u32, h: i64, name: &str) -> Result<(), Halt> {
         let Some((f, b)) = links(h) else {
-            return false;
+            return Ok(());
         };
-        if self.vars.get(f) != Some(&0) || self.vars.get(b) != Some(&0) {
-            return false;
+        if self.shared.vars.get(f) != Some(&0) || self.shared.vars.get(b) != Some(&0) {
+            return Ok(());
         }
         let head = self.prog.vars[f]
             .name
             .trim_end_matches(".Flink")
             .to_string();
-        self.runtime_error(
+        Err(self.runtime_error(
             cpu,
             format!("{name}(&{head}): use of a list head never initialized (call InitializeListHead first)"),
-        );
-        true
+        ))
     }
 
     /// 0x139, P1 = 3: broken list links.
-    fn corrupt_list(&mut self, cpu: u32, name: &str) -> Flow {
+    fn corrupt_list(&mut self, cpu: u32, name: &str) -> Halt {
         self.bugcheck(
             cpu,
             Bugcheck::new(code::KERNEL_SECURITY_CHECK_FAILURE, [3, 0, 0, 0]),
             format!("{name} found a LIST_ENTRY whose neighbours do not point back to it (a double remove, or an entry never inserted)"),
-        );
-        Flow::Yield
+        )
     }
 
     /// The WDK's inline list routines over LIST_ENTRY leaves.
@@ -84,36 +77,30 @@ impl Machine<'_> {
         k: &KernelCall,
         vals: &[i64],
         name: &'static str,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let v = |i: usize| vals.get(i).copied().unwrap_or(0);
         if v(0) == 0 || (vals.len() > 1 && v(1) == 0) {
-            self.null_dereference(cpu);
-            return Flow::Yield;
+            self.null_dereference(cpu)?;
+            return Ok(Flow::Yield);
         }
         // Each routine is one step: it reads and writes the links it
         // touches as accesses to shared data (the lockset verifier sees
         // them), then finishes.
         macro_rules! read {
             ($r:expr, $blink:expr) => {
-                match self.read_link(cpu, $r, $blink) {
-                    Ok(x) => x,
-                    Err(()) => return Flow::Yield,
-                }
+                self.read_link(cpu, $r, $blink)?
             };
         }
         macro_rules! write {
             ($r:expr, $blink:expr, $to:expr) => {
-                if !self.set_link(cpu, $r, $blink, $to) {
-                    return Flow::Yield;
-                }
+                self.set_link(cpu, $r, $blink, $to)?
             };
         }
         if matches!(
             k.kr,
             Kr::InsertTailList | Kr::InsertHeadList | Kr::RemoveHeadList | Kr::RemoveTailList
-        ) && self.uninitialized_head(cpu, v(0), name)
-        {
-            return Flow::Yield;
+        ) {
+            self.uninitialized_head(cpu, v(0), name)?;
         }
         match k.kr {
             Kr::InitializeListHead => {
@@ -125,10 +112,10 @@ impl Machine<'_> {
             Kr::InsertTailList => {
                 let (h, e) = (v(0), v(1));
                 let Some(b) = read!(h, true) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if read!(b, false) != Some(h) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 write!(e, false, h);
                 write!(e, true, b);
@@ -139,10 +126,10 @@ impl Machine<'_> {
             Kr::InsertHeadList => {
                 let (h, e) = (v(0), v(1));
                 let Some(f) = read!(h, false) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if read!(f, true) != Some(h) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 write!(e, false, f);
                 write!(e, true, h);
@@ -153,10 +140,10 @@ impl Machine<'_> {
             Kr::RemoveEntryList => {
                 let e = v(0);
                 let (Some(f), Some(b)) = (read!(e, false), read!(e, true)) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if read!(f, true) != Some(e) || read!(b, false) != Some(e) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 write!(b, false, f);
                 write!(f, true, b);
@@ -165,13 +152,13 @@ impl Machine<'_> {
             Kr::RemoveHeadList => {
                 let h = v(0);
                 let Some(e) = read!(h, false) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 let Some(f) = read!(e, false) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if read!(e, true) != Some(h) || read!(f, true) != Some(e) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 write!(h, false, f);
                 write!(f, true, h);
@@ -180,13 +167,13 @@ impl Machine<'_> {
             Kr::RemoveTailList => {
                 let h = v(0);
                 let Some(e) = read!(h, true) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 let Some(b) = read!(e, true) else {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 };
                 if read!(e, false) != Some(h) || read!(b, false) != Some(e) {
-                    return self.corrupt_list(cpu, name);
+                    return Err(self.corrupt_list(cpu, name));
                 }
                 write!(h, true, b);
                 write!(b, false, h);
@@ -197,13 +184,13 @@ impl Machine<'_> {
     }
 
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_lists(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_lists(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let (irql, v) = (a.irql, |i| a.v(i));
         match k.kr {
             Kr::ExInterlockedInsertTailList
             | Kr::ExInterlockedInsertHeadList
             | Kr::ExInterlockedRemoveHeadList => {
-                let list = index_of(&k.places[0]);
+                let list = list_of(&k.places[0]);
                 let lock = lock_of(&k.places[1]);
                 let (op, value) = match k.kr {
                     Kr::ExInterlockedInsertTailList => (ListOp::InsertTail, v(0)),
@@ -230,7 +217,7 @@ impl Machine<'_> {
                 // A head of LIST_ENTRY leaves is empty when Flink points at
                 // itself; a version 1 head when it holds no integer.
                 let points_at_itself = |m: &Self, fv: u32| {
-                    m.vars.get(fv as usize).is_some_and(|&f| {
+                    m.shared.vars.get(fv as usize).is_some_and(|&f| {
                         f & scenario::program::REF_TAG != 0 && scenario::program::ref_var(f) == fv
                     })
                 };
@@ -241,18 +228,17 @@ impl Machine<'_> {
                     _ => None,
                 };
                 if let Some(fv) = head {
-                    if matches!(k.places[0], Place::Var(_))
-                        && self.uninitialized_head(cpu, scenario::program::make_ref(fv, 0), a.name)
-                    {
-                        return Flow::Yield;
+                    if matches!(k.places[0], Place::Var(_)) {
+                        let head = scenario::program::make_ref(fv, 0);
+                        self.uninitialized_head(cpu, head, a.name)?;
                     }
-                    if (fv as usize) < self.vars.len() && !self.touch_var(cpu, fv, false) {
-                        return Flow::Yield;
+                    if (fv as usize) < self.shared.vars.len() {
+                        self.touch_var(cpu, fv, false)?;
                     }
                 }
                 let empty = match k.places[0] {
                     Place::List(list) => {
-                        self.lists[list as usize].is_empty()
+                        self.shared.lists[list as usize].is_empty()
                             && self.prog.lists[list as usize]
                                 .entry_head
                                 .is_none_or(|fv| points_at_itself(self, fv))

@@ -8,7 +8,7 @@ const STALL_LIMIT_US: u64 = 50;
 
 impl Machine<'_> {
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_misc(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_misc(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let (c, vals, irql, v) = (cpu as usize, a.vals, a.irql, |i| a.v(i));
         match k.kr {
             Kr::KeStallExecutionProcessor => {
@@ -25,49 +25,47 @@ impl Machine<'_> {
                 }
                 let until = self.cpus[c].clock.saturating_add(us.saturating_mul(1000));
                 self.top_exec(cpu).pending = Some(Pending::Stall { until });
-                self.finish(cpu, k, 0);
-                Flow::Yield
+                self.finish(cpu, k, 0)?;
+                Ok(Flow::Yield)
             }
             Kr::ExRaiseStatus => {
-                self.exception(cpu, v(0) as u32 as u64, "ExRaiseStatus");
-                Flow::Yield
+                self.exception(cpu, v(0) as u32 as u64, "ExRaiseStatus")?;
+                Ok(Flow::Yield)
             }
             Kr::DbgPrint => {
                 let text = scenario::dbgprint::format(k.text.as_deref().unwrap_or(""), vals);
                 for line in text.trim_end_matches('\n').split('\n') {
-                    if self.output.len() < MAX_OUTPUT_LINES {
-                        self.output.push(line.to_string());
-                    } else if self.output.len() == MAX_OUTPUT_LINES {
-                        self.output.push(format!(
+                    if self.out.output.len() < MAX_OUTPUT_LINES {
+                        self.out.output.push(line.to_string());
+                    } else if self.out.output.len() == MAX_OUTPUT_LINES {
+                        self.out.output.push(format!(
                             "... DbgPrint output truncated after {MAX_OUTPUT_LINES} lines"
                         ));
                     }
                 }
-                self.emit(cpu, EventKind::Print { text });
+                self.notify(cpu, EventKind::Print { text });
                 self.finish(cpu, k, 0)
             }
             Kr::Assert => {
                 if v(0) == 0 {
                     let text = k.text.clone().unwrap_or_default();
-                    self.assertion(cpu, format!("ASSERT({text}) failed"));
-                    return Flow::Yield;
+                    return Err(self.assertion(cpu, format!("ASSERT({text}) failed")));
                 }
                 self.finish(cpu, k, 0)
             }
             Kr::PagedCode => {
                 if irql > Irql::APC {
-                    self.assertion(cpu, format!("PAGED_CODE() at IRQL {irql}: pageable code must run at or below APC_LEVEL"));
-                    return Flow::Yield;
+                    return Err(self.assertion(cpu, format!("PAGED_CODE() at IRQL {irql}: pageable code must run at or below APC_LEVEL")));
                 }
                 self.finish(cpu, k, 0)
             }
             Kr::SimFireInterrupt => {
-                let i = index_of(&k.places[0]);
+                let i = interrupt_of(&k.places[0]);
                 let target = self
                     .prog
                     .interrupt_lines
                     .iter()
-                    .find(|l| l.interrupt == i)
+                    .find(|l| l.interrupt == i.0)
                     .map_or(cpu, |l| l.cpu);
                 let at = self.cpus[c]
                     .clock
@@ -76,7 +74,7 @@ impl Machine<'_> {
                     at,
                     seq: 0,
                     interrupt: i,
-                    cpu: target,
+                    cpu: CpuId(target),
                     every: None,
                     remaining: Some(0),
                 });

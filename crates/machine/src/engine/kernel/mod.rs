@@ -36,18 +36,43 @@ fn lock_of(p: &Place) -> LockId {
     }
 }
 
-fn index_of(p: &Place) -> u32 {
+/// The DPC a resolved place designates (the checker typed the argument).
+fn dpc_of(p: &Place) -> DpcId {
     match p {
-        Place::Interrupt(i)
-        | Place::Dpc(i)
-        | Place::List(i)
-        | Place::Var(i)
-        | Place::Routine(i) => *i,
-        Place::Local(s) => *s as u32,
-        Place::Lock(l) => l.0,
-        Place::Object(o) => *o,
-        Place::Ref(_) | Place::Obj { .. } | Place::Null => 0,
-        Place::GlobalHandle(h) | Place::PoolSite(h) => *h,
+        Place::Dpc(d) => DpcId(*d),
+        _ => DpcId(0),
+    }
+}
+
+/// The interrupt a place designates.
+fn interrupt_of(p: &Place) -> InterruptId {
+    match p {
+        Place::Interrupt(i) => InterruptId(*i),
+        _ => InterruptId(0),
+    }
+}
+
+/// The ExInterlocked list a place designates.
+fn list_of(p: &Place) -> ListId {
+    match p {
+        Place::List(q) => ListId(*q),
+        _ => ListId(0),
+    }
+}
+
+/// The routine a place designates.
+fn routine_of(p: &Place) -> RoutineId {
+    match p {
+        Place::Routine(r) => *r,
+        _ => 0,
+    }
+}
+
+/// The kernel object a resolved place designates.
+fn object_of(p: Option<&Place>) -> ObjectId {
+    match p {
+        Some(Place::Object(o)) => ObjectId(*o),
+        _ => ObjectId(0),
     }
 }
 
@@ -76,10 +101,16 @@ impl Machine<'_> {
 
     /// The IRQL precondition of an acquire: an `AtDpcLevel` form needs
     /// DISPATCH_LEVEL or above (else 0xC4/0x40), a raising form must not be
-    /// called above it (else 0xC4/0x42). False if the run stopped.
-    fn acquire_irql_ok(&mut self, cpu: u32, at_dpc: bool, lock: LockId, routine: &str) -> bool {
+    /// called above it (else 0xC4/0x42).
+    fn acquire_irql_ok(
+        &mut self,
+        cpu: u32,
+        at_dpc: bool,
+        lock: LockId,
+        routine: &str,
+    ) -> Result<(), Halt> {
         if !self.prog.checks.automatic {
-            return true;
+            return Ok(());
         }
         let irql = self.irql(cpu);
         let (bad, sub, why) = if at_dpc {
@@ -95,15 +126,24 @@ impl Machine<'_> {
                 "it raises to DISPATCH_LEVEL and must not be called above it",
             )
         };
-        !bad || !self.irql_violation(cpu, sub, lock, routine, why)
+        match bad {
+            true => Err(self.irql_violation(cpu, sub, lock, routine, why)),
+            false => Ok(()),
+        }
     }
 
     /// The IRQL precondition of a release: a `FromDpcLevel` form needs
     /// DISPATCH_LEVEL or above (else 0xC4/0x41), the others exactly
-    /// DISPATCH_LEVEL (else 0xC4/0x32). False if the run stopped.
-    fn release_irql_ok(&mut self, cpu: u32, from_dpc: bool, lock: LockId, routine: &str) -> bool {
+    /// DISPATCH_LEVEL (else 0xC4/0x32).
+    fn release_irql_ok(
+        &mut self,
+        cpu: u32,
+        from_dpc: bool,
+        lock: LockId,
+        routine: &str,
+    ) -> Result<(), Halt> {
         if !self.prog.checks.automatic {
-            return true;
+            return Ok(());
         }
         let irql = self.irql(cpu);
         let (bad, sub, why) = if from_dpc {
@@ -115,10 +155,13 @@ impl Machine<'_> {
         } else {
             (irql != Irql::DISPATCH, c4::RELEASE_NOT_AT_DISPATCH, "a spin lock must be released at DISPATCH_LEVEL, with the IRQL its acquire saved (release locks in the reverse order of acquisition, and do not change IRQL while holding one)")
         };
-        !bad || !self.irql_violation(cpu, sub, lock, routine, why)
+        match bad {
+            true => Err(self.irql_violation(cpu, sub, lock, routine, why)),
+            false => Ok(()),
+        }
     }
 
-    /// 0xC4 with an IRQL subcode about `lock`; always true (the run stops).
+    /// 0xC4 with an IRQL subcode about `lock`.
     fn irql_violation(
         &mut self,
         cpu: u32,
@@ -126,7 +169,7 @@ impl Machine<'_> {
         lock: LockId,
         routine: &str,
         why: &str,
-    ) -> bool {
+    ) -> Halt {
         let irql = self.irql(cpu);
         let detail = format!(
             "{routine}(&{}) was called at IRQL {irql}: {why}",
@@ -136,14 +179,13 @@ impl Machine<'_> {
             cpu,
             Bugcheck::verifier(sub, irql.0 as u64, self.lock_addr(lock), 0),
             detail,
-        );
-        true
+        )
     }
 
     /// The object a reference passed to `kr` designates, as the place the
     /// routine takes (a KDPC's DPC, or the object); NULL is a NULL
-    /// dereference unless `nullable`; anything else is a run-time error.
-    /// None if the run stopped.
+    /// dereference unless `nullable` (`Ok(None)` when a `__try` handled
+    /// it); anything else is a run-time error.
     fn resolve_object(
         &mut self,
         cpu: u32,
@@ -151,26 +193,26 @@ impl Machine<'_> {
         kind: scenario::ast::ObjKind,
         nullable: bool,
         r: i64,
-    ) -> Option<Place> {
+    ) -> Result<Option<Place>, Halt> {
         use scenario::ast::ObjKind;
         if r == 0 {
             if nullable {
-                return Some(Place::Null);
+                return Ok(Some(Place::Null));
             }
-            self.null_dereference(cpu);
-            return None;
+            self.null_dereference(cpu)?;
+            return Ok(None);
         }
         if let Some(o) = self.object_at(r) {
-            let d = &self.prog.objects[o as usize];
+            let d = &self.prog.objects[o.ix()];
             let ok = d.kind == kind
                 || (kr == Kr::KeWaitForSingleObject
                     && matches!(d.kind, ObjKind::Event | ObjKind::Timer));
             if ok {
-                return Some(if d.kind == ObjKind::Dpc {
+                return Ok(Some(if d.kind == ObjKind::Dpc {
                     Place::Dpc(d.index)
                 } else {
-                    Place::Object(o)
-                });
+                    Place::Object(o.0)
+                }));
             }
         }
         let what = match self.var_of_ref(r) {
@@ -182,24 +224,20 @@ impl Machine<'_> {
             kr.name(),
             kind.name()
         );
-        self.runtime_error(cpu, msg);
-        None
+        Err(self.runtime_error(cpu, msg))
     }
 
-    fn finish(&mut self, cpu: u32, k: &KernelCall, v: i64) -> Flow {
+    /// The call returns `v` (pushed if its result is used).
+    fn finish(&mut self, cpu: u32, k: &KernelCall, v: i64) -> Result<Flow, Halt> {
         if k.push_result {
             self.push(cpu, v);
         }
-        if self.stop.is_some() {
-            Flow::Yield
-        } else {
-            Flow::Next
-        }
+        Ok(Flow::Next)
     }
 
     /// Run one kernel call: pop its argument values, dispatch by family.
-    pub(super) fn kernel(&mut self, cpu: u32, k: &KernelCall) -> Flow {
-        self.visible = true;
+    pub(super) fn kernel(&mut self, cpu: u32, k: &KernelCall) -> Result<Flow, Halt> {
+        self.driver.visible = true;
         if k.places
             .iter()
             .any(|p| matches!(p, Place::Ref(_) | Place::Obj { .. }))
@@ -219,9 +257,9 @@ impl Machine<'_> {
             for p in resolved.places.iter_mut() {
                 if let Place::Obj { kind, nullable } = *p {
                     let r = it.next().unwrap_or(0);
-                    match self.resolve_object(cpu, k.kr, kind, nullable, r) {
+                    match self.resolve_object(cpu, k.kr, kind, nullable, r)? {
                         Some(place) => *p = place,
-                        None => return Flow::Yield,
+                        None => return Ok(Flow::Yield),
                     }
                     continue;
                 }
@@ -234,8 +272,8 @@ impl Machine<'_> {
                         self.var_of_ref(r).is_none()
                     };
                     if bad {
-                        self.null_dereference(cpu);
-                        return Flow::Yield;
+                        self.null_dereference(cpu)?;
+                        return Ok(Flow::Yield);
                     }
                     *p = if lock {
                         Place::Lock(scenario::program::ref_lock(r))
@@ -256,9 +294,9 @@ impl Machine<'_> {
         }
         let irql = self.irql(cpu);
         let name = k.kr.name();
-        if self.pageable_object(cpu, k, name) {
+        if let Err(halt) = self.pageable_object(cpu, k, name) {
             self.kernel_args = vals;
-            return Flow::Yield;
+            return Err(halt);
         }
         let args = Args {
             vals: &vals,
@@ -361,11 +399,10 @@ impl Machine<'_> {
 
     /// Force IRQL checking: a spin lock, KDPC or ExInterlocked list head in
     /// `PAGED` storage is 0xC4/0xE1 at its first use — the first check of
-    /// any call (contract v2, "Order when several rules apply"). True if the
-    /// run stopped.
-    fn pageable_object(&mut self, cpu: u32, k: &KernelCall, routine: &str) -> bool {
+    /// any call (contract v2, "Order when several rules apply").
+    fn pageable_object(&mut self, cpu: u32, k: &KernelCall, routine: &str) -> Result<(), Halt> {
         if !self.prog.checks.force_irql_checking {
-            return false;
+            return Ok(());
         }
         for p in &k.places {
             let (paged, name, address, what) = match *p {
@@ -400,15 +437,14 @@ impl Machine<'_> {
             };
             if paged {
                 let detail = format!("{routine}: {what} `{name}` lives in pageable storage; kernel objects a driver shares with raised IRQL must be nonpaged");
-                self.bugcheck(
+                return Err(self.bugcheck(
                     cpu,
                     Bugcheck::verifier(c4::PAGEABLE_OBJECT, address, 0, 0),
                     detail,
-                );
-                return true;
+                ));
             }
         }
-        false
+        Ok(())
     }
 
     /// The checks of a release before the kernel's own (contract v2 order):
@@ -419,7 +455,6 @@ impl Machine<'_> {
     /// `ex_mode`), 0x1003 (lowering below DISPATCH_LEVEL while the thread
     /// still owns another lock); with ddi_compliance 0xC4/0x20015 when
     /// `KeReleaseSpinLock`'s NewIrql is not the IRQL its acquire saved.
-    /// False if the run stopped.
     fn release_checks(
         &mut self,
         cpu: u32,
@@ -427,25 +462,20 @@ impl Machine<'_> {
         lower_to: Option<Irql>,
         ex_mode: Option<LockMode>,
         routine: &str,
-    ) -> bool {
+    ) -> Result<(), Halt> {
         let cur = self.irql(cpu);
         if let Some(to) = lower_to {
             if self.prog.checks.automatic && to > cur {
                 let detail = format!("{routine}(&{}) asked to lower IRQL to {to}, above the current IRQL {cur}: the saved IRQL is wrong", self.lock_name(lock));
-                self.bugcheck(
+                return Err(self.bugcheck(
                     cpu,
                     Bugcheck::verifier(c4::LOWER_TO_HIGHER, cur.0 as u64, to.0 as u64, 0),
                     detail,
-                );
-                return false;
+                ));
             }
-            if self.dpc_lowers_below_dispatch(cpu, to) {
-                return false;
-            }
+            self.dpc_lowers_below_dispatch(cpu, to)?;
         }
-        if !self.dd_release_ok(cpu, lock, routine) {
-            return false;
-        }
+        self.dd_release_ok(cpu, lock, routine)?;
         let owner = self.owner_of(cpu);
         if self.prog.checks.deadlock_detection {
             if let (Some(mode), Some(h)) = (ex_mode, self.held_by_owner(owner, lock)) {
@@ -456,12 +486,11 @@ impl Machine<'_> {
                         ("exclusive", "shared")
                     };
                     let detail = format!("`{}` was released {said} with {routine}, but {} holds it {held}: the release routine must match the acquire", self.lock_name(lock), self.owner_label(owner));
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::verifier(c4::RELEASE_WRONG_MODE, self.lock_addr(lock), 0, 0),
                         detail,
-                    );
-                    return false;
+                    ));
                 }
             }
             if let Some(to) = lower_to.filter(|&t| t < Irql::DISPATCH) {
@@ -478,12 +507,11 @@ impl Machine<'_> {
                         h.line
                     );
                     let (a, b) = (self.lock_addr(lock), self.lock_addr(h.lock));
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::verifier(c4::RELEASED_OUT_OF_ORDER, a, b, 0),
                         detail,
-                    );
-                    return false;
+                    ));
                 }
             }
         }
@@ -499,7 +527,7 @@ impl Machine<'_> {
                     // as KeReleaseSpinLock, with its checks.
                     if routine == "KeReleaseSpinLock" || routine == "KeReleaseSpinLockForDpc" {
                         let detail = format!("{routine}(&{}, {to}): its acquire saved {saved}; the NewIrql must be the OldIrql the acquire returned (DDI compliance rule IrqlKeReleaseSpinLock)", self.lock_name(lock));
-                        self.bugcheck(
+                        return Err(self.bugcheck(
                             cpu,
                             Bugcheck::verifier(
                                 c4::DDI_IRQL_KE_RELEASE_SPIN_LOCK,
@@ -508,24 +536,29 @@ impl Machine<'_> {
                                 to.0 as u64,
                             ),
                             detail,
-                        );
-                        return false;
+                        ));
                     }
                 }
             }
         }
-        true
+        Ok(())
     }
 
     /// 0x10 when `cpu` does not hold `lock` (in `family`'s sense).
-    fn check_owned(&mut self, cpu: u32, lock: LockId, routine: &str, family: LockFamily) -> bool {
-        let holder = match &self.locks[lock.0 as usize] {
+    fn check_owned(
+        &mut self,
+        cpu: u32,
+        lock: LockId,
+        routine: &str,
+        family: LockFamily,
+    ) -> Result<(), Halt> {
+        let holder = match &self.shared.locks[lock.0 as usize] {
             LockState::Spin { ordinary, .. } => ordinary.holder(),
             LockState::Interrupt(l) => l.holder(),
             LockState::Ex(_) => None,
         };
         if holder == Some(cpu) {
-            return true;
+            return Ok(());
         }
         let who = match holder {
             Some(h) => format!("it is held by processor {h}"),
@@ -540,12 +573,11 @@ impl Machine<'_> {
             "{routine} released {what} `{}` on processor {cpu}, but {who}",
             self.lock_name(lock)
         );
-        self.bugcheck(
+        Err(self.bugcheck(
             cpu,
             Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [self.lock_addr(lock), 0, 0, 0]),
             detail,
-        );
-        false
+        ))
     }
 }
 

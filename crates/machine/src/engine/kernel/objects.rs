@@ -17,29 +17,26 @@ const TIMEOUT_ADDRESS: u64 = 0xFFFF_D000_0000_1000;
 
 impl Machine<'_> {
     /// The object argument `i` of a call (resolved before the dispatch).
-    fn object_arg(k: &KernelCall, i: usize) -> u32 {
-        match k.places.get(i) {
-            Some(Place::Object(o)) => *o,
-            _ => 0,
-        }
+    fn object_arg(k: &KernelCall, i: usize) -> ObjectId {
+        object_of(k.places.get(i))
     }
 
     /// A reference's kernel object (index into `Program::objects`).
-    pub(in crate::engine) fn object_at(&self, r: i64) -> Option<u32> {
+    pub(in crate::engine) fn object_at(&self, r: i64) -> Option<ObjectId> {
         let v = self.var_of_ref(r)?;
-        self.prog.object_of.get(&v).copied()
+        self.prog.object_of.get(&v).copied().map(ObjectId)
     }
 
     /// A run-time error of the language: the run ends in `assertion_failed`
     /// naming it (contract v2, "Run-time errors").
-    pub(in crate::engine) fn runtime_error(&mut self, cpu: u32, what: String) -> Flow {
-        self.assertion(cpu, format!("run-time error: {what}"));
-        Flow::Yield
+    pub(in crate::engine) fn runtime_error(&mut self, cpu: u32, what: String) -> Halt {
+        self.assertion(cpu, format!("run-time error: {what}"))
     }
 
     /// Are any timers set (they expire at clock ticks)?
     pub(in crate::engine) fn timers_set(&self) -> bool {
-        self.objects
+        self.shared
+            .objects
             .iter()
             .any(|o| matches!(o, ObjState::Timer { due: Some(_), .. }))
     }
@@ -47,10 +44,14 @@ impl Machine<'_> {
     /// Did the run end at its time limit or duration (the waiters left are
     /// then no finding of their own)?
     pub(in crate::engine) fn ended_by_limit(&self) -> bool {
-        self.engine_warnings
+        self.out
+            .engine_warnings
             .iter()
             .any(|w| w.rule == "TIME_LIMIT_REACHED")
-            || self.prog.duration.is_some_and(|d| self.end_time >= d)
+            || self
+                .prog
+                .duration
+                .is_some_and(|d| self.driver.end_time >= d)
     }
 
     /// The earliest clock tick of an idle processor that will expire a
@@ -70,7 +71,7 @@ impl Machine<'_> {
                 best = Some((t, c));
             }
         };
-        for o in &self.objects {
+        for o in &self.shared.objects {
             if let ObjState::Timer {
                 due: Some(due),
                 period,
@@ -78,14 +79,14 @@ impl Machine<'_> {
                 ..
             } = o
             {
-                if *period == 0 || self.threads_alive > 0 {
-                    consider(*due, *cpu, self);
+                if *period == 0 || self.shared.threads_alive > 0 {
+                    consider(*due, cpu.0, self);
                 }
             }
         }
-        for w in &self.waiters {
+        for w in &self.shared.waiters {
             if let Some(t) = w.timeout_at {
-                consider(t, w.cpu, self);
+                consider(t, w.cpu.0, self);
             }
         }
         best
@@ -96,36 +97,36 @@ impl Machine<'_> {
     /// the tick's time in 100 ns units as SystemArgument1/2) and the timed
     /// waits of threads of that processor (they return STATUS_TIMEOUT).
     pub(in crate::engine) fn tick_objects(&mut self, cpu: u32, tick_at: Nanos) {
-        for o in 0..self.objects.len() {
+        for o in 0..self.shared.objects.len() {
             let ObjState::Timer {
                 due: Some(due),
                 period,
                 dpc,
                 cpu: on,
                 ..
-            } = self.objects[o]
+            } = self.shared.objects[o]
             else {
                 continue;
             };
-            if on != cpu || due > tick_at {
+            if on != CpuId(cpu) || due > tick_at {
                 continue;
             }
-            if let ObjState::Timer { due, signaled, .. } = &mut self.objects[o] {
+            if let ObjState::Timer { due, signaled, .. } = &mut self.shared.objects[o] {
                 *due = (period > 0).then(|| tick_at.saturating_add(period));
                 *signaled = true;
             }
             let name: Arc<str> = self.prog.objects[o].name.as_str().into();
-            self.emit(cpu, EventKind::TimerExpired { name });
-            self.signal(cpu, o as u32);
+            self.notify(cpu, EventKind::TimerExpired { name });
+            self.signal(cpu, ObjectId(o as u32));
             if let Some(d) = dpc {
                 let t = (tick_at / 100) as i64;
                 self.insert_dpc(cpu, d, t & 0xFFFF_FFFF, t >> 32);
             }
         }
         let mut i = 0;
-        while i < self.waiters.len() {
-            let w = &self.waiters[i];
-            if w.cpu == cpu && w.timeout_at.is_some_and(|t| t <= tick_at) {
+        while i < self.shared.waiters.len() {
+            let w = &self.shared.waiters[i];
+            if w.cpu == CpuId(cpu) && w.timeout_at.is_some_and(|t| t <= tick_at) {
                 self.release_waiter(i, STATUS_TIMEOUT, cpu, true);
             } else {
                 i += 1;
@@ -136,28 +137,28 @@ impl Machine<'_> {
     /// A dispatcher object became signaled: release its waiters as its
     /// type says (notification: every waiter, and it stays signaled;
     /// synchronization: one waiter, chosen by the Scheduler, and it resets).
-    fn signal(&mut self, cpu: u32, object: u32) {
-        let notification = match self.objects[object as usize] {
+    fn signal(&mut self, cpu: u32, object: ObjectId) {
+        let notification = match self.shared.objects[object.ix()] {
             ObjState::Event { notification, .. } | ObjState::Timer { notification, .. } => {
                 notification
             }
             _ => return,
         };
-        let waiting: Vec<usize> = (0..self.waiters.len())
-            .filter(|&i| self.waiters[i].object == object)
+        let waiting: Vec<usize> = (0..self.shared.waiters.len())
+            .filter(|&i| self.shared.waiters[i].object == object)
             .collect();
         if waiting.is_empty() {
             return;
         }
         if notification {
             // Every waiter, in the order they blocked.
-            while let Some(i) = self.waiters.iter().position(|w| w.object == object) {
+            while let Some(i) = self.shared.waiters.iter().position(|w| w.object == object) {
                 self.release_waiter(i, 0, cpu, false);
             }
             return;
         }
         let pick = if waiting.len() > 1 {
-            self.sched.place(waiting.len())
+            self.driver.sched.place(waiting.len())
         } else {
             0
         };
@@ -165,9 +166,9 @@ impl Machine<'_> {
         self.set_signaled(object, false);
     }
 
-    fn set_signaled(&mut self, object: u32, to: bool) {
+    fn set_signaled(&mut self, object: ObjectId, to: bool) {
         if let ObjState::Event { signaled, .. } | ObjState::Timer { signaled, .. } =
-            &mut self.objects[object as usize]
+            &mut self.shared.objects[object.ix()]
         {
             *signaled = to;
         }
@@ -178,18 +179,18 @@ impl Machine<'_> {
     /// before the release (the releaser's clock carries over to an idle
     /// processor, and to any under random and pct).
     fn release_waiter(&mut self, i: usize, status: i64, by: u32, timed_out: bool) {
-        let mut w = self.waiters.remove(i);
+        let mut w = self.shared.waiters.remove(i);
         if let Some(Pending::Wait { result, .. }) = &mut w.ctx.payload.pending {
             *result = Some(status);
         }
-        let c = w.cpu as usize;
+        let c = w.cpu.ix();
         let now = self.cpus[by as usize].clock;
-        if (self.lamport || self.cpus[c].stack.is_empty()) && self.cpus[c].clock < now {
+        if (self.driver.lamport || self.cpus[c].stack.is_empty()) && self.cpus[c].clock < now {
             self.cpus[c].clock = now;
         }
         let name = w.ctx.payload.name.clone();
-        let object: Arc<str> = self.prog.objects[w.object as usize].name.as_str().into();
-        self.emit(
+        let object: Arc<str> = self.prog.objects[w.object.ix()].name.as_str().into();
+        self.notify(
             by,
             EventKind::ThreadReleased {
                 name,
@@ -202,14 +203,20 @@ impl Machine<'_> {
 
     /// The thread on top of `cpu` blocks on `object`: it keeps its IRQL and
     /// locks; its processor runs another thread or idles.
-    fn block(&mut self, cpu: u32, object: u32, timeout_at: Option<Nanos>, push: bool) -> Flow {
+    fn block(
+        &mut self,
+        cpu: u32,
+        object: ObjectId,
+        timeout_at: Option<Nanos>,
+        push: bool,
+    ) -> Result<Flow, Halt> {
         let c = cpu as usize;
         let name = self.cpus[c]
             .top()
             .map(|t| t.payload.name.clone())
             .unwrap_or_else(|| "?".into());
-        let oname: Arc<str> = self.prog.objects[object as usize].name.as_str().into();
-        self.emit(
+        let oname: Arc<str> = self.prog.objects[object.ix()].name.as_str().into();
+        self.notify(
             cpu,
             EventKind::ThreadBlocked {
                 name,
@@ -218,64 +225,64 @@ impl Machine<'_> {
         );
         let irql = self.cpus[c].irql;
         let Some(mut ctx) = self.cpus[c].stack.pop() else {
-            return Flow::Yield;
+            return Ok(Flow::Yield);
         };
         ctx.saved_irql = irql;
         ctx.payload.pending = Some(Pending::Wait { result: None, push });
-        self.waiters.push(Waiter {
-            cpu,
+        self.shared.waiters.push(Waiter {
+            cpu: CpuId(cpu),
             ctx,
             object,
             timeout_at,
         });
         self.set_irql(cpu, Irql::PASSIVE);
         self.cpus[c].slice_start = self.cpus[c].clock;
-        Flow::Yield
+        Ok(Flow::Yield)
     }
 
     /// Queue DPC `d` with SystemArgument1/2; false if it was already
     /// queued. Requests a DPC interrupt on the target as the contract's
     /// delivery table says.
-    pub(in crate::engine) fn insert_dpc(&mut self, cpu: u32, d: u32, a1: i64, a2: i64) -> bool {
+    pub(in crate::engine) fn insert_dpc(&mut self, cpu: u32, d: DpcId, a1: i64, a2: i64) -> bool {
         let c = cpu as usize;
-        let st = &self.dpcs[d as usize];
+        let st = &self.shared.dpcs[d.ix()];
         if st.queued_on.is_some() {
             return false;
         }
-        let target = st.target.unwrap_or(cpu);
+        let target = st.target.unwrap_or(CpuId(cpu));
         let imp = st.importance;
-        self.dpcs[d as usize].args = (a1, a2);
-        self.cpus[target as usize].dpcs.insert(d, imp);
-        self.dpcs[d as usize].queued_on = Some(target);
+        self.shared.dpcs[d.ix()].args = (a1, a2);
+        self.cpus[target.ix()].dpcs.insert(d.0, imp);
+        self.shared.dpcs[d.ix()].queued_on = Some(target);
         // Whether the insert requests a DPC interrupt on the target
         // (contract v2 delivery table); otherwise the DPC waits for the
         // target's next clock tick.
-        let tp = &self.cpus[target as usize];
+        let tp = &self.cpus[target.ix()];
         let deep = tp.dpcs.len() >= 4;
         let idle = tp.stack.is_empty() && tp.ready.is_empty();
-        let request = if target == cpu {
+        let request = if target == CpuId(cpu) {
             imp != Importance::Low || deep
         } else {
             matches!(imp, Importance::High | Importance::MediumHigh) || deep || idle
         };
         if request {
-            self.cpus[target as usize].dpc_requested = true;
+            self.cpus[target.ix()].dpc_requested = true;
         }
         // An idle target processor catches up to now before running it.
         let now = self.cpus[c].clock;
-        if target != cpu
-            && !self.parallel
-            && self.cpus[target as usize].stack.is_empty()
-            && self.cpus[target as usize].clock < now
+        if target != CpuId(cpu)
+            && !self.driver.parallel
+            && self.cpus[target.ix()].stack.is_empty()
+            && self.cpus[target.ix()].clock < now
         {
-            self.cpus[target as usize].clock = now;
+            self.cpus[target.ix()].clock = now;
         }
-        let dname: Arc<str> = self.prog.dpcs[d as usize].name.as_str().into();
-        self.emit(
+        let dname: Arc<str> = self.prog.dpcs[d.ix()].name.as_str().into();
+        self.notify(
             cpu,
             EventKind::DpcQueued {
                 name: dname,
-                target,
+                target: target.0,
             },
         );
         true
@@ -285,29 +292,31 @@ impl Machine<'_> {
     /// first, in FIFO order; each runs `Routine(Parameter)` at
     /// PASSIVE_LEVEL on its processor (contract v2, ExQueueWorkItem).
     pub(in crate::engine) fn dispatch_work(&mut self, from: u32) {
-        if self.in_driver_entry {
+        if self.driver.in_driver_entry {
             return;
         }
-        while !self.work_queue.is_empty() {
-            let Some(w) = (0..self.workers_busy.len()).find(|&w| !self.workers_busy[w]) else {
+        while !self.shared.work_queue.is_empty() {
+            let Some(w) =
+                (0..self.shared.workers_busy.len()).find(|&w| !self.shared.workers_busy[w])
+            else {
                 return;
             };
-            let Some(item) = self.work_queue.pop_front() else {
+            let Some(item) = self.shared.work_queue.pop_front() else {
                 return;
             };
-            let ObjState::WorkItem { routine, param, .. } = self.objects[item as usize] else {
+            let ObjState::WorkItem { routine, param, .. } = self.shared.objects[item.ix()] else {
                 continue;
             };
-            if let ObjState::WorkItem { queued, .. } = &mut self.objects[item as usize] {
+            if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[item.ix()] {
                 *queued = false;
             }
-            self.workers_busy[w] = true;
+            self.shared.workers_busy[w] = true;
             let name: Arc<str> = self.prog.routines[routine as usize].name.as_str().into();
             let mut ctx = self.thread_context_args(name, routine, vec![param]);
-            ctx.payload.worker = Some(w as u32);
+            ctx.payload.worker = Some(CpuId(w as u32));
             let now = self.cpus[from as usize].clock;
             let p = &mut self.cpus[w];
-            if (self.lamport || p.stack.is_empty()) && p.clock < now {
+            if (self.driver.lamport || p.stack.is_empty()) && p.clock < now {
                 p.clock = now;
             }
             p.ready.push_back(ctx);
@@ -316,12 +325,18 @@ impl Machine<'_> {
 
     /// The ddi_compliance IRQL rule of an event or timer routine: above
     /// DISPATCH_LEVEL is 0xC4 with `sub` (0x20016 for KeSetEvent, else
-    /// 0x20011). True if the run stopped.
-    fn ddi_above_dispatch(&mut self, cpu: u32, a: &Args, object: u32, sub: u64) -> bool {
+    /// 0x20011).
+    fn ddi_above_dispatch(
+        &mut self,
+        cpu: u32,
+        a: &Args,
+        object: ObjectId,
+        sub: u64,
+    ) -> Result<(), Halt> {
         if !self.prog.checks.ddi_compliance || a.irql <= Irql::DISPATCH {
-            return false;
+            return Ok(());
         }
-        let o = &self.prog.objects[object as usize];
+        let o = &self.prog.objects[object.ix()];
         let rule = if sub == c4::DDI_IRQL_KE_SET_EVENT {
             "IrqlKeSetEvent"
         } else {
@@ -332,50 +347,53 @@ impl Machine<'_> {
             a.name, o.name, a.irql
         );
         let b = Bugcheck::verifier(sub, a.irql.0 as u64, o.address, 0);
-        self.bugcheck(cpu, b, detail);
-        true
+        Err(self.bugcheck(cpu, b, detail))
     }
 
     /// The object must have been initialized by its routine.
-    fn initialized(&mut self, cpu: u32, a: &Args, object: u32) -> bool {
-        if matches!(self.objects[object as usize], ObjState::Uninitialized) {
-            let o = &self.prog.objects[object as usize];
+    fn initialized(&mut self, cpu: u32, a: &Args, object: ObjectId) -> Result<(), Halt> {
+        if matches!(self.shared.objects[object.ix()], ObjState::Uninitialized) {
+            let o = &self.prog.objects[object.ix()];
             let what = format!(
                 "{}(&{}): the {} was never initialized (call its KeInitialize/ExInitialize routine first)",
                 a.name,
                 o.name,
                 o.kind.name()
             );
-            self.runtime_error(cpu, what);
-            return false;
+            return Err(self.runtime_error(cpu, what));
         }
-        true
+        Ok(())
     }
 
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_objects(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_objects(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        a: &Args,
+    ) -> Result<Flow, Halt> {
         let v = |i| a.v(i);
         match k.kr {
             Kr::KeInitializeDpc => {
-                let d = index_of(&k.places[0]);
+                let d = dpc_of(&k.places[0]);
                 let Place::Routine(r) = k.places[1] else {
                     return self.finish(cpu, k, 0);
                 };
-                let st = &mut self.dpcs[d as usize];
+                let st = &mut self.shared.dpcs[d.ix()];
                 st.routine = Some(r);
                 st.context = v(0);
                 self.finish(cpu, k, 0)
             }
             Kr::KeInitializeEvent => {
                 let o = Self::object_arg(k, 0);
-                if self.waiters.iter().any(|w| w.object == o) {
+                if self.shared.waiters.iter().any(|w| w.object == o) {
                     let what = format!(
                         "KeInitializeEvent(&{}) while a thread waits on it",
-                        self.prog.objects[o as usize].name
+                        self.prog.objects[o.ix()].name
                     );
-                    return self.runtime_error(cpu, what);
+                    return Err(self.runtime_error(cpu, what));
                 }
-                self.objects[o as usize] = ObjState::Event {
+                self.shared.objects[o.ix()] = ObjState::Event {
                     notification: v(0) == 0,
                     signaled: v(1) != 0,
                 };
@@ -383,16 +401,13 @@ impl Machine<'_> {
             }
             Kr::KeSetEvent => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_SET_EVENT)
-                    || !self.initialized(cpu, a, o)
-                {
-                    return Flow::Yield;
-                }
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_SET_EVENT)?;
+                self.initialized(cpu, a, o)?;
                 if v(1) != 0 {
-                    let what = format!("KeSetEvent(&{}, ..., TRUE): this version supports only Wait = FALSE (a KeWaitXxx call must follow a TRUE at once)", self.prog.objects[o as usize].name);
-                    return self.runtime_error(cpu, what);
+                    let what = format!("KeSetEvent(&{}, ..., TRUE): this version supports only Wait = FALSE (a KeWaitXxx call must follow a TRUE at once)", self.prog.objects[o.ix()].name);
+                    return Err(self.runtime_error(cpu, what));
                 }
-                let ObjState::Event { signaled, .. } = self.objects[o as usize] else {
+                let ObjState::Event { signaled, .. } = self.shared.objects[o.ix()] else {
                     return self.finish(cpu, k, 0);
                 };
                 self.set_signaled(o, true);
@@ -401,12 +416,9 @@ impl Machine<'_> {
             }
             Kr::KeClearEvent | Kr::KeResetEvent | Kr::KeReadStateEvent => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)
-                    || !self.initialized(cpu, a, o)
-                {
-                    return Flow::Yield;
-                }
-                let ObjState::Event { signaled, .. } = self.objects[o as usize] else {
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
+                self.initialized(cpu, a, o)?;
+                let ObjState::Event { signaled, .. } = self.shared.objects[o.ix()] else {
                     return self.finish(cpu, k, 0);
                 };
                 if k.kr != Kr::KeReadStateEvent {
@@ -417,32 +429,27 @@ impl Machine<'_> {
             Kr::KeWaitForSingleObject => self.wait(cpu, k, a),
             Kr::KeInitializeTimer | Kr::KeInitializeTimerEx => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE) {
-                    return Flow::Yield;
-                }
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
                 let notification = k.kr == Kr::KeInitializeTimer || v(0) == 0;
-                self.objects[o as usize] = ObjState::Timer {
+                self.shared.objects[o.ix()] = ObjState::Timer {
                     notification,
                     signaled: false,
                     due: None,
                     period: 0,
                     dpc: None,
-                    cpu,
+                    cpu: CpuId(cpu),
                 };
                 self.finish(cpu, k, 0)
             }
             Kr::KeSetTimer | Kr::KeSetTimerEx => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)
-                    || !self.initialized(cpu, a, o)
-                {
-                    return Flow::Yield;
-                }
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
+                self.initialized(cpu, a, o)?;
                 let due_time = v(0);
                 let period_ms = if k.kr == Kr::KeSetTimerEx { v(1) } else { 0 };
                 let dpc_place = k.places.last().copied().unwrap_or(Place::Null);
                 let dpc = match dpc_place {
-                    Place::Dpc(d) => Some(d),
+                    Place::Dpc(d) => Some(DpcId(d)),
                     _ => None,
                 };
                 let now = self.cpus[cpu as usize].clock;
@@ -453,29 +460,26 @@ impl Machine<'_> {
                 };
                 let period = (period_ms.max(0) as u64).saturating_mul(1_000_000);
                 let was = matches!(
-                    self.objects[o as usize],
+                    self.shared.objects[o.ix()],
                     ObjState::Timer { due: Some(_), .. }
                 );
-                if let ObjState::Timer { notification, .. } = self.objects[o as usize] {
-                    self.objects[o as usize] = ObjState::Timer {
+                if let ObjState::Timer { notification, .. } = self.shared.objects[o.ix()] {
+                    self.shared.objects[o.ix()] = ObjState::Timer {
                         notification,
                         signaled: false,
                         due: Some(due),
                         period,
                         dpc,
-                        cpu,
+                        cpu: CpuId(cpu),
                     };
                 }
                 self.finish(cpu, k, was as i64)
             }
             Kr::KeCancelTimer | Kr::KeReadStateTimer => {
                 let o = Self::object_arg(k, 0);
-                if self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)
-                    || !self.initialized(cpu, a, o)
-                {
-                    return Flow::Yield;
-                }
-                let ObjState::Timer { due, signaled, .. } = &mut self.objects[o as usize] else {
+                self.ddi_above_dispatch(cpu, a, o, c4::DDI_IRQL_KE_DISPATCH_LTE)?;
+                self.initialized(cpu, a, o)?;
+                let ObjState::Timer { due, signaled, .. } = &mut self.shared.objects[o.ix()] else {
                     return self.finish(cpu, k, 0);
                 };
                 let result = if k.kr == Kr::KeCancelTimer {
@@ -488,7 +492,7 @@ impl Machine<'_> {
             Kr::KeQueryInterruptTime => {
                 let p = &self.cpus[cpu as usize];
                 let last = p.next_tick.saturating_sub(self.prog.clock).min(p.clock);
-                let last = if self.in_driver_entry { 0 } else { last };
+                let last = if self.driver.in_driver_entry { 0 } else { last };
                 self.finish(cpu, k, (last / 100) as i64)
             }
             Kr::ExInitializeWorkItem => {
@@ -497,16 +501,16 @@ impl Machine<'_> {
                     return self.finish(cpu, k, 0);
                 };
                 if matches!(
-                    self.objects[o as usize],
+                    self.shared.objects[o.ix()],
                     ObjState::WorkItem { queued: true, .. }
                 ) {
                     let what = format!(
                         "ExInitializeWorkItem(&{}) while the item is queued",
-                        self.prog.objects[o as usize].name
+                        self.prog.objects[o.ix()].name
                     );
-                    return self.runtime_error(cpu, what);
+                    return Err(self.runtime_error(cpu, what));
                 }
-                self.objects[o as usize] = ObjState::WorkItem {
+                self.shared.objects[o.ix()] = ObjState::WorkItem {
                     routine: r,
                     param: v(0),
                     queued: false,
@@ -515,43 +519,41 @@ impl Machine<'_> {
             }
             Kr::ExQueueWorkItem => {
                 let o = Self::object_arg(k, 0);
-                if !self.initialized(cpu, a, o) {
-                    return Flow::Yield;
-                }
-                if let ObjState::WorkItem { queued, .. } = &mut self.objects[o as usize] {
+                self.initialized(cpu, a, o)?;
+                if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[o.ix()] {
                     if *queued {
-                        let what = format!("ExQueueWorkItem(&{}): the item is queued again before its routine started", self.prog.objects[o as usize].name);
-                        return self.runtime_error(cpu, what);
+                        let what = format!("ExQueueWorkItem(&{}): the item is queued again before its routine started", self.prog.objects[o.ix()].name);
+                        return Err(self.runtime_error(cpu, what));
                     }
                     *queued = true;
                 }
-                self.work_queue.push_back(o);
-                self.threads_alive += 1;
-                let name: Arc<str> = self.prog.objects[o as usize].name.as_str().into();
-                self.emit(cpu, EventKind::WorkItemQueued { name });
+                self.shared.work_queue.push_back(o);
+                self.shared.threads_alive += 1;
+                let name: Arc<str> = self.prog.objects[o.ix()].name.as_str().into();
+                self.notify(cpu, EventKind::WorkItemQueued { name });
                 self.dispatch_work(cpu);
                 self.finish(cpu, k, 0)
             }
             Kr::IoSetCancelRoutine => {
                 let o = Self::object_arg(k, 0);
-                let leaf = self.prog.objects[o as usize].leaf;
+                let leaf = self.prog.objects[o.ix()].leaf;
                 let slot = leaf + IRP_CANCEL_ROUTINE;
-                let old = self.vars[slot as usize];
+                let old = self.shared.vars[slot as usize];
                 self.write_var(cpu, slot, v(0));
                 self.finish(cpu, k, old)
             }
             Kr::IoMarkIrpPending => {
                 let o = Self::object_arg(k, 0);
-                if let ObjState::Irp { pending, .. } = &mut self.objects[o as usize] {
+                if let ObjState::Irp { pending, .. } = &mut self.shared.objects[o.ix()] {
                     *pending = true;
                 }
                 self.finish(cpu, k, 0)
             }
             Kr::IoCompleteRequest => {
                 let o = Self::object_arg(k, 0);
-                if let ObjState::Irp { completed, .. } = &mut self.objects[o as usize] {
+                if let ObjState::Irp { completed, .. } = &mut self.shared.objects[o.ix()] {
                     if *completed {
-                        let d = &self.prog.objects[o as usize];
+                        let d = &self.prog.objects[o.ix()];
                         let detail = format!(
                             "IoCompleteRequest({}) completed an IRP that was already completed",
                             d.name
@@ -560,8 +562,7 @@ impl Machine<'_> {
                             code::MULTIPLE_IRP_COMPLETE_REQUESTS,
                             [d.address, 0, 0, 0],
                         );
-                        self.bugcheck(cpu, b, detail);
-                        return Flow::Yield;
+                        return Err(self.bugcheck(cpu, b, detail));
                     }
                     *completed = true;
                 }
@@ -592,8 +593,7 @@ impl Machine<'_> {
                         v(0) as u64,
                         0,
                     );
-                    self.bugcheck(cpu, b, detail);
-                    return Flow::Yield;
+                    return Err(self.bugcheck(cpu, b, detail));
                 }
                 let k2 = KernelCall {
                     kr: Kr::KeReleaseSpinLock,
@@ -634,13 +634,13 @@ impl Machine<'_> {
     pub(in crate::engine) fn cancel_irp_locked(
         &mut self,
         cpu: u32,
-        irp: u32,
+        irp: ObjectId,
         old: Irql,
         push: bool,
-    ) -> Flow {
-        let leaf = self.prog.objects[irp as usize].leaf;
+    ) -> Result<Flow, Halt> {
+        let leaf = self.prog.objects[irp.ix()].leaf;
         self.write_var(cpu, leaf + IRP_CANCEL, 1);
-        let routine = self.vars[(leaf + IRP_CANCEL_ROUTINE) as usize];
+        let routine = self.shared.vars[(leaf + IRP_CANCEL_ROUTINE) as usize];
         self.write_var(cpu, leaf + IRP_CANCEL_ROUTINE, 0);
         let target = self
             .prog
@@ -650,7 +650,7 @@ impl Machine<'_> {
         match target {
             Some(r) => {
                 self.write_var(cpu, leaf + IRP_CANCEL_IRQL, old.0 as i64);
-                let irp_ref = self.prog.objects[irp as usize].reference;
+                let irp_ref = self.prog.objects[irp.ix()].reference;
                 self.call(
                     cpu,
                     r as RoutineId,
@@ -670,7 +670,7 @@ impl Machine<'_> {
                 if push {
                     self.push(cpu, 0);
                 }
-                Flow::Next
+                Ok(Flow::Next)
             }
         }
     }
@@ -680,13 +680,13 @@ impl Machine<'_> {
     pub(in crate::engine) fn end_cancel_routine(
         &mut self,
         cpu: u32,
-        irp: u32,
+        irp: ObjectId,
         routine: u64,
         push: bool,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let lock = self.prog.cancel_lock;
         if lock.is_some_and(|l| self.held[cpu as usize].iter().any(|h| h.lock == l)) {
-            let d = &self.prog.objects[irp as usize];
+            let d = &self.prog.objects[irp.ix()];
             let detail = format!(
                 "the cancel routine of {} returned still holding the cancel spin lock: it must call IoReleaseCancelSpinLock(Irp->CancelIrql)",
                 d.name
@@ -695,13 +695,12 @@ impl Machine<'_> {
                 code::DRIVER_RETURNED_HOLDING_CANCEL_LOCK,
                 [d.address, routine, 0, 0],
             );
-            self.bugcheck(cpu, b, detail);
-            return Flow::Yield;
+            return Err(self.bugcheck(cpu, b, detail));
         }
         if push {
             self.push(cpu, 1);
         }
-        Flow::Next
+        Ok(Flow::Next)
     }
 
     /// KeWaitForSingleObject: the automatic IRQL checks (0x120 above
@@ -710,18 +709,18 @@ impl Machine<'_> {
     /// once (a synchronization object resets); a zero timeout returns
     /// STATUS_TIMEOUT; otherwise the thread blocks (0xB8 in a DPC or an
     /// ISR; a run-time error in DriverEntry).
-    fn wait(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    fn wait(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Result<Flow, Halt> {
         let o = Self::object_arg(k, 0);
         if !matches!(
-            self.prog.objects[o as usize].kind,
+            self.prog.objects[o.ix()].kind,
             ObjKind::Event | ObjKind::Timer
         ) {
             let what = format!(
                 "KeWaitForSingleObject(&{}): a {} is not an object a thread can wait on (a KEVENT or KTIMER)",
-                self.prog.objects[o as usize].name,
-                self.prog.objects[o as usize].kind.name()
+                self.prog.objects[o.ix()].name,
+                self.prog.objects[o.ix()].kind.name()
             );
-            return self.runtime_error(cpu, what);
+            return Err(self.runtime_error(cpu, what));
         }
         let (given, timeout) = (a.v(3) != 0, a.v(4));
         let irql = a.irql;
@@ -736,7 +735,7 @@ impl Machine<'_> {
                 None
             };
             if let Some(sub) = sub {
-                let d = &self.prog.objects[o as usize];
+                let d = &self.prog.objects[o.ix()];
                 let how = if !given {
                     "without a timeout".to_string()
                 } else if timeout == 0 {
@@ -751,14 +750,11 @@ impl Machine<'_> {
                     d.address,
                     if given { TIMEOUT_ADDRESS } else { 0 },
                 );
-                self.bugcheck(cpu, b, detail);
-                return Flow::Yield;
+                return Err(self.bugcheck(cpu, b, detail));
             }
         }
-        if !self.initialized(cpu, a, o) {
-            return Flow::Yield;
-        }
-        let (signaled, notification) = match self.objects[o as usize] {
+        self.initialized(cpu, a, o)?;
+        let (signaled, notification) = match self.shared.objects[o.ix()] {
             ObjState::Event {
                 signaled,
                 notification,
@@ -781,19 +777,18 @@ impl Machine<'_> {
         }
         let kind = self.cpus[cpu as usize].top().map(|t| t.kind);
         if kind != Some(ContextKind::Thread) {
-            let d = &self.prog.objects[o as usize];
+            let d = &self.prog.objects[o.ix()];
             let detail = format!("KeWaitForSingleObject(&{}) had to block in a {}: a DPC or ISR cannot wait (it runs on whatever thread it interrupted)", d.name, if kind == Some(ContextKind::Dpc) { "DPC routine" } else { "service routine" });
             let thread = self.thread_addr(self.owner_of(cpu));
             let b = Bugcheck::new(code::ATTEMPTED_SWITCH_FROM_DPC, [thread, 0, 0, 0]);
-            self.bugcheck(cpu, b, detail);
-            return Flow::Yield;
+            return Err(self.bugcheck(cpu, b, detail));
         }
-        if self.in_driver_entry {
+        if self.driver.in_driver_entry {
             let what = format!(
                 "KeWaitForSingleObject(&{}) blocked in DriverEntry, before any thread or interrupt can run to signal it",
-                self.prog.objects[o as usize].name
+                self.prog.objects[o.ix()].name
             );
-            return self.runtime_error(cpu, what);
+            return Err(self.runtime_error(cpu, what));
         }
         let now = self.cpus[cpu as usize].clock;
         let timeout_at = given.then(|| {

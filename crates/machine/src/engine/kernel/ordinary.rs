@@ -7,13 +7,19 @@ use super::*;
 
 impl Machine<'_> {
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_ordinary(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_ordinary(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        a: &Args,
+    ) -> Result<Flow, Halt> {
         let (c, irql, name, v) = (cpu as usize, a.irql, a.name, |i| a.v(i));
         match k.kr {
             Kr::KeInitializeSpinLock => {
                 let l = lock_of(&k.places[0]);
                 if self.lock_holders(l).is_empty() {
-                    self.locks[l.0 as usize] = LockState::new(self.prog.locks[l.0 as usize].kind);
+                    self.shared.locks[l.0 as usize] =
+                        LockState::new(self.prog.locks[l.0 as usize].kind);
                 }
                 self.finish(cpu, k, 0)
             }
@@ -23,9 +29,7 @@ impl Machine<'_> {
                 if k.kr != Kr::KeAcquireSpinLockForDpc || irql < Irql::DISPATCH =>
             {
                 let l = lock_of(&k.places[0]);
-                if !self.acquire_irql_ok(cpu, false, l, name) {
-                    return Flow::Yield;
-                }
+                self.acquire_irql_ok(cpu, false, l, name)?;
                 // Retail, above DISPATCH_LEVEL: KfRaiseIrql just sets it.
                 let new = if self.prog.checks.automatic {
                     irql.max(Irql::DISPATCH)
@@ -55,9 +59,7 @@ impl Machine<'_> {
             }
             Kr::KeAcquireSpinLockAtDpcLevel | Kr::KeAcquireSpinLockForDpc => {
                 let l = lock_of(&k.places[0]);
-                if !self.acquire_irql_ok(cpu, true, l, name) {
-                    return Flow::Yield;
-                }
+                self.acquire_irql_ok(cpu, true, l, name)?;
                 // The ForDpc form returns the IRQL at the call.
                 let then = if k.kr == Kr::KeAcquireSpinLockForDpc {
                     After::PushOld {
@@ -82,28 +84,20 @@ impl Machine<'_> {
                 let l = lock_of(&k.places[0]);
                 let from_dpc = k.kr == Kr::KeReleaseSpinLockFromDpcLevel
                     || (k.kr == Kr::KeReleaseSpinLockForDpc && v(0) >= Irql::DISPATCH.0 as i64);
-                if !self.release_irql_ok(cpu, from_dpc, l, name) {
-                    return Flow::Yield;
-                }
+                self.release_irql_ok(cpu, from_dpc, l, name)?;
                 let lower_to = (!from_dpc).then(|| Irql(v(0).clamp(0, 15) as u8));
-                if !self.release_checks(cpu, l, lower_to, None, name) {
-                    return Flow::Yield;
-                }
-                if !self.check_owned(cpu, l, name, LockFamily::Ordinary) {
-                    return Flow::Yield;
-                }
+                self.release_checks(cpu, l, lower_to, None, name)?;
+                self.check_owned(cpu, l, name, LockFamily::Ordinary)?;
                 self.release_held(cpu, l, LockFamily::Ordinary, LockMode::Exclusive);
-                if !from_dpc && !self.lower_after_release(cpu, l, Irql(v(0).clamp(0, 15) as u8)) {
-                    return Flow::Yield;
+                if !from_dpc {
+                    self.lower_after_release(cpu, l, Irql(v(0).clamp(0, 15) as u8))?;
                 }
                 self.finish(cpu, k, 0)
             }
             Kr::KeTryToAcquireSpinLockAtDpcLevel => {
                 let l = lock_of(&k.places[0]);
-                if !self.acquire_irql_ok(cpu, true, l, name) {
-                    return Flow::Yield;
-                }
-                let got = match &mut self.locks[l.0 as usize] {
+                self.acquire_irql_ok(cpu, true, l, name)?;
+                let got = match &mut self.shared.locks[l.0 as usize] {
                     LockState::Spin {
                         ordinary,
                         used_ordinary,
@@ -125,15 +119,15 @@ impl Machine<'_> {
                         then: After::Nothing,
                         started: clock,
                     };
-                    if let Flow::Yield = self.granted(cpu, op) {
-                        return Flow::Yield;
+                    if let Flow::Yield = self.granted(cpu, op)? {
+                        return Ok(Flow::Yield);
                     }
                 }
                 self.finish(cpu, k, got as i64)
             }
             Kr::KeTestSpinLock => {
                 let l = lock_of(&k.places[0]);
-                let free = match &self.locks[l.0 as usize] {
+                let free = match &self.shared.locks[l.0 as usize] {
                     LockState::Spin {
                         ordinary, queued, ..
                     } => ordinary.is_free() && queued.is_free(),

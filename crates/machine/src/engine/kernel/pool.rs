@@ -39,9 +39,8 @@ pub(in crate::engine) struct Block {
 }
 
 impl Machine<'_> {
-    fn pool_stop(&mut self, cpu: u32, b: Bugcheck, detail: String) -> Flow {
-        self.bugcheck(cpu, b, detail);
-        Flow::Yield
+    fn pool_stop(&mut self, cpu: u32, b: Bugcheck, detail: String) -> Halt {
+        self.bugcheck(cpu, b, detail)
     }
 
     /// ExAllocatePoolWithTag / ExFreePoolWithTag.
@@ -52,7 +51,7 @@ impl Machine<'_> {
         vals: &[i64],
         irql: Irql,
         name: &'static str,
-    ) -> Flow {
+    ) -> Result<Flow, Halt> {
         let v = |i: usize| vals.get(i).copied().unwrap_or(0);
         let automatic = self.prog.checks.automatic;
         match k.kr {
@@ -80,14 +79,14 @@ impl Machine<'_> {
                             v(1) as u64,
                         )
                     };
-                    return self.pool_stop(
+                    return Err(self.pool_stop(
                         cpu,
                         b,
                         format!(
                             "{name} of {} pool at IRQL {irql}",
                             if paged { "paged" } else { "nonpaged" }
                         ),
-                    );
+                    ));
                 }
                 let Place::PoolSite(site) = k
                     .places
@@ -100,25 +99,29 @@ impl Machine<'_> {
                 let Some(s) = self.prog.pool_sites.get(site as usize) else {
                     return self.finish(cpu, k, 0);
                 };
-                let next = self.pool_next.get(site as usize).copied().unwrap_or(0);
+                let next = self
+                    .shared
+                    .pool_next
+                    .get(site as usize)
+                    .copied()
+                    .unwrap_or(0);
                 let Some((r, vars, _)) = s.blocks.get(next).cloned() else {
-                    self.assertion(
+                    return Err(self.assertion(
                         cpu,
                         format!(
                             "{name} at line {} ran out of blocks: the simulation hands out {} per call site",
                             s.line,
                             s.blocks.len()
                         ),
-                    );
-                    return Flow::Yield;
+                    ));
                 };
-                if let Some(n) = self.pool_next.get_mut(site as usize) {
+                if let Some(n) = self.shared.pool_next.get_mut(site as usize) {
                     *n += 1;
                 }
                 for var in vars {
-                    self.vars[var as usize] = 0;
+                    self.shared.vars[var as usize] = 0;
                 }
-                self.blocks.insert(
+                self.shared.blocks.insert(
                     r,
                     Block {
                         tag: v(2) as u32,
@@ -139,7 +142,7 @@ impl Machine<'_> {
                 } else {
                     p as u64
                 };
-                let block = self.blocks.get(&p).copied();
+                let block = self.shared.blocks.get(&p).copied();
                 let paged = block.is_some_and(|b| b.paged);
                 let limit = if paged { Irql::APC } else { Irql::DISPATCH };
                 if irql > limit {
@@ -153,14 +156,14 @@ impl Machine<'_> {
                     } else {
                         Bugcheck::verifier(sub::FREE_NONPAGED_ABOVE_DISPATCH, irql.0 as u64, 0, at)
                     };
-                    return self.pool_stop(
+                    return Err(self.pool_stop(
                         cpu,
                         b,
                         format!(
                             "{name} of a {} block at IRQL {irql}",
                             if paged { "paged" } else { "nonpaged" }
                         ),
-                    );
+                    ));
                 }
                 let Some(b) = block else {
                     let bc = if automatic {
@@ -168,11 +171,11 @@ impl Machine<'_> {
                     } else {
                         Bugcheck::new(code::BAD_POOL_CALLER, [sub::C2_BAD_ADDRESS, at, 0, 0])
                     };
-                    return self.pool_stop(
+                    return Err(self.pool_stop(
                         cpu,
                         bc,
                         format!("{name} of an address no allocation returned"),
-                    );
+                    ));
                 };
                 if b.freed {
                     let bc = if automatic {
@@ -180,20 +183,24 @@ impl Machine<'_> {
                     } else {
                         Bugcheck::new(code::BAD_POOL_CALLER, [sub::C2_FREE_TWICE, 0, 0, at])
                     };
-                    return self.pool_stop(cpu, bc, format!("{name} of a block already freed"));
+                    return Err(self.pool_stop(
+                        cpu,
+                        bc,
+                        format!("{name} of a block already freed"),
+                    ));
                 }
                 if b.tag != tag {
                     let bc = Bugcheck::new(
                         code::BAD_POOL_CALLER,
                         [sub::C2_WRONG_TAG, at, tag as u64, b.tag as u64],
                     );
-                    return self.pool_stop(
+                    return Err(self.pool_stop(
                         cpu,
                         bc,
                         format!("{name} with tag {tag:#010x}, but the block was allocated with tag {:#010x}", b.tag),
-                    );
+                    ));
                 }
-                if let Some(b) = self.blocks.get_mut(&p) {
+                if let Some(b) = self.shared.blocks.get_mut(&p) {
                     b.freed = true;
                 }
                 self.finish(cpu, k, 0)

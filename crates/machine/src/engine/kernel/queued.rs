@@ -7,7 +7,12 @@ use super::*;
 
 impl Machine<'_> {
     /// One call of this family ([`Args`]: values, IRQL, name).
-    pub(super) fn kcall_queued(&mut self, cpu: u32, k: &KernelCall, a: &Args) -> Flow {
+    pub(super) fn kcall_queued(
+        &mut self,
+        cpu: u32,
+        k: &KernelCall,
+        a: &Args,
+    ) -> Result<Flow, Halt> {
         let (irql, name) = (a.irql, a.name);
         match k.kr {
             Kr::KeAcquireInStackQueuedSpinLock
@@ -21,25 +26,23 @@ impl Machine<'_> {
                         // before the acquire waits: a second acquirer sharing
                         // the handle overwrites the holder's (windows-facts,
                         // "In-stack queued spin lock").
-                        if let Some(Some(h)) = self.handles.get_mut(index as usize) {
+                        if let Some(Some(h)) = self.shared.handles.get_mut(index as usize) {
                             h.old_irql = irql;
                         }
                         After::GlobalHandle { index, old: irql }
                     }
                     Place::Var(var) => {
                         // A handle in a struct field or array element.
-                        if let Some(Some(h)) = self.field_handles.get_mut(&var) {
+                        if let Some(Some(h)) = self.shared.field_handles.get_mut(&var) {
                             h.old_irql = irql;
                         }
                         After::FieldHandle { var, old: irql }
                     }
-                    _ => return Flow::Next,
+                    _ => return Ok(Flow::Next),
                 };
                 let at_dpc = k.kr == Kr::KeAcquireInStackQueuedSpinLockAtDpcLevel
                     || (k.kr == Kr::KeAcquireInStackQueuedSpinLockForDpc && irql >= Irql::DISPATCH);
-                if !self.acquire_irql_ok(cpu, at_dpc, l, name) {
-                    return Flow::Yield;
-                }
+                self.acquire_irql_ok(cpu, at_dpc, l, name)?;
                 if !at_dpc {
                     let new = if self.prog.checks.automatic {
                         irql.max(Irql::DISPATCH)
@@ -66,42 +69,40 @@ impl Machine<'_> {
                             _ => None,
                         }
                     }
-                    Place::GlobalHandle(index) => {
-                        self.handles.get_mut(index as usize).and_then(Option::take)
-                    }
-                    Place::Var(var) => self.field_handles.get_mut(&var).and_then(Option::take),
-                    _ => return Flow::Next,
+                    Place::GlobalHandle(index) => self
+                        .shared
+                        .handles
+                        .get_mut(index as usize)
+                        .and_then(Option::take),
+                    Place::Var(var) => self
+                        .shared
+                        .field_handles
+                        .get_mut(&var)
+                        .and_then(Option::take),
+                    _ => return Ok(Flow::Next),
                 };
                 let Some(h) = handle.filter(|h| h.acquired) else {
                     let detail = format!("{name} was given a KLOCK_QUEUE_HANDLE that holds no lock (never acquired, or already released)");
-                    self.bugcheck(
+                    return Err(self.bugcheck(
                         cpu,
                         Bugcheck::new(code::SPIN_LOCK_NOT_OWNED, [0, 0, 0, 0]),
                         detail,
-                    );
-                    return Flow::Yield;
+                    ));
                 };
                 let l = h.lock;
                 let from_dpc = k.kr == Kr::KeReleaseInStackQueuedSpinLockFromDpcLevel
                     || (k.kr == Kr::KeReleaseInStackQueuedSpinLockForDpc
                         && h.old_irql >= Irql::DISPATCH);
-                if !self.release_irql_ok(cpu, from_dpc, l, name) {
-                    return Flow::Yield;
-                }
+                self.release_irql_ok(cpu, from_dpc, l, name)?;
                 let lower_to = (!from_dpc).then_some(h.old_irql);
-                if !self.release_checks(cpu, l, lower_to, None, name) {
-                    return Flow::Yield;
-                }
-                let poll = match &mut self.locks[l.0 as usize] {
+                self.release_checks(cpu, l, lower_to, None, name)?;
+                let poll = match &mut self.shared.locks[l.0 as usize] {
                     LockState::Spin { queued, .. } => queued.begin_release(h.node),
                     _ => Poll::Acquired,
                 };
                 match poll {
                     Poll::Acquired => {
-                        self.finish_queued_release(cpu, l, lower_to);
-                        if self.stop.is_some() {
-                            return Flow::Yield;
-                        }
+                        self.finish_queued_release(cpu, l, lower_to)?;
                         self.finish(cpu, k, 0)
                     }
                     Poll::Spinning => {
@@ -112,7 +113,7 @@ impl Machine<'_> {
                             lower_to,
                         }));
                         exec.stuck_at = None;
-                        Flow::Yield
+                        Ok(Flow::Yield)
                     }
                 }
             }
