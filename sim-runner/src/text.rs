@@ -220,6 +220,20 @@ fn assertion_section(out: &mut String, report: &RunReport, a: &AssertionReport) 
 }
 
 fn clean_section(out: &mut String, report: &RunReport) {
+    if report
+        .warnings
+        .iter()
+        .any(|w| w.rule == "TIME_LIMIT_REACHED")
+    {
+        // Cut short (the time limit, the step limit, or threads blocked for
+        // ever): no bugcheck, but not a clean end either.
+        let _ = writeln!(
+            out,
+            "Run ended without a bugcheck at {}, cut short: see TIME_LIMIT_REACHED below.",
+            run_length(report)
+        );
+        return;
+    }
     let _ = writeln!(out, "Run completed cleanly at {}.", run_length(report));
 }
 

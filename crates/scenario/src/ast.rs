@@ -181,6 +181,13 @@ impl ObjKind {
         }
     }
 
+    /// The name with its indefinite article (`a KEVENT`, `an IRP`).
+    pub fn with_article(self) -> String {
+        let n = self.name();
+        let an = matches!(n.as_bytes()[0], b'A' | b'E' | b'I' | b'O' | b'U');
+        format!("{} {n}", if an { "an" } else { "a" })
+    }
+
     /// `sizeof` the object on x64 (windows-facts, "x64 sizes"); an IRP's
     /// hidden leaf is its 8-byte header (the struct pads to 208).
     pub fn size(self) -> u64 {

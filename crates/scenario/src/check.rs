@@ -1137,7 +1137,7 @@ impl<'a> Checker<'a> {
                     ast::FieldType::QueueHandle => out.push((name, None, None)),
                     ast::FieldType::Struct(t) => self.local_leaves(t, &name, out, depth + 1)?,
                     ast::FieldType::ListEntry => return Err("a LIST_ENTRY".to_string()),
-                    ast::FieldType::Object(k) => return Err(format!("a {}", k.name())),
+                    ast::FieldType::Object(k) => return Err(k.with_article()),
                     ast::FieldType::KSpinLock | ast::FieldType::ExSpinLock => {
                         return Err("a spin lock".to_string())
                     }
@@ -2248,7 +2248,7 @@ impl Fn<'_, '_> {
                     ast::FieldType::ExSpinLock => return Err("an EX_SPIN_LOCK".into()),
                     ast::FieldType::ListEntry => return Err("a LIST_ENTRY".into()),
                     ast::FieldType::QueueHandle => return Err("a KLOCK_QUEUE_HANDLE".into()),
-                    ast::FieldType::Object(o) => return Err(format!("a {}", o.name())),
+                    ast::FieldType::Object(o) => return Err(o.with_article()),
                 }
             }
         }
@@ -3672,6 +3672,23 @@ impl Fn<'_, '_> {
                 .label("Wait = TRUE")
                 .help("pass FALSE; a KeSetEvent with Wait = TRUE must be followed at once by a KeWaitXxx call, which scenarios do not model"));
         }
+        if sig.kr == Kr::ExInitializeWorkItem {
+            if let ExprKind::Name(id) = &args[1].kind {
+                if self.c.routine_arity(&id.name) > 1 {
+                    return Err(self
+                        .err(
+                            args[1].span,
+                            format!(
+                                "`{}` takes {} parameters, but a work-item routine takes one",
+                                id.name,
+                                self.c.routine_arity(&id.name)
+                            ),
+                        )
+                        .label("not a PWORKER_THREAD_ROUTINE")
+                        .help("declare it `VOID Routine(PVOID Parameter)`"));
+                }
+            }
+        }
         let mut deferred: Vec<(P, Expr)> = vec![];
 
         let mut values = 0u8;
@@ -3938,6 +3955,17 @@ impl Fn<'_, '_> {
             },
             ExprKind::AddrOfPlace(pl) => (**pl).clone(),
             ExprKind::Name(id) if self.local(&id.name).is_some() => return Ok(()),
+            // A global pointer variable (`PKEVENT P;`): its object is found
+            // at run time, like a parameter's.
+            ExprKind::Name(id)
+                if matches!(
+                    self.c.aggregates.get(&id.name),
+                    Some((ast::FieldType::Pointer(_), None, _, _))
+                ) || (matches!(self.c.globals.get(&id.name), Some((Global::Var(_), _)))
+                    && !self.c.aggregates.contains_key(&id.name)) =>
+            {
+                return Ok(())
+            }
             ExprKind::Name(id) if self.c.globals.contains_key(&id.name) => {
                 return Err(self
                     .err(
@@ -3970,7 +3998,7 @@ impl Fn<'_, '_> {
         let what = if p == P::Waitable {
             "a KEVENT or KTIMER".to_string()
         } else {
-            format!("a {}", want.name())
+            want.with_article()
         };
         Err(self
             .err(a.span, format!("`{}` expects {what} here", sig.name))

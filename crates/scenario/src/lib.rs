@@ -125,7 +125,7 @@ fn read_limited(reader: impl std::io::Read, name: &str) -> Result<Vec<u8>, LoadE
 
 /// Open for reading without ever blocking in `open` (a FIFO swapped in
 /// after the metadata check must not hang the tool).
-fn open_no_block(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_no_block(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -137,7 +137,7 @@ fn open_no_block(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// "a directory", "a FIFO", ... for messages.
-fn file_kind(t: &std::fs::FileType) -> &'static str {
+pub(crate) fn file_kind(t: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

@@ -92,6 +92,9 @@ pub fn preprocess(name: &str, text: &str) -> Preprocessed {
     // (file, path as written) -> index of the file read, or why not.
     let mut resolved: HashMap<(usize, String), Result<usize, String>> = HashMap::new();
     let mut i = 0;
+    // Bytes of every included file so far: together they keep to the
+    // limit of one scenario file.
+    let mut included_bytes: u64 = 0;
     while i < files.len() {
         for p in include_paths(&files[i].text) {
             if resolved.contains_key(&(i, p.clone())) {
@@ -105,7 +108,7 @@ pub fn preprocess(name: &str, text: &str) -> Preprocessed {
                 None if files.len() >= MAX_FILES => {
                     Err(format!("more than {MAX_FILES} files are included"))
                 }
-                None => match std::fs::read(&full) {
+                None => match read_include(&full, &mut included_bytes) {
                     Ok(bytes) => match String::from_utf8(bytes) {
                         Ok(t) => {
                             files.push(FileText {
@@ -174,6 +177,14 @@ pub fn preprocess(name: &str, text: &str) -> Preprocessed {
         errors: vec![],
         included: vec![false; files.len()],
         stack: vec![],
+        names: files
+            .iter()
+            .map(|f| {
+                Path::new(&f.name)
+                    .file_name()
+                    .map_or(f.name.clone(), |n| n.to_string_lossy().into_owned())
+            })
+            .collect(),
     };
     pp.file(0);
     let mut out = pp.out;
@@ -197,6 +208,8 @@ struct Pp<'a> {
     errors: Vec<SimError>,
     included: Vec<bool>,
     stack: Vec<usize>,
+    /// Each file's name as a cycle is told (its last path component).
+    names: Vec<String>,
 }
 
 impl Pp<'_> {
@@ -511,12 +524,22 @@ impl Pp<'_> {
         };
         match self.resolved.get(&(f, path.clone())).cloned() {
             Some(Ok(k)) => {
-                if self.stack.contains(&k) {
-                    self.errors.push(
-                        self.err(
-                            whole,
-                            format!("`{path}` includes itself (an include cycle)"),
+                if let Some(at) = self.stack.iter().position(|&x| x == k) {
+                    let msg = if at + 1 == self.stack.len() {
+                        format!("`{path}` includes itself (an include cycle)")
+                    } else {
+                        let chain: Vec<&str> = self.stack[at..]
+                            .iter()
+                            .map(|&x| self.names[x].as_str())
+                            .collect();
+                        format!(
+                            "`{path}` is included again while it is being included (an include cycle: {} → {})",
+                            chain.join(" → "),
+                            self.names[k]
                         )
+                    };
+                    self.errors.push(
+                        self.err(whole, msg)
                         .label("cycle")
                         .help("include each header once, from the scenario file"),
                     );
@@ -645,4 +668,38 @@ impl Pp<'_> {
         }
         self.macros.insert(name.clone(), (m, name_tok.span));
     }
+}
+
+/// Read an included file as `load_file` reads a scenario: only a regular
+/// file (a FIFO, directory or device is refused from its metadata, without
+/// opening it), opened without blocking, and the included files together
+/// within [`crate::MAX_FILE_BYTES`] (16 MiB); `total` counts them.
+fn read_include(path: &Path, total: &mut u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let limit = crate::MAX_FILE_BYTES;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(format!(
+            "it is {}: only regular files can be included",
+            crate::file_kind(&meta.file_type())
+        ));
+    }
+    let left = limit.saturating_sub(*total);
+    if meta.len() > left {
+        return Err(format!(
+            "the included files come to more than {limit} bytes; together they are limited to 16 MiB"
+        ));
+    }
+    let file = crate::open_no_block(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(left + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > left {
+        return Err(format!(
+            "the included files come to more than {limit} bytes; together they are limited to 16 MiB"
+        ));
+    }
+    *total += bytes.len() as u64;
+    Ok(bytes)
 }

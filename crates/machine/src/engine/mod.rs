@@ -161,6 +161,8 @@ struct Exec {
     entry_irql: Irql,
     /// A system worker thread running a work item: its processor.
     worker: Option<CpuId>,
+    /// For a worker: the work item it runs (queued until the routine starts).
+    work_item: Option<ObjectId>,
 }
 
 impl Exec {
@@ -179,6 +181,7 @@ impl Exec {
             object,
             entry_irql: Irql::PASSIVE,
             worker: None,
+            work_item: None,
         }
     }
 }
@@ -1310,6 +1313,13 @@ impl<'p> Machine<'p> {
             .cpus
             .iter()
             .find_map(|p| p.top().map(|t| self.context_line(t)))
+            .or_else(|| {
+                // Nothing runs: the line a blocked thread waits at.
+                self.shared
+                    .waiters
+                    .first()
+                    .and_then(|w| w.ctx.payload.frames.last().map(|f| f.line))
+            })
             .unwrap_or(0);
         let running = if running.is_empty() {
             "none".to_string()
@@ -1537,6 +1547,12 @@ impl<'p> Machine<'p> {
         top.payload.started = true;
         top.started = clock;
         let name = top.payload.name.clone();
+        // A work item counts as queued until its routine starts.
+        if let Some(item) = top.payload.work_item {
+            if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[item.ix()] {
+                *queued = false;
+            }
+        }
         self.notify(
             cpu,
             EventKind::ContextStart {

@@ -75,6 +75,17 @@ impl Machine<'_> {
                         }
                     }
                 }
+                // A DPC running at the call (on another processor) is waited
+                // for too: Windows' flush DPC runs after it on that processor,
+                // so the routine has returned when the flush does.
+                for p in 0..self.cpus.len() {
+                    for t in &self.cpus[p].stack {
+                        let d = DpcId(t.payload.object);
+                        if t.kind == ContextKind::Dpc && !wait.iter().any(|w| w.0 == d) {
+                            wait.push((d, self.shared.dpcs[d.ix()].runs));
+                        }
+                    }
+                }
                 let flow = self.finish(cpu, k, 0)?;
                 if wait.is_empty() {
                     return Ok(flow);

@@ -215,14 +215,18 @@ impl Machine<'_> {
                 }));
             }
         }
-        let what = match self.var_of_ref(r) {
-            Some(v) => format!("`{}`", self.prog.vars[v as usize].name),
-            None => format!("{r:#x}"),
+        let what = match (self.object_at(r), self.var_of_ref(r)) {
+            (Some(o), _) => {
+                let d = &self.prog.objects[o.ix()];
+                format!("`{}` ({})", d.name, d.kind.with_article())
+            }
+            (None, Some(v)) => format!("`{}`", self.prog.vars[v as usize].name),
+            (None, None) => format!("{r:#x}"),
         };
         let msg = format!(
-            "{} was given {what}, which is not a {} (a pointer converted to a type its object does not have)",
+            "{} was given {what}, which is not {} (a pointer converted to a type its object does not have)",
             kr.name(),
-            kind.name()
+            kind.with_article()
         );
         Err(self.runtime_error(cpu, msg))
     }

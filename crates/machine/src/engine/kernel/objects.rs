@@ -307,13 +307,11 @@ impl Machine<'_> {
             let ObjState::WorkItem { routine, param, .. } = self.shared.objects[item.ix()] else {
                 continue;
             };
-            if let ObjState::WorkItem { queued, .. } = &mut self.shared.objects[item.ix()] {
-                *queued = false;
-            }
             self.shared.workers_busy[w] = true;
             let name: Arc<str> = self.prog.routines[routine as usize].name.as_str().into();
             let mut ctx = self.thread_context_args(name, routine, vec![param]);
             ctx.payload.worker = Some(CpuId(w as u32));
+            ctx.payload.work_item = Some(item);
             let now = self.cpus[from as usize].clock;
             let p = &mut self.cpus[w];
             if (self.driver.lamport || p.stack.is_empty()) && p.clock < now {
@@ -458,7 +456,15 @@ impl Machine<'_> {
                 } else {
                     (due_time as u64).saturating_mul(100)
                 };
-                let period = (period_ms.max(0) as u64).saturating_mul(1_000_000);
+                if period_ms < 0 {
+                    let what = format!(
+                        "{}(&{}, ..., {period_ms}, ...): a timer's Period is in milliseconds and cannot be negative",
+                        a.name,
+                        self.prog.objects[o.ix()].name
+                    );
+                    return Err(self.runtime_error(cpu, what));
+                }
+                let period = (period_ms as u64).saturating_mul(1_000_000);
                 let was = matches!(
                     self.shared.objects[o.ix()],
                     ObjState::Timer { due: Some(_), .. }
@@ -716,9 +722,9 @@ impl Machine<'_> {
             ObjKind::Event | ObjKind::Timer
         ) {
             let what = format!(
-                "KeWaitForSingleObject(&{}): a {} is not an object a thread can wait on (a KEVENT or KTIMER)",
+                "KeWaitForSingleObject(&{}): {} is not an object a thread can wait on (a KEVENT or KTIMER)",
                 self.prog.objects[o.ix()].name,
-                self.prog.objects[o.ix()].kind.name()
+                self.prog.objects[o.ix()].kind.with_article()
             );
             return Err(self.runtime_error(cpu, what));
         }
