@@ -95,12 +95,9 @@ struct Checker<'a> {
     src: &'a Source,
     /// File-scope names (hashed: a file may declare 100,000 of them).
     globals: NameMap<(Global, Span)>,
-    /// Declared return type (`None`: VOID or a pointer) and parameter types
-    /// (`None`: a pointer or handle) of each routine, for C's conversions
-    /// and argument counts (of the name's last definition).
-    protos: NameMap<(Option<ScalarType>, Vec<Option<ScalarType>>)>,
-    /// Routines returning a pointer: the pointer type as written (`PDEV`).
-    ret_ptrs: HashMap<String, String>,
+    /// Each routine's prototype, by routine id (no second name lookup per
+    /// definition or call: a file may define 100,000 routines).
+    protos: Vec<Proto>,
     /// Enumerators declared so far, with their values.
     consts: HashMap<String, (i64, Span)>,
     /// Struct types by name.
@@ -137,12 +134,11 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
     let mut c = Checker {
         src,
         globals: NameMap::new(),
-        protos: NameMap::new(),
+        protos: Vec::new(),
         consts: HashMap::new(),
         structs: HashMap::new(),
         pool_site_of: HashMap::new(),
         pointers: HashMap::new(),
-        ret_ptrs: HashMap::new(),
         aggregates: HashMap::new(),
         pending_guards: vec![],
         thread_names: NameSet::new(),
@@ -718,20 +714,18 @@ impl<'a> Checker<'a> {
                     let id = self.prog.routines.len() as u32 - 1;
                     let defined = self.define(&r.name, Global::Routine(id));
                     self.keep(defined);
-                    if let Type::Pointer(p) = &r.ret.value {
-                        self.ret_ptrs.insert(r.name.name.clone(), p.clone());
-                    }
                     let scalar = |t: &Type| match t {
                         Type::Scalar(s) => Some(*s),
                         _ => None,
                     };
-                    self.protos.insert(
-                        r.name.name.clone(),
-                        (
-                            scalar(&r.ret.value),
-                            r.params.iter().map(|p| scalar(&p.ty.value)).collect(),
-                        ),
-                    );
+                    self.protos.push(Proto {
+                        ret: scalar(&r.ret.value),
+                        params: r.params.iter().map(|p| scalar(&p.ty.value)).collect(),
+                        ret_ptr: match &r.ret.value {
+                            Type::Pointer(p) => Some(p.clone()),
+                            _ => None,
+                        },
+                    });
                 }
                 _ => {}
             }
@@ -3077,7 +3071,7 @@ impl Fn<'_, '_> {
                         _ => None,
                     },
                     "RemoveHeadList" | "RemoveTailList" => Some("PLIST_ENTRY".into()),
-                    _ => self.c.ret_ptrs.get(&callee.name).cloned(),
+                    _ => self.c.proto_of(&callee.name)?.ret_ptr.clone(),
                 }
             }
             ExprKind::AddrOf(id) => {
@@ -3563,7 +3557,7 @@ impl Fn<'_, '_> {
         };
         let code = &self.c.prog.routines[id as usize];
         let (returns, name) = (code.returns, code.name.as_str());
-        let expected = self.c.routine_arity(name);
+        let expected = self.c.protos[id as usize].params.len();
         if args.len() != expected {
             return Err(self
                 .err(
@@ -3580,9 +3574,8 @@ impl Fn<'_, '_> {
         if want_value && !returns {
             return Err(self.err(span, format!("`{name}` returns VOID; it has no value")));
         }
-        let (ret, params) = self.c.protos.get(&name).cloned().unwrap_or_default();
         // Arguments convert to the parameter types when the frame is made.
-        let _ = params;
+        let ret = self.c.protos[id as usize].ret;
         for a in args {
             self.expr(a)?;
         }
@@ -3591,7 +3584,7 @@ impl Fn<'_, '_> {
             args: args.len() as u8,
             push_result: want_value,
         });
-        if self.c.ret_ptrs.contains_key(name) {
+        if self.c.protos[id as usize].ret_ptr.is_some() {
             return Ok(Arith::U64);
         }
         Ok(Arith::of(ret.unwrap_or(ScalarType::Long)))
@@ -4119,11 +4112,29 @@ impl Fn<'_, '_> {
 }
 
 impl Checker<'_> {
-    /// Number of declared parameters of a routine (its last definition's,
-    /// as its types in `protos`).
+    /// Number of declared parameters of a routine (0 for a name that is
+    /// not one).
     fn routine_arity(&self, name: &str) -> usize {
-        self.protos.get(name).map_or(0, |(_, params)| params.len())
+        self.proto_of(name).map_or(0, |p| p.params.len())
     }
+
+    /// A routine's prototype, by its name.
+    fn proto_of(&self, name: &str) -> Option<&Proto> {
+        match self.globals.get(name) {
+            Some((Global::Routine(id), _)) => self.protos.get(*id as usize),
+            _ => None,
+        }
+    }
+}
+
+/// A routine's declared return type (`None`: VOID or a pointer), parameter
+/// types (`None`: a pointer or handle) and, when it returns a pointer, the
+/// pointer type as written (`PDEV`): for C's conversions, argument counts
+/// and `F()->Field`.
+struct Proto {
+    ret: Option<ScalarType>,
+    params: Vec<Option<ScalarType>>,
+    ret_ptr: Option<String>,
 }
 
 /// The object kind a kernel-object parameter takes (a wait's object may

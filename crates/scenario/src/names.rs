@@ -266,6 +266,7 @@ impl<V> NameMap<V> {
     }
 
     /// Insert or replace; the value replaced, if any.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, name: impl AsRef<str>, value: V) -> Option<V> {
         let name = name.as_ref();
         match self.insert_new(name, value) {

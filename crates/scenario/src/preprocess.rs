@@ -540,8 +540,8 @@ impl Pp<'_> {
                     };
                     self.errors.push(
                         self.err(whole, msg)
-                        .label("cycle")
-                        .help("include each header once, from the scenario file"),
+                            .label("cycle")
+                            .help("include each header once, from the scenario file"),
                     );
                 } else if !self.included[k] {
                     self.file(k);
