@@ -33,7 +33,16 @@ impl Machine<'_> {
                 Ok(Flow::Yield)
             }
             Kr::DbgPrint => {
-                let text = scenario::dbgprint::format(k.text.as_deref().unwrap_or(""), vals);
+                // A pointer prints as the address of what it points to
+                // (the synthetic addresses of the reference's storage).
+                let shown: Vec<i64> = vals
+                    .iter()
+                    .map(|&x| match self.var_of_ref(x) {
+                        Some(var) => self.prog.vars[var as usize].address as i64,
+                        None => x,
+                    })
+                    .collect();
+                let text = scenario::dbgprint::format(k.text.as_deref().unwrap_or(""), &shown);
                 for line in text.trim_end_matches('\n').split('\n') {
                     if self.out.output.len() < MAX_OUTPUT_LINES {
                         self.out.output.push(line.to_string());
