@@ -2347,19 +2347,7 @@ impl Parser<'_> {
             TokenKind::Bang => self.prefix(UnOp::Not),
             TokenKind::Tilde => self.prefix(UnOp::BitNot),
             TokenKind::Amp => self.addr_of(),
-            TokenKind::Star => {
-                let op_span = self.bump().span;
-                let (inner, d) = self.unary()?;
-                let span = op_span.to(inner.span);
-                self.check_tree_depth(d + 1, span)?;
-                Ok((
-                    Expr {
-                        kind: ExprKind::Deref(Box::new(inner)),
-                        span,
-                    },
-                    d + 1,
-                ))
-            }
+            TokenKind::Star => self.prefix_with(ExprKind::Deref),
             TokenKind::PlusPlus | TokenKind::MinusMinus => Err(self.incdec_in_expression(None)),
             TokenKind::LParen => self.paren_or_cast(),
             _ => self.primary(),
@@ -2367,13 +2355,19 @@ impl Parser<'_> {
     }
 
     fn prefix(&mut self, op: UnOp) -> PResult<(Expr, usize)> {
+        self.prefix_with(|inner| ExprKind::Unary(op, inner))
+    }
+
+    /// A prefix operator (`-`, `!`, `~`, `*`) applied to the unary
+    /// expression after it, as `make` builds it.
+    fn prefix_with(&mut self, make: impl FnOnce(Box<Expr>) -> ExprKind) -> PResult<(Expr, usize)> {
         let op_span = self.bump().span;
         let (inner, d) = self.unary()?;
         let span = op_span.to(inner.span);
         self.check_tree_depth(d + 1, span)?;
         Ok((
             Expr {
-                kind: ExprKind::Unary(op, Box::new(inner)),
+                kind: make(Box::new(inner)),
                 span,
             },
             d + 1,
