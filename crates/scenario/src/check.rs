@@ -3031,6 +3031,13 @@ impl Fn<'_, '_> {
     /// The pointer type (as written: `PDEV`, `DEV *`, `ULONG *`) of an
     /// expression whose value is a pointer, decided without code; `None`
     /// when it is not a typed pointer.
+    /// Is `e` a pointer as written (a pointer variable, field, `&x`, a
+    /// routine returning one) rather than an integer? A cast makes it an
+    /// integer.
+    fn typed_pointer(&self, e: &Expr) -> bool {
+        !matches!(e.kind, ExprKind::Cast(..)) && self.ptr_name(e).is_some()
+    }
+
     fn ptr_name(&self, e: &Expr) -> Option<String> {
         let addr_of = |t: Option<(ast::FieldType, Option<u64>)>| match t? {
             (ast::FieldType::Struct(s), None) => Some(format!("{s} *")),
@@ -3451,6 +3458,18 @@ impl Fn<'_, '_> {
                 let end = self.here();
                 self.patch(j, end);
                 Arith::I32
+            }
+            ExprKind::Binary(op, a, b)
+                if !matches!(
+                    op,
+                    BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+                ) && (self.typed_pointer(a) || self.typed_pointer(b)) =>
+            {
+                let p = if self.typed_pointer(a) { a } else { b };
+                return Err(self
+                    .err(p.span, "pointer arithmetic is not supported")
+                    .label("a pointer")
+                    .help("index the array instead (`&Arr[i + 1]`, `p[1]`), or convert the value explicitly with a cast such as `(ULONG_PTR)p`"));
             }
             ExprKind::Binary(op, a, b) => {
                 let l = self.expr(a)?;

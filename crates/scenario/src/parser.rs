@@ -1483,6 +1483,21 @@ impl Parser<'_> {
         ty_span: Span,
         name: &Ident,
     ) -> PResult<(GlobalType, Option<Expr>)> {
+        // `KSPIN_LOCK Locks[4];`, `LIST_ENTRY Heads[2];`, ...: an array of a
+        // lock, list head or queue handle is an aggregate, element by element.
+        if self.at(&TokenKind::LBracket) {
+            let elem = match word {
+                "KSPIN_LOCK" => Some(FieldType::KSpinLock),
+                "EX_SPIN_LOCK" => Some(FieldType::ExSpinLock),
+                "LIST_ENTRY" => Some(FieldType::ListEntry),
+                "KLOCK_QUEUE_HANDLE" => Some(FieldType::QueueHandle),
+                _ => None,
+            };
+            if let Some(ty) = elem {
+                let array = self.array_size()?;
+                return Ok((GlobalType::Aggregate { ty, array }, None));
+            }
+        }
         let ty = match word {
             "KSPIN_LOCK" => GlobalType::KSpinLock,
             "EX_SPIN_LOCK" => GlobalType::ExSpinLock,
@@ -2526,6 +2541,19 @@ impl Parser<'_> {
         self.bump();
         self.expect(TokenKind::LParen, "after `sizeof`")?;
         let tok = self.peek().clone();
+        // `sizeof(T *)`: a pointer, 8 bytes, whatever T is.
+        if matches!(&tok.kind, TokenKind::Ident(_)) && self.peek_at(1).kind == TokenKind::Star {
+            self.bump();
+            while self.eat(&TokenKind::Star).is_some() {}
+            self.expect(TokenKind::RParen, "to close `sizeof(`")?;
+            return Ok((
+                Expr {
+                    kind: ExprKind::Typed(8, ScalarType::Ulong64),
+                    span: self.span_from(start),
+                },
+                1,
+            ));
+        }
         let size = match &tok.kind {
             TokenKind::Ident(w) => match self.scalar_of(w) {
                 Some(t) => t.size(),

@@ -362,8 +362,11 @@ impl Machine<'_> {
             }
         }
         // The kernel's own check: an ordinary or interrupt spin lock this
-        // processor already holds (0xF); a queued or EX lock just spins.
-        if family == LockFamily::Ordinary || family == LockFamily::Interrupt {
+        // processor already holds (0xF); a queued or EX lock just spins, and
+        // so does the cancel spin lock (a queued lock in Windows).
+        let queued_in_windows = Some(lock) == self.prog.cancel_lock;
+        if (family == LockFamily::Ordinary || family == LockFamily::Interrupt) && !queued_in_windows
+        {
             if let Some(h) = self.held_here(cpu, lock).cloned() {
                 if h.family == LockFamily::Ordinary || h.family == LockFamily::Interrupt {
                     let by = self.held_by(&h);

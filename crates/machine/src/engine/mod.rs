@@ -1670,7 +1670,10 @@ impl<'p> Machine<'p> {
         if let Some(h) = kept.first() {
             let l = &self.prog.locks[h.lock.0 as usize];
             let what = context_label(kind, &name);
-            if kind == ContextKind::Thread {
+            // A work-item routine is not a thread body: like a DPC or ISR
+            // it gets the warning, and 0xE1 for the IRQL it returns at
+            // (contract v2, LOCK_HELD_AT_RETURN; 0x100A is for thread bodies).
+            if kind == ContextKind::Thread && worker.is_none() {
                 if self.prog.checks.deadlock_detection {
                     let detail = format!(
                         "{what} ended still owning spin lock `{}`, acquired at line {}",

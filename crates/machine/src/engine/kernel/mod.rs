@@ -422,7 +422,15 @@ impl Machine<'_> {
                     let d = &self.prog.dpcs[d as usize];
                     (d.paged, &d.name, d.address, "KDPC")
                 }
-                Place::Object(o) => {
+                // IRPs and work items in PAGED storage are PAGED data (a fault
+                // only at raised IRQL); the kernel objects the contract
+                // names are 0xE1 at first use.
+                Place::Object(o)
+                    if matches!(
+                        self.prog.objects[o as usize].kind,
+                        scenario::ast::ObjKind::Event | scenario::ast::ObjKind::Timer
+                    ) =>
+                {
                     let d = &self.prog.objects[o as usize];
                     (d.paged, &d.name, d.address, d.kind.name())
                 }
