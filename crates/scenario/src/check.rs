@@ -3892,7 +3892,7 @@ impl Fn<'_, '_> {
                     P::SpinLock => t == ast::FieldType::KSpinLock,
                     P::ExLock => t == ast::FieldType::ExSpinLock,
                     P::Data | P::OutIrql => matches!(t, ast::FieldType::Scalar(_)),
-                    P::List => t == ast::FieldType::ListEntry && sig.kr == Kr::IsListEmpty,
+                    P::List => t == ast::FieldType::ListEntry,
                     P::Handle => t == ast::FieldType::QueueHandle,
                     _ => false,
                 };

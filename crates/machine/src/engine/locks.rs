@@ -103,7 +103,7 @@ pub(super) struct QueueHandle {
 }
 
 /// ExInterlocked list operations.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ListOp {
     InsertTail,
     InsertHead,
@@ -160,7 +160,10 @@ pub(super) enum After {
     /// Do the list operation, release, restore IRQL.
     List {
         op: ListOp,
-        list: ListId,
+        /// A version 1 head (integers), if the head is a global one.
+        list: Option<ListId>,
+        /// The head as a LIST_ENTRY (its reference), for entries.
+        head: Option<i64>,
         value: i64,
         old: Irql,
         push: bool,
@@ -719,10 +722,35 @@ impl Machine<'_> {
             After::List {
                 op: lop,
                 list,
+                head,
                 value,
                 old,
                 push,
             } => {
+                // Entries (LIST_ENTRY links) when the value is one, or when
+                // a remove finds no version 1 integers; else integers.
+                let integers = list.is_some_and(|l| !self.shared.lists[l.ix()].is_empty());
+                let entries = match lop {
+                    ListOp::RemoveHead => !integers,
+                    _ => value & scenario::program::REF_TAG != 0,
+                };
+                if let (true, Some(h)) = (entries, head) {
+                    let result = self.interlocked_entry_op(cpu, lop, h, value)?;
+                    self.release_held(cpu, op.lock, LockFamily::Ordinary, LockMode::Exclusive);
+                    self.set_irql(cpu, old);
+                    if push {
+                        self.push(cpu, result);
+                    }
+                    return Ok(Flow::Next);
+                }
+                let Some(list) = list else {
+                    self.release_held(cpu, op.lock, LockFamily::Ordinary, LockMode::Exclusive);
+                    self.set_irql(cpu, old);
+                    if push {
+                        self.push(cpu, 0);
+                    }
+                    return Ok(Flow::Next);
+                };
                 let q = &mut self.shared.lists[list.ix()];
                 // Like the WDK: an insert returns the entry that was at that end
                 // before (NULL, 0, when the list was empty); a remove returns the

@@ -61,6 +61,51 @@ impl Machine<'_> {
         ))
     }
 
+    /// The reference of the head whose Flink is variable `fv`, recovered
+    /// from its links (an empty head points at itself; else the first
+    /// entry's Blink points back at it); None if never initialized.
+    fn head_ref(&self, fv: u32) -> Option<i64> {
+        let f = *self.shared.vars.get(fv as usize)?;
+        if f & scenario::program::REF_TAG == 0 {
+            return None;
+        }
+        if scenario::program::ref_var(f) == fv {
+            return Some(f);
+        }
+        let b = *self
+            .shared
+            .vars
+            .get(scenario::program::ref_var(f) as usize + 1)?;
+        (scenario::program::ref_var(b) == fv).then_some(b)
+    }
+
+    /// An ExInterlocked list routine on LIST_ENTRY links, the list lock
+    /// held: insert `e` at the tail or head (returning the entry that was at
+    /// that end, NULL when empty) or remove the head entry (NULL when
+    /// empty), with the inline routines' link checks (0x139).
+    pub(in crate::engine) fn interlocked_entry_op(
+        &mut self,
+        cpu: u32,
+        op: ListOp,
+        h: i64,
+        e: i64,
+    ) -> Result<i64, Halt> {
+        let (name, kr) = match op {
+            ListOp::InsertTail => ("ExInterlockedInsertTailList", Kr::InsertTailList),
+            ListOp::InsertHead => ("ExInterlockedInsertHeadList", Kr::InsertHeadList),
+            ListOp::RemoveHead => ("ExInterlockedRemoveHeadList", Kr::RemoveHeadList),
+        };
+        let first = self.read_link(cpu, h, op == ListOp::InsertTail)?;
+        let empty = first == Some(h);
+        let result = self.entry_op(cpu, kr, h, e, name)?;
+        Ok(match op {
+            ListOp::RemoveHead if empty => 0,
+            ListOp::RemoveHead => result,
+            _ if empty => 0,
+            _ => first.unwrap_or(0),
+        })
+    }
+
     /// 0x139, P1 = 3: broken list links.
     fn corrupt_list(&mut self, cpu: u32, name: &str) -> Halt {
         self.bugcheck(
@@ -83,9 +128,30 @@ impl Machine<'_> {
             self.null_dereference(cpu)?;
             return Ok(Flow::Yield);
         }
+        if matches!(
+            k.kr,
+            Kr::InsertTailList | Kr::InsertHeadList | Kr::RemoveHeadList | Kr::RemoveTailList
+        ) {
+            self.uninitialized_head(cpu, v(0), name)?;
+        }
+        let result = self.entry_op(cpu, k.kr, v(0), v(1), name)?;
+        self.finish(cpu, k, result)
+    }
+
+    /// One inline list routine on LIST_ENTRY links: `h` the head (or, for
+    /// RemoveEntryList, the entry), `e` the entry to insert. Returns the
+    /// routine's value; 0x139 on broken links.
+    fn entry_op(
+        &mut self,
+        cpu: u32,
+        kr: Kr,
+        h: i64,
+        e: i64,
+        name: &'static str,
+    ) -> Result<i64, Halt> {
         // Each routine is one step: it reads and writes the links it
         // touches as accesses to shared data (the lockset verifier sees
-        // them), then finishes.
+        // them).
         macro_rules! read {
             ($r:expr, $blink:expr) => {
                 self.read_link(cpu, $r, $blink)?
@@ -96,21 +162,13 @@ impl Machine<'_> {
                 self.set_link(cpu, $r, $blink, $to)?
             };
         }
-        if matches!(
-            k.kr,
-            Kr::InsertTailList | Kr::InsertHeadList | Kr::RemoveHeadList | Kr::RemoveTailList
-        ) {
-            self.uninitialized_head(cpu, v(0), name)?;
-        }
-        match k.kr {
+        match kr {
             Kr::InitializeListHead => {
-                let h = v(0);
                 write!(h, false, h);
                 write!(h, true, h);
-                self.finish(cpu, k, 0)
+                Ok(0)
             }
             Kr::InsertTailList => {
-                let (h, e) = (v(0), v(1));
                 let Some(b) = read!(h, true) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
@@ -121,10 +179,9 @@ impl Machine<'_> {
                 write!(e, true, b);
                 write!(b, false, e);
                 write!(h, true, e);
-                self.finish(cpu, k, 0)
+                Ok(0)
             }
             Kr::InsertHeadList => {
-                let (h, e) = (v(0), v(1));
                 let Some(f) = read!(h, false) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
@@ -135,10 +192,10 @@ impl Machine<'_> {
                 write!(e, true, h);
                 write!(f, true, e);
                 write!(h, false, e);
-                self.finish(cpu, k, 0)
+                Ok(0)
             }
             Kr::RemoveEntryList => {
-                let e = v(0);
+                let e = h;
                 let (Some(f), Some(b)) = (read!(e, false), read!(e, true)) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
@@ -147,10 +204,9 @@ impl Machine<'_> {
                 }
                 write!(b, false, f);
                 write!(f, true, b);
-                self.finish(cpu, k, (f == b) as i64)
+                Ok((f == b) as i64)
             }
             Kr::RemoveHeadList => {
-                let h = v(0);
                 let Some(e) = read!(h, false) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
@@ -162,10 +218,9 @@ impl Machine<'_> {
                 }
                 write!(h, false, f);
                 write!(f, true, h);
-                self.finish(cpu, k, e)
+                Ok(e)
             }
             Kr::RemoveTailList => {
-                let h = v(0);
                 let Some(e) = read!(h, true) else {
                     return Err(self.corrupt_list(cpu, name));
                 };
@@ -177,9 +232,9 @@ impl Machine<'_> {
                 }
                 write!(h, true, b);
                 write!(b, false, h);
-                self.finish(cpu, k, e)
+                Ok(e)
             }
-            _ => self.finish(cpu, k, 0),
+            _ => Ok(0),
         }
     }
 
@@ -190,7 +245,31 @@ impl Machine<'_> {
             Kr::ExInterlockedInsertTailList
             | Kr::ExInterlockedInsertHeadList
             | Kr::ExInterlockedRemoveHeadList => {
-                let list = list_of(&k.places[0]);
+                // A global head (version 1 integers, and entries through its
+                // LIST_ENTRY leaves), or a LIST_ENTRY field reached at run time.
+                let (list, head) = match k.places[0] {
+                    Place::List(_) => {
+                        let list = list_of(&k.places[0]);
+                        let head = self.prog.lists[list.ix()]
+                            .entry_head
+                            .map(|fv| scenario::program::make_ref(fv, 0));
+                        (Some(list), head)
+                    }
+                    Place::Var(fv) => match self.head_ref(fv) {
+                        Some(h) => (None, Some(h)),
+                        None => {
+                            let head = self.prog.vars[fv as usize]
+                                .name
+                                .trim_end_matches(".Flink")
+                                .to_string();
+                            return Err(self.runtime_error(
+                                cpu,
+                                format!("{}(&{head}): use of a list head never initialized (call InitializeListHead first)", a.name),
+                            ));
+                        }
+                    },
+                    _ => (None, None),
+                };
                 let lock = lock_of(&k.places[1]);
                 let (op, value) = match k.kr {
                     Kr::ExInterlockedInsertTailList => (ListOp::InsertTail, v(0)),
@@ -207,6 +286,7 @@ impl Machine<'_> {
                     After::List {
                         op,
                         list,
+                        head,
                         value,
                         old: irql,
                         push: k.push_result,
