@@ -2391,6 +2391,19 @@ impl Parser<'_> {
 
     fn addr_of(&mut self) -> PResult<(Expr, usize)> {
         let amp = self.bump().span;
+        // `&*p`, `&(*d).A`: the address of a place reached through `*` or
+        // parentheses.
+        if matches!(self.kind(), TokenKind::Star | TokenKind::LParen) {
+            let (place, d) = self.unary()?;
+            let span = amp.to(place.span);
+            return Ok((
+                Expr {
+                    kind: ExprKind::AddrOfPlace(Box::new(place)),
+                    span,
+                },
+                d + 1,
+            ));
+        }
         if !matches!(self.kind(), TokenKind::Ident(_)) {
             return Err(self
                 .expected("a name after `&`", "")
@@ -3555,7 +3568,7 @@ thread Worker on cpu 0 { Recurse(1); }
     #[test]
     fn expression_errors() {
         let t = |s: &str| err(&format!("{HDR}thread T {{ x = {s}; }}"));
-        assert_eq!(t("&(a)").0, "expected a name after `&`, found `(`");
+        assert_eq!(t("&5").0, "expected a name after `&`, found `5`");
         assert_eq!(t("&&a").0, "expected an expression, found `&&`");
         assert_eq!(t("i++ + 1").0, "`++` cannot be used inside an expression");
         assert_eq!(t("--i").0, "`--` cannot be used inside an expression");
