@@ -119,6 +119,10 @@ struct Checker<'a> {
     /// on with the next header entry, declaration, statement or workload
     /// item).
     errors: RefCell<Vec<SimError>>,
+    /// Global list heads used so far with version 1 integers (`false`) or
+    /// with LIST_ENTRY entries (`true`), and where first: one head takes
+    /// one form (contract v2, a check error otherwise).
+    list_forms: RefCell<HashMap<u32, (bool, Span)>>,
 }
 
 /// Check a parsed file and compile it.
@@ -184,6 +188,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             warnings: vec![],
         },
         errors: RefCell::new(vec![]),
+        list_forms: RefCell::new(HashMap::new()),
     };
     c.run(file);
     let mut errors = c.errors.into_inner();
@@ -3701,6 +3706,7 @@ impl Fn<'_, '_> {
                 }
             }
         }
+        self.list_form(sig, args)?;
         let mut deferred: Vec<(P, Expr)> = vec![];
 
         let mut values = 0u8;
@@ -3944,6 +3950,66 @@ impl Fn<'_, '_> {
             push_result: want_value,
         })));
         Ok(())
+    }
+
+    /// A global list head is used with integers (version 1: the value of
+    /// an ExInterlocked insert is not an address) or with entries (an
+    /// entry's address, or an inline list routine); both on one head is a
+    /// check error (contract v2, "Intrusive lists").
+    fn list_form(&self, sig: &Sig, args: &[Expr]) -> R<()> {
+        let head = |e: &Expr| match &e.kind {
+            ExprKind::AddrOf(id) if self.local(&id.name).is_none() => {
+                match self.c.globals.get(&id.name) {
+                    Some((Global::List(l), _)) => Some(*l),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let (l, entries, at) = match sig.kr {
+            Kr::ExInterlockedInsertTailList | Kr::ExInterlockedInsertHeadList => {
+                let Some(l) = args.first().and_then(head) else {
+                    return Ok(());
+                };
+                let v = &args[1];
+                let entry = matches!(v.kind, ExprKind::AddrOf(_) | ExprKind::AddrOfPlace(_))
+                    || self.typed_pointer(v);
+                (l, entry, v.span)
+            }
+            Kr::InsertTailList
+            | Kr::InsertHeadList
+            | Kr::RemoveHeadList
+            | Kr::RemoveTailList
+            | Kr::InitializeListHead => {
+                let Some(l) = args.first().and_then(head) else {
+                    return Ok(());
+                };
+                (l, true, args[0].span)
+            }
+            _ => return Ok(()),
+        };
+        let mut forms = self.c.list_forms.borrow_mut();
+        match forms.get(&l) {
+            Some(&(was, first)) if was != entries => {
+                let line = self.c.line(first);
+                let (now, before) = if entries {
+                    ("LIST_ENTRY entries", "integers (version 1)")
+                } else {
+                    ("integers (version 1)", "LIST_ENTRY entries")
+                };
+                let name = self.c.prog.lists[l as usize].name.clone();
+                drop(forms);
+                Err(self
+                    .err(at, format!("list head `{name}` is used with {now} here, but with {before} at line {line}"))
+                    .label("another form")
+                    .help("a head holds either integers (ExInterlocked routines with values) or LIST_ENTRY entries; use two heads"))
+            }
+            Some(_) => Ok(()),
+            None => {
+                forms.insert(l, (entries, at));
+                Ok(())
+            }
+        }
     }
 
     /// Is `a` `&D` of a global `KDPC D(Routine)` (resolved before the run)?
