@@ -365,6 +365,8 @@ pub enum Type {
     Pointer(String),
     /// A struct type, by name (locals only: one local per leaf).
     Struct(String),
+    /// A `KEVENT` local: an event of the routine's activation.
+    Event,
 }
 
 /// A routine definition.

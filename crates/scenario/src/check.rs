@@ -104,6 +104,9 @@ struct Checker<'a> {
     structs: HashMap<String, ast::StructDef>,
     /// `ExAllocatePoolWithTag` call sites by the offset of the call's name.
     pool_site_of: HashMap<usize, u32>,
+    /// `KEVENT` local declarations (by the byte offset of the local's
+    /// name): their index in `Program::local_events`.
+    local_event_of: HashMap<usize, u32>,
     /// Struct pointer names (`PDEVICE`) and the struct they point to.
     pointers: HashMap<String, String>,
     /// Aggregate globals: element type, array length, first variable and
@@ -142,6 +145,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
         consts: HashMap::new(),
         structs: HashMap::new(),
         pool_site_of: HashMap::new(),
+        local_event_of: HashMap::new(),
         pointers: HashMap::new(),
         aggregates: HashMap::new(),
         pending_guards: vec![],
@@ -183,6 +187,7 @@ pub fn check(src: &Source, file: &ast::File) -> Result<Program, Vec<SimError>> {
             arrays: vec![],
             objects: vec![],
             object_of: Default::default(),
+            local_events: vec![],
             cancel_lock: None,
             driver_entry: None,
             warnings: vec![],
@@ -753,6 +758,7 @@ impl<'a> Checker<'a> {
             self.prog.interrupts[idx as usize].lock = lock;
         }
         self.pool_sites(file, &mut addr);
+        self.local_event_sites(file, &mut addr);
         self.cancel_lock(file);
     }
 
@@ -971,6 +977,46 @@ impl<'a> Checker<'a> {
             }
         }
         vars
+    }
+
+    /// Every `KEVENT` local declaration gets [`LOCAL_EVENTS`] events its
+    /// activations take in turn (contract v2: locals may be KEVENTs).
+    fn local_event_sites(&mut self, file: &ast::File, addr: &mut dyn FnMut(bool) -> u64) {
+        let mut decls: Vec<(Ident, u32)> = vec![];
+        for item in &file.items {
+            let body = match item {
+                Item::Routine(r) => &r.body,
+                Item::Thread(t) => &t.body,
+                _ => continue,
+            };
+            for st in &body.stmts {
+                each_stmt(st, &mut |s| {
+                    if let StmtKind::Decl { ty, vars } = &s.kind {
+                        if ty.value == Type::Event {
+                            for (id, _) in vars {
+                                decls.push((id.clone(), 0));
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        for (id, _) in decls {
+            let line = self.line(id.span);
+            let mut events = Vec::with_capacity(LOCAL_EVENTS);
+            for k in 0..LOCAL_EVENTS {
+                let name = if k == 0 {
+                    format!("{} (local, line {line})", id.name)
+                } else {
+                    format!("{} (local, line {line}, activation {k})", id.name)
+                };
+                self.declare_object(ast::ObjKind::Event, name, false, addr(false), None);
+                events.push(self.prog.objects.len() as u32 - 1);
+            }
+            self.local_event_of
+                .insert(id.span.offset, self.prog.local_events.len() as u32);
+            self.prog.local_events.push(events);
+        }
     }
 
     /// The system cancel spin lock, declared when a routine of the file
@@ -1699,11 +1745,12 @@ impl<'a> Checker<'a> {
             ptr_slots: HashMap::new(),
             ptr_types: HashMap::new(),
             struct_locals: HashMap::new(),
+            event_locals: HashMap::new(),
         };
         for p in &r.params {
             let slot_ty = match &p.ty.value {
                 Type::Scalar(t) => Some(*t),
-                Type::Pointer(_) => Some(ScalarType::Ulong64),
+                Type::Pointer(_) | Type::Event => Some(ScalarType::Ulong64),
                 Type::QueueHandle => None,
                 Type::Struct(s) => {
                     self.record(
@@ -1938,6 +1985,46 @@ fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
     }
 }
 
+/// Call `f` on a statement and every statement inside it.
+fn each_stmt(s: &Stmt, f: &mut dyn FnMut(&Stmt)) {
+    f(s);
+    match &s.kind {
+        StmtKind::If { then, els, .. } => {
+            each_stmt(then, f);
+            if let Some(e) = els {
+                each_stmt(e, f);
+            }
+        }
+        StmtKind::While { body, .. } | StmtKind::DoWhile { body, .. } => each_stmt(body, f),
+        StmtKind::For {
+            init, step, body, ..
+        } => {
+            for st in init.iter().chain(step.iter()) {
+                each_stmt(st, f);
+            }
+            each_stmt(body, f);
+        }
+        StmtKind::Switch { arms, .. } => {
+            for a in arms {
+                for st in &a.stmts {
+                    each_stmt(st, f);
+                }
+            }
+        }
+        StmtKind::Block(b) => {
+            for st in &b.stmts {
+                each_stmt(st, f);
+            }
+        }
+        StmtKind::Try { body, handler, .. } => {
+            for st in body.stmts.iter().chain(&handler.stmts) {
+                each_stmt(st, f);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Call `f` on an expression and every expression inside it.
 fn walk_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);
@@ -1993,6 +2080,8 @@ struct Fn<'c, 'a> {
     ptr_types: HashMap<u16, String>,
     /// Struct locals (one local per leaf): their struct type, by name.
     struct_locals: HashMap<String, String>,
+    /// `KEVENT` locals: the slot holding their event's reference.
+    event_locals: HashMap<String, u16>,
 }
 
 struct Loop {
@@ -2295,10 +2384,28 @@ impl Fn<'_, '_> {
                     }
                 }
             }
+            StmtKind::Decl { ty, vars } if ty.value == Type::Event => {
+                self.stmt_boundary(s.span);
+                for (id, init) in vars {
+                    if let Some(e) = init {
+                        return Err(self
+                            .err(e.span, "a KEVENT cannot be initialized with `=`")
+                            .help("call KeInitializeEvent(&Event, NotificationEvent, FALSE)"));
+                    }
+                    let Some(&site) = self.c.local_event_of.get(&id.span.offset) else {
+                        return Err(self.err(id.span, "this KEVENT local was not prepared"));
+                    };
+                    // The local holds the reference of this activation's event.
+                    let slot = self.declare_local(id, Some(ScalarType::Ulong64))?;
+                    self.event_locals.insert(id.name.clone(), slot);
+                    self.ops.push(Op::AllocLocalEvent { site, slot });
+                }
+            }
             StmtKind::Decl { ty, vars } => {
                 let slot_ty = match &ty.value {
                     Type::Scalar(t) => Some(*t),
                     Type::QueueHandle => None,
+                    Type::Event => unreachable!("handled above"),
                     Type::Void => return Err(self.err(ty.span, "a local cannot be VOID")),
                     Type::Struct(_) => unreachable!("handled above"),
                     Type::Pointer(_) => Some(ScalarType::Ulong64),
@@ -3388,6 +3495,14 @@ impl Fn<'_, '_> {
                     kind: ExprKind::Name(id.clone()),
                     span: id.span,
                 })?;
+                Arith::U64
+            }
+            ExprKind::AddrOf(id)
+                if self.local(&id.name).is_some() && self.event_locals.contains_key(&id.name) =>
+            {
+                // `&Event` of a KEVENT local: the reference it holds.
+                let (slot, _) = self.local(&id.name).expect("checked");
+                self.ops.push(Op::Load(slot));
                 Arith::U64
             }
             ExprKind::AddrOf(id)

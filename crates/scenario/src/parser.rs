@@ -877,6 +877,7 @@ impl Parser<'_> {
             || self.structs.contains_key(word)
             || self.typedefs.contains_key(word)
             || self.pointer_names.contains(word)
+            || word == "KEVENT"
     }
 
     /// `typedef enum [TAG] { ... } NAME, *PNAME;`, `typedef SCALAR NAME;`
@@ -2217,6 +2218,7 @@ impl Parser<'_> {
         let tok = self.bump();
         let ty = match &tok.kind {
             TokenKind::Ident(w) if w == "KLOCK_QUEUE_HANDLE" => Type::QueueHandle,
+            TokenKind::Ident(w) if w == "KEVENT" => Type::Event,
             TokenKind::Ident(w)
                 if self.pointer_names.contains(w)
                     || LOCAL_POINTERS.contains(&w.as_str())

@@ -130,6 +130,10 @@ pub struct ObjectDecl {
 /// `IRP` struct: Type, Cancel, CancelIrql, IoStatus.Status,
 /// IoStatus.Information, CancelRoutine, Tail.Overlay...).
 pub const IRP_CANCEL: u32 = 1;
+/// Activations of one `KEVENT` local declaration that may hold their event
+/// at once (recursion or concurrent calls of the routine beyond this is a
+/// run-time error).
+pub const LOCAL_EVENTS: usize = 16;
 pub const IRP_CANCEL_IRQL: u32 = 2;
 pub const IRP_STATUS: u32 = 3;
 pub const IRP_CANCEL_ROUTINE: u32 = 5;
@@ -281,6 +285,13 @@ pub enum Op {
     },
     /// Pop a reference, push the variable's value (as `LoadVar`).
     LoadRef,
+    /// Take a free event of local-object site `site` for this activation
+    /// (released when the routine returns) and store its reference in
+    /// local `slot`.
+    AllocLocalEvent {
+        site: u32,
+        slot: u16,
+    },
     /// Pop a value, then a reference; store (as `StoreVar`).
     StoreRef,
 }
@@ -410,6 +421,9 @@ pub struct Program {
     pub objects: Vec<ObjectDecl>,
     /// The object (index into `objects`) whose hidden leaf is a variable.
     pub object_of: std::collections::BTreeMap<VarId, u32>,
+    /// `KEVENT` locals: per declaration, the events (indexes into
+    /// `objects`) its activations take, [`LOCAL_EVENTS`] of them.
+    pub local_events: Vec<Vec<u32>>,
     /// The system cancel spin lock `IoCancelSpinLock`, declared when the
     /// file uses the cancel routines.
     pub cancel_lock: Option<LockId>,

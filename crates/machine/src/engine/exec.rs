@@ -87,9 +87,53 @@ impl Machine<'_> {
         Ok(())
     }
 
+    /// Is event object `o` held by a live activation (a frame of any
+    /// context, running, ready or blocked)?
+    fn local_event_in_use(&self, o: u32) -> bool {
+        let frames =
+            |c: &Context<Exec>| c.payload.frames.iter().any(|f| f.local_events.contains(&o));
+        self.cpus
+            .iter()
+            .any(|p| p.stack.iter().chain(p.ready.iter()).any(frames))
+            || self.shared.waiters.iter().any(|w| frames(&w.ctx))
+    }
+
     fn op(&mut self, cpu: u32, op: &Op) -> Result<Flow, Halt> {
         match op {
             Op::Stmt(_) => {}
+            Op::AllocLocalEvent { site, slot } => {
+                let events = &self.prog.local_events[*site as usize];
+                // The declaration run again (a loop) reuses this activation's event.
+                let mine = self
+                    .frame(cpu)
+                    .local_events
+                    .iter()
+                    .copied()
+                    .find(|o| events.contains(o));
+                let Some(o) = mine.or_else(|| {
+                    events
+                        .iter()
+                        .copied()
+                        .find(|&o| !self.local_event_in_use(o))
+                }) else {
+                    let name = self.prog.objects[events[0] as usize].name.clone();
+                    return Err(self.runtime_error(
+                        cpu,
+                        format!(
+                            "more than {} activations hold the KEVENT local `{name}` at once",
+                            events.len()
+                        ),
+                    ));
+                };
+                // A fresh, uninitialized event for this activation.
+                self.shared.objects[o as usize] = ObjState::Uninitialized;
+                let r = self.prog.objects[o as usize].reference;
+                let f = self.frame(cpu);
+                if mine.is_none() {
+                    f.local_events.push(o);
+                }
+                f.locals[*slot as usize] = Value::Int(r);
+            }
             Op::Push(v) => self.push(cpu, *v),
             Op::Load(s) => {
                 let v = match &self.frame(cpu).locals[*s as usize] {
@@ -413,6 +457,19 @@ impl Machine<'_> {
     }
 
     fn ret(&mut self, cpu: u32, value: Option<i64>) -> Result<Flow, Halt> {
+        // A KEVENT local still waited on when its routine returns (contract
+        // v2, "Run-time errors").
+        let mine = self.frame(cpu).local_events.clone();
+        let waited = mine
+            .into_iter()
+            .find(|&o| self.shared.waiters.iter().any(|w| w.object.0 == o));
+        if let Some(o) = waited {
+            let name = self.prog.objects[o as usize].name.clone();
+            return Err(self.runtime_error(
+                cpu,
+                format!("the KEVENT local `{name}` is still waited on when its routine returns"),
+            ));
+        }
         let exec = self.top_exec(cpu);
         if exec.frames.len() == 1 && matches!(exec.frames[0].on_return, OnReturn::ContextEnd) {
             // The context's routine returns: its checks (0x100A, 0xE1, 0xC8,

@@ -105,6 +105,8 @@ struct Frame {
     line: u32,
     stack_base: usize,
     on_return: OnReturn,
+    /// Events of `KEVENT` locals this activation took (objects).
+    local_events: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -647,6 +649,7 @@ impl<'p> Machine<'p> {
             line: code.line,
             stack_base: 0,
             on_return,
+            local_events: vec![],
         }
     }
 
