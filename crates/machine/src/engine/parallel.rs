@@ -310,7 +310,13 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                     m.driver.over = true;
                     return Turn::End;
                 }
+                let held_before = m.held[i].len();
                 let stepped = ticked.and_then(|()| m.step(me));
+                // A release ends the turn, so a processor spinning on that
+                // lock can take it before this one comes back for it (a
+                // turn of many steps would otherwise release and re-take it
+                // unseen, starving the spinner into a false 0x133).
+                let released = m.held[i].len() < held_before;
                 m.hold_back_data_waiter(i, before);
                 irql_ns[irql] += m.cpus[i].clock.saturating_sub(before);
                 let top = m.cpus[i].top();
@@ -330,6 +336,7 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 };
                 let mid_read = m.cpus[i].top().is_some_and(|c| c.payload.mid_statement);
                 if after != After::Next
+                    || released
                     || mid_read
                     || m.out.stop.is_some()
                     || !m.busy(i)
