@@ -1234,9 +1234,25 @@ impl<'a> Checker<'a> {
             let ExprKind::SizeOf(ty, _) = &args[1].kind else {
                 continue;
             };
-            if !self.structs.contains_key(&ty.name) {
+            // Blocks of a struct, a kernel object (a KEVENT from pool) or a
+            // scalar type.
+            let block_type = if self.structs.contains_key(&ty.name) {
+                ast::FieldType::Struct(ty.name.clone())
+            } else if let Some(k) = [
+                ast::ObjKind::Event,
+                ast::ObjKind::Timer,
+                ast::ObjKind::Dpc,
+                ast::ObjKind::WorkItem,
+            ]
+            .into_iter()
+            .find(|k| k.name() == ty.name)
+            {
+                ast::FieldType::Object(k)
+            } else if let Some(t) = crate::parser::scalar_type(&ty.name) {
+                ast::FieldType::Scalar(t)
+            } else {
                 continue;
-            }
+            };
             let paged = self.const_eval(&args[0]).ok() == Some(1);
             let line = self.line(callee.span);
             let mut blocks = vec![];
@@ -1245,7 +1261,7 @@ impl<'a> Checker<'a> {
                 self.flatten(
                     &callee,
                     format!("(pool block {k} of line {line})"),
-                    &ast::FieldType::Struct(ty.name.clone()),
+                    &block_type,
                     None,
                     paged,
                     line,
@@ -3649,7 +3665,7 @@ impl Fn<'_, '_> {
         if callee.name == "ExAllocatePoolWithTag" && args.len() == 3 {
             let Some(&site) = self.c.pool_site_of.get(&callee.span.offset) else {
                 return Err(self
-                    .err(args[1].span, "`NumberOfBytes` must be written `sizeof(T)` of a struct type")
+                    .err(args[1].span, "`NumberOfBytes` must be written `sizeof(T)` of a struct, scalar or kernel-object type")
                     .label("not sizeof(T)")
                     .help("the block holds one zeroed T: ExAllocatePoolWithTag(NonPagedPoolNx, sizeof(T), Tag)"));
             };

@@ -2569,6 +2569,29 @@ impl Parser<'_> {
                 1,
             ));
         }
+        // A scalar or kernel-object type keeps its name too, so
+        // `ExAllocatePoolWithTag(..., sizeof(KEVENT), ...)` knows its blocks.
+        if let TokenKind::Ident(w) = &tok.kind {
+            let size = match self.scalar_of(w) {
+                Some(t) if scalar_type(w).is_some() => Some(t.size()),
+                _ => object_kind(w).map(|k| k.size()),
+            };
+            if let Some(size) = size {
+                let ty = Ident {
+                    name: w.clone(),
+                    span: tok.span,
+                };
+                self.bump();
+                self.expect(TokenKind::RParen, "to close `sizeof(`")?;
+                return Ok((
+                    Expr {
+                        kind: ExprKind::SizeOf(ty, size),
+                        span: self.span_from(start),
+                    },
+                    1,
+                ));
+            }
+        }
         let size = match &tok.kind {
             TokenKind::Ident(w) => match self.scalar_of(w) {
                 Some(t) => t.size(),
@@ -3628,7 +3651,7 @@ thread Worker on cpu 0 { Recurse(1); }
         ));
         assert!(matches!(
             expr("sizeof(USHORT)").kind,
-            ExprKind::Typed(2, ScalarType::Ulong64)
+            ExprKind::SizeOf(ref t, 2) if t.name == "USHORT"
         ));
     }
 
