@@ -1516,9 +1516,7 @@ impl<'a> Checker<'a> {
         match self.lookup_global(id)? {
             Global::Var(v) => Ok(make_ref(v, 0)),
             Global::Lock(l) => Ok(make_ref(0, l.0)),
-            Global::Dpc(d) => Ok(self.prog.dpcs[d as usize]
-                .leaf
-                .map_or(0, |v| make_ref(v, 0))),
+            Global::Dpc(d) => Ok(self.prog.dpcs[d as usize].reference),
             g => Err(self
                 .err(
                     e.span,
@@ -1934,8 +1932,10 @@ pub fn eval_binary(op: BinOp, t: Arith, a: i64, b: i64) -> Option<i64> {
 /// Blocks each `ExAllocatePoolWithTag` call site can hand out.
 pub const POOL_BLOCKS: u32 = 16;
 
-/// Call `f` on every expression of a statement, outermost first.
-fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
+/// Call `fs` on a statement and every statement inside it, and `f` on
+/// every expression of them, outermost first and in source order.
+fn walk(s: &Stmt, fs: &mut dyn FnMut(&Stmt), f: &mut dyn FnMut(&Expr)) {
+    fs(s);
     match &s.kind {
         StmtKind::Decl { vars, .. } => {
             for (_, e) in vars {
@@ -1952,14 +1952,14 @@ fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
         StmtKind::IncDecPlace { target, .. } => walk_expr(target, f),
         StmtKind::If { cond, then, els } => {
             walk_expr(cond, f);
-            walk_stmt(then, f);
+            walk(then, fs, f);
             if let Some(e) = els {
-                walk_stmt(e, f);
+                walk(e, fs, f);
             }
         }
         StmtKind::While { cond, body } | StmtKind::DoWhile { body, cond } => {
             walk_expr(cond, f);
-            walk_stmt(body, f);
+            walk(body, fs, f);
         }
         StmtKind::For {
             init,
@@ -1968,77 +1968,47 @@ fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
             body,
         } => {
             if let Some(i) = init {
-                walk_stmt(i, f);
+                walk(i, fs, f);
             }
             if let Some(c) = cond {
                 walk_expr(c, f);
             }
             if let Some(st) = step {
-                walk_stmt(st, f);
+                walk(st, fs, f);
             }
-            walk_stmt(body, f);
+            walk(body, fs, f);
         }
         StmtKind::Switch { value, arms } => {
             walk_expr(value, f);
             for a in arms {
                 for st in &a.stmts {
-                    walk_stmt(st, f);
+                    walk(st, fs, f);
                 }
             }
         }
         StmtKind::Return(Some(e)) | StmtKind::Expr(e) => walk_expr(e, f),
         StmtKind::Block(b) => {
             for st in &b.stmts {
-                walk_stmt(st, f);
+                walk(st, fs, f);
             }
         }
         StmtKind::Try { body, handler, .. } => {
             for st in body.stmts.iter().chain(&handler.stmts) {
-                walk_stmt(st, f);
+                walk(st, fs, f);
             }
         }
         _ => {}
     }
 }
 
+/// Call `f` on every expression of a statement, outermost first.
+fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
+    walk(s, &mut |_| {}, f);
+}
+
 /// Call `f` on a statement and every statement inside it.
 fn each_stmt(s: &Stmt, f: &mut dyn FnMut(&Stmt)) {
-    f(s);
-    match &s.kind {
-        StmtKind::If { then, els, .. } => {
-            each_stmt(then, f);
-            if let Some(e) = els {
-                each_stmt(e, f);
-            }
-        }
-        StmtKind::While { body, .. } | StmtKind::DoWhile { body, .. } => each_stmt(body, f),
-        StmtKind::For {
-            init, step, body, ..
-        } => {
-            for st in init.iter().chain(step.iter()) {
-                each_stmt(st, f);
-            }
-            each_stmt(body, f);
-        }
-        StmtKind::Switch { arms, .. } => {
-            for a in arms {
-                for st in &a.stmts {
-                    each_stmt(st, f);
-                }
-            }
-        }
-        StmtKind::Block(b) => {
-            for st in &b.stmts {
-                each_stmt(st, f);
-            }
-        }
-        StmtKind::Try { body, handler, .. } => {
-            for st in body.stmts.iter().chain(&handler.stmts) {
-                each_stmt(st, f);
-            }
-        }
-        _ => {}
-    }
+    walk(s, f, &mut |_| {});
 }
 
 /// Call `f` on an expression and every expression inside it.
@@ -3539,8 +3509,8 @@ impl Fn<'_, '_> {
                 let Some((Global::Dpc(d), _)) = self.c.globals.get(&id.name) else {
                     unreachable!("matched above");
                 };
-                let leaf = self.c.prog.dpcs[*d as usize].leaf.unwrap_or(0);
-                self.ops.push(Op::Push(make_ref(leaf, 0)));
+                self.ops
+                    .push(Op::Push(self.c.prog.dpcs[*d as usize].reference));
                 Arith::U64
             }
             ExprKind::AddrOf(id) => {
