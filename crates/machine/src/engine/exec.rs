@@ -459,10 +459,13 @@ impl Machine<'_> {
     fn ret(&mut self, cpu: u32, value: Option<i64>) -> Result<Flow, Halt> {
         // A KEVENT local still waited on when its routine returns (contract
         // v2, "Run-time errors").
-        let mine = self.frame(cpu).local_events.clone();
-        let waited = mine
-            .into_iter()
-            .find(|&o| self.shared.waiters.iter().any(|w| w.object.0 == o));
+        let waited = if self.frame(cpu).local_events.is_empty() {
+            None
+        } else {
+            let mine = self.frame(cpu).local_events.clone();
+            mine.into_iter()
+                .find(|&o| self.shared.waiters.iter().any(|w| w.object.0 == o))
+        };
         if let Some(o) = waited {
             let name = self.prog.objects[o as usize].name.clone();
             return Err(self.runtime_error(

@@ -313,6 +313,9 @@ struct Shared {
     dpcs: Vec<DpcState>,
     /// Kernel objects in data (events, timers, work items, IRPs).
     objects: Vec<ObjState>,
+    /// The KTIMER objects (indexes into `objects`), listed once: the clock
+    /// and the loops look at these, not at every object, at each step.
+    timers: Vec<u32>,
     /// Threads blocked in waits, in the order they blocked.
     waiters: Vec<Waiter>,
     /// Work items queued for a worker, FIFO, and which processor's
@@ -495,6 +498,13 @@ impl<'p> Machine<'p> {
                     },
                     _ => ObjState::Uninitialized,
                 })
+                .collect(),
+            timers: prog
+                .objects
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.kind == scenario::ast::ObjKind::Timer)
+                .map(|(i, _)| i as u32)
                 .collect(),
             waiters: vec![],
             work_queue: VecDeque::new(),

@@ -99,6 +99,54 @@ impl Machine<'_> {
         }
     }
 
+    /// Queue DPC `d` with SystemArgument1/2; false if it was already
+    /// queued. Requests a DPC interrupt on the target as the contract's
+    /// delivery table says.
+    pub(in crate::engine) fn insert_dpc(&mut self, cpu: u32, d: DpcId, a1: i64, a2: i64) -> bool {
+        let c = cpu as usize;
+        let st = &self.shared.dpcs[d.ix()];
+        if st.queued_on.is_some() {
+            return false;
+        }
+        let target = st.target.unwrap_or(CpuId(cpu));
+        let imp = st.importance;
+        self.shared.dpcs[d.ix()].args = (a1, a2);
+        self.cpus[target.ix()].dpcs.insert(d.0, imp);
+        self.shared.dpcs[d.ix()].queued_on = Some(target);
+        // Whether the insert requests a DPC interrupt on the target
+        // (contract v2 delivery table); otherwise the DPC waits for the
+        // target's next clock tick.
+        let tp = &self.cpus[target.ix()];
+        let deep = tp.dpcs.len() >= 4;
+        let idle = tp.stack.is_empty() && tp.ready.is_empty();
+        let request = if target == CpuId(cpu) {
+            imp != Importance::Low || deep
+        } else {
+            matches!(imp, Importance::High | Importance::MediumHigh) || deep || idle
+        };
+        if request {
+            self.cpus[target.ix()].dpc_requested = true;
+        }
+        // An idle target processor catches up to now before running it.
+        let now = self.cpus[c].clock;
+        if target != CpuId(cpu)
+            && !self.driver.parallel
+            && self.cpus[target.ix()].stack.is_empty()
+            && self.cpus[target.ix()].clock < now
+        {
+            self.cpus[target.ix()].clock = now;
+        }
+        let dname: Arc<str> = self.prog.dpcs[d.ix()].name.as_str().into();
+        self.notify(
+            cpu,
+            EventKind::DpcQueued {
+                name: dname,
+                target: target.0,
+            },
+        );
+        true
+    }
+
     /// KeFlushQueuedDpcs may return: each DPC it waits for has completed a
     /// run since the call, or is neither queued nor running (it was removed
     /// before it ran). A DPC that queues itself again does not hold the

@@ -35,10 +35,12 @@ impl Machine<'_> {
 
     /// Are any timers set (they expire at clock ticks)?
     pub(in crate::engine) fn timers_set(&self) -> bool {
-        self.shared
-            .objects
-            .iter()
-            .any(|o| matches!(o, ObjState::Timer { due: Some(_), .. }))
+        self.shared.timers.iter().any(|&o| {
+            matches!(
+                self.shared.objects[o as usize],
+                ObjState::Timer { due: Some(_), .. }
+            )
+        })
     }
 
     /// Did the run end at its time limit or duration (the waiters left are
@@ -71,16 +73,16 @@ impl Machine<'_> {
                 best = Some((t, c));
             }
         };
-        for o in &self.shared.objects {
+        for &o in &self.shared.timers {
             if let ObjState::Timer {
                 due: Some(due),
                 period,
                 cpu,
                 ..
-            } = o
+            } = self.shared.objects[o as usize]
             {
-                if *period == 0 || self.shared.threads_alive > 0 {
-                    consider(*due, cpu.0, self);
+                if period == 0 || self.shared.threads_alive > 0 {
+                    consider(due, cpu.0, self);
                 }
             }
         }
@@ -97,7 +99,8 @@ impl Machine<'_> {
     /// the tick's time in 100 ns units as SystemArgument1/2) and the timed
     /// waits of threads of that processor (they return STATUS_TIMEOUT).
     pub(in crate::engine) fn tick_objects(&mut self, cpu: u32, tick_at: Nanos) {
-        for o in 0..self.shared.objects.len() {
+        for i in 0..self.shared.timers.len() {
+            let o = self.shared.timers[i] as usize;
             let ObjState::Timer {
                 due: Some(due),
                 period,
@@ -238,54 +241,6 @@ impl Machine<'_> {
         self.set_irql(cpu, Irql::PASSIVE);
         self.cpus[c].slice_start = self.cpus[c].clock;
         Ok(Flow::Yield)
-    }
-
-    /// Queue DPC `d` with SystemArgument1/2; false if it was already
-    /// queued. Requests a DPC interrupt on the target as the contract's
-    /// delivery table says.
-    pub(in crate::engine) fn insert_dpc(&mut self, cpu: u32, d: DpcId, a1: i64, a2: i64) -> bool {
-        let c = cpu as usize;
-        let st = &self.shared.dpcs[d.ix()];
-        if st.queued_on.is_some() {
-            return false;
-        }
-        let target = st.target.unwrap_or(CpuId(cpu));
-        let imp = st.importance;
-        self.shared.dpcs[d.ix()].args = (a1, a2);
-        self.cpus[target.ix()].dpcs.insert(d.0, imp);
-        self.shared.dpcs[d.ix()].queued_on = Some(target);
-        // Whether the insert requests a DPC interrupt on the target
-        // (contract v2 delivery table); otherwise the DPC waits for the
-        // target's next clock tick.
-        let tp = &self.cpus[target.ix()];
-        let deep = tp.dpcs.len() >= 4;
-        let idle = tp.stack.is_empty() && tp.ready.is_empty();
-        let request = if target == CpuId(cpu) {
-            imp != Importance::Low || deep
-        } else {
-            matches!(imp, Importance::High | Importance::MediumHigh) || deep || idle
-        };
-        if request {
-            self.cpus[target.ix()].dpc_requested = true;
-        }
-        // An idle target processor catches up to now before running it.
-        let now = self.cpus[c].clock;
-        if target != CpuId(cpu)
-            && !self.driver.parallel
-            && self.cpus[target.ix()].stack.is_empty()
-            && self.cpus[target.ix()].clock < now
-        {
-            self.cpus[target.ix()].clock = now;
-        }
-        let dname: Arc<str> = self.prog.dpcs[d.ix()].name.as_str().into();
-        self.notify(
-            cpu,
-            EventKind::DpcQueued {
-                name: dname,
-                target: target.0,
-            },
-        );
-        true
     }
 
     /// Idle system worker threads take queued work items, lowest processor
