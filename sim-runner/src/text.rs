@@ -67,6 +67,34 @@ fn parallel_section(out: &mut String, p: &machine::report::ParallelReport) {
             share.join(", ")
         );
     }
+    if p.locks.is_empty() {
+        return;
+    }
+    let width = p
+        .locks
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "  wall-clock locks:\n    {:<width$}  acquisitions  contended  mean/max spin µs   mean/max hold µs",
+        "name"
+    );
+    for l in &p.locks {
+        let row = format!(
+            "    {:<width$}  {:>12}  {:>9}  {:>7.2} / {:<8.2}  {:>7.2} / {:.2}",
+            l.name,
+            l.acquisitions,
+            l.contended,
+            l.mean_spin_us,
+            l.max_spin_us,
+            l.mean_hold_us,
+            l.max_hold_us
+        );
+        let _ = writeln!(out, "{}", row.trim_end());
+    }
 }
 
 /// How the run ended, on one line: `bugcheck 0xF SPIN_LOCK_ALREADY_OWNED`,

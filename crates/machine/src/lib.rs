@@ -112,9 +112,26 @@ pub fn run_parallel(program: &Program, options: &RunOptions) -> RunReport {
             }
         })
         .collect();
+    let us = |ns: u64| ns as f64 / 1e3;
+    let locks = facts
+        .locks
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.acquisitions > 0)
+        .map(|(i, s)| report::ParallelLock {
+            name: program.locks[i].name.clone(),
+            acquisitions: s.acquisitions,
+            contended: s.contended,
+            mean_spin_us: us(s.spin_total_ns / s.contended.max(1)),
+            max_spin_us: us(s.spin_max_ns),
+            mean_hold_us: us(s.hold_total_ns / s.holds.max(1)),
+            max_hold_us: us(s.hold_max_ns),
+        })
+        .collect();
     report.parallel = Some(report::ParallelReport {
         wall_ms: facts.wall_ns as f64 / 1e6,
         processors,
+        locks,
     });
     report
 }

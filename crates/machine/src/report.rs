@@ -149,6 +149,26 @@ pub struct ParallelReport {
     pub wall_ms: f64,
     /// One entry per virtual processor.
     pub processors: Vec<ParallelProcessor>,
+    /// Wall-clock lock statistics, one entry per lock acquired at least
+    /// once (the LOCKS table's virtual-time figures are per processor
+    /// clock; these are real time, `Instant` at request, grant, release).
+    pub locks: Vec<ParallelLock>,
+}
+
+/// One lock's wall-clock statistics in a parallel run; times in µs of
+/// wall time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParallelLock {
+    pub name: String,
+    pub acquisitions: u64,
+    /// Acquisitions whose first attempt found the lock taken.
+    pub contended: u64,
+    /// Mean and longest spin of the contended acquisitions.
+    pub mean_spin_us: f64,
+    pub max_spin_us: f64,
+    /// Mean and longest hold of the holds that ended.
+    pub mean_hold_us: f64,
+    pub max_hold_us: f64,
 }
 
 /// One processor thread of a parallel run.

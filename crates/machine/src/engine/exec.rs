@@ -148,7 +148,7 @@ impl Machine<'_> {
             }
             Op::LoadVar(v) => {
                 self.touch_var(cpu, *v, false)?;
-                let x = self.shared.vars[*v as usize];
+                let x = self.shared.vars.get(*v as usize);
                 self.push(cpu, x);
                 if self.driver.lamport || self.driver.parallel {
                     self.note_read(cpu, *v);
@@ -277,7 +277,7 @@ impl Machine<'_> {
                     return Ok(Flow::Yield);
                 };
                 self.touch_var(cpu, v, false)?;
-                let x = self.shared.vars[v as usize];
+                let x = self.shared.vars.get(v as usize);
                 self.push(cpu, x);
                 if self.driver.lamport {
                     self.note_read(cpu, v);

@@ -4,6 +4,7 @@
 //! `begin`; a waiter spins by `poll` once per step until granted.
 
 use super::exec::Flow;
+use super::words::{ExWord, OrdWord, QueuedWord, RealLocks};
 use super::*;
 use scenario::program::{LockKind, Place};
 use spinlocks::model::{ExLockModel, NodeId, Poll, QueuedLockModel, SpinLockModel};
@@ -32,26 +33,46 @@ fn exclude(p: Poll, other_free: bool) -> Poll {
 pub(super) enum LockState {
     /// A KSPIN_LOCK: ordinary word and MCS queue (only one may be used).
     Spin {
-        ordinary: SpinLockModel,
-        queued: QueuedLockModel,
+        ordinary: OrdWord,
+        queued: QueuedWord,
         used_ordinary: bool,
         used_queued: bool,
     },
-    Ex(ExLockModel),
-    Interrupt(SpinLockModel),
+    Ex(ExWord),
+    Interrupt(OrdWord),
 }
 
 impl LockState {
+    /// A free lock on the models (deterministic mode).
     pub(super) fn new(kind: LockKind) -> Self {
         match kind {
             LockKind::Spin => LockState::Spin {
-                ordinary: SpinLockModel::new(),
-                queued: QueuedLockModel::new(),
+                ordinary: OrdWord::Model(SpinLockModel::new()),
+                queued: QueuedWord::Model(QueuedLockModel::new()),
                 used_ordinary: false,
                 used_queued: false,
             },
-            LockKind::Ex => LockState::Ex(ExLockModel::new()),
-            LockKind::Interrupt(_) => LockState::Interrupt(SpinLockModel::new()),
+            LockKind::Ex => LockState::Ex(ExWord::Model(ExLockModel::new())),
+            LockKind::Interrupt(_) => LockState::Interrupt(OrdWord::Model(SpinLockModel::new())),
+        }
+    }
+
+    /// Lock `ix` of `real` (parallel mode), free.
+    pub(super) fn real(kind: LockKind, real: &Arc<RealLocks>, ix: u32) -> Self {
+        match kind {
+            LockKind::Spin => LockState::Spin {
+                ordinary: OrdWord::Real(real.clone(), ix),
+                queued: QueuedWord::Real(real.clone(), ix),
+                used_ordinary: false,
+                used_queued: false,
+            },
+            LockKind::Ex => LockState::Ex(ExWord::Real {
+                locks: real.clone(),
+                ix,
+                shared_by: Vec::new(),
+                waits: Vec::new(),
+            }),
+            LockKind::Interrupt(_) => LockState::Interrupt(OrdWord::Real(real.clone(), ix)),
         }
     }
 }
@@ -431,10 +452,10 @@ impl Machine<'_> {
             LockState::Spin {
                 ordinary, queued, ..
             } => match family {
-                LockFamily::Queued => {
-                    let (n, p) = queued.begin(cpu);
-                    (exclude(p, ordinary.is_free()), Some(n))
-                }
+                LockFamily::Queued => match queued.begin(cpu) {
+                    Ok((n, p)) => (exclude(p, ordinary.is_free()), Some(n)),
+                    Err(_) => (Poll::Spinning, None),
+                },
                 _ if !queued.is_free() => (Poll::Spinning, None),
                 _ => (ordinary.begin(cpu), None),
             },
@@ -444,6 +465,16 @@ impl Machine<'_> {
                 LockMode::Exclusive => (l.begin_exclusive(cpu), None),
             },
         };
+        if family == LockFamily::Queued && node.is_none() {
+            return Err(self.runtime_error(
+                cpu,
+                format!(
+                    "processor {cpu} holds or waits for more than {} in-stack queued spin locks at once (acquiring `{}`): parallel mode's queue-node arena is full",
+                    super::words::QUEUE_SLOTS,
+                    decl.name
+                ),
+            ));
+        }
         let clock = self.cpus[c].clock;
         let op = AcquireOp {
             lock,
@@ -457,6 +488,9 @@ impl Machine<'_> {
         match poll {
             Poll::Acquired => self.granted(cpu, op),
             Poll::Spinning => {
+                if let Some(w) = &mut self.driver.wall {
+                    w.spinning(cpu, lock);
+                }
                 let exec = &mut self.top_exec(cpu);
                 exec.pending = Some(Pending::Acquire(op));
                 exec.stuck_at = None;
@@ -550,9 +584,8 @@ impl Machine<'_> {
                         ordinary, queued, ..
                     } => match op.node {
                         Some(n) => {
-                            let before = queued.waiters();
-                            let p = exclude(queued.poll(n), ordinary.is_free());
-                            (p, queued.waiters() != before)
+                            let (p, progress) = queued.poll(n);
+                            (exclude(p, ordinary.is_free()), progress)
                         }
                         None if !queued.is_free() => (Poll::Spinning, false),
                         None => (ordinary.poll(cpu), false),
@@ -602,6 +635,9 @@ impl Machine<'_> {
     pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Result<Flow, Halt> {
         let c = cpu as usize;
         self.lock_changed(cpu, op.lock);
+        if let Some(w) = &mut self.driver.wall {
+            w.granted(cpu, op.lock);
+        }
         let (serial, clock, line, routine) = {
             let p = &self.cpus[c];
             (
@@ -815,6 +851,9 @@ impl Machine<'_> {
         }
         if let Some(i) = self.held[c].iter().rposition(|h| h.lock == lock) {
             self.held[c].remove(i);
+            if let Some(w) = &mut self.driver.wall {
+                w.released(cpu, lock);
+            }
         }
         self.notify(cpu, EventKind::Released { lock, family, mode });
     }

@@ -30,6 +30,7 @@ mod ids;
 mod kernel;
 mod locks;
 pub mod parallel;
+mod words;
 
 use crate::report::RunReport;
 use crate::sched::{new_scheduler, Scheduler, Strategy};
@@ -308,7 +309,9 @@ struct Machine<'p> {
 /// The machine's shared state: data, locks, kernel objects, waiters.
 struct Shared {
     locks: Vec<LockState>,
-    vars: Vec<i64>,
+    /// Scenario data: atomic cells (shared with the processor threads in
+    /// parallel mode).
+    vars: Arc<words::DataStore>,
     lists: Vec<VecDeque<i64>>,
     dpcs: Vec<DpcState>,
     /// Kernel objects in data (events, timers, work items, IRPs).
@@ -322,8 +325,7 @@ struct Shared {
     /// system worker thread is busy.
     work_queue: VecDeque<ObjectId>,
     workers_busy: Vec<bool>,
-    /// Per shared variable: writes so far, and the clock of the last writer.
-    var_version: Vec<u64>,
+    /// Per shared variable: the clock of the last writer.
     var_clock: Vec<Nanos>,
     /// Per lock: the clock of the processor that last changed its state.
     lock_clock: Vec<Nanos>,
@@ -338,6 +340,14 @@ struct Shared {
     blocks: std::collections::BTreeMap<i64, kernel::pool::Block>,
     /// The last context serial handed out.
     serial: u32,
+    /// Parallel mode: the real locks behind `locks` (None: the models).
+    real: Option<Arc<words::RealLocks>>,
+    /// Parallel mode: per processor, a mailbox word set when something
+    /// arrives for it from elsewhere (a DPC queued for it, a thread made
+    /// ready on it, an interrupt requested for it, a work item for its
+    /// worker); its thread, spinning or idle outside the machine lock,
+    /// watches it and takes its safe point at once. Empty otherwise.
+    mailboxes: Arc<[std::sync::atomic::AtomicU32]>,
     /// Threads (and queued or running work items) not ended yet.
     threads_alive: usize,
 }
@@ -361,6 +371,8 @@ struct Driver {
     /// Parallel mode: clocks are the processor threads' CPU time and
     /// statements cost nothing of their own.
     parallel: bool,
+    /// Parallel mode: wall-clock lock statistics (None otherwise).
+    wall: Option<Box<parallel::WallLocks>>,
     /// Parallel mode: the run is over (every thread ended, the duration or
     /// the timeout passed) without a stop.
     over: bool,
@@ -477,7 +489,9 @@ impl<'p> Machine<'p> {
         };
         let shared = Shared {
             locks: prog.locks.iter().map(|l| LockState::new(l.kind)).collect(),
-            vars: prog.vars.iter().map(|v| v.init).collect(),
+            vars: Arc::new(words::DataStore::new(prog.vars.iter().map(|v| v.init))),
+            real: None,
+            mailboxes: Arc::new([]),
             lists: vec![VecDeque::new(); prog.lists.len()],
             dpcs: prog
                 .dpcs
@@ -509,7 +523,6 @@ impl<'p> Machine<'p> {
             waiters: vec![],
             work_queue: VecDeque::new(),
             workers_busy: vec![false; prog.cpus as usize],
-            var_version: vec![0; prog.vars.len()],
             var_clock: vec![0; prog.vars.len()],
             lock_clock: vec![0; prog.locks.len()],
             lock_epoch: 0,
@@ -535,6 +548,7 @@ impl<'p> Machine<'p> {
             visible: false,
             visible_steps: 0,
             parallel: false,
+            wall: None,
             over: false,
             in_driver_entry: false,
             end_time: 0,
@@ -666,7 +680,24 @@ impl<'p> Machine<'p> {
     fn schedule_arrival(&mut self, mut a: Arrival) {
         self.driver.arrival_seq += 1;
         a.seq = self.driver.arrival_seq;
+        self.post(a.cpu.0);
         self.driver.arrivals.push(a);
+    }
+
+    /// Parallel mode: tell processor `cpu`'s thread that something arrived
+    /// for it (its mailbox word); nothing in deterministic mode.
+    fn post(&self, cpu: u32) {
+        if let Some(m) = self.shared.mailboxes.get(cpu as usize) {
+            m.store(1, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Parallel mode: post to every processor (a work item for whichever
+    /// worker is idle).
+    fn post_all(&self) {
+        for m in self.shared.mailboxes.iter() {
+            m.store(1, std::sync::atomic::Ordering::Release);
+        }
     }
 
     fn next_arrival(&self) -> Option<usize> {
@@ -1207,7 +1238,7 @@ impl<'p> Machine<'p> {
         self.cpus[c].top().is_some_and(|t| {
             t.payload
                 .data_wait
-                .is_some_and(|(v, ver)| self.shared.var_version[v as usize] == ver)
+                .is_some_and(|(v, ver)| self.shared.vars.version(v as usize) == ver)
         })
     }
 
@@ -1257,7 +1288,7 @@ impl<'p> Machine<'p> {
     /// Random and pct: remember a shared read; a second read at the same
     /// place with nothing written since makes the context wait for a write.
     fn note_read(&mut self, cpu: u32, var: u32) {
-        let ver = self.shared.var_version[var as usize];
+        let ver = self.shared.vars.version(var as usize);
         let c = cpu as usize;
         let Some(top) = self.cpus[c].stack.last_mut() else {
             return;
@@ -1276,8 +1307,9 @@ impl<'p> Machine<'p> {
     /// data waits and its clock for causality.
     fn write_var(&mut self, cpu: u32, var: u32, value: i64) {
         let v = var as usize;
-        self.shared.vars[v] = scenario::check::truncate(self.prog.vars[v].ty, value);
-        self.shared.var_version[v] += 1;
+        self.shared
+            .vars
+            .set(v, scenario::check::truncate(self.prog.vars[v].ty, value));
         self.shared.var_clock[v] = self.cpus[cpu as usize].clock;
     }
 

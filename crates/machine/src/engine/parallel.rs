@@ -3,15 +3,31 @@
 //! processors than cores work), running the same interpreter and kernel
 //! routines as deterministic mode.
 //!
-//! Design (this version): the machine's state is shared under one machine
-//! lock (`parking_lot::Mutex`), taken by a processor thread for one step —
-//! its safe point and one statement or one spin iteration — and released
-//! between steps. So the OS decides which processor's step comes next: an
-//! unguarded read-modify-write loses updates for real, lock handoffs and
-//! unfairness come from real thread timing, and runs are not reproducible.
-//! Lock words are still the two-phase models of `spinlocks::model` updated
-//! under the machine lock (the same code as deterministic mode), not the
-//! real locks: contention on a lock is real contention on the machine lock.
+//! What is real: scenario data are `AtomicI64` cells shared by the
+//! processor threads ([`words::DataStore`]); the scenario's locks are the
+//! real guard-free locks of `spinlocks::raw` ([`words::RealLocks`]: the
+//! owner is the processor index, in-stack queued nodes come from a
+//! per-processor arena, a halted run abandons them); a processor whose
+//! lock is taken spins on the real lock word from its own OS thread, and
+//! one that re-reads data nobody wrote watches the real cell, both outside
+//! the machine lock, until the memory changes (so the holder, or the
+//! writer, runs meanwhile, and the handoff crosses cores as real cache
+//! line transfers do); interrupts, DPCs, ready threads and work items for
+//! another processor set its mailbox word, which its watching or idle
+//! thread sees at once and handles at its next safe point.
+//!
+//! What is serialised: everything else a statement does — the
+//! interpreter's step, the kernel routine's checks, the verifier and
+//! statistics — runs under one machine lock (`parking_lot::Mutex`, or a
+//! FIFO ticket lock with no more processors than cores), taken by a
+//! processor thread for one turn (its safe point and up to
+//! [`STEPS_PER_TURN`] statements, ending early after every read of shared
+//! data, every release and every spin). So the verifier sees one merged
+//! event stream in order, every stop is checked at once, and the acquire's
+//! read-modify-write of a real lock word happens in a turn; which processor
+//! takes the next turn, how long a spin lasts and what interleaves with
+//! what are decided by real thread timing: an unguarded read-modify-write
+//! loses updates for real, and runs are not reproducible.
 //!
 //! Time: a processor's clock advances by the nominal cost of what it does
 //! (100 ns a statement, 50 ns a spin iteration, a stall's length), so
@@ -24,21 +40,26 @@
 //! processor's own clock (the contract says the wall clock; at the
 //! interpreter's speed a statement takes about ten times its nominal cost
 //! in real time, so a wall-clock line would land µs-scale arrivals at the
-//! wrong statements); `--timeout` follows the wall clock
-//! (0 = the first processor's first turn) is the wall clock of `--timeout`
-//! only; `duration` and the 100 ms limit are measured on the largest
-//! processor clock, as in deterministic mode; a stall also waits for real.
+//! wrong statements); `--timeout` follows the wall clock (0 = every
+//! processor thread started); `duration` and the 100 ms limit are measured
+//! on the largest processor clock, as in deterministic mode; a stall also
+//! waits for real.
 //!
-//! Never hangs: the first bugcheck stops every processor at its next step;
-//! a wait-for cycle among spinning processors is found at once by the same
-//! analysis as deterministic mode (0x133); a stretch at DISPATCH_LEVEL past
-//! `watchdog` (CPU time) is 0x133; the calling thread is a watchdog that
-//! cuts the run off after `timeout` of wall time with TIME_LIMIT_REACHED.
+//! Never hangs: the first bugcheck sets the halt flag, which every
+//! processor sees at its next turn or its next load while watching; a
+//! wait-for cycle among spinning processors is found by the same analysis
+//! as deterministic mode (0x133) at the spinner's next turn (a watch ends
+//! after [`WATCH_LOADS`] loads at most); a stretch at DISPATCH_LEVEL past
+//! `watchdog` (processor clock) is 0x133; the calling thread is a
+//! watchdog that cuts the run off after `timeout` of wall time with
+//! TIME_LIMIT_REACHED.
 
 use super::*;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use vcpu::LockId;
+use words::{DataStore, RealLocks};
 
 /// Default `--timeout` of a parallel run (contract: `10000ms`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
@@ -55,6 +76,77 @@ pub struct ParallelFacts {
     pub steps: Vec<u64>,
     /// Wall time of the run, in ns.
     pub wall_ns: u64,
+    /// Per lock (the program's lock order): wall-clock statistics.
+    pub locks: Vec<WallLockStats>,
+}
+
+/// Wall-clock lock statistics of a parallel run: per lock, acquisitions,
+/// contended ones (the first attempt found it taken), and spin and hold
+/// times in wall-clock ns (`Instant` at the request, the grant and the
+/// release, taken under the machine lock).
+#[derive(Debug, Default)]
+pub(super) struct WallLocks {
+    /// Per lock.
+    pub locks: Vec<WallLockStats>,
+    /// Per processor: spins in progress (lock, since).
+    spins: Vec<Vec<(LockId, Instant)>>,
+    /// Per processor: holds (lock, since).
+    holds: Vec<Vec<(LockId, Instant)>>,
+}
+
+/// One lock's wall-clock statistics; times in ns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WallLockStats {
+    pub acquisitions: u64,
+    pub contended: u64,
+    pub spin_total_ns: u64,
+    pub spin_max_ns: u64,
+    pub hold_total_ns: u64,
+    pub hold_max_ns: u64,
+    /// Holds that ended (the mean hold divides by these).
+    pub holds: u64,
+}
+
+impl WallLocks {
+    fn new(locks: usize, cpus: usize) -> Self {
+        WallLocks {
+            locks: vec![WallLockStats::default(); locks],
+            spins: vec![Vec::new(); cpus],
+            holds: vec![Vec::new(); cpus],
+        }
+    }
+
+    /// `cpu`'s first attempt at `lock` found it taken.
+    pub(super) fn spinning(&mut self, cpu: u32, lock: LockId) {
+        self.spins[cpu as usize].push((lock, Instant::now()));
+    }
+
+    /// `cpu` got `lock`.
+    pub(super) fn granted(&mut self, cpu: u32, lock: LockId) {
+        let now = Instant::now();
+        let s = &mut self.locks[lock.0 as usize];
+        s.acquisitions += 1;
+        let spins = &mut self.spins[cpu as usize];
+        if let Some(i) = spins.iter().rposition(|&(l, _)| l == lock) {
+            let ns = now.duration_since(spins.remove(i).1).as_nanos() as u64;
+            s.contended += 1;
+            s.spin_total_ns += ns;
+            s.spin_max_ns = s.spin_max_ns.max(ns);
+        }
+        self.holds[cpu as usize].push((lock, now));
+    }
+
+    /// `cpu` released `lock`.
+    pub(super) fn released(&mut self, cpu: u32, lock: LockId) {
+        let holds = &mut self.holds[cpu as usize];
+        if let Some(i) = holds.iter().rposition(|&(l, _)| l == lock) {
+            let ns = holds.remove(i).1.elapsed().as_nanos() as u64;
+            let s = &mut self.locks[lock.0 as usize];
+            s.holds += 1;
+            s.hold_total_ns += ns;
+            s.hold_max_ns = s.hold_max_ns.max(ns);
+        }
+    }
 }
 
 /// The lock around the machine's state. With no more processors than
@@ -64,21 +156,20 @@ pub struct ParallelFacts {
 /// mutex, so waiters do not burn the cores the running ones need.
 trait MachineLock<'p>: Sync {
     fn with<R>(&self, f: impl FnOnce(&mut Machine<'p>) -> R) -> R;
-    /// Spin-loop hints a spinning processor spends outside the lock after
-    /// a spin iteration that found its scenario lock taken: none with the
-    /// FIFO lock (turns already alternate), some with the parking one.
-    const SPIN_BACKOFF: u32;
+    /// More processor threads than cores (the parking lock): a watching
+    /// thread yields now and then.
+    const OVERSUBSCRIBED: bool;
 }
 
 impl<'p> MachineLock<'p> for spin::mutex::TicketMutex<Machine<'p>> {
-    const SPIN_BACKOFF: u32 = 0;
+    const OVERSUBSCRIBED: bool = false;
     fn with<R>(&self, f: impl FnOnce(&mut Machine<'p>) -> R) -> R {
         f(&mut self.lock())
     }
 }
 
 impl<'p> MachineLock<'p> for Mutex<Machine<'p>> {
-    const SPIN_BACKOFF: u32 = 64;
+    const OVERSUBSCRIBED: bool = true;
     fn with<R>(&self, f: impl FnOnce(&mut Machine<'p>) -> R) -> R {
         f(&mut self.lock())
     }
@@ -92,6 +183,7 @@ impl ParallelFacts {
             irql_ns: vec![[0; 16]; n],
             steps: vec![0; n],
             wall_ns: 0,
+            locks: Vec::new(),
         }
     }
 }
@@ -101,6 +193,22 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
     let mut m = Machine::new(prog, Schedule::timing(prog.seed));
     m.driver.parallel = true;
     let n = m.cpus.len();
+    // The scenario's locks become real locks; every processor gets a
+    // mailbox word.
+    let real = Arc::new(words::RealLocks::new(
+        prog.locks.iter().map(|l| l.kind),
+        n as u32,
+        |i| prog.interrupts[i as usize].sync_irql,
+    ));
+    m.shared.locks = prog
+        .locks
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LockState::real(l.kind, &real, i as u32))
+        .collect();
+    m.shared.real = Some(real);
+    m.shared.mailboxes = (0..n).map(|_| AtomicU32::new(0)).collect();
+    m.driver.wall = Some(Box::new(WallLocks::new(prog.locks.len(), n)));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     // DriverEntry first, to completion, before any processor thread starts
     // (the same code as deterministic mode).
@@ -118,6 +226,8 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
         (lock.into_inner(), facts)
     };
     let mut m = m;
+    let mut facts = facts;
+    facts.locks = m.driver.wall.take().map_or_else(Vec::new, |w| w.locks);
     if m.driver.end_time == 0 {
         m.driver.end_time = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
     }
@@ -202,13 +312,68 @@ enum Turn {
     Idle,
 }
 
+/// What a spinning or data-waiting processor thread watches, outside the
+/// machine lock, before its next turn: plain loads of real memory.
+#[derive(Clone, Copy)]
+enum Watch {
+    /// A scenario lock's real word (and its own queue node) as last seen.
+    Lock {
+        ix: u32,
+        node: Option<spinlocks::model::NodeId>,
+        seen: u64,
+    },
+    /// A variable's write count as last seen.
+    Data { var: u32, version: u64 },
+}
+
+/// Loads a watching processor thread makes at most before it takes a turn
+/// anyway (its virtual clock, interrupt arrivals and the deadlock check
+/// move only in turns).
+const WATCH_LOADS: u32 = 128;
+
+/// The view of real memory a processor thread watches outside the lock.
+struct Memory<'a> {
+    real: &'a RealLocks,
+    data: &'a DataStore,
+    mailbox: &'a AtomicU32,
+    done: &'a AtomicBool,
+    /// More processors than cores: yield now and then while watching.
+    oversubscribed: bool,
+}
+
+impl Memory<'_> {
+    /// Spin on real memory until what `w` watches changes, mail arrives,
+    /// the run ends, or [`WATCH_LOADS`] loads. Returns the loads made.
+    fn watch(&self, w: Watch) -> u32 {
+        for k in 0..WATCH_LOADS {
+            if self.done.load(Ordering::Relaxed) || self.mailbox.load(Ordering::Relaxed) != 0 {
+                return k;
+            }
+            let changed = match w {
+                Watch::Lock { ix, node, seen } => self.real.probe(ix, node) != seen,
+                Watch::Data { var, version } => self.data.version(var as usize) != version,
+            };
+            if changed {
+                return k;
+            }
+            if self.oversubscribed && k % 32 == 31 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        WATCH_LOADS
+    }
+}
+
 /// What a processor thread does outside the lock after its step.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum After {
     /// Go on.
     Next,
-    /// Its spin iteration found the lock still taken: spin a little.
-    Spin,
+    /// Its spin iteration found the lock still taken, or it re-read data
+    /// nobody wrote: watch that memory.
+    Watch(Watch),
     /// It is inside `KeStallExecutionProcessor`: wait one chunk of real time.
     Stall,
 }
@@ -248,7 +413,23 @@ fn processor_thread<'p, L: MachineLock<'p>>(
     let mut irql_ns = [0u64; 16];
     let mut steps = 0u64;
     let mut idle = 0u32;
+    let (real, data, mailboxes) = machine.with(|m| {
+        (
+            m.shared.real.clone().expect("parallel mode has real locks"),
+            m.shared.vars.clone(),
+            m.shared.mailboxes.clone(),
+        )
+    });
+    let memory = Memory {
+        real: &real,
+        data: &data,
+        mailbox: &mailboxes[i],
+        done,
+        oversubscribed: L::OVERSUBSCRIBED,
+    };
     while !done.load(Ordering::Acquire) {
+        // Mail is looked at in this turn's safe point.
+        memory.mailbox.store(0, Ordering::Release);
         let turn = machine.with(|m| {
             if m.out.stop.is_some() || m.driver.over {
                 return Turn::End;
@@ -328,14 +509,17 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                     let _ = m.check_deadlock();
                 }
                 after = if stuck {
-                    After::Spin
+                    m.watch_for(i).map_or(After::Next, After::Watch)
                 } else if stalling {
                     After::Stall
+                } else if m.data_waiting(i) {
+                    m.watch_for(i).map_or(After::Next, After::Watch)
                 } else {
                     After::Next
                 };
                 let mid_read = m.cpus[i].top().is_some_and(|c| c.payload.mid_statement);
-                if after != After::Next
+                if !matches!(after, After::Next)
+                    || stuck
                     || released
                     || mid_read
                     || m.out.stop.is_some()
@@ -356,11 +540,11 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 idle = 0;
                 match after {
                     After::Next => {}
-                    // A spinner leaves the machine to the holder meanwhile.
-                    After::Spin => {
-                        for _ in 0..L::SPIN_BACKOFF {
-                            std::hint::spin_loop();
-                        }
+                    // A spinner leaves the machine to the others meanwhile
+                    // and spins on the real lock word (or the data it
+                    // re-reads) until it changes.
+                    After::Watch(w) => {
+                        memory.watch(w);
                     }
                     // A stall takes real time: one chunk per step.
                     After::Stall => {
@@ -374,9 +558,12 @@ fn processor_thread<'p, L: MachineLock<'p>>(
             Turn::Idle => {
                 // Back off, so an idle processor does not take the machine
                 // lock from busy ones: spin, then yield, then nap briefly
-                // (an idle processor's clock does not move meanwhile).
+                // (an idle processor's clock does not move meanwhile);
+                // mail for it ends the back-off at once.
                 idle = idle.saturating_add(1);
-                if idle > IDLE_NAP_AFTER {
+                if memory.mailbox.load(Ordering::Acquire) != 0 {
+                    idle = 0;
+                } else if idle > IDLE_NAP_AFTER {
                     std::thread::sleep(IDLE_NAP);
                 } else if idle > 64 {
                     std::thread::yield_now();
@@ -431,6 +618,23 @@ impl Machine<'_> {
             let p = &mut self.cpus[i];
             p.clock = p.clock.min(cap);
         }
+    }
+
+    /// What processor `i`'s thread should watch outside the lock: the real
+    /// word of the lock its top context spins on (and its queue node), or
+    /// the variable it re-reads; None for other waits.
+    fn watch_for(&self, i: usize) -> Option<Watch> {
+        let top = self.cpus[i].top()?;
+        if let Some(Pending::Acquire(op)) = &top.payload.pending {
+            let real = self.shared.real.as_ref()?;
+            return Some(Watch::Lock {
+                ix: op.lock.0,
+                node: op.node,
+                seen: real.probe(op.lock.0, op.node),
+            });
+        }
+        let (var, version) = top.payload.data_wait?;
+        (self.shared.vars.version(var as usize) == version).then_some(Watch::Data { var, version })
     }
 
     /// Nothing runs anywhere and nothing will arrive.

@@ -364,6 +364,20 @@ impl RawExSpinLock {
         self.word.fetch_sub(1, Ordering::Release);
     }
 
+    /// The retail kernel's unchecked `ExReleaseSpinLockShared`: the word
+    /// goes down by one whatever it holds, wrapping as Windows' own does
+    /// (after an exclusive hold with no readers it runs into the
+    /// exclusive-waiting bit and a huge shared count, so the next exclusive
+    /// acquire drains readers that never leave). For an interpreter that
+    /// models a driver's wrong-mode release; never needed otherwise.
+    #[inline]
+    pub fn release_shared_unchecked(&self) {
+        self.word.fetch_sub(1, Ordering::Release);
+        if self.word.load(Ordering::Relaxed) & EX_EXCLUSIVE == 0 {
+            self.owner.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// First phase of `ExAcquireSpinLockExclusive` for `processor`:
     /// `Ok(())` if the lock is now held exclusive; otherwise the pending
     /// writer's [`ExclusiveWait`] (its claim already keeps new readers out).

@@ -113,6 +113,9 @@ impl Machine<'_> {
         self.shared.dpcs[d.ix()].args = (a1, a2);
         self.cpus[target.ix()].dpcs.insert(d.0, imp);
         self.shared.dpcs[d.ix()].queued_on = Some(target);
+        if target != CpuId(cpu) {
+            self.post(target.0);
+        }
         // Whether the insert requests a DPC interrupt on the target
         // (contract v2 delivery table); otherwise the DPC waits for the
         // target's next clock tick.

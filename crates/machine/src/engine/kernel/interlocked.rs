@@ -32,7 +32,7 @@ impl Machine<'_> {
                                 d.name
                             )
                         })?;
-                        (self.shared.vars[x as usize], d.ty)
+                        (self.shared.vars.get(x as usize), d.ty)
                     }
                     Place::Local(s) => {
                         let f = self.cpus[c]

@@ -27,7 +27,7 @@ impl Machine<'_> {
             return Ok(None);
         }
         self.touch_var(cpu, v as u32, false)?;
-        Ok(Some(self.shared.vars[v]))
+        Ok(Some(self.shared.vars.get(v)))
     }
 
     /// Write Flink (or Blink) of `r` as an access.
@@ -48,7 +48,7 @@ impl Machine<'_> {
         let Some((f, b)) = links(h) else {
             return Ok(());
         };
-        if self.shared.vars.get(f) != Some(&0) || self.shared.vars.get(b) != Some(&0) {
+        if self.shared.vars.try_get(f) != Some(0) || self.shared.vars.try_get(b) != Some(0) {
             return Ok(());
         }
         let head = self.prog.vars[f]
@@ -65,17 +65,17 @@ impl Machine<'_> {
     /// from its links (an empty head points at itself; else the first
     /// entry's Blink points back at it); None if never initialized.
     fn head_ref(&self, fv: u32) -> Option<i64> {
-        let f = *self.shared.vars.get(fv as usize)?;
+        let f = self.shared.vars.try_get(fv as usize)?;
         if f & scenario::program::REF_TAG == 0 {
             return None;
         }
         if scenario::program::ref_var(f) == fv {
             return Some(f);
         }
-        let b = *self
+        let b = self
             .shared
             .vars
-            .get(scenario::program::ref_var(f) as usize + 1)?;
+            .try_get(scenario::program::ref_var(f) as usize + 1)?;
         (scenario::program::ref_var(b) == fv).then_some(b)
     }
 
@@ -297,7 +297,7 @@ impl Machine<'_> {
                 // A head of LIST_ENTRY leaves is empty when Flink points at
                 // itself; a version 1 head when it holds no integer.
                 let points_at_itself = |m: &Self, fv: u32| {
-                    m.shared.vars.get(fv as usize).is_some_and(|&f| {
+                    m.shared.vars.try_get(fv as usize).is_some_and(|f| {
                         f & scenario::program::REF_TAG != 0 && scenario::program::ref_var(f) == fv
                     })
                 };

@@ -187,6 +187,7 @@ impl Machine<'_> {
             *result = Some(status);
         }
         let c = w.cpu.ix();
+        self.post(w.cpu.0);
         let now = self.cpus[by as usize].clock;
         if (self.driver.lamport || self.cpus[c].stack.is_empty()) && self.cpus[c].clock < now {
             self.cpus[c].clock = now;
@@ -489,6 +490,7 @@ impl Machine<'_> {
                     *queued = true;
                 }
                 self.shared.work_queue.push_back(o);
+                self.post_all();
                 self.shared.threads_alive += 1;
                 let name: Arc<str> = self.prog.objects[o.ix()].name.as_str().into();
                 self.notify(cpu, EventKind::WorkItemQueued { name });
@@ -499,7 +501,7 @@ impl Machine<'_> {
                 let o = Self::object_arg(k, 0);
                 let leaf = self.prog.objects[o.ix()].leaf;
                 let slot = leaf + IRP_CANCEL_ROUTINE;
-                let old = self.shared.vars[slot as usize];
+                let old = self.shared.vars.get(slot as usize);
                 self.write_var(cpu, slot, v(0));
                 self.finish(cpu, k, old)
             }
@@ -601,7 +603,7 @@ impl Machine<'_> {
     ) -> Result<Flow, Halt> {
         let leaf = self.prog.objects[irp.ix()].leaf;
         self.write_var(cpu, leaf + IRP_CANCEL, 1);
-        let routine = self.shared.vars[(leaf + IRP_CANCEL_ROUTINE) as usize];
+        let routine = self.shared.vars.get((leaf + IRP_CANCEL_ROUTINE) as usize);
         self.write_var(cpu, leaf + IRP_CANCEL_ROUTINE, 0);
         let target = self
             .prog

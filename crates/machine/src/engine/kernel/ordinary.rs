@@ -18,8 +18,11 @@ impl Machine<'_> {
             Kr::KeInitializeSpinLock => {
                 let l = lock_of(&k.places[0]);
                 if self.lock_holders(l).is_empty() {
-                    self.shared.locks[l.0 as usize] =
-                        LockState::new(self.prog.locks[l.0 as usize].kind);
+                    let kind = self.prog.locks[l.0 as usize].kind;
+                    self.shared.locks[l.0 as usize] = match &self.shared.real {
+                        Some(real) => LockState::real(kind, real, l.0),
+                        None => LockState::new(kind),
+                    };
                 }
                 self.finish(cpu, k, 0)
             }

@@ -119,7 +119,7 @@ impl Machine<'_> {
                     *n += 1;
                 }
                 for var in vars {
-                    self.shared.vars[var as usize] = 0;
+                    self.shared.vars.zero(var as usize);
                 }
                 self.shared.blocks.insert(
                     r,
