@@ -147,3 +147,62 @@ thread Spin on cpu 0 { while (Never == 0) { } }
     assert!(r.warnings.iter().any(|w| w.rule == "TIME_LIMIT_REACHED"));
     assert!(!r.expectation_met);
 }
+
+/// The scenario's locks are real locks with wall-clock statistics: every
+/// grant the verifier's LOCKS table counts is one the real lock made, for
+/// each family, and the guarded counters come out exact.
+#[test]
+fn wall_clock_lock_statistics_count_every_real_grant() {
+    let text = r#"
+scenario "families" { cpus 2; expect clean; }
+KSPIN_LOCK Ordinary;
+KSPIN_LOCK Queued;
+EX_SPIN_LOCK Table;
+ULONG A; ULONG B; ULONG C; ULONG Done;
+VOID Work(VOID) {
+    ULONG i; KIRQL Old; KLOCK_QUEUE_HANDLE H;
+    for (i = 0; i < 300; i++) {
+        KeAcquireSpinLock(&Ordinary, &Old); A = A + 1; KeReleaseSpinLock(&Ordinary, Old);
+        KeAcquireInStackQueuedSpinLock(&Queued, &H); B = B + 1; KeReleaseInStackQueuedSpinLock(&H);
+        Old = ExAcquireSpinLockExclusive(&Table); C = C + 1; ExReleaseSpinLockExclusive(&Table, Old);
+        Old = ExAcquireSpinLockShared(&Table); ExReleaseSpinLockShared(&Table, Old);
+    }
+    if (InterlockedIncrement(&Done) == 2) { ASSERT(A == 600 && B == 600 && C == 600); }
+}
+thread T0 on cpu 0 { Work(); }
+thread T1 on cpu 1 { Work(); }
+"#;
+    let p = load_source("families.sim", text).expect("loads");
+    for _ in 0..5 {
+        let r = run(&p, &parallel(10_000));
+        assert!(r.expectation_met, "{:?} {:?}", r.outcome, r.bugcheck);
+        let par = r.parallel.as_ref().expect("parallel facts");
+        for (name, n) in [("Ordinary", 600), ("Queued", 600), ("Table", 1200)] {
+            let wall = par.locks.iter().find(|l| l.name == name).expect(name);
+            let virt = r.locks.iter().find(|l| l.name == name).expect(name);
+            assert_eq!((wall.acquisitions, virt.acquisitions), (n, n), "{name}");
+            assert!(wall.contended <= n && wall.max_hold_us >= wall.mean_hold_us);
+            assert!(wall.contended == 0 || wall.max_spin_us > 0.0, "{name}");
+        }
+    }
+}
+
+/// Parallel mode's queued-node arena has 32 slots per processor: a 33rd
+/// in-stack queued lock held at once is a run-time error, not a crash.
+#[test]
+fn more_queued_locks_held_at_once_than_arena_slots_is_a_runtime_error() {
+    let text = r#"
+scenario "deep" { cpus 1; }
+KSPIN_LOCK Locks[40];
+KLOCK_QUEUE_HANDLE Handles[40];
+thread T on cpu 0 {
+    ULONG i;
+    for (i = 0; i < 40; i++) { KeAcquireInStackQueuedSpinLock(&Locks[i], &Handles[i]); }
+}
+"#;
+    let p = load_source("deep.sim", text).expect("loads");
+    let r = run(&p, &parallel(5_000));
+    assert_eq!(r.outcome, Outcome::AssertionFailed, "{:?}", r.bugcheck);
+    let all = format!("{:?}", r);
+    assert!(all.contains("queue-node arena is full"), "{all}");
+}

@@ -583,3 +583,119 @@ impl ExWord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use scenario::program::LockKind;
+
+    fn real(kinds: &[LockKind], cpus: u32) -> Arc<RealLocks> {
+        Arc::new(RealLocks::new(kinds.iter().copied(), cpus, |_| 5))
+    }
+
+    proptest! {
+        /// The real ordinary word answers every call as the model does.
+        #[test]
+        fn real_ordinary_word_agrees_with_the_model(ops in proptest::collection::vec((0u8..3, 0u32..3), 1..64)) {
+            let r = real(&[LockKind::Spin], 3);
+            let mut model = OrdWord::Model(SpinLockModel::new());
+            let mut word = OrdWord::Real(r, 0);
+            for (op, owner) in ops {
+                match op {
+                    0 => prop_assert_eq!(model.begin(owner), word.begin(owner)),
+                    1 => prop_assert_eq!(model.poll(owner), word.poll(owner)),
+                    _ => prop_assert_eq!(model.release(owner), word.release(owner)),
+                }
+                prop_assert_eq!(model.holder(), word.holder());
+                prop_assert_eq!(model.is_free(), word.is_free());
+            }
+        }
+    }
+
+    #[test]
+    fn data_store_counts_writes_not_zeroing() {
+        let d = DataStore::new([1, 2].into_iter());
+        assert_eq!((d.len(), d.get(0), d.try_get(2)), (2, 1, None));
+        d.set(1, 7);
+        d.set(1, 8);
+        d.zero(0);
+        assert_eq!((d.get(0), d.get(1)), (0, 8));
+        assert_eq!((d.version(0), d.version(1)), (0, 2));
+    }
+
+    #[test]
+    fn real_queued_word_is_fifo_and_recycles_its_slots() {
+        let r = real(&[LockKind::Spin], 3);
+        let mut q = QueuedWord::Real(r.clone(), 0);
+        // Many more acquire/release cycles than slots: slots come back.
+        for _ in 0..(3 * QUEUE_SLOTS) {
+            let (n, p) = q.begin(1).expect("a free slot");
+            assert_eq!(p, Poll::Acquired);
+            assert_eq!(q.begin_release(n), Poll::Acquired);
+        }
+        assert!(q.is_free());
+        // 0 holds; 1 then 2 queue behind it and are served in that order.
+        let (a, _) = q.begin(0).unwrap();
+        let (b, pb) = q.begin(1).unwrap();
+        let (c, pc) = q.begin(2).unwrap();
+        assert_eq!((pb, pc), (Poll::Spinning, Poll::Spinning));
+        let seen = r.probe(0, Some(b));
+        assert_eq!(q.poll(b).0, Poll::Spinning);
+        assert_eq!(q.begin_release(a), Poll::Acquired);
+        assert_ne!(r.probe(0, Some(b)), seen, "a watcher sees the handoff");
+        assert_eq!(q.poll(c).0, Poll::Spinning);
+        assert_eq!(q.poll(b).0, Poll::Acquired);
+        assert_eq!(q.begin_release(b), Poll::Acquired);
+        assert_eq!(q.poll(c).0, Poll::Acquired);
+        assert_eq!(q.begin_release(c), Poll::Acquired);
+        assert!(q.is_free());
+    }
+
+    #[test]
+    fn a_full_arena_is_an_error_and_a_halt_abandons_queued_nodes() {
+        let r = real(&[LockKind::Spin, LockKind::Spin], 1);
+        let mut q = QueuedWord::Real(r.clone(), 0);
+        for _ in 0..QUEUE_SLOTS {
+            q.begin(0).expect("a free slot");
+        }
+        assert!(q.begin(0).is_err());
+        // Dropping the table with nodes still queued resets them (a queued
+        // node dropped would abort the process).
+        drop(q);
+        drop(r);
+    }
+
+    #[test]
+    fn real_ex_word_shared_exclusive_convert_and_retail_wrap() {
+        let r = real(&[LockKind::Ex], 2);
+        let mut x = ExWord::Real {
+            locks: r,
+            ix: 0,
+            shared_by: Vec::new(),
+            waits: Vec::new(),
+        };
+        assert_eq!(x.poll_shared(0), Poll::Acquired);
+        assert!(x.holds_shared(0) && !x.holds_shared(1));
+        // A writer claims it and drains the reader; new readers wait.
+        assert_eq!(x.begin_exclusive(1), Poll::Spinning);
+        assert_eq!(x.poll_exclusive(1), Poll::Spinning);
+        assert_eq!(x.release_shared(1), Err(()));
+        assert_eq!(x.release_shared(0), Ok(()));
+        assert_eq!(x.poll_exclusive(1), Poll::Acquired);
+        assert!(x.holds_exclusive(1));
+        assert_eq!(x.poll_shared(0), Poll::Spinning);
+        assert_eq!(x.release_exclusive(0), Err(()));
+        assert_eq!(x.release_exclusive(1), Ok(()));
+        assert_eq!(x.word(), 0);
+        // The sole reader converts.
+        assert_eq!(x.poll_shared(0), Poll::Acquired);
+        assert!(x.try_convert(0));
+        assert!(x.holds_exclusive(0) && !x.holds_shared(0));
+        // The retail wrong-mode release wraps the word as Windows' does.
+        x.force_release_shared();
+        assert_eq!(x.word(), (1 << 31) - 1);
+        x.force_release_exclusive();
+        assert_eq!(x.word(), 0);
+    }
+}
