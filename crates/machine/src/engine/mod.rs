@@ -20,9 +20,11 @@
 //!
 //! Submodules: [`exec`] interprets compiled code, [`kernel`] implements the
 //! kernel routines, [`locks`] keeps the lock table and per-processor holds,
-//! [`ids`] the typed ids of the machine's tables, [`finish`] turns the final
-//! state into a [`RunReport`](crate::RunReport), [`parallel`] drives one OS
-//! thread per processor.
+//! [`ids`] the typed ids of the machine's tables, [`words`] the lock words
+//! and data cells (models and plain cells in deterministic mode, the real
+//! `spinlocks::raw` locks and shared atomics in parallel mode), [`finish`]
+//! turns the final state into a [`RunReport`](crate::RunReport),
+//! [`parallel`] drives one OS thread per processor.
 
 mod exec;
 mod finish;
