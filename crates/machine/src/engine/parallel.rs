@@ -499,9 +499,13 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 // unseen, starving the spinner into a false 0x133).
                 let released = m.held[i].len() < held_before;
                 m.hold_back_data_waiter(i, before);
-                irql_ns[irql] += m.cpus[i].clock.saturating_sub(before);
                 let top = m.cpus[i].top();
                 let stuck = top.is_some_and(|c| m.is_stuck(c));
+                if stuck {
+                    m.keep_pace(i);
+                }
+                irql_ns[irql] += m.cpus[i].clock.saturating_sub(before);
+                let top = m.cpus[i].top();
                 let stalling =
                     top.is_some_and(|c| matches!(c.payload.pending, Some(Pending::Stall { .. })));
                 if stepped.is_ok() && stuck {
@@ -635,6 +639,27 @@ impl Machine<'_> {
         }
         let (var, version) = top.payload.data_wait?;
         (self.shared.vars.version(var as usize) == version).then_some(Watch::Data { var, version })
+    }
+
+    /// A processor spinning (on a lock, or for DPCs to flush) spends the
+    /// time the processors not spinning spend (a processor polling data
+    /// counts: it runs): its clock catches up with the busiest clock among
+    /// them, as the processors advance
+    /// together in deterministic mode. Otherwise a spinner, which takes a
+    /// turn only when its watch ends, would fall behind the holder and its
+    /// DISPATCH_LEVEL stretch would never meet the watchdog (a holder that
+    /// never releases ended the run at the time limit instead of 0x133).
+    fn keep_pace(&mut self, i: usize) {
+        let peer = (0..self.cpus.len())
+            .filter(|&o| {
+                o != i && self.busy(o) && !self.cpus[o].top().is_some_and(|c| self.is_stuck(c))
+            })
+            .map(|o| self.cpus[o].clock)
+            .max();
+        if let Some(peer) = peer {
+            let p = &mut self.cpus[i];
+            p.clock = p.clock.max(peer);
+        }
     }
 
     /// Nothing runs anywhere and nothing will arrive.
