@@ -41,6 +41,14 @@ pub fn execute(
         let _ = writeln!(err, "{e}");
         return exit::REJECTED;
     }
+    // The contract: `--seed` does not apply in parallel mode (only
+    // `--strategy` and `--depth` are errors): say it is ignored.
+    if parallel && args.seed.is_some() {
+        let _ = writeln!(
+            err,
+            "warning: --seed does not apply in parallel mode and is ignored (parallel runs are not reproducible; the report's seed is null)"
+        );
+    }
     tracing::debug!(file = %args.file.display(), "loading scenario");
     let program = match scenario::load_file(&args.file) {
         Ok(program) => program,

@@ -293,26 +293,36 @@ pub fn judge_file_in(
     };
     let _ = err.write_all(crate::diagnostics::render_warnings(&program, color).as_bytes());
     let mut cases = Vec::new();
+    // Parallel mode: N runs, no seeds (the OS schedules the threads).
+    let parallel = base.mode == machine::Mode::Parallel;
     for k in 0..seeds.max(1) {
         let seed = program.seed.wrapping_add(k);
         let started = Instant::now();
         let (verdict, report) = judge_run(path, &program, seed, base);
         cases.push(Case {
-            seed: Some(seed),
+            seed: (!parallel).then_some(seed),
             passed: verdict.passed,
             detail: verdict.detail,
             report,
             time: started.elapsed(),
         });
     }
-    let verdict = match cases.iter().find(|c| !c.passed) {
-        Some(c) if seeds > 1 => Verdict {
+    let verdict = match cases.iter().enumerate().find(|(_, c)| !c.passed) {
+        Some((k, c)) if seeds > 1 && parallel => Verdict {
+            passed: false,
+            detail: format!("run {} of {seeds}: {}", k + 1, c.detail),
+        },
+        Some((_, c)) if seeds > 1 => Verdict {
             passed: false,
             detail: format!("seed {}: {}", c.seed.unwrap_or(0), c.detail),
         },
-        Some(c) => Verdict {
+        Some((_, c)) => Verdict {
             passed: false,
             detail: c.detail.clone(),
+        },
+        None if seeds > 1 && parallel => Verdict {
+            passed: true,
+            detail: format!("{} (all {seeds} runs)", cases[0].detail),
         },
         None if seeds > 1 => Verdict {
             passed: true,

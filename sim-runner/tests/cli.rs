@@ -82,6 +82,43 @@ fn run_parallel_mode_reports_mode_and_refuses_deterministic_options() {
     }
 }
 
+/// Parallel mode: `--seed` does not apply (contract: only `--strategy` and
+/// `--depth` are errors), so it is ignored with a warning; `test --seeds N`
+/// runs a file N times and says runs, with no seed in the JSON.
+#[test]
+fn parallel_mode_ignores_seed_with_a_warning_and_counts_runs() {
+    let dir = scratch("parallel-seed");
+    let file = dir.join("ok.sim");
+    fs::write(&file, SCENARIO).unwrap();
+    let o = bin()
+        .args([
+            "run", "--mode", "parallel", "--seed", "5", "--format", "json",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--seed does not apply in parallel mode and is ignored"));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON report");
+    assert_eq!(v["seed"], serde_json::Value::Null);
+    let o = bin()
+        .args(["test", "--mode", "parallel", "--seeds", "3"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("clean (all 3 runs)"), "{}", stdout(&o));
+    let o = bin()
+        .args([
+            "test", "--mode", "parallel", "--seeds", "2", "--format", "json",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["files"][0]["seed"], serde_json::Value::Null, "{v}");
+}
+
 #[test]
 fn run_trace_to_an_unwritable_path_is_rejected() {
     let dir = scratch("trace");

@@ -103,10 +103,10 @@ pub fn run_parallel(program: &Program, options: &RunOptions) -> RunReport {
                 cpu: i as u32,
                 core: facts.cores[i],
                 steps: facts.steps[i],
-                steps_per_cpu_second: if total == 0 {
+                steps_per_cpu_second: if facts.cpu_ns[i] == 0 {
                     0.0
                 } else {
-                    facts.steps[i] as f64 * 1e9 / total as f64
+                    facts.steps[i] as f64 * 1e9 / facts.cpu_ns[i] as f64
                 },
                 irql_share,
             }
@@ -117,12 +117,12 @@ pub fn run_parallel(program: &Program, options: &RunOptions) -> RunReport {
         .locks
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.acquisitions > 0)
+        .filter(|(_, s)| s.acquisitions > 0 || s.contended > 0)
         .map(|(i, s)| report::ParallelLock {
             name: program.locks[i].name.clone(),
             acquisitions: s.acquisitions,
             contended: s.contended,
-            mean_spin_us: us(s.spin_total_ns / s.contended.max(1)),
+            mean_spin_us: us(s.spin_total_ns / s.spins.max(1)),
             max_spin_us: us(s.spin_max_ns),
             mean_hold_us: us(s.hold_total_ns / s.holds.max(1)),
             max_hold_us: us(s.hold_max_ns),

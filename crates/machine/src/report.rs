@@ -149,8 +149,8 @@ pub struct ParallelReport {
     pub wall_ms: f64,
     /// One entry per virtual processor.
     pub processors: Vec<ParallelProcessor>,
-    /// Wall-clock lock statistics, one entry per lock acquired at least
-    /// once (the LOCKS table's virtual-time figures are per processor
+    /// Wall-clock lock statistics, one entry per lock acquired or waited
+    /// for at least once (the LOCKS table's virtual-time figures are per processor
     /// clock; these are real time, `Instant` at request, grant, release).
     pub locks: Vec<ParallelLock>,
 }
@@ -161,12 +161,15 @@ pub struct ParallelReport {
 pub struct ParallelLock {
     pub name: String,
     pub acquisitions: u64,
-    /// Acquisitions whose first attempt found the lock taken.
+    /// Acquisitions whose first attempt found the lock taken (granted or
+    /// still spinning when the run ended).
     pub contended: u64,
-    /// Mean and longest spin of the contended acquisitions.
+    /// Mean spin of the contended acquisitions that were granted; longest
+    /// spin, counting one still going at the end.
     pub mean_spin_us: f64,
     pub max_spin_us: f64,
-    /// Mean and longest hold of the holds that ended.
+    /// Mean hold of the holds that ended; longest hold, counting one still
+    /// going at the end.
     pub mean_hold_us: f64,
     pub max_hold_us: f64,
 }
@@ -179,7 +182,11 @@ pub struct ParallelProcessor {
     pub core: Option<usize>,
     /// Steps (statements and spin iterations) it took.
     pub steps: u64,
-    /// Steps per second of its thread's CPU time.
+    /// Steps per second of its OS thread's CPU time (Unix:
+    /// `CLOCK_THREAD_CPUTIME_ID`; elsewhere wall time), from the start
+    /// line to the thread's end. The CPU time includes the thread's
+    /// spinning on real lock words, its waits for the machine lock and its
+    /// idle back-off, so a processor that mostly waits shows a low rate.
     pub steps_per_cpu_second: f64,
     /// Share of its CPU time at each IRQL that it spent time at, as
     /// `(irql, fraction)` pairs in IRQL order.

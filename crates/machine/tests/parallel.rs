@@ -45,6 +45,21 @@ fn a_certain_deadlock_ends_in_0x133_every_time_in_bounded_time() {
         assert_eq!(r.mode, "parallel");
         assert_eq!(r.seed, None);
         assert_eq!(r.strategy, None);
+        // The two spins that never ended are contended acquisitions in the
+        // wall-clock statistics too, as in the LOCKS table.
+        let wall: u64 = r
+            .parallel
+            .as_ref()
+            .unwrap()
+            .locks
+            .iter()
+            .map(|l| l.contended)
+            .sum();
+        let virt: u64 = r.locks.iter().map(|l| l.contended).sum();
+        assert!(
+            wall >= 2 && wall == virt,
+            "run {i}: wall {wall}, LOCKS {virt}"
+        );
     }
 }
 

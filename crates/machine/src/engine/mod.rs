@@ -1341,7 +1341,9 @@ impl<'p> Machine<'p> {
         let mut running = vec![];
         for p in &self.cpus {
             for c in p.stack.iter().chain(p.ready.iter()) {
-                if c.kind == ContextKind::Thread {
+                if c.kind == ContextKind::Thread && !c.payload.started {
+                    running.push(format!("{} (cpu {}, not started)", c.payload.name, p.id));
+                } else if c.kind == ContextKind::Thread {
                     let line = c.payload.frames.last().map_or(0, |f| f.line);
                     running.push(format!("{} (cpu {}, line {line})", c.payload.name, p.id));
                 }

@@ -74,6 +74,9 @@ pub struct ParallelFacts {
     pub irql_ns: Vec<[u64; 16]>,
     /// Steps (statements and spin iterations) each processor took.
     pub steps: Vec<u64>,
+    /// Per processor: CPU time its OS thread used from the start line to
+    /// its end, in ns (wall time where the OS has no per-thread clock).
+    pub cpu_ns: Vec<u64>,
     /// Wall time of the run, in ns.
     pub wall_ns: u64,
     /// Per lock (the program's lock order): wall-clock statistics.
@@ -105,6 +108,8 @@ pub struct WallLockStats {
     pub hold_max_ns: u64,
     /// Holds that ended (the mean hold divides by these).
     pub holds: u64,
+    /// Spins that ended in a grant (the mean spin divides by these).
+    pub spins: u64,
 }
 
 impl WallLocks {
@@ -116,9 +121,28 @@ impl WallLocks {
         }
     }
 
-    /// `cpu`'s first attempt at `lock` found it taken.
+    /// `cpu`'s first attempt at `lock` found it taken: a contended
+    /// acquisition (counted even if the run ends before the grant, as the
+    /// LOCKS table counts it).
     pub(super) fn spinning(&mut self, cpu: u32, lock: LockId) {
+        self.locks[lock.0 as usize].contended += 1;
         self.spins[cpu as usize].push((lock, Instant::now()));
+    }
+
+    /// The run ended: spins and holds still going count to now in the
+    /// longest spin and hold (not in the means, which are over finished
+    /// ones).
+    fn finish(mut self) -> Vec<WallLockStats> {
+        let now = Instant::now();
+        for (l, t) in self.spins.iter().flatten() {
+            let s = &mut self.locks[l.0 as usize];
+            s.spin_max_ns = s.spin_max_ns.max(now.duration_since(*t).as_nanos() as u64);
+        }
+        for (l, t) in self.holds.iter().flatten() {
+            let s = &mut self.locks[l.0 as usize];
+            s.hold_max_ns = s.hold_max_ns.max(now.duration_since(*t).as_nanos() as u64);
+        }
+        self.locks
     }
 
     /// `cpu` got `lock`.
@@ -129,7 +153,7 @@ impl WallLocks {
         let spins = &mut self.spins[cpu as usize];
         if let Some(i) = spins.iter().rposition(|&(l, _)| l == lock) {
             let ns = now.duration_since(spins.remove(i).1).as_nanos() as u64;
-            s.contended += 1;
+            s.spins += 1;
             s.spin_total_ns += ns;
             s.spin_max_ns = s.spin_max_ns.max(ns);
         }
@@ -182,6 +206,7 @@ impl ParallelFacts {
             cores: vec![None; n],
             irql_ns: vec![[0; 16]; n],
             steps: vec![0; n],
+            cpu_ns: vec![0; n],
             wall_ns: 0,
             locks: Vec::new(),
         }
@@ -227,7 +252,7 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
     };
     let mut m = m;
     let mut facts = facts;
-    facts.locks = m.driver.wall.take().map_or_else(Vec::new, |w| w.locks);
+    facts.locks = m.driver.wall.take().map_or_else(Vec::new, |w| w.finish());
     if m.driver.end_time == 0 {
         m.driver.end_time = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
     }
@@ -427,6 +452,7 @@ fn processor_thread<'p, L: MachineLock<'p>>(
         done,
         oversubscribed: L::OVERSUBSCRIBED,
     };
+    let thread_cpu = ThreadCpu::start();
     while !done.load(Ordering::Acquire) {
         // Mail is looked at in this turn's safe point.
         memory.mailbox.store(0, Ordering::Release);
@@ -580,6 +606,53 @@ fn processor_thread<'p, L: MachineLock<'p>>(
     let mut f = facts.lock();
     f.irql_ns[i] = irql_ns;
     f.steps[i] = steps;
+    f.cpu_ns[i] = thread_cpu.elapsed_ns();
+}
+
+/// The calling thread's CPU time since [`ThreadCpu::start`]:
+/// `CLOCK_THREAD_CPUTIME_ID` on Unix, the wall clock elsewhere.
+struct ThreadCpu {
+    at: u64,
+    wall: Instant,
+}
+
+impl ThreadCpu {
+    fn start() -> Self {
+        ThreadCpu {
+            at: Self::now(),
+            wall: Instant::now(),
+        }
+    }
+
+    #[cfg(unix)]
+    fn now() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; the clock id is a
+        // constant every supported Unix defines.
+        let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+        if ok {
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        } else {
+            u64::MAX
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn now() -> u64 {
+        u64::MAX
+    }
+
+    fn elapsed_ns(&self) -> u64 {
+        let now = Self::now();
+        if now == u64::MAX || self.at == u64::MAX {
+            self.wall.elapsed().as_nanos() as u64
+        } else {
+            now.saturating_sub(self.at)
+        }
+    }
 }
 
 impl Machine<'_> {
@@ -628,7 +701,18 @@ impl Machine<'_> {
     /// word of the lock its top context spins on (and its queue node), or
     /// the variable it re-reads; None for other waits.
     fn watch_for(&self, i: usize) -> Option<Watch> {
-        let top = self.cpus[i].top()?;
+        // Not while something for this processor waits on its own clock (a
+        // DPC queued for its next tick, an interrupt arrival, a timer or a
+        // timed wait): the clock only moves in turns.
+        let p = &self.cpus[i];
+        if !p.dpcs.is_empty()
+            || !p.pending.is_empty()
+            || self.driver.arrivals.iter().any(|a| a.cpu.ix() == i)
+            || self.next_timed_event().is_some_and(|(_, c)| c == i)
+        {
+            return None;
+        }
+        let top = p.top()?;
         if let Some(Pending::Acquire(op)) = &top.payload.pending {
             let real = self.shared.real.as_ref()?;
             return Some(Watch::Lock {
