@@ -202,29 +202,25 @@ trait RawOrdinary {
     fn owner(&self) -> Option<u32>;
 }
 
-impl RawOrdinary for RawSpinLock {
-    fn try_acquire(&self, processor: u32) -> Result<(), u32> {
-        RawSpinLock::try_acquire(self, processor)
-    }
-    fn release(&self, processor: u32) -> Result<(), Option<u32>> {
-        RawSpinLock::release(self, processor).map_err(|e| e.owner)
-    }
-    fn owner(&self) -> Option<u32> {
-        RawSpinLock::owner(self)
-    }
+/// `RawOrdinary` for a raw lock type with the same-named inherent calls.
+macro_rules! raw_ordinary {
+    ($t:ty) => {
+        impl RawOrdinary for $t {
+            fn try_acquire(&self, processor: u32) -> Result<(), u32> {
+                <$t>::try_acquire(self, processor)
+            }
+            fn release(&self, processor: u32) -> Result<(), Option<u32>> {
+                <$t>::release(self, processor).map_err(|e| e.owner)
+            }
+            fn owner(&self) -> Option<u32> {
+                <$t>::owner(self)
+            }
+        }
+    };
 }
 
-impl RawOrdinary for RawInterruptSpinLock {
-    fn try_acquire(&self, processor: u32) -> Result<(), u32> {
-        RawInterruptSpinLock::try_acquire(self, processor)
-    }
-    fn release(&self, processor: u32) -> Result<(), Option<u32>> {
-        RawInterruptSpinLock::release(self, processor).map_err(|e| e.owner)
-    }
-    fn owner(&self) -> Option<u32> {
-        RawInterruptSpinLock::owner(self)
-    }
-}
+raw_ordinary!(RawSpinLock);
+raw_ordinary!(RawInterruptSpinLock);
 
 /// An ordinary or interrupt spin lock's word: test-and-test-and-set on the
 /// model (deterministic) or on a real `RawSpinLock` /
