@@ -82,10 +82,7 @@ use super::ex::{
     reader_try, writer_begin, writer_step, writer_withdraw, WriterState, EX_EXCLUSIVE,
     EX_EXCLUSIVE_WAITING, EX_SHARED_MASK,
 };
-use super::queued::{
-    release_begin, release_poll, QueueNode as Node, LOCK_QUEUE_IDLE, LOCK_QUEUE_OWNER,
-    LOCK_QUEUE_WAIT,
-};
+use super::queued::{QueueNode as Node, LOCK_QUEUE_IDLE, LOCK_QUEUE_OWNER, LOCK_QUEUE_WAIT};
 use super::sync::{const_fn_unless_loom, AtomicPtr, AtomicU32, Ordering};
 
 /// A release by a processor that does not own the lock (`SPIN_LOCK_NOT_OWNED`,
@@ -812,6 +809,64 @@ impl RawQueuedSpinLock {
     pub fn reset(&mut self) {
         self.tail = AtomicPtr::new(ptr::null_mut());
     }
+}
+
+/// First step of an MCS release (`KeReleaseInStackQueuedSpinLock`): `true`
+/// if the lock was released (to no one, or handed to a linked successor);
+/// `false` if a successor has swapped the tail but not linked in yet, in
+/// which case [`release_poll`] must be called until it returns `true`.
+///
+/// A copy of `queued::release_begin` (same code), so that the raw lock's
+/// MCS protocol no longer depends on `QueuedSpinLock`'s internals.
+#[inline]
+fn release_begin(tail: &AtomicPtr<Node>, node: &Node) -> bool {
+    let next = node.next.load(Ordering::Acquire);
+    if next.is_null() {
+        let me = node as *const Node as *mut Node;
+        // Release pairs with the next acquirer's swap.
+        if tail
+            .compare_exchange(me, ptr::null_mut(), Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
+            return true;
+        }
+        // A successor swapped the tail but has not linked in yet.
+        return false;
+    }
+    hand_over(node, next);
+    true
+}
+
+/// One step of a release that waits for its successor's link: one read of
+/// our `next`; once set, hand over and return `true`.
+#[inline]
+fn release_poll(node: &Node) -> bool {
+    let next = node.next.load(Ordering::Acquire);
+    if next.is_null() {
+        return false;
+    }
+    hand_over(node, next);
+    true
+}
+
+/// Hands the lock to the linked successor `next` and leaves `node` idle.
+#[inline]
+fn hand_over(node: &Node, next: *mut Node) {
+    // SAFETY: `next` is a queued node linked behind ours; by the caller's
+    // contract (rule 1 of the module docs) it stays alive and in place
+    // while it is queued, and it cannot leave the queue before this store
+    // clears its WAIT bit; after this store we never touch it again.
+    // Release publishes our critical section.
+    unsafe { &*next }
+        .lock
+        .store(LOCK_QUEUE_OWNER, Ordering::Release);
+    // Back to the idle invariant (`next` null), so the next acquire through
+    // this node need not store it. No one else writes our `next` any more:
+    // only the successor that swapped the tail from our node does, once, and
+    // the next one will be ordered after our next tail swap.
+    node.next.store(ptr::null_mut(), Ordering::Relaxed);
+    node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
 }
 
 impl Default for RawQueuedSpinLock {
