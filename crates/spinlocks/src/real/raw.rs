@@ -7,9 +7,16 @@
 //! and must be able to abandon every lock when a run halts. RAII guards do
 //! not fit that: nothing in the interpreter's Rust stack frame lives as long
 //! as the scenario's hold. These types carry no data (the scenario's data
-//! lives elsewhere), have no guards, and run the same protocols as the
-//! [`real`](crate::real) locks (the same word layouts, orderings and, for
-//! the EX and queued locks, the same code):
+//! lives elsewhere), have no guards, and run Windows' protocols: for the
+//! ordinary, interrupt and EX locks the same as the [`real`](crate::real)
+//! locks (the same word layouts and orderings, and for the EX lock the same
+//! code). The queued lock is the exception: [`RawQueuedSpinLock`] keeps
+//! Windows' MCS protocol (the lock word is the queue's tail; release is a
+//! compare-exchange of the tail, or a handover into the successor's node),
+//! while the real [`QueuedSpinLock`](crate::QueuedSpinLock) trades that for
+//! a separate `locked` flag and a one-store release (see
+//! [`real::queued`](crate::real::queued)). Both use the same node layout
+//! and flag bits.
 //!
 //! | Windows | here | owner |
 //! |---------|------|-------|
@@ -656,9 +663,13 @@ impl fmt::Debug for QueueNodeArena {
 }
 
 /// An in-stack queued spin lock ([`KeAcquireInStackQueuedSpinLock`], MCS)
-/// without data or guards: the tail word of
-/// [`QueuedSpinLock`](crate::QueuedSpinLock), the same release code, and
-/// nodes the caller supplies (from a [`QueueNodeArena`]).
+/// without data or guards: Windows' protocol, with the queue's tail as the
+/// lock word (acquire swaps it; release compare-exchanges it back to null,
+/// or hands over into the linked successor's node, first waiting for the
+/// link if the successor has swapped in but not linked), and nodes the
+/// caller supplies (from a [`QueueNodeArena`]). This is the protocol
+/// [`QueuedSpinLock`](crate::QueuedSpinLock) ran before it moved to a
+/// separate `locked` flag, and that [`model::QueuedLockModel`](crate::model::QueuedLockModel) models.
 ///
 /// The acquire and release calls are `unsafe`: see the
 /// [safety contract](self#the-queued-locks-safety-contract).
@@ -730,7 +741,11 @@ impl RawQueuedSpinLock {
         node.assert_idle();
         // Claim the node before publishing it; `next` is already null.
         node.node.lock.store(LOCK_QUEUE_OWNER, Ordering::Relaxed);
-        // AcqRel: as in `QueuedSpinLock::begin_acquire`.
+        // AcqRel. Release publishes our node's `next = null` (from its last
+        // handover) to the successor that will swap after us and write our
+        // `next`; Acquire pairs with the previous owner's Release on the
+        // tail (if the lock was free) and with the predecessor's swap
+        // (ordering its `next = null` before our link).
         let pred = self.tail.swap(node.ptr(), Ordering::AcqRel);
         if pred.is_null() {
             return true;
@@ -816,8 +831,9 @@ impl RawQueuedSpinLock {
 /// `false` if a successor has swapped the tail but not linked in yet, in
 /// which case [`release_poll`] must be called until it returns `true`.
 ///
-/// A copy of `queued::release_begin` (same code), so that the raw lock's
-/// MCS protocol no longer depends on `QueuedSpinLock`'s internals.
+/// (This was `queued::release_begin`, shared with `QueuedSpinLock` while
+/// that lock ran the same MCS protocol; it lives here, unchanged, since the
+/// real lock moved to a separate locked flag.)
 #[inline]
 fn release_begin(tail: &AtomicPtr<Node>, node: &Node) -> bool {
     let next = node.next.load(Ordering::Acquire);
