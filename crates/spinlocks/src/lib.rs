@@ -13,21 +13,25 @@
 //!   take the lock or return a waiter whose `poll` does one spin iteration
 //!   and never loops, so a thread can interleave spinning with other work
 //!   (interrupt delivery, a watchdog). See [`real`'s docs](real#two-phase-acquire).
-//! * [`raw`]: the same protocols without data or guards, the owner named by
+//! * [`raw`]: Windows' protocols without data or guards, the owner named by
 //!   a processor index and MCS nodes from a per-processor arena, for an
 //!   interpreter that holds a lock across statements and abandons it on
-//!   halt.
+//!   halt. For the ordinary, interrupt and EX locks these are the real
+//!   locks' protocols; the raw queued lock keeps Windows' MCS protocol (the
+//!   tail as the lock word), which the real [`QueuedSpinLock`] trades for a
+//!   one-store release.
 //!
 //! | lock | Windows | acquire | notes |
 //! |------|---------|---------|-------|
 //! | [`KSpinLock`] | `KSPIN_LOCK` | [`lock`](KSpinLock::lock), [`try_lock`](KSpinLock::try_lock) | test-and-test-and-set; re-acquire by the owner panics `SPIN_LOCK_ALREADY_OWNED` |
-//! | [`QueuedSpinLock`] | in-stack queued spin lock | [`lock(handle)`](QueuedSpinLock::lock) with a pinned [`LockQueueHandle`] | MCS: FIFO, local spinning |
+//! | [`QueuedSpinLock`] | in-stack queued spin lock | [`lock(handle)`](QueuedSpinLock::lock) with a pinned [`LockQueueHandle`] | MCS queue beside a `locked` flag (Linux qspinlock style, not Windows' word protocol): FIFO among queued waiters, local spinning, uncontended one compare-exchange + one store |
 //! | [`ExSpinLock`] | `EX_SPIN_LOCK` | [`read`](ExSpinLock::read), [`write`](ExSpinLock::write), [`ExSharedGuard::try_convert`] | writer preferring reader/writer |
 //! | [`InterruptSpinLock`] | interrupt spin lock | [`synchronize`](InterruptSpinLock::synchronize), [`lock`](InterruptSpinLock::lock) | carries `SynchronizeIrql` |
 //!
 //! Two-phase: [`KSpinLock::begin_acquire`] → [`KSpinWaiter::poll`];
-//! [`QueuedSpinLock::begin_acquire`] → [`QueuedWaiter::poll`], and
-//! [`QueuedSpinLockGuard::begin_release`] → [`QueuedReleaser::poll`];
+//! [`QueuedSpinLock::begin_acquire`] → [`QueuedWaiter::poll`] (its
+//! [`QueuedSpinLockGuard::begin_release`] never waits now, so it never
+//! returns a [`QueuedReleaser`]);
 //! [`ExSpinLock::begin_read`] / [`begin_write`](ExSpinLock::begin_write) →
 //! [`ExReadWaiter::poll`] / [`ExWriteWaiter::poll`];
 //! [`InterruptSpinLock::begin_acquire`] → [`InterruptSpinWaiter::poll`].
@@ -68,22 +72,26 @@
 //! # Testing
 //!
 //! * `cargo test -p spinlocks`: unit, integration, property and doc tests.
-//! * The loom model checks of the real locks' protocols (mutual exclusion,
-//!   MCS handoff under the release/link race, no lost wake-ups, writer
-//!   preference, try-convert, and the two-phase paths: begin/poll loops,
-//!   two-phase MCS release, dropped queued waiters, withdrawn write
-//!   waiters):
+//! * The loom model checks of the real and raw locks' protocols (mutual
+//!   exclusion; the queued lock's fast path against its queue, its head
+//!   exit under the swap/link race, FIFO handoff and no barging past a seen
+//!   waiter; the raw MCS release/link race; no lost wake-ups; writer
+//!   preference; try-convert; and the two-phase paths: begin/poll loops,
+//!   a queue head waiting for its successor's link, dropped queued
+//!   waiters, withdrawn write waiters):
 //!
 //!   ```text
 //!   RUSTFLAGS="--cfg loom" cargo test -p spinlocks --release --test loom
 //!   ```
 //!
-//!   The whole suite runs in well under a minute (about a second of model
+//!   The whole suite runs in well under a minute (a few seconds of model
 //!   checking after the build). Two-thread models use a preemption bound of
 //!   4 unless `LOOM_MAX_PREEMPTIONS` says otherwise (all pass at 10, in
-//!   about 20 s); the three-thread MCS models cap it at 2 and 3, because
-//!   loom's spin-loop modelling can starve a lock holder behind two
-//!   spinners at higher bounds (see `tests/loom.rs`).
+//!   about two minutes on a 2-core machine, most of it in the three models
+//!   where each thread acquires a queued lock twice); the three-thread
+//!   queued-lock models cap it at 2 and 3, because loom's spin-loop
+//!   modelling can starve a lock holder behind two spinners at higher
+//!   bounds (see `tests/loom.rs`).
 //! * `cargo bench -p spinlocks --bench contention` (`-- --quick` for a
 //!   short run): the fixed-time contention benchmark against `spin`,
 //!   `parking_lot` and `std`, with an uncontended row set; writes

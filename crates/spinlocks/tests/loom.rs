@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Each model has 2 or 3 threads. Two-thread models use a preemption bound
-//! of 4 (override with `LOOM_MAX_PREEMPTIONS`); the three-thread MCS models
-//! cap it at 2 or 3 (see below). Protected data is a `loom::cell::UnsafeCell`, so
+//! of 4 (override with `LOOM_MAX_PREEMPTIONS`); the three-thread queued-lock
+//! models cap it at 2 or 3 (see below). Protected data is a `loom::cell::UnsafeCell`, so
 //! loom itself reports any two accesses that the lock failed to order
 //! (mutual exclusion *and* the acquire/release memory ordering); spin loops
 //! that never end (a lost wake-up, a deadlock) fail the model too.
@@ -19,10 +19,10 @@
 //! while a third holds the lock, loom can hand the processor back and forth
 //! between the two spinners forever and never run the holder, so the model
 //! exceeds its branch limit whatever the lock does. With two threads a yield
-//! always runs the other one. (The MCS models, whose waiters spin on
-//! separate nodes, complete with three threads up to a small preemption
-//! bound; beyond it loom finds the same starving schedules, so their bound
-//! is capped.) Scenarios that need
+//! always runs the other one. (The queued-lock models, whose waiters spin on
+//! separate nodes, or, for the one queue head, on the `locked` flag, complete
+//! with three threads up to a small preemption bound; beyond it loom finds
+//! the same starving schedules, so their bound is capped.) Scenarios that need
 //! three parties, such as two writers waiting at once, are covered by the
 //! threaded tests in `real_locks.rs`.
 #![cfg(loom)]
@@ -146,11 +146,13 @@ fn queued_mutual_exclusion_three_threads() {
     });
 }
 
-/// Two threads, each acquiring twice with the same handle: covers the
-/// release that races with a successor between its tail swap and its link
-/// (the release's compare-exchange fails and it must wait for the link),
-/// handle reuse, and that a queued waiter is always woken (a lost wake-up
-/// would spin forever and fail the model).
+/// Two threads, each acquiring twice with the same handle: covers the fast
+/// path racing a waiter's tail swap (both may then compete for `locked`),
+/// the queue head's exit racing a successor between its tail swap and its
+/// link (the head's tail compare-exchange fails and it must wait for the
+/// link), handle reuse (the `next == null` invariant), and that a queued
+/// waiter is always woken (a lost wake-up would spin forever and fail the
+/// model).
 #[test]
 fn queued_release_link_race_and_reuse() {
     model(|| {
@@ -174,8 +176,9 @@ fn queued_release_link_race_and_reuse() {
 
 /// No lost wake-up: the owner waits until a waiter has joined the queue
 /// (possibly not yet linked) and only then releases; the waiter must get in.
-/// Also checks that loom did explore the release/link race: some execution
-/// releases while the waiter has swapped the tail but not linked in.
+/// Also checks that loom did explore the release racing the enqueue: some
+/// execution releases while the waiter has swapped the tail but not yet
+/// published itself as the queue's head (`linked_waiters` reads 0).
 #[test]
 fn queued_waiter_is_woken() {
     static RELEASED_BEFORE_LINK: std::sync::atomic::AtomicBool =
@@ -259,6 +262,73 @@ fn queued_try_lock_excludes() {
         let mut h = pin!(LockQueueHandle::new());
         bump(&lock.lock(h.as_mut()));
         t.join().unwrap();
+        assert!(!lock.is_locked());
+    });
+}
+
+/// No barging past a queue the owner has seen: the owner waits until a
+/// waiter has swapped itself into the tail (`has_waiters`), releases, and
+/// acquires again at once. Its second acquire must queue behind the waiter
+/// (the fast path is only taken with an empty queue), so the waiter goes
+/// first, in every execution.
+#[test]
+fn queued_owner_cannot_overtake_seen_waiter() {
+    model(|| {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let order = Arc::new(AtomicUsize::new(0));
+        let mut h = pin!(LockQueueHandle::new());
+        let g = lock.lock(h.as_mut());
+        let (l2, o2) = (lock.clone(), order.clone());
+        let t = thread::spawn(move || {
+            let mut h = pin!(LockQueueHandle::new());
+            let g = l2.lock(h.as_mut());
+            o2.store(o2.load(Ordering::Relaxed) * 10 + 1, Ordering::Relaxed);
+            bump(&g);
+        });
+        while !g.has_waiters() {
+            thread::yield_now();
+        }
+        drop(g);
+        let g = lock.lock(h.as_mut());
+        order.store(order.load(Ordering::Relaxed) * 10 + 2, Ordering::Relaxed);
+        bump(&g);
+        drop(g);
+        t.join().unwrap();
+        assert_eq!(order.load(Ordering::Relaxed), 12, "the owner barged");
+        assert_eq!(lock.with_lock(|c| get(c)), 2);
+    });
+}
+
+/// Three threads through the queue while the owner counts the queue from
+/// its head record (`linked_waiters`, which dereferences queued nodes): the
+/// count never exceeds the waiters that have swapped in, and the model
+/// completes (no lost wake-up with two queued waiters, one of which may be
+/// the head waiting for the other's link).
+#[test]
+fn queued_linked_waiters_three_threads() {
+    model_capped(2, || {
+        let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
+        let mut h = pin!(LockQueueHandle::new());
+        let g = lock.lock(h.as_mut());
+        let ths: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = lock.clone();
+                thread::spawn(move || {
+                    let mut h = pin!(LockQueueHandle::new());
+                    bump(&lock.lock(h.as_mut()));
+                })
+            })
+            .collect();
+        while !g.has_waiters() {
+            thread::yield_now();
+        }
+        assert!(g.linked_waiters() <= 2);
+        bump(&g);
+        drop(g);
+        for t in ths {
+            t.join().unwrap();
+        }
+        assert_eq!(lock.with_lock(|c| get(c)), 3);
         assert!(!lock.is_locked());
     });
 }
@@ -493,43 +563,51 @@ fn interrupt_two_phase_mutual_exclusion() {
     });
 }
 
-/// MCS handoff through the two-phase calls only: both threads acquire with
-/// begin + polls and release with begin_release + releaser polls. Checks the
-/// cell (mutual exclusion and the handover's ordering), that nothing spins
-/// forever, and that loom explored a release that had to wait for the
-/// successor's link (begin_release returning a releaser).
+/// The queue through the two-phase calls only: both threads acquire twice
+/// with begin + polls and release with `begin_release`, which must always
+/// complete at once. Checks the cell (mutual exclusion and the ordering of
+/// every path to the lock: fast path, queue head), that nothing spins
+/// forever, and that loom explored a queue head that took the lock while
+/// its successor had swapped the tail but not linked, and had to wait for
+/// the link before returning the guard (`holds_lock`).
 #[test]
 fn queued_two_phase_handoff() {
-    static RELEASER_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static HEAD_WAITED_FOR_LINK: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
     model(|| {
         let lock = Arc::new(QueuedSpinLock::new(UnsafeCell::new(0)));
         let run = |lock: &QueuedSpinLock<UnsafeCell<usize>>| {
             let mut h = pin!(LockQueueHandle::new());
-            let g = match lock.begin_acquire(h.as_mut()) {
-                QueuedAcquire::Acquired(g) => g,
-                QueuedAcquire::Waiting(mut w) => poll_loop(|| w.poll()),
-            };
-            bump(&g);
-            if let Err(mut r) = QueuedSpinLockGuard::begin_release(g) {
-                RELEASER_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
-                poll_loop(|| r.poll().then_some(()));
+            for _ in 0..2 {
+                let g = match lock.begin_acquire(h.as_mut()) {
+                    QueuedAcquire::Acquired(g) => g,
+                    QueuedAcquire::Waiting(mut w) => poll_loop(|| {
+                        let g = w.poll();
+                        if g.is_none() && w.holds_lock() {
+                            HEAD_WAITED_FOR_LINK.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        g
+                    }),
+                };
+                bump(&g);
+                assert!(QueuedSpinLockGuard::begin_release(g).is_ok());
+                assert!(!h.is_queued());
             }
-            assert!(!h.is_queued());
         };
         let l2 = lock.clone();
         let t = thread::spawn(move || run(&l2));
         run(&lock);
         t.join().unwrap();
-        assert_eq!(lock.with_lock(|c| get(c)), 2);
+        assert_eq!(lock.with_lock(|c| get(c)), 4);
         assert!(!lock.is_locked());
     });
     assert!(
-        RELEASER_SEEN.load(std::sync::atomic::Ordering::Relaxed),
-        "loom never explored a two-phase release waiting for the link"
+        HEAD_WAITED_FOR_LINK.load(std::sync::atomic::Ordering::Relaxed),
+        "loom never explored a queue head waiting for its successor's link"
     );
 }
 
-/// Dropping a pending MCS waiter: it waits for the lock, then releases it.
+/// Dropping a pending queued waiter: it waits for the lock, then releases it.
 /// The other thread holds the lock while the waiter may or may not have
 /// linked, and later takes it again: nothing may spin forever and the
 /// queue must end empty.

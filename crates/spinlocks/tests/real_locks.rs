@@ -3,7 +3,7 @@
 //! Not built under `--cfg loom` (loom atomics only work inside a loom model).
 #![cfg(not(loom))]
 
-use core::pin::pin;
+use core::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::thread;
@@ -11,7 +11,7 @@ use std::thread;
 use proptest::prelude::*;
 use spinlocks::{
     ExExclusiveGuard, ExSharedGuard, ExSpinLock, InterruptSpinLock, KSpinLock, LockQueueHandle,
-    QueuedAcquire, QueuedSpinLock, QueuedSpinLockGuard,
+    QueuedAcquire, QueuedSpinLock, QueuedSpinLockGuard, QueuedWaiter,
 };
 
 const THREADS: usize = 4;
@@ -699,9 +699,10 @@ fn queued_two_phase_mutual_exclusion() {
     }
 }
 
-/// Deterministic, one thread playing three processors: MCS FIFO order is
-/// the order of the tail swaps, whatever order the waiters poll (and link)
-/// in, and the first poll is the link.
+/// Deterministic, one thread playing three processors: FIFO order is the
+/// order of the tail swaps, whatever order the waiters poll (and link) in,
+/// and the first poll is the link (for the queue's first waiter, publishing
+/// itself as the head).
 #[test]
 fn queued_two_phase_fifo_by_hand() {
     let lock = QueuedSpinLock::new(Vec::new());
@@ -750,39 +751,58 @@ fn queued_two_phase_fifo_by_hand() {
     assert_eq!(lock.with_lock(|v| v.clone()), ['a', 'b', 'c']);
 }
 
-/// Deterministic: a release that finds its successor swapped into the tail
-/// but not linked cannot complete; it hands over exactly when the link
-/// arrives, one poll at a time.
+/// Deterministic. Under the MCS protocol this was "a release that finds its
+/// successor swapped into the tail but not linked cannot complete". With
+/// the separate `locked` flag the release is one store and never waits;
+/// the wait for an unlinked successor moved to the queue's head, which has
+/// taken the lock and must make that successor the head before it returns
+/// its guard: it holds the lock meanwhile, one poll at a time.
 #[test]
-fn queued_release_waits_for_linking_successor() {
+fn queued_head_waits_for_linking_successor() {
     let lock = QueuedSpinLock::new(0);
     let mut ha = pin!(LockQueueHandle::new());
     let mut hb = pin!(LockQueueHandle::new());
+    let mut hc = pin!(LockQueueHandle::new());
     {
         let a = lock.begin_acquire(ha.as_mut()).into_result().expect("free");
         let mut b = lock.begin_acquire(hb.as_mut()).into_result().unwrap_err();
+        let mut c = lock.begin_acquire(hc.as_mut()).into_result().unwrap_err();
         assert!(a.has_waiters() && a.linked_waiters() == 0);
-        let mut releaser = QueuedSpinLockGuard::begin_release(a).expect_err("B is not linked");
+        // A fast-path owner is in no queue: its release completes at once,
+        // though B has not even linked (published itself as head).
+        assert!(QueuedSpinLockGuard::begin_release(a).is_ok());
+        assert!(lock.is_locked(), "B and C are still queued");
+        assert!(b.poll().is_none()); // publishes B as the head
+        assert!(b.is_linked() && !b.holds_lock());
+        // B takes the lock; C has swapped in behind it but not linked.
+        assert!(b.poll().is_none());
+        assert!(b.holds_lock());
         for _ in 0..3 {
-            assert!(!releaser.poll(), "released before the successor linked");
+            assert!(b.poll().is_none(), "left the queue before C linked");
+            assert!(b.holds_lock());
         }
-        assert!(lock.is_locked());
-        assert!(b.poll().is_none()); // the link
-        assert!(b.is_linked());
-        assert!(b.poll().is_none(), "A has not handed over yet");
-        assert!(releaser.poll(), "link seen: handed over");
-        assert!(releaser.poll(), "stays released");
-        drop(releaser);
-        let mut b = b.poll().expect("handed over");
+        // Nobody else gets in meanwhile.
+        assert!(lock.try_lock(ha.as_mut()).is_none());
+        assert!(c.poll().is_none()); // the link
+        assert!(c.is_linked());
+        assert!(c.poll().is_none(), "B has not made C the head yet");
+        let mut b = b.poll().expect("link seen: B makes C the head");
         *b += 1;
+        assert_eq!(b.linked_waiters(), 1, "C, now the head");
+        assert!(c.poll().is_none(), "B holds the lock");
         drop(b);
+        let mut c = c.poll().expect("head, lock free");
+        *c += 1;
+        assert!(!c.has_waiters());
+        assert!(QueuedSpinLockGuard::begin_release(c).is_ok());
         assert!(!lock.is_locked());
     }
-    assert!(!ha.is_queued() && !hb.is_queued());
+    assert!(!ha.is_queued() && !hb.is_queued() && !hc.is_queued());
 
-    // Dropping an unfinished releaser completes the release (the successor
-    // links on another thread while the drop spins).
+    // The blocking path: a head waiting in `wait` for its successor's link,
+    // which arrives from another thread.
     let a = lock.begin_acquire(ha.as_mut()).into_result().expect("free");
+    let b = lock.begin_acquire(hb.as_mut()).into_result().unwrap_err();
     let queued = AtomicBool::new(false);
     thread::scope(|s| {
         let (lock, queued_ref) = (&lock, &queued);
@@ -796,12 +816,13 @@ fn queued_release_waits_for_linking_successor() {
         while !queued.load(Ordering::Acquire) {
             std::hint::spin_loop();
         }
-        let releaser = QueuedSpinLockGuard::begin_release(a);
-        drop(releaser); // Ok(()) or a releaser that spins for the link
+        drop(a);
+        *b.wait() += 1; // takes the lock, then spins for the link
         t.join().unwrap();
     });
     assert!(!lock.is_locked());
-    assert_eq!(lock.into_inner(), 2);
+    assert!(!ha.is_queued() && !hb.is_queued());
+    assert_eq!(lock.into_inner(), 4);
 }
 
 /// Dropping a pending waiter (linked or not) waits for the lock, releases
@@ -1136,6 +1157,147 @@ proptest! {
         prop_assert_eq!(lock.raw_word(), 0);
     }
 
+}
+
+/// One acquirer of the single-threaded `QueuedSpinLock` schedule below.
+enum QProc<'a> {
+    Idle,
+    Waiting(QueuedWaiter<'a, Vec<usize>>),
+    Holding(QueuedSpinLockGuard<'a, Vec<usize>>),
+}
+
+/// A pinned handle re-borrowed from a raw pointer, so that one handle can
+/// serve acquisition after acquisition inside one data structure.
+///
+/// # Safety
+///
+/// `p` comes from `Box::into_raw` and stays allocated while the borrow
+/// lives; the previous borrow of the same handle (its guard or waiter) is
+/// gone before the next is made.
+unsafe fn reborrow_handle<'a>(p: *mut LockQueueHandle) -> Pin<&'a mut LockQueueHandle> {
+    // SAFETY: as the caller promises; the box is never moved.
+    unsafe { Pin::new_unchecked(&mut *p) }
+}
+
+/// Drives `procs` acquirers from one thread through `schedule` (each entry
+/// picks who takes the next step: begin, poll or release) and then drains
+/// them round-robin, checking the queued lock against a model of its queue
+/// at every step. Handles are reused across acquisitions.
+fn queued_schedule(procs: usize, schedule: &[usize]) -> Result<(), TestCaseError> {
+    use std::collections::VecDeque;
+
+    let lock = QueuedSpinLock::new(Vec::new());
+    let handles: Vec<*mut LockQueueHandle> = (0..procs)
+        .map(|_| Box::into_raw(Box::new(LockQueueHandle::new())))
+        .collect();
+    // Leaked if a check fails midway (dropping a pending waiter would wait
+    // for a lock that may never be released).
+    let mut st =
+        std::mem::ManuallyDrop::new((0..procs).map(|_| QProc::Idle).collect::<Vec<QProc<'_>>>());
+    // The model: queued acquirers in tail-swap order.
+    let mut queue: VecDeque<usize> = VecDeque::new();
+    let mut acquisitions = 0usize;
+
+    let steps = schedule
+        .iter()
+        .copied()
+        .chain((0..procs * 6 + 6).flat_map(|_| 0..procs));
+    for (k, i) in steps.enumerate() {
+        // After the schedule: drain (no new acquisitions).
+        let draining = k >= schedule.len();
+        let holders = st.iter().filter(|p| matches!(p, QProc::Holding(_))).count();
+        let holding_waiters = st
+            .iter()
+            .filter(|p| matches!(p, QProc::Waiting(w) if w.holds_lock()))
+            .count();
+        prop_assert!(holders + holding_waiters <= 1, "two holders");
+        let next = match std::mem::replace(&mut st[i], QProc::Idle) {
+            QProc::Idle if draining => QProc::Idle,
+            QProc::Idle => {
+                // SAFETY: handle `i` is idle: its last guard was released.
+                match lock.begin_acquire(unsafe { reborrow_handle(handles[i]) }) {
+                    QueuedAcquire::Acquired(mut g) => {
+                        prop_assert!(queue.is_empty(), "fast path past a queued waiter");
+                        prop_assert_eq!(holders + holding_waiters, 0);
+                        acquisitions += 1;
+                        g.push(i);
+                        QProc::Holding(g)
+                    }
+                    QueuedAcquire::Waiting(w) => {
+                        prop_assert!(!queue.is_empty() || holders + holding_waiters > 0);
+                        prop_assert!(!w.is_linked() && !w.holds_lock());
+                        queue.push_back(i);
+                        QProc::Waiting(w)
+                    }
+                }
+            }
+            QProc::Waiting(mut w) => match w.poll() {
+                Some(mut g) => {
+                    prop_assert_eq!(queue.pop_front(), Some(i), "out of FIFO order");
+                    prop_assert_eq!(holders, 0);
+                    acquisitions += 1;
+                    g.push(i);
+                    QProc::Holding(g)
+                }
+                None => {
+                    if w.holds_lock() {
+                        prop_assert_eq!(queue.front(), Some(&i), "a non-head took the lock");
+                        prop_assert_eq!(holders, 0);
+                    }
+                    QProc::Waiting(w)
+                }
+            },
+            QProc::Holding(g) => {
+                // Reachable from the head record: the longest prefix of the
+                // queue whose waiters have completed their enqueue.
+                let linked = queue
+                    .iter()
+                    .take_while(|&&j| matches!(&st[j], QProc::Waiting(w) if w.is_linked()))
+                    .count();
+                prop_assert_eq!(g.linked_waiters(), linked);
+                prop_assert_eq!(g.has_waiters(), !queue.is_empty());
+                prop_assert!(lock.is_locked());
+                prop_assert!(QueuedSpinLockGuard::begin_release(g).is_ok());
+                QProc::Idle
+            }
+        };
+        st[i] = next;
+    }
+    // The drain rounds above must have let everyone finish.
+    prop_assert!(
+        st.iter().all(|p| matches!(p, QProc::Idle)),
+        "drain did not finish"
+    );
+    prop_assert!(queue.is_empty());
+    prop_assert!(!lock.is_locked());
+    // SAFETY: every entry is idle (no borrow of a handle is left).
+    unsafe { std::mem::ManuallyDrop::drop(&mut st) };
+    for h in handles {
+        // SAFETY: from `Box::into_raw`, no borrow left.
+        let h = unsafe { Box::from_raw(h) };
+        prop_assert!(!h.is_queued());
+    }
+    let log = lock.into_inner();
+    prop_assert_eq!(log.len(), acquisitions);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any interleaving of begin / poll / release by up to five acquirers,
+    /// driven from one thread: at most one holder (guard, or a head that
+    /// took the lock and waits for its successor's link); the fast path
+    /// only when no one is queued; guards handed out in tail-swap order;
+    /// `linked_waiters`, `has_waiters` and `is_locked` as the model says;
+    /// and every acquirer finishes once all are polled in turn.
+    #[test]
+    fn queued_any_schedule_matches_fifo_model(
+        (procs, schedule) in (1usize..=5)
+            .prop_flat_map(|n| (Just(n), proptest::collection::vec(0..n, 0..200)))
+    ) {
+        queued_schedule(procs, &schedule)?;
+    }
 }
 
 proptest! {

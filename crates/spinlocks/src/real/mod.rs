@@ -25,20 +25,24 @@
 //! delivers interrupts and runs a watchdog there). A `begin_*` call takes the
 //! lock or returns a waiter; the waiter's `poll` is one spin iteration (one
 //! read of the lock word or the caller's own queue node, at most one atomic
-//! read-modify-write) and returns the guard once the lock is taken. The
-//! blocking calls are these same steps in a loop with a pause.
+//! read-modify-write; two when the queued lock's head takes the lock and
+//! leaves the queue in the same poll) and returns the guard once the lock
+//! is taken. The blocking calls are these same steps in a loop with a pause.
 //!
 //! | lock | begin | waiter | dropping a pending waiter |
 //! |------|-------|--------|---------------------------|
 //! | [`KSpinLock`] | [`begin_acquire`](KSpinLock::begin_acquire) | [`KSpinWaiter`] | gives up (nothing to undo) |
 //! | [`InterruptSpinLock`] | [`begin_acquire`](InterruptSpinLock::begin_acquire) | [`InterruptSpinWaiter`] | gives up |
-//! | [`QueuedSpinLock`] | [`begin_acquire`](QueuedSpinLock::begin_acquire) → [`QueuedAcquire`] | [`QueuedWaiter`] | waits for the lock, then releases it (an MCS node cannot leave the queue early) |
+//! | [`QueuedSpinLock`] | [`begin_acquire`](QueuedSpinLock::begin_acquire) → [`QueuedAcquire`] | [`QueuedWaiter`] | waits for the lock, then releases it (a queued node cannot leave the queue early) |
 //! | [`ExSpinLock`] | [`begin_read`](ExSpinLock::begin_read), [`begin_write`](ExSpinLock::begin_write) | [`ExReadWaiter`], [`ExWriteWaiter`] | reader: gives up; writer: withdraws its bit 31 / bit 30 claim |
 //!
-//! The queued lock also releases in two phases:
-//! [`QueuedSpinLockGuard::begin_release`] returns a [`QueuedReleaser`] when a
-//! successor has swapped the tail but not linked in yet, and its `poll`
-//! waits for that link one read at a time.
+//! The queued lock's [`QueuedSpinLockGuard::begin_release`] (with its
+//! [`QueuedReleaser`]) is the two-phase release of the MCS protocol it used
+//! to run, whose release could wait for a successor's link. Its release is
+//! now one store and never waits, so `begin_release` always returns
+//! `Ok(())`; the wait for a successor's link happens in the queue head's
+//! [`QueuedWaiter::poll`] before it returns the guard
+//! ([`QueuedWaiter::holds_lock`]).
 //!
 //! IRQL is not modelled here (user threads have none); the emulator layers it
 //! on top. [`InterruptSpinLock`] carries its `SynchronizeIrql` as data.

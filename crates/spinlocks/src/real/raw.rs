@@ -7,9 +7,16 @@
 //! and must be able to abandon every lock when a run halts. RAII guards do
 //! not fit that: nothing in the interpreter's Rust stack frame lives as long
 //! as the scenario's hold. These types carry no data (the scenario's data
-//! lives elsewhere), have no guards, and run the same protocols as the
-//! [`real`](crate::real) locks (the same word layouts, orderings and, for
-//! the EX and queued locks, the same code):
+//! lives elsewhere), have no guards, and run Windows' protocols: for the
+//! ordinary, interrupt and EX locks the same as the [`real`](crate::real)
+//! locks (the same word layouts and orderings, and for the EX lock the same
+//! code). The queued lock is the exception: [`RawQueuedSpinLock`] keeps
+//! Windows' MCS protocol (the lock word is the queue's tail; release is a
+//! compare-exchange of the tail, or a handover into the successor's node),
+//! while the real [`QueuedSpinLock`](crate::QueuedSpinLock) trades that for
+//! a separate `locked` flag and a one-store release (see
+//! [`real::queued`](crate::real::queued)). Both use the same node layout
+//! and flag bits.
 //!
 //! | Windows | here | owner |
 //! |---------|------|-------|
@@ -82,10 +89,7 @@ use super::ex::{
     reader_try, writer_begin, writer_step, writer_withdraw, WriterState, EX_EXCLUSIVE,
     EX_EXCLUSIVE_WAITING, EX_SHARED_MASK,
 };
-use super::queued::{
-    release_begin, release_poll, QueueNode as Node, LOCK_QUEUE_IDLE, LOCK_QUEUE_OWNER,
-    LOCK_QUEUE_WAIT,
-};
+use super::queued::{QueueNode as Node, LOCK_QUEUE_IDLE, LOCK_QUEUE_OWNER, LOCK_QUEUE_WAIT};
 use super::sync::{const_fn_unless_loom, AtomicPtr, AtomicU32, Ordering};
 
 /// A release by a processor that does not own the lock (`SPIN_LOCK_NOT_OWNED`,
@@ -673,9 +677,13 @@ impl fmt::Debug for QueueNodeArena {
 }
 
 /// An in-stack queued spin lock ([`KeAcquireInStackQueuedSpinLock`], MCS)
-/// without data or guards: the tail word of
-/// [`QueuedSpinLock`](crate::QueuedSpinLock), the same release code, and
-/// nodes the caller supplies (from a [`QueueNodeArena`]).
+/// without data or guards: Windows' protocol, with the queue's tail as the
+/// lock word (acquire swaps it; release compare-exchanges it back to null,
+/// or hands over into the linked successor's node, first waiting for the
+/// link if the successor has swapped in but not linked), and nodes the
+/// caller supplies (from a [`QueueNodeArena`]). This is the protocol
+/// [`QueuedSpinLock`](crate::QueuedSpinLock) ran before it moved to a
+/// separate `locked` flag, and that [`model::QueuedLockModel`](crate::model::QueuedLockModel) models.
 ///
 /// The acquire and release calls are `unsafe`: see the
 /// [safety contract](self#the-queued-locks-safety-contract).
@@ -747,7 +755,11 @@ impl RawQueuedSpinLock {
         node.assert_idle();
         // Claim the node before publishing it; `next` is already null.
         node.node.lock.store(LOCK_QUEUE_OWNER, Ordering::Relaxed);
-        // AcqRel: as in `QueuedSpinLock::begin_acquire`.
+        // AcqRel. Release publishes our node's `next = null` (from its last
+        // handover) to the successor that will swap after us and write our
+        // `next`; Acquire pairs with the previous owner's Release on the
+        // tail (if the lock was free) and with the predecessor's swap
+        // (ordering its `next = null` before our link).
         let pred = self.tail.swap(node.ptr(), Ordering::AcqRel);
         if pred.is_null() {
             return true;
@@ -826,6 +838,65 @@ impl RawQueuedSpinLock {
     pub fn reset(&mut self) {
         self.tail = AtomicPtr::new(ptr::null_mut());
     }
+}
+
+/// First step of an MCS release (`KeReleaseInStackQueuedSpinLock`): `true`
+/// if the lock was released (to no one, or handed to a linked successor);
+/// `false` if a successor has swapped the tail but not linked in yet, in
+/// which case [`release_poll`] must be called until it returns `true`.
+///
+/// (This was `queued::release_begin`, shared with `QueuedSpinLock` while
+/// that lock ran the same MCS protocol; it lives here, unchanged, since the
+/// real lock moved to a separate locked flag.)
+#[inline]
+fn release_begin(tail: &AtomicPtr<Node>, node: &Node) -> bool {
+    let next = node.next.load(Ordering::Acquire);
+    if next.is_null() {
+        let me = node as *const Node as *mut Node;
+        // Release pairs with the next acquirer's swap.
+        if tail
+            .compare_exchange(me, ptr::null_mut(), Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
+            return true;
+        }
+        // A successor swapped the tail but has not linked in yet.
+        return false;
+    }
+    hand_over(node, next);
+    true
+}
+
+/// One step of a release that waits for its successor's link: one read of
+/// our `next`; once set, hand over and return `true`.
+#[inline]
+fn release_poll(node: &Node) -> bool {
+    let next = node.next.load(Ordering::Acquire);
+    if next.is_null() {
+        return false;
+    }
+    hand_over(node, next);
+    true
+}
+
+/// Hands the lock to the linked successor `next` and leaves `node` idle.
+#[inline]
+fn hand_over(node: &Node, next: *mut Node) {
+    // SAFETY: `next` is a queued node linked behind ours; by the caller's
+    // contract (rule 1 of the module docs) it stays alive and in place
+    // while it is queued, and it cannot leave the queue before this store
+    // clears its WAIT bit; after this store we never touch it again.
+    // Release publishes our critical section.
+    unsafe { &*next }
+        .lock
+        .store(LOCK_QUEUE_OWNER, Ordering::Release);
+    // Back to the idle invariant (`next` null), so the next acquire through
+    // this node need not store it. No one else writes our `next` any more:
+    // only the successor that swapped the tail from our node does, once, and
+    // the next one will be ordered after our next tail swap.
+    node.next.store(ptr::null_mut(), Ordering::Relaxed);
+    node.lock.store(LOCK_QUEUE_IDLE, Ordering::Relaxed);
 }
 
 impl Default for RawQueuedSpinLock {
