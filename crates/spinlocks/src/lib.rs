@@ -7,8 +7,8 @@
 //!   bits, the EX_SPIN_LOCK exclusive/waiting bits and shared count) and know
 //!   nothing about scenarios: an owner is an opaque number.
 //! * [`real`]: the same four families as real, usable Rust locks over
-//!   atomics with RAII guards, re-exported at the crate root. The emulator's
-//!   parallel mode runs on these; anyone else can too. They have the models'
+//!   atomics with RAII guards, re-exported at the crate root, for anyone to
+//!   use (the benchmarks measure these). They have the models'
 //!   two-phase shape as well: `begin_acquire` / `begin_read` / `begin_write`
 //!   take the lock or return a waiter whose `poll` does one spin iteration
 //!   and never loops, so a thread can interleave spinning with other work
@@ -16,7 +16,8 @@
 //! * [`raw`]: Windows' protocols without data or guards, the owner named by
 //!   a processor index and MCS nodes from a per-processor arena, for an
 //!   interpreter that holds a lock across statements and abandons it on
-//!   halt. For the ordinary, interrupt and EX locks these are the real
+//!   halt: the emulator's parallel mode runs every scenario lock on these.
+//!   For the ordinary, interrupt and EX locks these are the real
 //!   locks' protocols; the raw queued lock keeps Windows' MCS protocol (the
 //!   tail as the lock word), which the real [`QueuedSpinLock`] trades for a
 //!   one-store release.

@@ -21,8 +21,9 @@
 //!
 //! Every family also acquires in two phases, the shape of the
 //! [`model`](crate::model) state machines, for callers that must return to
-//! their own scheduler between spin iterations (the emulator's parallel mode
-//! delivers interrupts and runs a watchdog there). A `begin_*` call takes the
+//! their own scheduler between spin iterations (an interpreter delivering
+//! interrupts and running a watchdog there, as the emulator's parallel mode
+//! does with the `raw` locks). A `begin_*` call takes the
 //! lock or returns a waiter; the waiter's `poll` is one spin iteration (one
 //! read of the lock word or the caller's own queue node, at most one atomic
 //! read-modify-write; two when the queued lock's head takes the lock and
