@@ -111,9 +111,12 @@ pub fn junit(results: &[FileResult]) -> String {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| r.path.display().to_string());
-            for c in &r.cases {
+            let runs = r.cases.len();
+            for (k, c) in r.cases.iter().enumerate() {
                 let case_name = match c.seed {
                     Some(seed) => format!("{file_name} [seed {seed}]"),
+                    // Parallel mode with --seeds N: N runs, no seeds.
+                    None if runs > 1 => format!("{file_name} [run {}]", k + 1),
                     None => file_name.clone(),
                 };
                 let mut tc = BytesStart::new("testcase");

@@ -164,12 +164,12 @@ pub struct ParallelLock {
     /// Acquisitions whose first attempt found the lock taken (granted or
     /// still spinning when the run ended).
     pub contended: u64,
-    /// Mean spin of the contended acquisitions that were granted; longest
-    /// spin, counting one still going at the end.
+    /// Mean and longest spin of the contended acquisitions (a spin still
+    /// going when the run ended counts up to the end).
     pub mean_spin_us: f64,
     pub max_spin_us: f64,
-    /// Mean hold of the holds that ended; longest hold, counting one still
-    /// going at the end.
+    /// Mean and longest hold (a hold still going when the run ended counts
+    /// up to the end).
     pub mean_hold_us: f64,
     pub max_hold_us: f64,
 }

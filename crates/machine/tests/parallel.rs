@@ -221,3 +221,56 @@ thread T on cpu 0 {
     let all = format!("{:?}", r);
     assert!(all.contains("queue-node arena is full"), "{all}");
 }
+
+/// A thread blocked for ever in a wait with nothing left to wake it ends a
+/// parallel run at once, as in deterministic mode (it used to wait out the
+/// whole --timeout).
+#[test]
+fn threads_blocked_for_ever_end_the_run_at_once() {
+    let text = r#"
+scenario "blocked" { cpus 2; expect warning TIME_LIMIT_REACHED; }
+KEVENT E;
+NTSTATUS DriverEntry(VOID) { KeInitializeEvent(&E, NotificationEvent, FALSE); return STATUS_SUCCESS; }
+thread T on cpu 0 { KeWaitForSingleObject(&E, Executive, KernelMode, FALSE, NULL); }
+thread U on cpu 1 { ULONG x; x = 1; }
+"#;
+    let p = load_source("blocked.sim", text).expect("loads");
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = run(&p, &parallel(10_000));
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            t.elapsed()
+        );
+        let w = r
+            .warnings
+            .iter()
+            .find(|w| w.rule == "TIME_LIMIT_REACHED")
+            .expect("warning");
+        assert!(w.message.contains("blocked for ever"), "{}", w.message);
+    }
+}
+
+/// Wall time runs from the start line to the last processor thread's end:
+/// never shorter than any processor thread's own CPU time (it read about 0
+/// when the calling thread woke late).
+#[test]
+fn wall_time_covers_every_processor_threads_cpu_time() {
+    let p = repo("scenarios/rules/0x133-two-cpu-deadlock-bad.sim");
+    for _ in 0..20 {
+        let r = run(&p, &parallel(5_000));
+        let par = r.parallel.as_ref().unwrap();
+        for q in &par.processors {
+            if q.steps_per_cpu_second > 0.0 {
+                let cpu_ms = q.steps as f64 / q.steps_per_cpu_second * 1e3;
+                assert!(
+                    cpu_ms <= par.wall_ms * 1.05 + 0.05,
+                    "cpu {} used {cpu_ms} ms of CPU in {} ms of wall time",
+                    q.cpu,
+                    par.wall_ms
+                );
+            }
+        }
+    }
+}

@@ -106,9 +106,9 @@ pub struct WallLockStats {
     pub spin_max_ns: u64,
     pub hold_total_ns: u64,
     pub hold_max_ns: u64,
-    /// Holds that ended (the mean hold divides by these).
+    /// Holds counted in `hold_total_ns` (ended, or cut off by the end).
     pub holds: u64,
-    /// Spins that ended in a grant (the mean spin divides by these).
+    /// Spins counted in `spin_total_ns` (granted, or cut off by the end).
     pub spins: u64,
 }
 
@@ -129,18 +129,23 @@ impl WallLocks {
         self.spins[cpu as usize].push((lock, Instant::now()));
     }
 
-    /// The run ended: spins and holds still going count to now in the
-    /// longest spin and hold (not in the means, which are over finished
-    /// ones).
+    /// The run ended: spins and holds still going count to now, in the
+    /// means and the longest alike.
     fn finish(mut self) -> Vec<WallLockStats> {
         let now = Instant::now();
         for (l, t) in self.spins.iter().flatten() {
+            let ns = now.duration_since(*t).as_nanos() as u64;
             let s = &mut self.locks[l.0 as usize];
-            s.spin_max_ns = s.spin_max_ns.max(now.duration_since(*t).as_nanos() as u64);
+            s.spins += 1;
+            s.spin_total_ns += ns;
+            s.spin_max_ns = s.spin_max_ns.max(ns);
         }
         for (l, t) in self.holds.iter().flatten() {
+            let ns = now.duration_since(*t).as_nanos() as u64;
             let s = &mut self.locks[l.0 as usize];
-            s.hold_max_ns = s.hold_max_ns.max(now.duration_since(*t).as_nanos() as u64);
+            s.holds += 1;
+            s.hold_total_ns += ns;
+            s.hold_max_ns = s.hold_max_ns.max(ns);
         }
         self.locks
     }
@@ -252,6 +257,11 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
     };
     let mut m = m;
     let mut facts = facts;
+    if m.out.stop.is_none() && !m.shared.waiters.is_empty() && !m.ended_by_limit() {
+        let now = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+        m.driver.end_time = now;
+        m.cut_off("no processor could run any more, with threads blocked for ever: {}".to_string());
+    }
     facts.locks = m.driver.wall.take().map_or_else(Vec::new, |w| w.finish());
     if m.driver.end_time == 0 {
         m.driver.end_time = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
@@ -271,11 +281,12 @@ fn drive<'p>(
     let done = AtomicBool::new(false);
     let ready = std::sync::Barrier::new(n + 1);
     let facts = Mutex::new(ParallelFacts::empty(n));
-    let mut start = Instant::now();
+    let started = std::sync::OnceLock::<Instant>::new();
+    let ended = Mutex::new(None::<Instant>);
     let arrived = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         let (done, facts, ready) = (&done, &facts, &ready);
-        let arrived = &arrived;
+        let (arrived, started, ended) = (&arrived, &started, &ended);
         for i in 0..n {
             s.spawn(move || {
                 let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
@@ -288,7 +299,9 @@ fn drive<'p>(
                 // A start line: every processor thread is running before any
                 // takes a turn (waking from the barrier takes the OS tens of
                 // µs per thread, in which a first one would run alone).
-                arrived.fetch_add(1, Ordering::AcqRel);
+                if arrived.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                    let _ = started.set(Instant::now());
+                }
                 let mut spins = 0u32;
                 while arrived.load(Ordering::Acquire) < n {
                     spins = spins.wrapping_add(1);
@@ -299,10 +312,18 @@ fn drive<'p>(
                     }
                 }
                 processor_thread(machine, done, facts, i);
+                let end = Instant::now();
+                let mut last = ended.lock();
+                *last = Some(last.map_or(end, |l: Instant| l.max(end)));
             });
         }
         ready.wait();
-        start = Instant::now();
+        // --timeout counts from the start line (the last processor thread
+        // to arrive sets it), not from when this thread wakes up.
+        while started.get().is_none() && !done.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let start = *started.get_or_init(Instant::now);
         // The watchdog: the wall-clock timeout.
         while !done.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(1));
@@ -323,7 +344,10 @@ fn drive<'p>(
         }
     });
     let mut facts = facts.into_inner();
-    facts.wall_ns = start.elapsed().as_nanos() as u64;
+    facts.wall_ns = match (started.get(), ended.into_inner()) {
+        (Some(&s), Some(e)) => e.saturating_duration_since(s).as_nanos() as u64,
+        _ => 0,
+    };
     facts
 }
 
@@ -722,7 +746,16 @@ impl Machine<'_> {
             });
         }
         let (var, version) = top.payload.data_wait?;
-        (self.shared.vars.version(var as usize) == version).then_some(Watch::Data { var, version })
+        // Only while another processor runs and could write it: with every
+        // processor waiting, a watch would only slow the waiters' clocks.
+        let writer = (0..self.cpus.len()).any(|o| {
+            o != i
+                && self.busy(o)
+                && !self.data_waiting(o)
+                && !self.cpus[o].top().is_some_and(|c| self.is_stuck(c))
+        });
+        (writer && self.shared.vars.version(var as usize) == version)
+            .then_some(Watch::Data { var, version })
     }
 
     /// A processor spinning (on a lock, or for DPCs to flush) spends the
@@ -740,16 +773,30 @@ impl Machine<'_> {
             })
             .map(|o| self.cpus[o].clock)
             .max();
+        // Not past this processor's next interrupt arrival: it is taken at
+        // the next turn's safe point, one at a time (a jump over several
+        // arrivals of one line would merge them into one interrupt).
+        let next_arrival = self
+            .driver
+            .arrivals
+            .iter()
+            .filter(|a| a.cpu.ix() == i)
+            .map(|a| a.at)
+            .min();
         if let Some(peer) = peer {
             let p = &mut self.cpus[i];
-            p.clock = p.clock.max(peer);
+            let to = next_arrival.map_or(peer, |at| peer.min(at.max(p.clock)));
+            p.clock = p.clock.max(to);
         }
     }
 
-    /// Nothing runs anywhere and nothing will arrive.
+    /// Nothing runs anywhere and nothing will arrive: no processor is
+    /// busy, no timer or timed wait is due, and no interrupt can still
+    /// arrive (or none matters). Threads blocked in waits without a timeout
+    /// are then blocked for ever, as deterministic mode says.
     fn parallel_run_over(&self) -> bool {
         !(0..self.cpus.len()).any(|c| self.busy(c))
-            && !self.arrivals_matter()
             && self.next_timed_event().is_none()
+            && (self.driver.arrivals.is_empty() || !self.arrivals_matter())
     }
 }
