@@ -634,14 +634,6 @@ impl Machine<'_> {
     /// The lock is ours: record the hold, tell the observers, finish the call.
     pub(super) fn granted(&mut self, cpu: u32, op: AcquireOp) -> Result<Flow, Halt> {
         let c = cpu as usize;
-        // Parallel mode: a processor thread the OS ran late gets a lock at
-        // its own, earlier clock; the grant carries the clock of the lock's
-        // last change (Lamport), so holds never overlap in virtual time.
-        if self.driver.parallel {
-            let seen = self.shared.lock_clock[op.lock.0 as usize];
-            let p = &mut self.cpus[c];
-            p.clock = p.clock.max(seen);
-        }
         self.lock_changed(cpu, op.lock);
         if let Some(w) = &mut self.driver.wall {
             w.granted(cpu, op.lock);

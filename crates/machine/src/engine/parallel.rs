@@ -477,6 +477,9 @@ fn processor_thread<'p, L: MachineLock<'p>>(
         oversubscribed: L::OVERSUBSCRIBED,
     };
     let thread_cpu = ThreadCpu::start();
+    // While this processor spins: (its clock, the running peers' clock)
+    // when the spin began (see `keep_pace`).
+    let mut pace: Option<(Nanos, Nanos)> = None;
     while !done.load(Ordering::Acquire) {
         // Mail is looked at in this turn's safe point.
         memory.mailbox.store(0, Ordering::Release);
@@ -552,7 +555,9 @@ fn processor_thread<'p, L: MachineLock<'p>>(
                 let top = m.cpus[i].top();
                 let stuck = top.is_some_and(|c| m.is_stuck(c));
                 if stuck {
-                    m.keep_pace(i);
+                    m.keep_pace(i, &mut pace);
+                } else {
+                    pace = None;
                 }
                 irql_ns[irql] += m.cpus[i].clock.saturating_sub(before);
                 let top = m.cpus[i].top();
@@ -759,23 +764,36 @@ impl Machine<'_> {
     }
 
     /// A processor spinning (on a lock, or for DPCs to flush) spends the
-    /// time the processors not spinning spend (a processor polling data
-    /// counts: it runs): its clock catches up with the busiest clock among
-    /// them, as the processors advance
-    /// together in deterministic mode. Otherwise a spinner, which takes a
-    /// turn only when its watch ends, would fall behind the holder and its
-    /// DISPATCH_LEVEL stretch would never meet the watchdog (a holder that
-    /// never releases ended the run at the time limit instead of 0x133).
-    fn keep_pace(&mut self, i: usize) {
+    /// time the processors not spinning spend while it spins (a processor
+    /// polling data counts: it runs): its clock advances at least as far
+    /// as the busiest running clock has since the spin began (`pace`: both
+    /// clocks then). Otherwise a spinner, which takes a turn only when its
+    /// watch ends, would fall behind the holder and its DISPATCH_LEVEL
+    /// stretch would never meet the watchdog (a holder that never releases
+    /// ended the run at the time limit instead of 0x133). Only the
+    /// progress counts, not the gap between the clocks: the OS running one
+    /// processor thread late makes the clocks drift apart, and importing
+    /// that drift would make a DPC that spins briefly look long.
+    fn keep_pace(&mut self, i: usize, pace: &mut Option<(Nanos, Nanos)>) {
         let peer = (0..self.cpus.len())
             .filter(|&o| {
                 o != i && self.busy(o) && !self.cpus[o].top().is_some_and(|c| self.is_stuck(c))
             })
             .map(|o| self.cpus[o].clock)
             .max();
-        // Not past this processor's next interrupt arrival: it is taken at
-        // the next turn's safe point, one at a time (a jump over several
-        // arrivals of one line would merge them into one interrupt).
+        let Some(peer) = peer else {
+            return;
+        };
+        let mine = self.cpus[i].clock;
+        let &mut (mine0, peer0) = pace.get_or_insert((mine, peer));
+        self.catch_up(i, mine0 + peer.saturating_sub(peer0));
+    }
+
+    /// Move processor `i`'s clock forward to `to`, but not past its next
+    /// interrupt arrival: that is taken at the next turn's safe point, one
+    /// at a time (a jump over several arrivals of one line would merge them
+    /// into one interrupt, losing ISR runs a scenario may count).
+    fn catch_up(&mut self, i: usize, to: Nanos) {
         let next_arrival = self
             .driver
             .arrivals
@@ -783,11 +801,9 @@ impl Machine<'_> {
             .filter(|a| a.cpu.ix() == i)
             .map(|a| a.at)
             .min();
-        if let Some(peer) = peer {
-            let p = &mut self.cpus[i];
-            let to = next_arrival.map_or(peer, |at| peer.min(at.max(p.clock)));
-            p.clock = p.clock.max(to);
-        }
+        let p = &mut self.cpus[i];
+        let to = next_arrival.map_or(to, |at| to.min(at.max(p.clock)));
+        p.clock = p.clock.max(to);
     }
 
     /// Nothing runs anywhere and nothing will arrive: no processor is
