@@ -2569,12 +2569,14 @@ impl Parser<'_> {
                 1,
             ));
         }
-        // A scalar or kernel-object type keeps its name too, so
+        // A scalar, kernel-object or struct type keeps its name, so
         // `ExAllocatePoolWithTag(..., sizeof(KEVENT), ...)` knows its blocks.
         if let TokenKind::Ident(w) = &tok.kind {
             let size = match self.scalar_of(w) {
                 Some(t) if scalar_type(w).is_some() => Some(t.size()),
-                _ => object_kind(w).map(|k| k.size()),
+                _ if object_kind(w).is_some() => object_kind(w).map(|k| k.size()),
+                None => self.structs.get(w).map(|s| s.0),
+                Some(_) => None,
             };
             if let Some(size) = size {
                 let ty = Ident {
@@ -2595,22 +2597,6 @@ impl Parser<'_> {
         let size = match &tok.kind {
             TokenKind::Ident(w) => match self.scalar_of(w) {
                 Some(t) => t.size(),
-                None if self.structs.contains_key(w) => {
-                    let ty = Ident {
-                        name: w.clone(),
-                        span: tok.span,
-                    };
-                    let size = self.structs[w].0;
-                    self.bump();
-                    self.expect(TokenKind::RParen, "to close `sizeof(`")?;
-                    return Ok((
-                        Expr {
-                            kind: ExprKind::SizeOf(ty, size),
-                            span: self.span_from(start),
-                        },
-                        1,
-                    ));
-                }
                 None if matches!(
                     w.as_str(),
                     "KSPIN_LOCK" | "LIST_ENTRY" | "KLOCK_QUEUE_HANDLE" | "EX_SPIN_LOCK"
@@ -2623,7 +2609,6 @@ impl Parser<'_> {
                         _ => 24,
                     }
                 }
-                None if object_kind(w).is_some() => object_kind(w).expect("matched").size(),
                 None if is_pointer_type(w) => 8,
                 None => {
                     return Err(self
