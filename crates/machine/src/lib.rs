@@ -122,10 +122,10 @@ pub fn run_parallel(program: &Program, options: &RunOptions) -> RunReport {
             name: program.locks[i].name.clone(),
             acquisitions: s.acquisitions,
             contended: s.contended,
-            mean_spin_us: us(s.spin_total_ns / s.spins.max(1)),
-            max_spin_us: us(s.spin_max_ns),
-            mean_hold_us: us(s.hold_total_ns / s.holds.max(1)),
-            max_hold_us: us(s.hold_max_ns),
+            mean_spin_us: us(s.spin.mean_ns()),
+            max_spin_us: us(s.spin.max_ns),
+            mean_hold_us: us(s.hold.mean_ns()),
+            max_hold_us: us(s.hold.max_ns),
         })
         .collect();
     report.parallel = Some(report::ParallelReport {

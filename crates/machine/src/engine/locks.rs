@@ -448,24 +448,23 @@ impl Machine<'_> {
                 irql,
             },
         )?;
-        let (poll, node) = match &mut self.shared.locks[lock.0 as usize] {
+        let begun = match &mut self.shared.locks[lock.0 as usize] {
             LockState::Spin {
                 ordinary, queued, ..
             } => match family {
-                LockFamily::Queued => match queued.begin(cpu) {
-                    Ok((n, p)) => (exclude(p, ordinary.is_free()), Some(n)),
-                    Err(_) => (Poll::Spinning, None),
-                },
-                _ if !queued.is_free() => (Poll::Spinning, None),
-                _ => (ordinary.begin(cpu), None),
+                LockFamily::Queued => queued
+                    .begin(cpu)
+                    .map(|(n, p)| (exclude(p, ordinary.is_free()), Some(n))),
+                _ if !queued.is_free() => Ok((Poll::Spinning, None)),
+                _ => Ok((ordinary.begin(cpu), None)),
             },
-            LockState::Interrupt(l) => (l.begin(cpu), None),
-            LockState::Ex(l) => match mode {
+            LockState::Interrupt(l) => Ok((l.begin(cpu), None)),
+            LockState::Ex(l) => Ok(match mode {
                 LockMode::Shared => (l.poll_shared(cpu), None),
                 LockMode::Exclusive => (l.begin_exclusive(cpu), None),
-            },
+            }),
         };
-        if family == LockFamily::Queued && node.is_none() {
+        let Ok((poll, node)) = begun else {
             return Err(self.runtime_error(
                 cpu,
                 format!(
@@ -474,7 +473,7 @@ impl Machine<'_> {
                     decl.name
                 ),
             ));
-        }
+        };
         let clock = self.cpus[c].clock;
         let op = AcquireOp {
             lock,

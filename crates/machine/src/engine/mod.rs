@@ -697,8 +697,8 @@ impl<'p> Machine<'p> {
     /// Parallel mode: post to every processor (a work item for whichever
     /// worker is idle).
     fn post_all(&self) {
-        for m in self.shared.mailboxes.iter() {
-            m.store(1, std::sync::atomic::Ordering::Release);
+        for cpu in 0..self.shared.mailboxes.len() {
+            self.post(cpu as u32);
         }
     }
 
@@ -991,16 +991,25 @@ impl<'p> Machine<'p> {
         } else {
             self.main_loop_timed()
         };
-        if ended.is_ok() && !self.shared.waiters.is_empty() && !self.ended_by_limit() {
-            let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
-            self.driver.end_time = now;
-            self.cut_off(
-                "no processor could run any more, with threads blocked for ever: {}".to_string(),
-            );
+        if ended.is_ok() {
+            self.end_blocked_for_ever();
         }
         if self.driver.end_time == 0 {
             self.driver.end_time = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
         }
+    }
+
+    /// A run that ended with threads still blocked in waits (not at its
+    /// time limit): they are blocked for ever, and the run says so.
+    fn end_blocked_for_ever(&mut self) {
+        if self.shared.waiters.is_empty() || self.ended_by_limit() {
+            return;
+        }
+        let now = self.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
+        self.driver.end_time = now;
+        self.cut_off(
+            "no processor could run any more, with threads blocked for ever: {}".to_string(),
+        );
     }
 
     /// Timing: the busy processor with the smallest clock steps (ties: the

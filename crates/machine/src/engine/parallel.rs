@@ -97,19 +97,37 @@ pub(super) struct WallLocks {
     holds: Vec<Vec<(LockId, Instant)>>,
 }
 
-/// One lock's wall-clock statistics; times in ns.
+/// One lock's wall-clock statistics.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WallLockStats {
     pub acquisitions: u64,
     pub contended: u64,
-    pub spin_total_ns: u64,
-    pub spin_max_ns: u64,
-    pub hold_total_ns: u64,
-    pub hold_max_ns: u64,
-    /// Holds counted in `hold_total_ns` (ended, or cut off by the end).
-    pub holds: u64,
-    /// Spins counted in `spin_total_ns` (granted, or cut off by the end).
-    pub spins: u64,
+    /// Spins: granted, or cut off by the end of the run.
+    pub spin: WallSpan,
+    /// Holds: released, or cut off by the end of the run.
+    pub hold: WallSpan,
+}
+
+/// Durations of one kind (spins or holds), in wall-clock ns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WallSpan {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+impl WallSpan {
+    fn add(&mut self, since: Instant, now: Instant) {
+        let ns = now.saturating_duration_since(since).as_nanos() as u64;
+        self.count += 1;
+        self.total_ns += ns;
+        self.max_ns = self.max_ns.max(ns);
+    }
+
+    /// The mean, in ns (0 when there is none).
+    pub fn mean_ns(&self) -> u64 {
+        self.total_ns / self.count.max(1)
+    }
 }
 
 impl WallLocks {
@@ -133,19 +151,11 @@ impl WallLocks {
     /// means and the longest alike.
     fn finish(mut self) -> Vec<WallLockStats> {
         let now = Instant::now();
-        for (l, t) in self.spins.iter().flatten() {
-            let ns = now.duration_since(*t).as_nanos() as u64;
-            let s = &mut self.locks[l.0 as usize];
-            s.spins += 1;
-            s.spin_total_ns += ns;
-            s.spin_max_ns = s.spin_max_ns.max(ns);
+        for &(l, t) in self.spins.iter().flatten() {
+            self.locks[l.0 as usize].spin.add(t, now);
         }
-        for (l, t) in self.holds.iter().flatten() {
-            let ns = now.duration_since(*t).as_nanos() as u64;
-            let s = &mut self.locks[l.0 as usize];
-            s.holds += 1;
-            s.hold_total_ns += ns;
-            s.hold_max_ns = s.hold_max_ns.max(ns);
+        for &(l, t) in self.holds.iter().flatten() {
+            self.locks[l.0 as usize].hold.add(t, now);
         }
         self.locks
     }
@@ -157,10 +167,7 @@ impl WallLocks {
         s.acquisitions += 1;
         let spins = &mut self.spins[cpu as usize];
         if let Some(i) = spins.iter().rposition(|&(l, _)| l == lock) {
-            let ns = now.duration_since(spins.remove(i).1).as_nanos() as u64;
-            s.spins += 1;
-            s.spin_total_ns += ns;
-            s.spin_max_ns = s.spin_max_ns.max(ns);
+            s.spin.add(spins.remove(i).1, now);
         }
         self.holds[cpu as usize].push((lock, now));
     }
@@ -169,11 +176,8 @@ impl WallLocks {
     pub(super) fn released(&mut self, cpu: u32, lock: LockId) {
         let holds = &mut self.holds[cpu as usize];
         if let Some(i) = holds.iter().rposition(|&(l, _)| l == lock) {
-            let ns = holds.remove(i).1.elapsed().as_nanos() as u64;
-            let s = &mut self.locks[lock.0 as usize];
-            s.holds += 1;
-            s.hold_total_ns += ns;
-            s.hold_max_ns = s.hold_max_ns.max(ns);
+            let since = holds.remove(i).1;
+            self.locks[lock.0 as usize].hold.add(since, Instant::now());
         }
     }
 }
@@ -257,10 +261,8 @@ pub fn run_parallel(prog: &Program, timeout: Duration) -> (RunReport, ParallelFa
     };
     let mut m = m;
     let mut facts = facts;
-    if m.out.stop.is_none() && !m.shared.waiters.is_empty() && !m.ended_by_limit() {
-        let now = m.cpus.iter().map(|p| p.clock).max().unwrap_or(0);
-        m.driver.end_time = now;
-        m.cut_off("no processor could run any more, with threads blocked for ever: {}".to_string());
+    if m.out.stop.is_none() {
+        m.end_blocked_for_ever();
     }
     facts.locks = m.driver.wall.take().map_or_else(Vec::new, |w| w.finish());
     if m.driver.end_time == 0 {
@@ -639,9 +641,10 @@ fn processor_thread<'p, L: MachineLock<'p>>(
 }
 
 /// The calling thread's CPU time since [`ThreadCpu::start`]:
-/// `CLOCK_THREAD_CPUTIME_ID` on Unix, the wall clock elsewhere.
+/// `CLOCK_THREAD_CPUTIME_ID` on Unix, the wall clock elsewhere (or if the
+/// thread clock cannot be read).
 struct ThreadCpu {
-    at: u64,
+    at: Option<u64>,
     wall: Instant,
 }
 
@@ -653,8 +656,9 @@ impl ThreadCpu {
         }
     }
 
+    /// The thread's CPU time in ns.
     #[cfg(unix)]
-    fn now() -> u64 {
+    fn now() -> Option<u64> {
         let mut ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -662,24 +666,18 @@ impl ThreadCpu {
         // SAFETY: `ts` is a valid, writable timespec; the clock id is a
         // constant every supported Unix defines.
         let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
-        if ok {
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-        } else {
-            u64::MAX
-        }
+        ok.then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
     }
 
     #[cfg(not(unix))]
-    fn now() -> u64 {
-        u64::MAX
+    fn now() -> Option<u64> {
+        None
     }
 
     fn elapsed_ns(&self) -> u64 {
-        let now = Self::now();
-        if now == u64::MAX || self.at == u64::MAX {
-            self.wall.elapsed().as_nanos() as u64
-        } else {
-            now.saturating_sub(self.at)
+        match (self.at, Self::now()) {
+            (Some(at), Some(now)) => now.saturating_sub(at),
+            _ => self.wall.elapsed().as_nanos() as u64,
         }
     }
 }
@@ -736,7 +734,7 @@ impl Machine<'_> {
         let p = &self.cpus[i];
         if !p.dpcs.is_empty()
             || !p.pending.is_empty()
-            || self.driver.arrivals.iter().any(|a| a.cpu.ix() == i)
+            || self.next_arrival_at(i).is_some()
             || self.next_timed_event().is_some_and(|(_, c)| c == i)
         {
             return None;
@@ -753,12 +751,7 @@ impl Machine<'_> {
         let (var, version) = top.payload.data_wait?;
         // Only while another processor runs and could write it: with every
         // processor waiting, a watch would only slow the waiters' clocks.
-        let writer = (0..self.cpus.len()).any(|o| {
-            o != i
-                && self.busy(o)
-                && !self.data_waiting(o)
-                && !self.cpus[o].top().is_some_and(|c| self.is_stuck(c))
-        });
+        let writer = (0..self.cpus.len()).any(|o| o != i && self.runs(o) && !self.data_waiting(o));
         (writer && self.shared.vars.version(var as usize) == version)
             .then_some(Watch::Data { var, version })
     }
@@ -776,9 +769,7 @@ impl Machine<'_> {
     /// that drift would make a DPC that spins briefly look long.
     fn keep_pace(&mut self, i: usize, pace: &mut Option<(Nanos, Nanos)>) {
         let peer = (0..self.cpus.len())
-            .filter(|&o| {
-                o != i && self.busy(o) && !self.cpus[o].top().is_some_and(|c| self.is_stuck(c))
-            })
+            .filter(|&o| o != i && self.runs(o))
             .map(|o| self.cpus[o].clock)
             .max();
         let Some(peer) = peer else {
@@ -789,18 +780,27 @@ impl Machine<'_> {
         self.catch_up(i, mine0 + peer.saturating_sub(peer0));
     }
 
+    /// Processor `o` has something to run and is not spinning.
+    fn runs(&self, o: usize) -> bool {
+        self.busy(o) && !self.cpus[o].top().is_some_and(|c| self.is_stuck(c))
+    }
+
+    /// When processor `i`'s next interrupt arrival is due, if it has one.
+    fn next_arrival_at(&self, i: usize) -> Option<Nanos> {
+        self.driver
+            .arrivals
+            .iter()
+            .filter(|a| a.cpu.ix() == i)
+            .map(|a| a.at)
+            .min()
+    }
+
     /// Move processor `i`'s clock forward to `to`, but not past its next
     /// interrupt arrival: that is taken at the next turn's safe point, one
     /// at a time (a jump over several arrivals of one line would merge them
     /// into one interrupt, losing ISR runs a scenario may count).
     fn catch_up(&mut self, i: usize, to: Nanos) {
-        let next_arrival = self
-            .driver
-            .arrivals
-            .iter()
-            .filter(|a| a.cpu.ix() == i)
-            .map(|a| a.at)
-            .min();
+        let next_arrival = self.next_arrival_at(i);
         let p = &mut self.cpus[i];
         let to = next_arrival.map_or(to, |at| to.min(at.max(p.clock)));
         p.clock = p.clock.max(to);

@@ -25,6 +25,7 @@ use spinlocks::raw::{
     ExclusiveWait, QueueNode, QueueNodeArena, RawExSpinLock, RawInterruptSpinLock,
     RawQueuedSpinLock, RawSpinLock,
 };
+use spinlocks::real::ex::EX_EXCLUSIVE;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -545,7 +546,7 @@ impl ExWord {
             ExWord::Model(m) => m.holds_exclusive(owner),
             ExWord::Real { locks, ix, .. } => {
                 let l = locks.ex(*ix);
-                l.exclusive_owner() == Some(owner) && l.raw_word() & (1 << 31) != 0
+                l.exclusive_owner() == Some(owner) && l.raw_word() & EX_EXCLUSIVE != 0
             }
         }
     }
@@ -690,7 +691,7 @@ mod tests {
         assert!(x.holds_exclusive(0) && !x.holds_shared(0));
         // The retail wrong-mode release wraps the word as Windows' does.
         x.force_release_shared();
-        assert_eq!(x.word(), (1 << 31) - 1);
+        assert_eq!(x.word(), EX_EXCLUSIVE - 1);
         x.force_release_exclusive();
         assert_eq!(x.word(), 0);
     }
