@@ -66,12 +66,7 @@ impl LockState {
                 used_ordinary: false,
                 used_queued: false,
             },
-            LockKind::Ex => LockState::Ex(ExWord::Real {
-                locks: real.clone(),
-                ix,
-                shared_by: Vec::new(),
-                waits: Vec::new(),
-            }),
+            LockKind::Ex => LockState::Ex(ExWord::real(real, ix)),
             LockKind::Interrupt(_) => LockState::Interrupt(OrdWord::Real(real.clone(), ix)),
         }
     }

@@ -392,13 +392,14 @@ pub(super) enum ExWord {
 }
 
 impl ExWord {
-    fn grow(shared_by: &mut Vec<u32>, waits: &mut Vec<Option<ExclusiveWait>>, owner: Owner) {
-        let n = owner as usize + 1;
-        if shared_by.len() < n {
-            shared_by.resize(n, 0);
-        }
-        if waits.len() < n {
-            waits.resize_with(n, || None);
+    /// Lock `ix` of `locks`, free, with a record per processor.
+    pub(super) fn real(locks: &Arc<RealLocks>, ix: u32) -> Self {
+        let n = locks.slots.len();
+        ExWord::Real {
+            locks: locks.clone(),
+            ix,
+            shared_by: vec![0; n],
+            waits: (0..n).map(|_| None).collect(),
         }
     }
 
@@ -411,9 +412,8 @@ impl ExWord {
                 locks,
                 ix,
                 shared_by,
-                waits,
+                ..
             } => {
-                Self::grow(shared_by, waits, owner);
                 if locks.ex(*ix).try_acquire_shared() {
                     shared_by[owner as usize] += 1;
                     Poll::Acquired
@@ -429,20 +429,14 @@ impl ExWord {
         match self {
             ExWord::Model(m) => m.begin_exclusive(owner),
             ExWord::Real {
-                locks,
-                ix,
-                shared_by,
-                waits,
-            } => {
-                Self::grow(shared_by, waits, owner);
-                match locks.ex(*ix).begin_acquire_exclusive(owner) {
-                    Ok(()) => Poll::Acquired,
-                    Err(w) => {
-                        waits[owner as usize] = Some(w);
-                        Poll::Spinning
-                    }
+                locks, ix, waits, ..
+            } => match locks.ex(*ix).begin_acquire_exclusive(owner) {
+                Ok(()) => Poll::Acquired,
+                Err(w) => {
+                    waits[owner as usize] = Some(w);
+                    Poll::Spinning
                 }
-            }
+            },
         }
     }
 
@@ -666,12 +660,7 @@ mod tests {
     #[test]
     fn real_ex_word_shared_exclusive_convert_and_retail_wrap() {
         let r = real(&[LockKind::Ex], 2);
-        let mut x = ExWord::Real {
-            locks: r,
-            ix: 0,
-            shared_by: Vec::new(),
-            waits: Vec::new(),
-        };
+        let mut x = ExWord::real(&r, 0);
         assert_eq!(x.poll_shared(0), Poll::Acquired);
         assert!(x.holds_shared(0) && !x.holds_shared(1));
         // A writer claims it and drains the reader; new readers wait.
