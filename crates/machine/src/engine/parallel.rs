@@ -394,18 +394,18 @@ struct Memory<'a> {
 
 impl Memory<'_> {
     /// Spin on real memory until what `w` watches changes, mail arrives,
-    /// the run ends, or [`WATCH_LOADS`] loads. Returns the loads made.
-    fn watch(&self, w: Watch) -> u32 {
+    /// the run ends, or [`WATCH_LOADS`] loads.
+    fn watch(&self, w: Watch) {
         for k in 0..WATCH_LOADS {
             if self.done.load(Ordering::Relaxed) || self.mailbox.load(Ordering::Relaxed) != 0 {
-                return k;
+                return;
             }
             let changed = match w {
                 Watch::Lock { ix, node, seen } => self.real.probe(ix, node) != seen,
                 Watch::Data { var, version } => self.data.version(var as usize) != version,
             };
             if changed {
-                return k;
+                return;
             }
             if self.oversubscribed && k % 32 == 31 {
                 std::thread::yield_now();
@@ -413,7 +413,6 @@ impl Memory<'_> {
                 std::hint::spin_loop();
             }
         }
-        WATCH_LOADS
     }
 }
 
